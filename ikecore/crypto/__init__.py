@@ -1,0 +1,26 @@
+"""Cryptographic primitives of ikecore: PRF, integrity, SK payload, DH, KDF.
+
+Everything here is sans-I/O and stateless apart from the GCM IV counter held by
+an SkCipher. All math is done by `cryptography`; these modules add the IKEv2
+framing (RFC 7296) and the checks a peer's input must pass.
+"""
+
+from ikecore.crypto.errors import (
+    CryptoError,
+    IntegrityError,
+    InvalidPublicValue,
+    UnsupportedAlgorithm,
+)
+from ikecore.crypto.integ import Integ, get_integ
+from ikecore.crypto.prf import Prf, get_prf
+
+__all__ = [
+    "CryptoError",
+    "Integ",
+    "IntegrityError",
+    "InvalidPublicValue",
+    "Prf",
+    "UnsupportedAlgorithm",
+    "get_integ",
+    "get_prf",
+]
