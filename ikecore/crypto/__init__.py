@@ -13,6 +13,7 @@ from ikecore.crypto.errors import (
 )
 from ikecore.crypto.integ import Integ, get_integ
 from ikecore.crypto.prf import Prf, get_prf
+from ikecore.crypto.sk import SkCipher, get_sk_cipher
 
 __all__ = [
     "CryptoError",
@@ -20,7 +21,9 @@ __all__ = [
     "IntegrityError",
     "InvalidPublicValue",
     "Prf",
+    "SkCipher",
     "UnsupportedAlgorithm",
     "get_integ",
     "get_prf",
+    "get_sk_cipher",
 ]
