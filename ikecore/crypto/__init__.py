@@ -5,6 +5,7 @@ an SkCipher. All math is done by `cryptography`; these modules add the IKEv2
 framing (RFC 7296) and the checks a peer's input must pass.
 """
 
+from ikecore.crypto.dh import SUPPORTED_DH_GROUPS, DhGroup, DhKey, get_dh_group
 from ikecore.crypto.errors import (
     CryptoError,
     IntegrityError,
@@ -16,13 +17,17 @@ from ikecore.crypto.prf import Prf, get_prf
 from ikecore.crypto.sk import SkCipher, get_sk_cipher
 
 __all__ = [
+    "SUPPORTED_DH_GROUPS",
     "CryptoError",
+    "DhGroup",
+    "DhKey",
     "Integ",
     "IntegrityError",
     "InvalidPublicValue",
     "Prf",
     "SkCipher",
     "UnsupportedAlgorithm",
+    "get_dh_group",
     "get_integ",
     "get_prf",
     "get_sk_cipher",
