@@ -13,22 +13,36 @@ from ikecore.crypto.errors import (
     UnsupportedAlgorithm,
 )
 from ikecore.crypto.integ import Integ, get_integ
+from ikecore.crypto.kdf import (
+    ChildKeys,
+    IkeKeys,
+    derive_child_keys,
+    derive_ike_keys,
+    rekey_skeyseed,
+    skeyseed,
+)
 from ikecore.crypto.prf import Prf, get_prf
 from ikecore.crypto.sk import SkCipher, get_sk_cipher
 
 __all__ = [
     "SUPPORTED_DH_GROUPS",
+    "ChildKeys",
     "CryptoError",
     "DhGroup",
     "DhKey",
+    "IkeKeys",
     "Integ",
     "IntegrityError",
     "InvalidPublicValue",
     "Prf",
     "SkCipher",
     "UnsupportedAlgorithm",
+    "derive_child_keys",
+    "derive_ike_keys",
     "get_dh_group",
     "get_integ",
     "get_prf",
     "get_sk_cipher",
+    "rekey_skeyseed",
+    "skeyseed",
 ]
