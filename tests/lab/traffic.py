@@ -1,0 +1,71 @@
+"""Traffic generators for lab tests and benchmarks: ping and iperf3 between namespaces."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+from tests.lab.netns import Lab, LabError, wait_until
+
+IPERF_PORT = 5201
+
+
+def ping(lab: Lab, ns: str, dst: str, count: int = 3, interval: float = 0.2, wait: float = 1.0) -> bool:
+    """True if all ``count`` echo requests from ``ns`` to ``dst`` were answered."""
+    res = lab.run(
+        ns, "ping", "-n", "-q", "-c", count, "-i", interval, "-W", wait, dst,
+        check=False, timeout=count * (interval + wait) + 5,
+    )
+    return res.returncode == 0
+
+
+def run_iperf(
+    lab: Lab,
+    client_ns: str,
+    server_ns: str,
+    server_ip: str,
+    seconds: float,
+    udp_size: int | None = None,
+    udp_rate: str = "0",
+    port: int = IPERF_PORT,
+    extra: tuple[str, ...] = (),
+) -> dict:
+    """One iperf3 run from ``client_ns`` to a one-shot server in ``server_ns``.
+
+    TCP by default; with ``udp_size`` a UDP test with datagrams of that many
+    payload bytes at ``udp_rate`` ("0" = as fast as possible).  Returns
+    ``{"mode", "seconds", "bits_per_second", "gbps", "retransmits" | "lost_percent",
+    "json"}``, where the rate is what the *receiver* got.
+    """
+    server = lab.popen(
+        server_ns, "iperf3", "-s", "-1", "-B", server_ip, "-p", port,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(
+            lambda: f"{server_ip}:{port} " in lab.run(server_ns, "ss", "-Hltn").stdout,
+            10, 0.05, f"iperf3 server listening on {server_ip}:{port} in {server_ns}",
+        )
+        cmd = ["iperf3", "-c", server_ip, "-p", port, "-t", seconds, "-J", *extra]
+        if udp_size:
+            cmd += ["-u", "-l", udp_size, "-b", udp_rate]
+        res = lab.run(client_ns, *cmd, check=False, timeout=seconds + 30)
+        try:
+            data = json.loads(res.stdout)
+        except json.JSONDecodeError as exc:
+            raise LabError(f"iperf3 gave no JSON (exit {res.returncode}): {res.stderr.strip()}") from exc
+        if "error" in data:
+            raise LabError(f"iperf3 failed: {data['error']}")
+    finally:
+        lab.stop(server)
+    end = data["end"]
+    if udp_size:
+        summary = end["sum"]
+        # iperf 3.12's UDP "sum" is the sender's rate; scale by the receiver's loss.
+        bps = summary["bits_per_second"] * (1 - summary.get("lost_percent", 0) / 100)
+        result = {"mode": f"udp{udp_size}", "lost_percent": summary.get("lost_percent", 0.0)}
+    else:
+        bps = end["sum_received"]["bits_per_second"]
+        result = {"mode": "tcp", "retransmits": end["sum_sent"].get("retransmits", 0)}
+    result.update(seconds=seconds, bits_per_second=bps, gbps=bps / 1e9, json=data)
+    return result
