@@ -1,0 +1,114 @@
+"""TUN devices: the tunnel's inside interface (one per AWS tunnel, carrying its /30).
+
+The device is made with the TUNSETIFF ioctl on /dev/net/tun (linux
+Documentation/networking/tuntap.rst); addresses, MTU and link state go through
+netlink (pyroute2).  Both act on the network namespace the process is in.
+
+IFF_NO_PI: every read/write is exactly one IP packet, with no 4-byte packet-info
+header, which is what ESP tunnel mode carries (RFC 4303 §2.6: the inner IP packet).
+The fd is non-blocking so the packet loop can read until EAGAIN.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import ipaddress
+import os
+import struct
+
+from pyroute2 import IPRoute
+
+__all__ = ["TunDevice", "DEFAULT_MTU", "IFNAMSIZ"]
+
+TUNSETIFF = 0x400454CA  # _IOW('T', 202, int)
+IFF_TUN = 0x0001
+IFF_NO_PI = 0x1000
+IFNAMSIZ = 16  # including the NUL: names are at most 15 characters
+
+#: AWS generated configs set "Tunnel interface MTU: 1436" (reference/aws-facts.md §4.2).
+DEFAULT_MTU = 1436
+
+
+class TunDevice:
+    """One TUN interface owned by this process; ``close()`` removes it."""
+
+    def __init__(self, fd: int, name: str, ifindex: int) -> None:
+        self.fd = fd
+        self.name = name
+        self.ifindex = ifindex
+
+    @classmethod
+    def create(cls, name: str, mtu: int = DEFAULT_MTU) -> "TunDevice":
+        """Create TUN device ``name`` (IFF_TUN | IFF_NO_PI, non-blocking fd) with ``mtu``."""
+        if not name or len(name.encode()) >= IFNAMSIZ or "/" in name or " " in name:
+            raise ValueError(
+                f"TUN device name {name!r} must be 1..{IFNAMSIZ - 1} characters without '/' or spaces"
+            )
+        if not 68 <= mtu <= 65535:  # RFC 791: every IPv4 link carries 68 bytes
+            raise ValueError(f"MTU {mtu} out of range 68..65535")
+        fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            ifr = struct.pack(f"{IFNAMSIZ}sH", name.encode(), IFF_TUN | IFF_NO_PI)
+            try:
+                fcntl.ioctl(fd, TUNSETIFF, ifr)
+            except OSError as e:
+                if e.errno == errno.EBUSY:
+                    raise OSError(e.errno, f"TUN device {name!r} already exists and is in use") from None
+                if e.errno == errno.EPERM:
+                    raise OSError(e.errno, f"creating TUN device {name!r} needs CAP_NET_ADMIN") from None
+                raise
+            with IPRoute() as ipr:
+                idx = ipr.link_lookup(ifname=name)
+                if not idx:
+                    raise OSError(errno.ENODEV, f"TUN device {name!r} vanished after creation")
+                ifindex = idx[0]
+                ipr.link("set", index=ifindex, mtu=mtu)
+        except BaseException:
+            os.close(fd)
+            raise
+        return cls(fd, name, ifindex)
+
+    def add_address(self, cidr: str) -> None:
+        """Add an address such as "169.254.10.1/30" (IPv4 or IPv6 with prefix length)."""
+        iface = ipaddress.ip_interface(cidr)
+        with IPRoute() as ipr:
+            ipr.addr(
+                "add",
+                index=self.ifindex,
+                address=str(iface.ip),
+                prefixlen=iface.network.prefixlen,
+            )
+
+    def up(self) -> None:
+        with IPRoute() as ipr:
+            ipr.link("set", index=self.ifindex, state="up")
+
+    def set_mtu(self, mtu: int) -> None:
+        with IPRoute() as ipr:
+            ipr.link("set", index=self.ifindex, mtu=mtu)
+
+    def close(self) -> None:
+        """Close the fd and delete the device (idempotent).
+
+        A non-persistent TUN disappears with its last fd; deleting by index as well
+        covers an fd inherited by a child process."""
+        fd, self.fd = self.fd, -1
+        if fd < 0:
+            return
+        os.close(fd)
+        try:
+            with IPRoute() as ipr:
+                if ipr.link_lookup(ifname=self.name) == [self.ifindex]:
+                    ipr.link("del", index=self.ifindex)
+        except Exception:  # already gone: that is the goal
+            pass
+
+    def __enter__(self) -> "TunDevice":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"TunDevice(name={self.name!r}, ifindex={self.ifindex}, fd={self.fd})"
