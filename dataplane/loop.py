@@ -1,0 +1,548 @@
+"""The packet loop: moves packets between TUN devices and the outside sockets.
+
+Inbound:  UDP 4500 socket (RFC 3948) or raw IP protocol 50 socket
+          -> SPI lookup -> EspSa.open -> write to the tunnel's TUN.
+          IKE behind the non-ESP marker goes straight to ``on_ike``.
+Outbound: TUN read -> the tunnel's outbound EspSa.seal -> UDP or raw ESP send.
+
+The per-packet work lives in the ``pump_*`` methods, plain code that knows nothing
+of asyncio: an asyncio loop drives them through ``add_reader`` here, and a worker
+process could drive the same methods from its own ``select``/``epoll`` later.
+
+Each wake-up reads at most ``batch`` packets (until EAGAIN otherwise), so a flood on
+one fd cannot starve the others, e.g. the daemon's IKE socket on port 500 or its
+timers.  IKE datagrams that share port 4500 with ESP are handed to ``on_ike`` inline,
+as they are read, never queued behind ESP work.
+
+Bad input never raises out of a pump: it is dropped and counted per tunnel (or
+globally when no tunnel can be named) and logged at most once per reason per
+``LOG_INTERVAL`` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import os
+import socket
+import time
+from typing import Callable
+
+from . import encap
+from .esp import DropReason, EspSa
+from .tun import TunDevice
+
+__all__ = ["PacketLoop", "Endpoint", "DEFAULT_BATCH"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BATCH = 64
+LOG_INTERVAL = 10.0
+_RCVBUF = 4 << 20
+_SNDBUF = 4 << 20
+_MARKER = encap.NON_ESP_MARKER
+_KEEPALIVE = encap.NAT_KEEPALIVE
+_READ_SIZE = 65535
+_NREASONS = len(DropReason)
+
+IPPROTO_ESP = 50
+SO_NO_CHECK = 11  # linux/asm-generic/socket.h
+IP_MTU_DISCOVER = getattr(socket, "IP_MTU_DISCOVER", 10)
+IP_PMTUDISC_DONT = getattr(socket, "IP_PMTUDISC_DONT", 0)
+
+OnIke = Callable[[bytes, tuple, tuple], None]
+
+
+class Endpoint:
+    """Outside sockets of one local address: UDP (port 4500 by default) and raw ESP."""
+
+    __slots__ = ("local_ip", "port", "family", "udp", "raw", "tunnels", "owner")
+
+    def __init__(self, local_ip: str, port: int, family: int, udp, raw) -> None:
+        self.local_ip = local_ip
+        self.port = port
+        self.family = family
+        self.udp = udp
+        self.raw = raw
+        self.tunnels: set[str] = set()
+        self.owner: _Tunnel | None = None  # the one tunnel using this address, if just one
+
+    @property
+    def local_addr(self) -> tuple[str, int]:
+        return (self.local_ip, self.port)
+
+    def __repr__(self) -> str:
+        return f"Endpoint({self.local_ip}:{self.port}, raw_esp={self.raw is not None})"
+
+
+class _Tunnel:
+    """Per-tunnel forwarding state and counters."""
+
+    __slots__ = (
+        "id", "tun", "fd", "out_sa", "out_send", "out_addr", "out_ep", "out_udp",
+        "inbound", "drops", "last_in",
+        "old_in_packets", "old_in_bytes", "old_out_packets", "old_out_bytes", "reader",
+    )
+
+    def __init__(self, tunnel_id: str, tun: TunDevice) -> None:
+        self.id = tunnel_id
+        self.tun = tun
+        self.fd = tun.fd
+        self.out_sa: EspSa | None = None
+        self.out_send = None  # bound sendto of the socket to use
+        self.out_addr = None  # its destination
+        self.out_ep: Endpoint | None = None
+        self.out_udp = False
+        self.inbound: dict[int, EspSa] = {}
+        # Drops counted by the loop and folded in from retired SAs, by DropReason.
+        self.drops = [0] * _NREASONS
+        self.last_in: float | None = None
+        # Counters of SAs no longer installed (rekeyed away), so totals never go back.
+        self.old_in_packets = self.old_in_bytes = 0
+        self.old_out_packets = self.old_out_bytes = 0
+        self.reader = False
+
+    def retire_in(self, sa: EspSa) -> None:
+        self.old_in_packets += sa.packets
+        self.old_in_bytes += sa.bytes
+        _add(self.drops, sa.drops)
+
+    def retire_out(self, sa: EspSa) -> None:
+        self.old_out_packets += sa.packets
+        self.old_out_bytes += sa.bytes
+        _add(self.drops, sa.drops)
+
+
+def _add(acc: list[int], more: list[int]) -> None:
+    for i, v in enumerate(more):
+        acc[i] += v
+
+
+class PacketLoop:
+    """ESP forwarding between TUN devices and outside sockets for any number of tunnels.
+
+    ``loop`` may be None: then nothing is registered with asyncio and the caller
+    drives ``pump_udp``/``pump_raw``/``pump_tun`` itself (e.g. a worker process).
+    """
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop | None,
+        on_ike: OnIke,
+        batch: int = DEFAULT_BATCH,
+    ) -> None:
+        self._loop = loop
+        self._on_ike = on_ike
+        self.batch = batch
+        self._endpoints: dict[str, Endpoint] = {}
+        self._tunnels: dict[str, _Tunnel] = {}
+        # SPI as the 4 bytes of the wire (saves an int conversion per packet) -> SA, tunnel.
+        self._inbound: dict[bytes, tuple[EspSa, _Tunnel]] = {}
+        # Drops no tunnel can be charged with, and other global events.
+        self.global_drops = [0] * _NREASONS
+        self.counters = {"ike_in": 0, "keepalive_in": 0, "ike_out": 0, "keepalive_out": 0, "errors": 0}
+        self._last_log: dict[object, float] = {}
+        self._closed = False
+
+    # -- endpoints --------------------------------------------------------------
+
+    def add_endpoint(self, local_ip: str, port: int = encap.NAT_T_PORT, raw_esp: bool = True) -> Endpoint:
+        """Bind UDP ``local_ip:port`` (and a raw ESP socket on ``local_ip`` if ``raw_esp``)."""
+        if local_ip in self._endpoints:
+            raise ValueError(f"endpoint {local_ip} already added")
+        family = socket.AF_INET6 if ipaddress.ip_address(local_ip).version == 6 else socket.AF_INET
+        udp = socket.socket(family, socket.SOCK_DGRAM)
+        raw = None
+        try:
+            udp.setblocking(False)
+            _tune(udp, family)
+            try:
+                # RFC 3948 §2.1: the UDP checksum SHOULD be sent as zero (IPv4 only).
+                if family == socket.AF_INET:
+                    udp.setsockopt(socket.SOL_SOCKET, SO_NO_CHECK, 1)
+            except OSError:
+                pass
+            try:
+                udp.bind((local_ip, port))
+            except OSError as e:
+                raise OSError(e.errno, f"cannot bind UDP {local_ip}:{port}: {e.strerror} "
+                              "(is another IKE daemon running, or is the address not on this host?)") from None
+            if raw_esp:
+                raw = socket.socket(family, socket.SOCK_RAW, IPPROTO_ESP)
+                raw.setblocking(False)
+                _tune(raw, family)
+                raw.bind((local_ip, 0))
+        except BaseException:
+            udp.close()
+            if raw is not None:
+                raw.close()
+            raise
+        ep = Endpoint(local_ip, udp.getsockname()[1], family, udp, raw)
+        self._endpoints[local_ip] = ep
+        if self._loop is not None:
+            self._loop.add_reader(udp.fileno(), self.pump_udp, ep)
+            if raw is not None:
+                self._loop.add_reader(raw.fileno(), self.pump_raw, ep)
+        return ep
+
+    def remove_endpoint(self, local_ip: str) -> None:
+        ep = self._endpoints.pop(local_ip, None)
+        if ep is None:
+            return
+        for t in self._tunnels.values():
+            if t.out_ep is ep:
+                self._unset_out(t)
+        for s in (ep.udp, ep.raw):
+            if s is not None:
+                if self._loop is not None:
+                    self._loop.remove_reader(s.fileno())
+                s.close()
+
+    def endpoint(self, local_ip: str) -> Endpoint:
+        try:
+            return self._endpoints[local_ip]
+        except KeyError:
+            raise KeyError(f"no endpoint for local address {local_ip}: call add_endpoint first") from None
+
+    def send_ike(self, local_ip: str, remote_addr: tuple, data: bytes) -> None:
+        """Send an IKE message from ``local_ip``:4500, behind the non-ESP marker (RFC 3948 §2.2)."""
+        self.endpoint(local_ip).udp.sendto(_MARKER + data, remote_addr)
+        self.counters["ike_out"] += 1
+
+    # -- tunnels and SAs -----------------------------------------------------------
+
+    def add_tunnel(self, tunnel_id: str, tun: TunDevice, local_ip: str | None = None) -> None:
+        """Attach a TUN device; packets read from it go out on the tunnel's outbound SA.
+
+        ``local_ip`` (optional) names the tunnel's outside address early, so drops on
+        that endpoint (unknown SPI, malformed) are charged to this tunnel."""
+        if tunnel_id in self._tunnels:
+            raise ValueError(f"tunnel {tunnel_id!r} already added")
+        t = _Tunnel(tunnel_id, tun)
+        self._tunnels[tunnel_id] = t
+        if local_ip is not None:
+            self._associate(t, self.endpoint(local_ip))
+        if self._loop is not None:
+            self._loop.add_reader(t.fd, self.pump_tun, t)
+            t.reader = True
+
+    def remove_tunnel(self, tunnel_id: str) -> None:
+        """Detach a tunnel and its SAs.  The TUN device stays open: its owner closes it."""
+        t = self._tunnels.pop(tunnel_id, None)
+        if t is None:
+            return
+        if t.reader and self._loop is not None:
+            self._loop.remove_reader(t.fd)
+        for spi_b in [k for k, (_, tt) in self._inbound.items() if tt is t]:
+            del self._inbound[spi_b]
+        for ep in self._endpoints.values():
+            ep.tunnels.discard(tunnel_id)
+            self._refresh_owner(ep)
+
+    def install_inbound(self, tunnel_id: str, sa: EspSa) -> None:
+        """Accept ESP with ``sa.spi``; its packets are written to the tunnel's TUN."""
+        t = self._tunnel(tunnel_id)
+        key = sa.spi.to_bytes(4, "big")
+        old = self._inbound.get(key)
+        if old is not None and old[0] is not sa:
+            self._retire_inbound(key)
+        self._inbound[key] = (sa, t)
+        t.inbound[sa.spi] = sa
+
+    def remove_inbound(self, spi: int) -> None:
+        self._retire_inbound(spi.to_bytes(4, "big"))
+
+    def set_outbound(
+        self, tunnel_id: str, sa: EspSa, local_ip: str, remote_addr: tuple, udp_encap: bool
+    ) -> None:
+        """Send the tunnel's traffic with ``sa`` to ``remote_addr`` (ip, port).
+
+        In UDP from ``local_ip``:4500 when ``udp_encap`` (RFC 3948), else as raw IP
+        protocol 50 (the port in ``remote_addr`` is then ignored)."""
+        t = self._tunnel(tunnel_id)
+        ep = self.endpoint(local_ip)
+        if udp_encap:
+            send, addr = ep.udp.sendto, (remote_addr[0], remote_addr[1])
+        else:
+            if ep.raw is None:
+                raise ValueError(f"endpoint {local_ip} has no raw ESP socket (add_endpoint(raw_esp=True))")
+            send, addr = ep.raw.sendto, (remote_addr[0], 0)
+        if t.out_sa is not None and t.out_sa is not sa:
+            t.retire_out(t.out_sa)
+        t.out_sa, t.out_send, t.out_addr, t.out_ep, t.out_udp = sa, send, addr, ep, udp_encap
+        self._associate(t, ep)
+
+    def clear_outbound(self, tunnel_id: str) -> None:
+        """Stop sending: packets read from the TUN are dropped (NO_OUTBOUND_SA)."""
+        self._unset_out(self._tunnel(tunnel_id))
+
+    def send_keepalive(self, tunnel_id: str) -> bool:
+        """Send one NAT-keepalive (RFC 3948 §2.3) to the peer; False if not UDP-encapsulated."""
+        t = self._tunnel(tunnel_id)
+        if not t.out_udp or t.out_ep is None:
+            return False
+        try:
+            t.out_ep.udp.sendto(_KEEPALIVE, t.out_addr)
+        except OSError:
+            t.drops[DropReason.SEND_ERROR] += 1
+            return False
+        self.counters["keepalive_out"] += 1
+        return True
+
+    def stats(self, tunnel_id: str) -> dict:
+        """Inner bytes/packets (AWS TunnelDataIn after decryption, TunnelDataOut before
+        encryption), drops by reason, last authenticated inbound time."""
+        t = self._tunnel(tunnel_id)
+        drops = list(t.drops)
+        pin, bin_ = t.old_in_packets, t.old_in_bytes
+        for sa in t.inbound.values():
+            pin += sa.packets
+            bin_ += sa.bytes
+            _add(drops, sa.drops)
+        pout, bout = t.old_out_packets, t.old_out_bytes
+        if t.out_sa is not None:
+            pout += t.out_sa.packets
+            bout += t.out_sa.bytes
+            _add(drops, t.out_sa.drops)
+        return {
+            "packets_in": pin,
+            "bytes_in": bin_,
+            "packets_out": pout,
+            "bytes_out": bout,
+            "drops": {r.name.lower(): drops[r] for r in DropReason},
+            "last_inbound": t.last_in,
+            "inbound_spis": sorted(t.inbound),
+            "outbound_spi": None if t.out_sa is None else t.out_sa.spi,
+        }
+
+    def global_stats(self) -> dict:
+        """Drops no tunnel could be charged with, and IKE/keepalive counts."""
+        return {
+            "drops": {r.name.lower(): self.global_drops[r] for r in DropReason},
+            **self.counters,
+        }
+
+    def last_inbound(self, tunnel_id: str) -> float | None:
+        """time.monotonic() of the last authenticated ESP packet (for DPD), or None."""
+        return self._tunnel(tunnel_id).last_in
+
+    def close(self) -> None:
+        """Unregister and close all sockets; TUN devices are left to their owners."""
+        if self._closed:
+            return
+        self._closed = True
+        for tid in list(self._tunnels):
+            self.remove_tunnel(tid)
+        for ip in list(self._endpoints):
+            self.remove_endpoint(ip)
+        self._inbound.clear()
+
+    # -- the hot path ----------------------------------------------------------------
+
+    def pump_udp(self, ep: Endpoint) -> int:
+        """Read up to ``batch`` datagrams from the endpoint's UDP socket; return how many."""
+        recvfrom = ep.udp.recvfrom
+        inbound = self._inbound
+        write = os.write
+        now = time.monotonic()
+        n = 0
+        for n in range(1, self.batch + 1):
+            try:
+                data, addr = recvfrom(_READ_SIZE)
+            except BlockingIOError:
+                return n - 1
+            except OSError:
+                self._drop(ep.owner, DropReason.MALFORMED, "receive error")
+                continue
+            spi = data[:4]
+            try:
+                if spi != _MARKER and len(data) >= 8:
+                    entry = inbound.get(spi)
+                    if entry is None:
+                        self._drop(ep.owner, DropReason.UNKNOWN_SPI, spi)
+                        continue
+                    sa, t = entry
+                    inner = sa.open(data)
+                    if inner is None:
+                        self._sa_drop(sa, t, now)
+                        continue
+                    t.last_in = now
+                    try:
+                        write(t.fd, inner)
+                    except OSError:
+                        t.drops[DropReason.TUN_ERROR] += 1
+                else:
+                    self._udp_other(ep, data, addr)
+            except Exception:  # never let one packet stop the loop
+                self._internal_error(ep.owner)
+        return n
+
+    def pump_raw(self, ep: Endpoint) -> int:
+        """Read up to ``batch`` packets from the raw ESP socket (IPv4: IP header included)."""
+        recv = ep.raw.recv
+        inbound = self._inbound
+        write = os.write
+        v4 = ep.family == socket.AF_INET
+        now = time.monotonic()
+        n = 0
+        for n in range(1, self.batch + 1):
+            try:
+                data = recv(_READ_SIZE)
+            except BlockingIOError:
+                return n - 1
+            except OSError:
+                self._drop(ep.owner, DropReason.MALFORMED, "receive error")
+                continue
+            try:
+                if v4:  # raw IPv4 sockets deliver the IP header; skip IHL*4 bytes
+                    data = data[(data[0] & 15) << 2 :]
+                if len(data) < 8:
+                    self._drop(ep.owner, DropReason.MALFORMED, "short ESP")
+                    continue
+                entry = inbound.get(data[:4])
+                if entry is None:
+                    self._drop(ep.owner, DropReason.UNKNOWN_SPI, data[:4])
+                    continue
+                sa, t = entry
+                inner = sa.open(data)
+                if inner is None:
+                    self._sa_drop(sa, t, now)
+                    continue
+                t.last_in = now
+                try:
+                    write(t.fd, inner)
+                except OSError:
+                    t.drops[DropReason.TUN_ERROR] += 1
+            except Exception:
+                self._internal_error(ep.owner)
+        return n
+
+    def pump_tun(self, t: _Tunnel) -> int:
+        """Read up to ``batch`` packets from the tunnel's TUN, encrypt and send them."""
+        fd = t.fd
+        read = os.read
+        n = 0
+        for n in range(1, self.batch + 1):
+            try:
+                inner = read(fd, _READ_SIZE)
+            except BlockingIOError:
+                return n - 1
+            except OSError:
+                t.drops[DropReason.TUN_ERROR] += 1
+                return n
+            sa = t.out_sa
+            if sa is None:
+                t.drops[DropReason.NO_OUTBOUND_SA] += 1
+                continue
+            try:
+                pkt = sa.seal(inner)
+                if pkt is None:
+                    self._log_drop(t, sa.last_drop)
+                    continue
+                try:
+                    t.out_send(pkt, t.out_addr)
+                except OSError:
+                    t.drops[DropReason.SEND_ERROR] += 1
+            except Exception:
+                self._internal_error(t)
+        return n
+
+    # -- slow paths ----------------------------------------------------------------
+
+    def _udp_other(self, ep: Endpoint, data: bytes, addr: tuple) -> None:
+        kind = encap.classify(data)
+        if kind == encap.IKE:
+            self.counters["ike_in"] += 1
+            try:
+                self._on_ike(data[4:], ep.local_addr, addr)
+            except Exception:
+                log.exception("on_ike callback failed")
+                self.counters["errors"] += 1
+        elif kind == encap.KEEPALIVE:
+            self.counters["keepalive_in"] += 1  # RFC 3948 §2.3: ignored by the receiver
+        else:
+            self._drop(ep.owner, DropReason.MALFORMED, "short datagram on port 4500")
+
+    def _sa_drop(self, sa: EspSa, t: _Tunnel, now: float) -> None:
+        reason = sa.last_drop
+        if reason is DropReason.DUMMY:
+            t.last_in = now  # authentic: the peer is alive (RFC 4303 §2.6)
+            return
+        self._log_drop(t, reason)
+
+    def _drop(self, t: _Tunnel | None, reason: DropReason, detail: object = "") -> None:
+        if t is None:
+            self.global_drops[reason] += 1
+        else:
+            t.drops[reason] += 1
+        self._log_drop(t, reason, detail)
+
+    def _log_drop(self, t: _Tunnel | None, reason: DropReason, detail: object = "") -> None:
+        key = (None if t is None else t.id, reason)
+        now = time.monotonic()
+        if now - self._last_log.get(key, -LOG_INTERVAL) >= LOG_INTERVAL:
+            self._last_log[key] = now
+            if isinstance(detail, bytes):
+                detail = f"SPI 0x{detail.hex()}"
+            log.info("tunnel %s: dropping ESP packet: %s %s (at most one such line per %.0f s)",
+                     "-" if t is None else t.id, reason.name.lower(), detail, LOG_INTERVAL)
+
+    def _internal_error(self, t: _Tunnel | None) -> None:
+        self.counters["errors"] += 1
+        key = ("error", None if t is None else t.id)
+        now = time.monotonic()
+        if now - self._last_log.get(key, -LOG_INTERVAL) >= LOG_INTERVAL:
+            self._last_log[key] = now
+            log.exception("tunnel %s: packet handling failed; packet dropped", "-" if t is None else t.id)
+
+    # -- helpers ------------------------------------------------------------------
+
+    def _tunnel(self, tunnel_id: str) -> _Tunnel:
+        try:
+            return self._tunnels[tunnel_id]
+        except KeyError:
+            raise KeyError(f"unknown tunnel {tunnel_id!r}: call add_tunnel first") from None
+
+    def _retire_inbound(self, key: bytes) -> None:
+        entry = self._inbound.pop(key, None)
+        if entry is not None:
+            sa, t = entry
+            if t.inbound.get(sa.spi) is sa:
+                del t.inbound[sa.spi]
+            t.retire_in(sa)
+
+    def _unset_out(self, t: _Tunnel) -> None:
+        if t.out_sa is not None:
+            t.retire_out(t.out_sa)
+        t.out_sa = t.out_send = t.out_addr = t.out_ep = None
+        t.out_udp = False
+
+    def _associate(self, t: _Tunnel, ep: Endpoint) -> None:
+        for other in self._endpoints.values():
+            if other is not ep and t.id in other.tunnels:
+                other.tunnels.discard(t.id)
+                self._refresh_owner(other)
+        ep.tunnels.add(t.id)
+        self._refresh_owner(ep)
+
+    def _refresh_owner(self, ep: Endpoint) -> None:
+        ep.owner = self._tunnels.get(next(iter(ep.tunnels))) if len(ep.tunnels) == 1 else None
+
+
+def _tune(sock: socket.socket, family: int) -> None:
+    """Big buffers (bursts at line rate) and DF clear on the outer packets: AWS VPN
+    does not do Path MTU Discovery and clears DF (reference/aws-facts.md §4.2)."""
+    for opt, force, size in ((socket.SO_RCVBUF, 33, _RCVBUF), (socket.SO_SNDBUF, 32, _SNDBUF)):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, force, size)  # SO_RCVBUFFORCE/SO_SNDBUFFORCE (root)
+        except OSError:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, opt, size)
+            except OSError:
+                pass
+    if family == socket.AF_INET:
+        try:
+            sock.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DONT)
+        except OSError:
+            pass

@@ -1,0 +1,219 @@
+"""PacketLoop without root: UDP on 127.0.0.1 and a datagram socketpair standing in for
+the TUN fd (one read/write = one packet, like IFF_NO_PI)."""
+
+import asyncio
+import socket
+import time
+
+import pytest
+from scapy.layers.inet import ICMP, IP
+
+from dataplane.esp import DropReason, EspSa
+from dataplane.loop import PacketLoop
+
+GCM_KEY_AB = bytes(range(20))
+GCM_KEY_BA = bytes(range(20, 40))
+INNER = bytes(IP(src="169.254.10.2", dst="169.254.10.1") / ICMP() / (b"q" * 40))
+
+
+class FakeTun:
+    """What the loop needs of a TunDevice: a non-blocking packet fd."""
+
+    def __init__(self):
+        self.inside, self.kernel = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.inside.setblocking(False)
+        self.kernel.settimeout(2)
+        self.fd = self.inside.fileno()
+        self.name = "fake"
+
+    def close(self):
+        self.inside.close()
+        self.kernel.close()
+
+
+@pytest.fixture
+def rig():
+    """Loop under test on 127.0.0.1 (random port), a peer UDP socket, a fake TUN."""
+    ike = []
+    pl = PacketLoop(None, lambda d, l, r: ike.append((d, l, r)))
+    ep = pl.add_endpoint("127.0.0.1", port=0, raw_esp=False)
+    tun = FakeTun()
+    pl.add_tunnel("t1", tun, local_ip="127.0.0.1")
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    peer.bind(("127.0.0.1", 0))
+    peer.settimeout(2)
+    yield pl, ep, tun, peer, ike
+    pl.close()
+    tun.close()
+    peer.close()
+
+
+def settle(pl, ep, tun=None):
+    time.sleep(0.01)
+    pl.pump_udp(ep)
+    if tun is not None:
+        pl.pump_tun(pl._tunnels["t1"])
+
+
+def test_inbound_esp_reaches_tun(rig):
+    pl, ep, tun, peer, _ = rig
+    tx = EspSa(0x1001, "aes-gcm-16", GCM_KEY_AB)
+    pl.install_inbound("t1", EspSa(0x1001, "aes-gcm-16", GCM_KEY_AB))
+    for _ in range(5):
+        peer.sendto(tx.encrypt(INNER), ep.local_addr)
+    settle(pl, ep)
+    for _ in range(5):
+        assert tun.kernel.recv(65535) == INNER
+    s = pl.stats("t1")
+    assert s["packets_in"] == 5 and s["bytes_in"] == 5 * len(INNER)
+    assert s["last_inbound"] is not None and s["last_inbound"] <= time.monotonic()
+    assert pl.last_inbound("t1") == s["last_inbound"]
+
+
+def test_outbound_udp_encap(rig):
+    pl, ep, tun, peer, _ = rig
+    rx = EspSa(0x2002, "aes-gcm-16", GCM_KEY_BA)
+    pl.set_outbound("t1", EspSa(0x2002, "aes-gcm-16", GCM_KEY_BA), "127.0.0.1", peer.getsockname(), True)
+    tun.kernel.send(INNER)
+    settle(pl, ep, tun)
+    data, addr = peer.recvfrom(65535)
+    assert addr == ep.local_addr
+    assert rx.decrypt(data) == INNER
+    s = pl.stats("t1")
+    assert (s["packets_out"], s["bytes_out"]) == (1, len(INNER))
+
+
+def test_no_outbound_sa_counted(rig):
+    pl, ep, tun, peer, _ = rig
+    tun.kernel.send(INNER)
+    tun.kernel.send(INNER)
+    settle(pl, ep, tun)
+    assert pl.stats("t1")["drops"]["no_outbound_sa"] == 2
+    pl.set_outbound("t1", EspSa(0x2002, "aes-gcm-16", GCM_KEY_BA), "127.0.0.1", peer.getsockname(), True)
+    pl.clear_outbound("t1")
+    tun.kernel.send(INNER)
+    settle(pl, ep, tun)
+    assert pl.stats("t1")["drops"]["no_outbound_sa"] == 3
+
+
+def test_ike_and_keepalive_and_junk(rig):
+    pl, ep, tun, peer, ike = rig
+    msg = b"\x22" * 28
+    peer.sendto(b"\x00\x00\x00\x00" + msg, ep.local_addr)
+    peer.sendto(b"\xff", ep.local_addr)
+    peer.sendto(b"\x00\x00", ep.local_addr)
+    peer.sendto(b"\x12\x34\x56\x78" + b"\x00" * 20, ep.local_addr)  # unknown SPI
+    settle(pl, ep)
+    assert ike == [(msg, ep.local_addr, peer.getsockname())]
+    g = pl.global_stats()
+    assert g["ike_in"] == 1 and g["keepalive_in"] == 1
+    d = pl.stats("t1")["drops"]  # the endpoint belongs to t1 alone: charged there
+    assert d["malformed"] == 1 and d["unknown_spi"] == 1
+
+
+def test_unknown_spi_global_when_endpoint_shared(rig):
+    pl, ep, tun, peer, _ = rig
+    tun2 = FakeTun()
+    try:
+        pl.add_tunnel("t2", tun2, local_ip="127.0.0.1")
+        peer.sendto(b"\x12\x34\x56\x78" + b"\x00" * 20, ep.local_addr)
+        settle(pl, ep)
+        assert pl.global_stats()["drops"]["unknown_spi"] == 1
+        assert pl.stats("t1")["drops"]["unknown_spi"] == 0
+    finally:
+        pl.remove_tunnel("t2")
+        tun2.close()
+
+
+def test_send_ike_and_keepalive(rig):
+    pl, ep, tun, peer, _ = rig
+    pl.send_ike("127.0.0.1", peer.getsockname(), b"hello-ike")
+    assert peer.recvfrom(100) == (b"\x00\x00\x00\x00hello-ike", ep.local_addr)
+    assert not pl.send_keepalive("t1")  # no outbound SA yet
+    pl.set_outbound("t1", EspSa(0x2002, "aes-gcm-16", GCM_KEY_BA), "127.0.0.1", peer.getsockname(), True)
+    assert pl.send_keepalive("t1")
+    assert peer.recvfrom(100) == (b"\xff", ep.local_addr)
+
+
+def test_ike_callback_error_does_not_stop_loop(rig):
+    pl, ep, tun, peer, _ = rig
+    pl._on_ike = lambda *a: 1 / 0
+    tx = EspSa(0x1001, "aes-gcm-16", GCM_KEY_AB)
+    pl.install_inbound("t1", EspSa(0x1001, "aes-gcm-16", GCM_KEY_AB))
+    peer.sendto(b"\x00" * 40, ep.local_addr)
+    peer.sendto(tx.encrypt(INNER), ep.local_addr)
+    settle(pl, ep)
+    assert tun.kernel.recv(65535) == INNER
+    assert pl.global_stats()["errors"] == 1
+
+
+def test_drops_from_sa_and_rekey_keeps_totals(rig):
+    pl, ep, tun, peer, _ = rig
+    tx = EspSa(0x1001, "aes-gcm-16", GCM_KEY_AB)
+    pl.install_inbound("t1", EspSa(0x1001, "aes-gcm-16", GCM_KEY_AB))
+    p = tx.encrypt(INNER)
+    bad = bytearray(tx.encrypt(INNER))
+    bad[-1] ^= 1
+    for d in (p, p, bytes(bad)):
+        peer.sendto(d, ep.local_addr)
+    settle(pl, ep)
+    s = pl.stats("t1")
+    assert s["packets_in"] == 1 and s["drops"]["replay"] == 1 and s["drops"]["bad_icv"] == 1
+    # Rekey: new inbound SA, old one removed; totals never go back.
+    tx2 = EspSa(0x1002, "aes-gcm-16", GCM_KEY_BA)
+    pl.install_inbound("t1", EspSa(0x1002, "aes-gcm-16", GCM_KEY_BA))
+    pl.remove_inbound(0x1001)
+    peer.sendto(tx2.encrypt(INNER), ep.local_addr)
+    peer.sendto(tx.encrypt(INNER), ep.local_addr)  # old SPI: now unknown
+    settle(pl, ep)
+    s = pl.stats("t1")
+    assert s["packets_in"] == 2 and s["bytes_in"] == 2 * len(INNER)
+    assert s["drops"]["replay"] == 1 and s["drops"]["bad_icv"] == 1 and s["drops"]["unknown_spi"] == 1
+    assert s["inbound_spis"] == [0x1002]
+
+
+def test_batch_is_bounded(rig):
+    pl, ep, tun, peer, ike = rig
+    pl.batch = 8
+    for _ in range(20):
+        peer.sendto(b"\x00" * 4 + b"\x01" * 28, ep.local_addr)
+    time.sleep(0.01)
+    assert pl.pump_udp(ep) == 8
+    assert pl.pump_udp(ep) == 8
+    assert pl.pump_udp(ep) == 4
+    assert pl.pump_udp(ep) == 0
+    assert len(ike) == 20
+
+
+def test_driven_by_asyncio():
+    """Both directions through a real asyncio loop, add_reader registration and close()."""
+    async def main():
+        loop = asyncio.get_running_loop()
+        pl = PacketLoop(loop, lambda *a: None)
+        ep = pl.add_endpoint("127.0.0.1", port=0, raw_esp=False)
+        tun = FakeTun()
+        tun.kernel.setblocking(False)
+        peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        peer.bind(("127.0.0.1", 0))
+        peer.setblocking(False)
+        try:
+            pl.add_tunnel("t1", tun)
+            pl.install_inbound("t1", EspSa(0x1001, "aes-cbc", bytes(16), "hmac-sha1-96", bytes(20)))
+            pl.set_outbound("t1", EspSa(0x2002, "aes-cbc", bytes(range(16)), "hmac-sha1-96", bytes(20)),
+                            "127.0.0.1", peer.getsockname(), True)
+            tx = EspSa(0x1001, "aes-cbc", bytes(16), "hmac-sha1-96", bytes(20))
+            rx = EspSa(0x2002, "aes-cbc", bytes(range(16)), "hmac-sha1-96", bytes(20))
+            await loop.sock_sendto(peer, tx.encrypt(INNER), ep.local_addr)
+            got = await asyncio.wait_for(loop.sock_recv(tun.kernel, 65535), 2)
+            assert got == INNER
+            tun.kernel.send(INNER)
+            data = await asyncio.wait_for(loop.sock_recv(peer, 65535), 2)
+            assert rx.decrypt(data) == INNER
+        finally:
+            pl.close()
+            tun.close()
+            peer.close()
+        s = pl.global_stats()
+        assert s["errors"] == 0
+
+    asyncio.run(asyncio.wait_for(main(), 10))
