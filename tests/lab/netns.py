@@ -40,6 +40,10 @@ class LabError(RuntimeError):
     """A lab command failed; the message carries the command and its output."""
 
 
+class GiveUp(Exception):
+    """Raised by a :func:`wait_until` predicate: stop waiting now (e.g. the daemon died)."""
+
+
 def wait_until(
     predicate: Callable[[], Any],
     timeout: float,
@@ -50,7 +54,8 @@ def wait_until(
 
     Exceptions raised by the predicate count as "not yet" (the last one is
     reported), so a predicate may be a command that fails until the thing it
-    checks is ready.  Raises :class:`TimeoutError` naming ``what`` it waited for.
+    checks is ready; :class:`GiveUp` propagates at once.  Raises
+    :class:`TimeoutError` naming ``what`` it waited for.
     """
     what = what or getattr(predicate, "__name__", repr(predicate))
     deadline = time.monotonic() + timeout
@@ -58,6 +63,8 @@ def wait_until(
     while True:
         try:
             value = predicate()
+        except GiveUp:
+            raise
         except Exception as exc:  # noqa: BLE001 - reported on timeout
             value, last_exc = None, exc
         if value:
@@ -66,6 +73,14 @@ def wait_until(
             detail = f" (last error: {last_exc!r})" if last_exc else ""
             raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}{detail}")
         time.sleep(interval)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User+system CPU seconds a process (all its threads) has used, from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()  # comm may contain spaces
+    # fields[0] is stat field 3 (state); utime and stime are fields 14 and 15.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _cmd_text(cmd: Sequence[str]) -> str:

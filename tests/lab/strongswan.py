@@ -41,11 +41,10 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 from typing import Any, Iterable, Mapping, Sequence
 
-from tests.lab.netns import Lab, LabError, wait_until
+from tests.lab.netns import GiveUp, Lab, LabError, wait_until
 
 CHARON_BIN = "/usr/lib/ipsec/charon"
 SWANCTL_BIN = "swanctl"
@@ -165,7 +164,7 @@ class Charon:
         charon: dict[str, Any] = {
             "load": CHARON_PLUGINS,
             "install_routes": self.install_routes,
-            # Lab hosts have no DNS and no virtual IPs; keep charon from trying.
+            # The lab hands out no virtual IPs.
             "install_virtual_ip": False,
             "plugins.vici.socket": self.uri,
             "filelog.main": {
@@ -204,10 +203,7 @@ class Charon:
             out.close()
 
         def vici_answers() -> bool:
-            if self.proc.poll() is not None:
-                raise LabError(
-                    f"charon {self.name} exited with {self.proc.returncode}:\n{self._tail()}"
-                )
+            self._check_alive()
             return self.swanctl("--stats", check=False, timeout=5).returncode == 0
 
         try:
@@ -216,7 +212,11 @@ class Charon:
             raise TimeoutError(f"{exc}\n{self._tail()}") from None
         return self
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def _check_alive(self) -> None:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise GiveUp(f"charon {self.name} exited with {self.proc.returncode}:\n{self._tail()}")
+
+    def stop(self) -> None:
         """Stop charon by PID (SIGTERM, then SIGKILL); its routes and TUN go with it."""
         if self.proc is not None:
             self.lab.stop(self.proc)
@@ -232,13 +232,6 @@ class Charon:
         if self.proc is None:
             raise RuntimeError(f"charon {self.name} not started")
         return self.proc.pid
-
-    def cpu_seconds(self) -> float:
-        """User+system CPU time charon has used so far (all threads), from /proc."""
-        with open(f"/proc/{self.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        # fields[0] is field 3 (state); utime and stime are fields 14 and 15.
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     # -- swanctl -----------------------------------------------------------
 
@@ -307,6 +300,7 @@ class Charon:
         """Wait until IKE SA ``ike`` is ESTABLISHED (and CHILD ``child`` INSTALLED)."""
 
         def ready() -> dict | None:
+            self._check_alive()
             for sa in self.list_sas(ike):
                 if sa["name"] != ike or sa.get("state") != "ESTABLISHED":
                     continue

@@ -60,9 +60,8 @@ def run_iperf(
         lab.stop(server)
     end = data["end"]
     if udp_size:
-        summary = end["sum"]
-        # iperf 3.12's UDP "sum" is the sender's rate; scale by the receiver's loss.
-        bps = summary["bits_per_second"] * (1 - summary.get("lost_percent", 0) / 100)
+        summary = end["sum_received"]
+        bps = summary["bits_per_second"]
         result = {"mode": f"udp{udp_size}", "lost_percent": summary.get("lost_percent", 0.0)}
     else:
         bps = end["sum_received"]["bits_per_second"]
