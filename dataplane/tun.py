@@ -11,11 +11,13 @@ The fd is non-blocking so the packet loop can read until EAGAIN.
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import fcntl
 import ipaddress
 import os
 import struct
+import threading
 
 from pyroute2 import IPRoute
 
@@ -28,6 +30,41 @@ IFNAMSIZ = 16  # including the NUL: names are at most 15 characters
 
 #: AWS generated configs set "Tunnel interface MTU: 1436" (reference/aws-facts.md §4.2).
 DEFAULT_MTU = 1436
+
+
+def _netlink(fn):
+    """Run ``fn(ipr)`` with a fresh IPRoute, and return its result.
+
+    pyroute2 0.9's synchronous IPRoute drives an asyncio loop of its own and fails
+    with "This event loop is already running" when called from a coroutine or an
+    asyncio callback.  Then the call runs in a short-lived thread: a new thread
+    starts in the network namespace of the thread that creates it (namespaces are
+    per thread; clone copies them), so the device is still looked up in ours."""
+
+    def call():
+        with IPRoute() as ipr:
+            return fn(ipr)
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return call()
+    box: dict = {}
+
+    def worker():
+        try:
+            box["result"] = call()
+        except BaseException as e:  # re-raised in the caller
+            box["error"] = e
+
+    t = threading.Thread(target=worker, name="vgw-netlink", daemon=True)
+    t.start()
+    t.join(timeout=10)
+    if t.is_alive():
+        raise TimeoutError("netlink request did not complete within 10 s")
+    if "error" in box:
+        raise box["error"]
+    return box.get("result")
 
 
 class TunDevice:
@@ -58,12 +95,15 @@ class TunDevice:
                 if e.errno == errno.EPERM:
                     raise OSError(e.errno, f"creating TUN device {name!r} needs CAP_NET_ADMIN") from None
                 raise
-            with IPRoute() as ipr:
+
+            def setup(ipr):
                 idx = ipr.link_lookup(ifname=name)
                 if not idx:
                     raise OSError(errno.ENODEV, f"TUN device {name!r} vanished after creation")
-                ifindex = idx[0]
-                ipr.link("set", index=ifindex, mtu=mtu)
+                ipr.link("set", index=idx[0], mtu=mtu)
+                return idx[0]
+
+            ifindex = _netlink(setup)
         except BaseException:
             os.close(fd)
             raise
@@ -72,21 +112,17 @@ class TunDevice:
     def add_address(self, cidr: str) -> None:
         """Add an address such as "169.254.10.1/30" (IPv4 or IPv6 with prefix length)."""
         iface = ipaddress.ip_interface(cidr)
-        with IPRoute() as ipr:
-            ipr.addr(
-                "add",
-                index=self.ifindex,
-                address=str(iface.ip),
-                prefixlen=iface.network.prefixlen,
+        _netlink(
+            lambda ipr: ipr.addr(
+                "add", index=self.ifindex, address=str(iface.ip), prefixlen=iface.network.prefixlen
             )
+        )
 
     def up(self) -> None:
-        with IPRoute() as ipr:
-            ipr.link("set", index=self.ifindex, state="up")
+        _netlink(lambda ipr: ipr.link("set", index=self.ifindex, state="up"))
 
     def set_mtu(self, mtu: int) -> None:
-        with IPRoute() as ipr:
-            ipr.link("set", index=self.ifindex, mtu=mtu)
+        _netlink(lambda ipr: ipr.link("set", index=self.ifindex, mtu=mtu))
 
     def close(self) -> None:
         """Close the fd and delete the device (idempotent).
@@ -97,10 +133,13 @@ class TunDevice:
         if fd < 0:
             return
         os.close(fd)
+
+        def delete(ipr):
+            if ipr.link_lookup(ifname=self.name) == [self.ifindex]:
+                ipr.link("del", index=self.ifindex)
+
         try:
-            with IPRoute() as ipr:
-                if ipr.link_lookup(ifname=self.name) == [self.ifindex]:
-                    ipr.link("del", index=self.ifindex)
+            _netlink(delete)
         except Exception:  # already gone: that is the goal
             pass
 
