@@ -1,0 +1,951 @@
+"""vgw configuration: the YAML file, its pydantic models and a loader whose errors
+name the bad key by its path in the file and say what to change.
+
+Keys are the EC2 API's option names (VpnTunnelOptionsSpecification,
+VpnConnectionOptionsSpecification) in snake_case; values are spelled as AWS spells
+them; an omitted key takes the AWS default (aws-facts §0). Lists keep the order the
+user wrote: it is the preference order vgw walks, as AWS walks its own (§1.1).
+
+Use `load_config(path)` or `parse_config(text)`; both raise `ConfigError`, which
+carries every problem found (`.issues`), not just the first.
+"""
+
+import difflib
+import hashlib
+import re
+import typing
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network, IPv6Address
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+__all__ = [
+    "ConfigError",
+    "ConfigIssue",
+    "ConnectionConfig",
+    "CustomerGatewayConfig",
+    "GatewayConfig",
+    "TunnelConfig",
+    "VpcConfig",
+    "choose_inside_cidr",
+    "load_config",
+    "parse_config",
+]
+
+DEFAULT_CONTROL_SOCKET = "/run/vgw/vgw.sock"
+
+# Allowed values and defaults: aws-facts §0 and §1.4 (VpnTunnelOptionsSpecification).
+ENCRYPTION_ALGORITHMS = ("AES128", "AES256", "AES128-GCM-16", "AES256-GCM-16")
+INTEGRITY_ALGORITHMS = ("SHA1", "SHA2-256", "SHA2-384", "SHA2-512")
+PHASE1_DH_GROUPS = (2, *range(14, 25))
+PHASE2_DH_GROUPS = (2, 5, *range(14, 25))
+IKE_VERSIONS = ("ikev1", "ikev2")
+DPD_TIMEOUT_ACTIONS = ("clear", "none", "restart")  # §1.5
+STARTUP_ACTIONS = ("add", "start")  # §1.7
+
+EncryptionAlgorithm = Literal["AES128", "AES256", "AES128-GCM-16", "AES256-GCM-16"]
+IntegrityAlgorithm = Literal["SHA1", "SHA2-256", "SHA2-384", "SHA2-512"]
+IkeVersion = Literal["ikev1", "ikev2"]
+DpdTimeoutAction = Literal["clear", "none", "restart"]
+StartupAction = Literal["add", "start"]
+
+# aws-facts §1.2: inside CIDRs are /30s in 169.254.0.0/16, minus these reserved blocks.
+INSIDE_CIDR_POOL = IPv4Network("169.254.0.0/16")
+RESERVED_INSIDE_CIDRS = frozenset(
+    [IPv4Network(f"169.254.{i}.0/30") for i in range(6)] + [IPv4Network("169.254.169.252/30")]
+)
+MAX_TUNNELS_PER_CONNECTION = 2  # §1.1: AWS always creates exactly two
+MAX_STATIC_ROUTES = 100  # §4.1: static routes from CGW to a VGW connection, not adjustable
+MAX_UNIX_SOCKET_PATH = 107  # sun_path is 108 bytes including the terminating NUL
+
+# YAML would turn `pre_shared_key: 012345678` into a number (octal, even); for these
+# keys the loader keeps the text exactly as written.
+_RAW_TEXT_KEYS = frozenset({"pre_shared_key", "name"})
+
+# AWS options that exist in the EC2 API but make no sense for a VGW emulator: an
+# unknown-key error for them says why instead of guessing a near spelling.
+_UNSUPPORTED_AWS_KEYS = {
+    # aws-facts §1.2, §1.8, §1.9: IPv6, acceleration and large tunnels are transit-gateway only.
+    "tunnel_inside_ipv6_cidr": "IPv6 inside addresses exist only on a transit gateway; a VGW has none",
+    "tunnel_inside_ip_version": "a VGW carries IPv4 inside its tunnels only",
+    "local_ipv6_network_cidr": "IPv6 traffic selectors exist only on a transit gateway",
+    "remote_ipv6_network_cidr": "IPv6 traffic selectors exist only on a transit gateway",
+    "enable_acceleration": "acceleration exists only on a transit gateway",
+    "tunnel_bandwidth": "large tunnels exist only on a transit gateway; a VGW tunnel is standard",
+    "outside_ip_address_type": "vgw listens on the IPv4 outside_ip you give each tunnel",
+    "log_options": "vgw logs to stdout/journal, always on",
+}
+
+
+# ---------------------------------------------------------------------------
+# Errors
+
+
+@dataclass(frozen=True)
+class ConfigIssue:
+    """One problem: where (dotted key path, line) and what to change."""
+
+    path: str  # e.g. "connections[0].tunnels[1].pre_shared_key"; "" for the whole file
+    message: str
+    line: int | None = None
+
+    def format(self, source: str) -> str:
+        where = f"{source}:{self.line}" if self.line else source
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+class ConfigError(Exception):
+    """A config that vgw cannot run; `issues` lists every problem found."""
+
+    def __init__(self, source: str, issues: list[ConfigIssue]):
+        self.source = source
+        self.issues = issues
+        super().__init__("\n".join(issue.format(source) for issue in issues))
+
+
+def _fail(message: str) -> PydanticCustomError:
+    """A validation error with our own wording (pydantic's would say "Value error, ...")."""
+    return _fail_many([((), message)])
+
+
+def _fail_many(problems: list[tuple[tuple, str]]) -> PydanticCustomError:
+    """Several problems from one validator (cross-field checks), each with its own path
+    relative to the validated value; _issues_from() expands them into ConfigIssues."""
+    text = "; ".join(message for _, message in problems)
+    return PydanticCustomError("vgw", "{message}", {"message": text, "problems": problems})
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "an empty value"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return str(value)
+
+
+def _not_allowed(value: Any, allowed: Iterable) -> str:
+    allowed = [str(a) for a in allowed]
+    message = f"{_show(value)} is not allowed; allowed: {', '.join(allowed)}"
+    if isinstance(value, str):
+        same_but_case = [a for a in allowed if a.lower() == value.lower()]
+        close = same_but_case or difflib.get_close_matches(value, allowed, n=1, cutoff=0.6)
+        if close:
+            message += f"; did you mean {close[0]}?"
+            if same_but_case:
+                message += " (values are case-sensitive, spelled as AWS spells them)"
+    return message
+
+
+# ---------------------------------------------------------------------------
+# Value types: each parses one YAML value and explains a bad one.
+
+
+def _parse_cidr(value: Any) -> IPv4Network:
+    if isinstance(value, IPv4Network):
+        return value
+    if not isinstance(value, str):
+        raise _fail(f"{_show(value)} is not a CIDR; write an IPv4 network with its prefix length, e.g. 10.0.0.0/16")
+    text = value.strip()
+    if "/" not in text:
+        raise _fail(f"{text} has no prefix length; write it as a CIDR, e.g. {text}/32 for a single address")
+    try:
+        return IPv4Network(text)
+    except ValueError as exc:
+        try:
+            network = IPv4Network(text, strict=False)
+        except ValueError:
+            raise _fail(f"{text} is not an IPv4 CIDR ({exc})") from None
+        raise _fail(f"{text} has host bits set; did you mean {network}?") from None
+
+
+def _parse_address(value: Any) -> IPv4Address:
+    if isinstance(value, IPv4Address):
+        address = value
+    elif isinstance(value, str):
+        text = value.strip()
+        if "/" in text:
+            raise _fail(f"{text} is a CIDR; write the address alone, without a prefix length")
+        try:
+            address = IPv4Address(text)
+        except ValueError as exc:
+            try:
+                IPv6Address(text)
+            except ValueError:
+                raise _fail(f"{text} is not an IPv4 address ({exc})") from None
+            # aws-facts §1.9: IPv6 outside addresses exist only on a transit gateway.
+            raise _fail(f"{text} is IPv6; a VGW uses IPv4 outside addresses only") from None
+    else:
+        raise _fail(f"{_show(value)} is not an IPv4 address; write it as four numbers, e.g. 198.51.100.1")
+    if address.is_unspecified or address.is_multicast or address.is_reserved or address == IPv4Address("255.255.255.255"):
+        raise _fail(f"{address} is not a unicast address; give the host's own IPv4 address")
+    return address
+
+
+def _whole_number(low: int, high: int | None = None, why: str = "AWS range"):
+    """A BeforeValidator for an integer option with AWS's bounds (bool is not a number)."""
+    bounds = f"at least {low}" if high is None else f"between {low} and {high}"
+
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _fail(f"must be a whole number {bounds} ({why}); got {_show(value)}")
+        if value < low or (high is not None and value > high):
+            raise _fail(f"must be {bounds} ({why}); got {value}")
+        return value
+
+    return BeforeValidator(check)
+
+
+def _one_of(allowed: tuple, hint: Callable[[Any], str] | None = None):
+    """A BeforeValidator for a value AWS spells exactly one way."""
+
+    def check(value: Any) -> Any:
+        # isinstance guard: True == 1 in Python, but `true` is not DH group 1.
+        if not isinstance(value, bool) and type(value) is type(allowed[0]) and value in allowed:
+            return value
+        if isinstance(allowed[0], int) and isinstance(value, str) and value.strip().isdigit():
+            raise _fail(f"'{value}' is quoted text; write the number without quotes: {value.strip()}")
+        extra = hint(value) if hint else ""
+        raise _fail(_not_allowed(value, allowed) + (f" ({extra})" if extra else ""))
+
+    return BeforeValidator(check)
+
+
+def _dh_hint(phase: int):
+    def hint(value: Any) -> str:
+        digits = re.fullmatch(r"\D*(\d+)", value) if isinstance(value, str) else None
+        if digits:
+            return f"write the group number only, e.g. {digits.group(1)}"
+        if phase == 1 and value == 5:
+            return "group 5 is allowed in phase 2 only"
+        return ""
+
+    return hint
+
+
+def _preference_list(allowed: tuple):
+    """An AfterValidator for an AWS option list: non-empty, each value once, order kept."""
+
+    def check(values: list) -> list:
+        if not values:
+            raise _fail(
+                f"is empty; list at least one of: {', '.join(map(str, allowed))}"
+                " (or remove the key to accept all of AWS's defaults)"
+            )
+        seen: dict[Any, int] = {}
+        problems = []
+        for index, value in enumerate(values):
+            if value in seen:
+                problems.append(((index,), f"{value} is listed twice (also at [{seen[value]}]); list each value once"))
+            seen.setdefault(value, index)
+        if problems:
+            raise _fail_many(problems)
+        return values
+
+    return AfterValidator(check)
+
+
+def _check_psk(value: Any) -> str:
+    # aws-facts §1.3: 8-64 chars, [0-9A-Za-z_.], must not start with 0. Never echo the key.
+    if not isinstance(value, str):
+        got = _show(value) if isinstance(value, (dict, list)) else type(value).__name__
+        raise _fail(f"must be a string of 8 to 64 characters; got {got}")
+    problems = []
+    if not 8 <= len(value) <= 64:
+        problems.append(f"must be 8 to 64 characters long (it has {len(value)})")
+    bad = sorted(set(re.sub(r"[0-9A-Za-z_.]", "", value)))
+    if bad:
+        shown = ", ".join(repr(c) for c in bad)
+        problems.append(f"contains {shown}, which AWS does not allow; use only letters, digits, '.' and '_'")
+    if value.startswith("0"):
+        problems.append("must not start with 0 (AWS rule)")
+    if problems:
+        raise _fail("; ".join(problems))
+    return value
+
+
+def _check_inside_cidr(network: IPv4Network) -> IPv4Network:
+    # aws-facts §1.2: a /30 from 169.254.0.0/16, not one of the reserved blocks.
+    if network.prefixlen != 30:
+        raise _fail(f"must be a /30 (AWS gives each tunnel a /30 inside 169.254.0.0/16); got /{network.prefixlen}")
+    if not network.subnet_of(INSIDE_CIDR_POOL):
+        raise _fail(f"{network} is outside 169.254.0.0/16; pick a /30 in 169.254.0.0/16, e.g. 169.254.10.0/30")
+    if network in RESERVED_INSIDE_CIDRS:
+        raise _fail(
+            f"{network} is reserved by AWS (169.254.0.0/30 to 169.254.5.0/30 and 169.254.169.252/30);"
+            " pick another /30 in 169.254.0.0/16"
+        )
+    return network
+
+
+def _check_name(value: Any) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", value):
+        raise _fail(
+            f"{_show(value)!s} is not a valid name; use 1 to 64 letters, digits, '.', '_' or '-',"
+            " starting with a letter or digit, e.g. vpn-lab"
+        )
+    return value
+
+
+def _check_socket_path(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise _fail(f"must be a file path, e.g. {DEFAULT_CONTROL_SOCKET}; got {_show(value)}")
+    if len(value.encode()) > MAX_UNIX_SOCKET_PATH:
+        raise _fail(
+            f"is {len(value.encode())} bytes long; a Unix socket path can have at most"
+            f" {MAX_UNIX_SOCKET_PATH}: choose a shorter path"
+        )
+    return value
+
+
+def _strict_bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _fail(f"must be true or false; got {_show(value)}")
+    return value
+
+
+Cidr = Annotated[IPv4Network, BeforeValidator(_parse_cidr)]
+Address = Annotated[IPv4Address, BeforeValidator(_parse_address)]
+InsideCidr = Annotated[IPv4Network, BeforeValidator(_parse_cidr), AfterValidator(_check_inside_cidr)]
+PreSharedKey = Annotated[str, BeforeValidator(_check_psk)]
+Name = Annotated[str, BeforeValidator(_check_name)]
+
+Encryption = Annotated[EncryptionAlgorithm, _one_of(ENCRYPTION_ALGORITHMS)]
+Integrity = Annotated[IntegrityAlgorithm, _one_of(INTEGRITY_ALGORITHMS)]
+Phase1DhGroup = Annotated[int, _one_of(PHASE1_DH_GROUPS, _dh_hint(1))]
+Phase2DhGroup = Annotated[int, _one_of(PHASE2_DH_GROUPS, _dh_hint(2))]
+IkeVersionValue = Annotated[IkeVersion, _one_of(IKE_VERSIONS)]
+EncryptionList = Annotated[list[Encryption], _preference_list(ENCRYPTION_ALGORITHMS)]
+IntegrityList = Annotated[list[Integrity], _preference_list(INTEGRITY_ALGORITHMS)]
+Phase1DhGroupList = Annotated[list[Phase1DhGroup], _preference_list(PHASE1_DH_GROUPS)]
+Phase2DhGroupList = Annotated[list[Phase2DhGroup], _preference_list(PHASE2_DH_GROUPS)]
+
+
+def _require_ikev2(versions: list) -> list:
+    # vgw implements IKEv2 only; ikev1 stays accepted (AWS's default list has it) and is ignored.
+    if "ikev2" not in versions:
+        raise _fail("vgw speaks IKEv2 only: add ikev2 to ike_versions (ikev1 is accepted and ignored)")
+    return versions
+
+
+IkeVersionList = Annotated[list[IkeVersionValue], _preference_list(IKE_VERSIONS), AfterValidator(_require_ikev2)]
+
+
+# ---------------------------------------------------------------------------
+# Inside CIDR choice
+
+
+def choose_inside_cidr(outside_ip: IPv4Address, used: Iterable[IPv4Network] = ()) -> IPv4Network:
+    """The /30 for a tunnel whose inside_cidr is omitted.
+
+    AWS picks a random free /30 in 169.254.0.0/16 (aws-facts §1.2). vgw derives it
+    from a hash of the outside IP instead, so the same config gets the same
+    addresses after every restart, and probes forward past reserved or used blocks.
+    """
+    blocked = RESERVED_INSIDE_CIDRS | set(used)
+    count = INSIDE_CIDR_POOL.num_addresses // 4
+    digest = hashlib.sha256(b"vgw tunnel inside cidr\0" + IPv4Address(outside_ip).packed).digest()
+    start = int.from_bytes(digest[:8], "big") % count
+    base = int(INSIDE_CIDR_POOL.network_address)
+    for step in range(count):
+        candidate = IPv4Network((base + ((start + step) % count) * 4, 30))
+        if candidate not in blocked:
+            return candidate
+    raise ValueError("no free /30 is left in 169.254.0.0/16")
+
+
+# ---------------------------------------------------------------------------
+# Models
+
+
+def _aws_default(values: tuple) -> Any:
+    """A list option's AWS default, as a fresh list per tunnel."""
+    return Field(default_factory=lambda: list(values))
+
+
+class _Model(BaseModel):
+    # extra="forbid": a misspelt key is an error, not a silently ignored option.
+    model_config = ConfigDict(extra="forbid")
+
+
+class TunnelConfig(_Model):
+    """One tunnel: AWS's VpnTunnelOptionsSpecification plus the outside IP vgw listens on."""
+
+    outside_ip: Address = Field(
+        description="the tunnel's outside (public) IPv4 address that vgw listens on, e.g. outside_ip: 198.51.100.1"
+    )
+    # Always set after validation: omitted means chosen by choose_inside_cidr().
+    inside_cidr: InsideCidr | None = Field(
+        None, validation_alias=AliasChoices("inside_cidr", "tunnel_inside_cidr")
+    )
+    # Required for now (see _auth_problems): certificate auth will add
+    # `certificate`/`private_key` as the alternative, and only that method changes.
+    pre_shared_key: PreSharedKey | None = Field(None, repr=False)
+    phase1_encryption_algorithms: EncryptionList = _aws_default(ENCRYPTION_ALGORITHMS)
+    phase2_encryption_algorithms: EncryptionList = _aws_default(ENCRYPTION_ALGORITHMS)
+    phase1_integrity_algorithms: IntegrityList = _aws_default(INTEGRITY_ALGORITHMS)
+    phase2_integrity_algorithms: IntegrityList = _aws_default(INTEGRITY_ALGORITHMS)
+    phase1_dh_group_numbers: Phase1DhGroupList = _aws_default(PHASE1_DH_GROUPS)
+    phase2_dh_group_numbers: Phase2DhGroupList = _aws_default(PHASE2_DH_GROUPS)
+    ike_versions: IkeVersionList = _aws_default(IKE_VERSIONS)
+    phase1_lifetime_seconds: Annotated[int, _whole_number(900, 28800)] = 28800
+    phase2_lifetime_seconds: Annotated[int, _whole_number(900, 3600)] = 3600
+    # Upper bound (half of phase 2) checked in _check_tunnel. Default 270 since 2023-04 (§1.6).
+    rekey_margin_time_seconds: Annotated[int, _whole_number(60)] = 270
+    rekey_fuzz_percentage: Annotated[int, _whole_number(0, 100)] = 100
+    replay_window_size: Annotated[int, _whole_number(64, 2048)] = 1024
+    # 30 per VpnTunnelOptionsSpecification; the Modify API says 40 (aws-facts §1.5, §10).
+    dpd_timeout_seconds: Annotated[int, _whole_number(30, why="AWS minimum")] = 30
+    dpd_timeout_action: Annotated[DpdTimeoutAction, _one_of(DPD_TIMEOUT_ACTIONS)] = "clear"
+    startup_action: Annotated[StartupAction, _one_of(STARTUP_ACTIONS)] = "add"
+    enable_tunnel_lifecycle_control: Annotated[bool, BeforeValidator(_strict_bool)] = False  # §1.10: accepted only
+
+    _inside_cidr_auto: bool = PrivateAttr(False)
+
+    @model_validator(mode="after")
+    def _check_tunnel(self) -> "TunnelConfig":
+        problems = self._auth_problems()
+        # §0: phase 2 lifetime must be less than phase 1.
+        if self.phase2_lifetime_seconds >= self.phase1_lifetime_seconds:
+            if self.phase1_lifetime_seconds <= 900:
+                fix = "raise phase1_lifetime_seconds (phase 2 cannot go below 900)"
+            else:
+                fix = "lower phase 2 or raise phase 1"
+            problems.append(
+                (
+                    ("phase2_lifetime_seconds",),
+                    f"must be less than phase1_lifetime_seconds ({self.phase1_lifetime_seconds}); got"
+                    f" {self.phase2_lifetime_seconds}: {fix}",
+                )
+            )
+        # §1.6: margin between 60 and half of the phase 2 lifetime.
+        if self.rekey_margin_time_seconds * 2 > self.phase2_lifetime_seconds:
+            problems.append(
+                (
+                    ("rekey_margin_time_seconds",),
+                    f"must be between 60 and {self.phase2_lifetime_seconds // 2} (half of"
+                    f" phase2_lifetime_seconds {self.phase2_lifetime_seconds}); got {self.rekey_margin_time_seconds}",
+                )
+            )
+        if problems:
+            raise _fail_many(problems)
+        if self.inside_cidr is None:
+            self.inside_cidr = choose_inside_cidr(self.outside_ip)
+            self._inside_cidr_auto = True
+        return self
+
+    def _auth_problems(self) -> list[tuple[tuple, str]]:
+        """Exactly one way to authenticate; today that is the pre-shared key (aws-facts §1.3)."""
+        if self.pre_shared_key is None:
+            return [
+                (
+                    ("pre_shared_key",),
+                    "required key is missing; add pre_shared_key: 8 to 64 letters, digits, '.' or '_',"
+                    " not starting with 0 (vgw supports pre-shared key authentication only, for now)",
+                )
+            ]
+        return []
+
+    @property
+    def inside_cidr_is_auto(self) -> bool:
+        """True if inside_cidr was omitted and chosen by choose_inside_cidr()."""
+        return self._inside_cidr_auto
+
+    @property
+    def vgw_inside_ip(self) -> IPv4Address:
+        """The AWS (VGW) end of the inside /30: network+1 (aws-facts §1.2)."""
+        return self.inside_cidr.network_address + 1
+
+    @property
+    def cgw_inside_ip(self) -> IPv4Address:
+        """The customer gateway end of the inside /30: network+2 (aws-facts §1.2)."""
+        return self.inside_cidr.network_address + 2
+
+    @property
+    def auth_method(self) -> Literal["psk"]:
+        """How the tunnel authenticates; only pre-shared keys for now."""
+        return "psk"
+
+
+class CustomerGatewayConfig(_Model):
+    """The customer gateway (AWS's CustomerGateway); without ip any address may connect."""
+
+    ip: Address | None = None
+
+
+def _check_static_routes(routes: list[IPv4Network]) -> list[IPv4Network]:
+    if len(routes) > MAX_STATIC_ROUTES:
+        # aws-facts §4.1: 100 static routes per VGW connection, not adjustable.
+        raise _fail(f"has {len(routes)} routes; AWS allows at most {MAX_STATIC_ROUTES} static routes per VPN connection")
+    seen: dict[IPv4Network, int] = {}
+    problems = []
+    for index, route in enumerate(routes):
+        if route in seen:
+            problems.append(((index,), f"{route} is listed twice (also at [{seen[route]}]); list each route once"))
+        seen.setdefault(route, index)
+    if problems:
+        raise _fail_many(problems)
+    return routes
+
+
+def _check_tunnel_count(tunnels: list[TunnelConfig]) -> list[TunnelConfig]:
+    # aws-facts §1.1: AWS creates exactly two tunnels per connection; one is enough to test with.
+    if not tunnels:
+        raise _fail("is empty; add one or two tunnels, each with outside_ip and pre_shared_key")
+    if len(tunnels) > MAX_TUNNELS_PER_CONNECTION:
+        raise _fail(
+            f"has {len(tunnels)} tunnels; an AWS VPN connection has two at most:"
+            " remove the extra ones or put them in another connection"
+        )
+    return tunnels
+
+
+class ConnectionConfig(_Model):
+    """One VPN connection (AWS's VpnConnection): a customer gateway and its tunnels."""
+
+    name: Name = Field(description="a name for the connection, e.g. name: vpn-lab")
+    customer_gateway: CustomerGatewayConfig = Field(default_factory=CustomerGatewayConfig)
+    static_routes: Annotated[list[Cidr], AfterValidator(_check_static_routes)] = Field(default_factory=list)
+    # §1.8: traffic selectors; local is the customer side, remote the AWS side.
+    local_network_cidr: Cidr = IPv4Network("0.0.0.0/0")
+    remote_network_cidr: Cidr = IPv4Network("0.0.0.0/0")
+    tunnels: Annotated[list[TunnelConfig], AfterValidator(_check_tunnel_count)] = Field(
+        description="a list of one or two tunnels, each with outside_ip and pre_shared_key"
+    )
+
+    @model_validator(mode="after")
+    def _check_connection(self) -> "ConnectionConfig":
+        problems: list[tuple[tuple, str]] = []
+        for index, tunnel in enumerate(self.tunnels):
+            # §1.7: AWS can initiate only if it knows where the customer gateway is.
+            if tunnel.startup_action == "start" and self.customer_gateway.ip is None:
+                problems.append(
+                    (
+                        ("tunnels", index, "startup_action"),
+                        "start needs the customer gateway's address: set customer_gateway.ip,"
+                        " or use startup_action: add (the customer gateway initiates)",
+                    )
+                )
+        for index, route in enumerate(self.static_routes):
+            # Route-based VPN with one SA pair per tunnel (§1.8): a route outside the
+            # customer-side selector could never pass the tunnel.
+            if not route.subnet_of(self.local_network_cidr):
+                problems.append(
+                    (
+                        ("static_routes", index),
+                        f"{route} is outside local_network_cidr {self.local_network_cidr}: traffic to it would not"
+                        " match the tunnel's traffic selector; widen local_network_cidr or remove the route",
+                    )
+                )
+        if problems:
+            raise _fail_many(problems)
+        return self
+
+
+def _check_vpc_cidrs(cidrs: list[IPv4Network]) -> list[IPv4Network]:
+    if not cidrs:
+        raise _fail("is empty; list the VPC's CIDR blocks, e.g. cidrs: [10.0.0.0/16]")
+    problems = []
+    for index, cidr in enumerate(cidrs):
+        for earlier in range(index):
+            if cidr.overlaps(cidrs[earlier]):
+                problems.append(
+                    ((index,), f"{cidr} overlaps cidrs[{earlier}] {cidrs[earlier]}; a VPC's CIDR blocks cannot overlap")
+                )
+                break
+    if problems:
+        raise _fail_many(problems)
+    return cidrs
+
+
+class VpcConfig(_Model):
+    """The VPC behind the gateway: traffic from the tunnels is forwarded into these CIDRs."""
+
+    cidrs: Annotated[list[Cidr], AfterValidator(_check_vpc_cidrs)] = Field(
+        description="the VPC's CIDR blocks, e.g. cidrs: [10.0.0.0/16]"
+    )
+
+
+def _check_connection_list(connections: list[ConnectionConfig]) -> list[ConnectionConfig]:
+    if not connections:
+        raise _fail("is empty; add at least one connection with a name and its tunnels")
+    return connections
+
+
+class GatewayConfig(_Model):
+    """One vgw process: the virtual private gateway, its VPC and its VPN connections."""
+
+    control_socket: Annotated[str, BeforeValidator(_check_socket_path)] = DEFAULT_CONTROL_SOCKET
+    vpc: VpcConfig = Field(description="the VPC behind the gateway, e.g. vpc: {cidrs: [10.0.0.0/16]}")
+    connections: Annotated[list[ConnectionConfig], AfterValidator(_check_connection_list)] = Field(
+        description="a list of VPN connections, each with a name and its tunnels"
+    )
+
+    @model_validator(mode="after")
+    def _check_gateway(self) -> "GatewayConfig":
+        problems: list[tuple[tuple, str]] = []
+
+        names: dict[str, int] = {}
+        for ci, connection in enumerate(self.connections):
+            if connection.name in names:
+                problems.append(
+                    (
+                        ("connections", ci, "name"),
+                        f"{connection.name} is already the name of connections[{names[connection.name]}];"
+                        " give each connection its own name",
+                    )
+                )
+            names.setdefault(connection.name, ci)
+
+        # Outside IPs identify tunnels (CloudWatch's TunnelIpAddress; DESIGN.md): unique.
+        outside: dict[IPv4Address, str] = {}
+        for ci, ti, tunnel in self._indexed_tunnels():
+            where = f"connections[{ci}].tunnels[{ti}]"
+            if tunnel.outside_ip in outside:
+                problems.append(
+                    (
+                        ("connections", ci, "tunnels", ti, "outside_ip"),
+                        f"{tunnel.outside_ip} is already the outside IP of {outside[tunnel.outside_ip]};"
+                        " each tunnel needs its own outside IP",
+                    )
+                )
+            outside.setdefault(tunnel.outside_ip, where)
+
+        for ci, connection in enumerate(self.connections):
+            cgw = connection.customer_gateway.ip
+            if cgw is not None and cgw in outside:
+                problems.append(
+                    (
+                        ("connections", ci, "customer_gateway", "ip"),
+                        f"{cgw} is also the outside IP of {outside[cgw]}; the customer gateway is the other end"
+                        " of the tunnel and needs an address of its own",
+                    )
+                )
+
+        # §1.2: inside CIDRs unique across all connections of one VGW. Explicit ones
+        # first, then automatic ones avoid every block already taken.
+        inside: dict[IPv4Network, str] = {}
+        for ci, ti, tunnel in self._indexed_tunnels():
+            if tunnel.inside_cidr_is_auto:
+                continue
+            if tunnel.inside_cidr in inside:
+                problems.append(
+                    (
+                        ("connections", ci, "tunnels", ti, "inside_cidr"),
+                        f"{tunnel.inside_cidr} is already the inside CIDR of {inside[tunnel.inside_cidr]};"
+                        " the inside /30 must be unique across the gateway's connections",
+                    )
+                )
+            inside.setdefault(tunnel.inside_cidr, f"connections[{ci}].tunnels[{ti}]")
+        for ci, ti, tunnel in self._indexed_tunnels():
+            if tunnel.inside_cidr_is_auto:
+                tunnel.inside_cidr = choose_inside_cidr(tunnel.outside_ip, inside)
+                inside[tunnel.inside_cidr] = f"connections[{ci}].tunnels[{ti}]"
+
+        for ci, connection in enumerate(self.connections):
+            for ri, route in enumerate(connection.static_routes):
+                for vpc_cidr in self.vpc.cidrs:
+                    # A supernet (e.g. 0.0.0.0/0) is fine: the VPC's local route is more specific.
+                    if route.subnet_of(vpc_cidr):
+                        problems.append(
+                            (
+                                ("connections", ci, "static_routes", ri),
+                                f"{route} is inside the VPC CIDR {vpc_cidr}: those addresses are in the VPC,"
+                                " not behind the customer gateway; remove the route",
+                            )
+                        )
+                        break
+
+        if problems:
+            raise _fail_many(problems)
+        return self
+
+    def _indexed_tunnels(self):
+        for ci, connection in enumerate(self.connections):
+            for ti, tunnel in enumerate(connection.tunnels):
+                yield ci, ti, tunnel
+
+    def all_tunnels(self) -> list[tuple[ConnectionConfig, TunnelConfig]]:
+        """Every (connection, tunnel) pair, in file order."""
+        return [(connection, tunnel) for connection in self.connections for tunnel in connection.tunnels]
+
+    def find_tunnel(self, outside_ip: IPv4Address | str) -> tuple[ConnectionConfig, TunnelConfig] | None:
+        """The tunnel with this outside IP (the tunnel's name on the command line), or None."""
+        address = IPv4Address(outside_ip)
+        for connection, tunnel in self.all_tunnels():
+            if tunnel.outside_ip == address:
+                return connection, tunnel
+        return None
+
+
+# ---------------------------------------------------------------------------
+# Loading: YAML with line numbers, then the models; errors become ConfigIssues.
+
+
+def load_config(path: str | Path) -> GatewayConfig:
+    """Read and validate a config file; raises ConfigError naming every bad key."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(source, [ConfigIssue("", "is not UTF-8 text; save the file as UTF-8")]) from None
+    except OSError as exc:
+        raise ConfigError(source, [ConfigIssue("", f"cannot read the file: {exc.strerror or exc}")]) from None
+    return parse_config(text, source)
+
+
+def parse_config(text: str, source: str = "<string>") -> GatewayConfig:
+    """Validate config text; `source` names it in error messages."""
+    data, lines, issues = _load_yaml(text)
+    if data is None and not issues:
+        issues.append(ConfigIssue("", "the file is empty; a config needs at least vpc and connections", 1))
+    if data is not None:
+        try:
+            config = GatewayConfig.model_validate(data)
+        except ValidationError as exc:
+            issues.extend(_issues_from(exc, lines))
+        else:
+            if not issues:
+                return config
+    issues.sort(key=lambda issue: issue.line or 0)
+    raise ConfigError(source, issues)
+
+
+KeyPath = tuple  # a key path: str keys and int list indexes, as in pydantic's loc
+
+
+def _load_yaml(text: str) -> tuple[Any, dict[KeyPath, int], list[ConfigIssue]]:
+    """Parse YAML; return the data, the line of every key path, and duplicate-key issues."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, {}, []
+        lines: dict[KeyPath, int] = {(): node.start_mark.line + 1}
+        issues: list[ConfigIssue] = []
+        raw_text: list[tuple[KeyPath, str]] = []
+        # Walk before constructing: construction flattens merge keys in place.
+        _walk(node, (), lines, issues, raw_text, set())
+        data = loader.construct_document(node)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        message = f"YAML syntax error: {exc.problem or exc.context}"
+        if exc.context and exc.problem:
+            message += f" ({exc.context}, line {exc.context_mark.line + 1})" if exc.context_mark else f" ({exc.context})"
+        if "\\t" in message or "\t" in message:
+            message += "; indent with spaces, not tabs"
+        return None, {}, [ConfigIssue("", message, mark.line + 1 if mark else None)]
+    except yaml.YAMLError as exc:
+        return None, {}, [ConfigIssue("", f"YAML error: {exc}")]
+    finally:
+        loader.dispose()
+    for path, text_value in raw_text:
+        parent = _get_path(data, path[:-1])
+        if isinstance(parent, dict) and path[-1] in parent and not isinstance(parent[path[-1]], str):
+            parent[path[-1]] = text_value
+    return data, lines, issues
+
+
+def _walk(node, path: KeyPath, lines, issues, raw_text, on_stack: set) -> None:
+    if id(node) in on_stack:  # a recursive alias; the models will reject the value
+        return
+    on_stack = on_stack | {id(node)}
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key, line = key_node.value, key_node.start_mark.line + 1
+            if key in seen:
+                # PyYAML would silently keep the last one.
+                issues.append(
+                    ConfigIssue(
+                        _path_text(path + (key,)),
+                        f"appears twice in the same mapping (lines {seen[key]} and {line}); delete one",
+                        line,
+                    )
+                )
+            seen.setdefault(key, line)
+            lines.setdefault(path + (key,), line)
+            if key in _RAW_TEXT_KEYS and isinstance(value_node, yaml.ScalarNode) and value_node.style is None:
+                raw_text.append((path + (key,), value_node.value))
+            _walk(value_node, path + (key,), lines, issues, raw_text, on_stack)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            lines.setdefault(path + (index,), item.start_mark.line + 1)
+            _walk(item, path + (index,), lines, issues, raw_text, on_stack)
+
+
+def _get_path(data: Any, path: KeyPath) -> Any:
+    for part in path:
+        if isinstance(data, dict):
+            data = data.get(part)
+        elif isinstance(data, list) and isinstance(part, int) and part < len(data):
+            data = data[part]
+        else:
+            return None
+    return data
+
+
+def _path_text(path: KeyPath) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _field_for(model: type[BaseModel] | None, key: Any):
+    """(name, FieldInfo) of the model field spelled `key` (by name or alias), or None."""
+    if model is None:
+        return None
+    for name, field in model.model_fields.items():
+        alias = field.validation_alias
+        if key == name or (isinstance(alias, AliasChoices) and key in alias.choices):
+            return name, field
+    return None
+
+
+def _keys_of(model: type[BaseModel]) -> list[str]:
+    keys = []
+    for name, field in model.model_fields.items():
+        alias = field.validation_alias
+        keys += list(alias.choices) if isinstance(alias, AliasChoices) else [name]
+    return keys
+
+
+def _find_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _find_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _model_at(loc: KeyPath) -> type[BaseModel] | None:
+    """The model class that validates the mapping at `loc`."""
+    model: type[BaseModel] | None = GatewayConfig
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        found = _field_for(model, part)
+        model = _find_model(found[1].annotation) if found else None
+        if model is None:
+            return None
+    return model
+
+
+def _as_in_file(loc: KeyPath, lines: dict[KeyPath, int]) -> KeyPath:
+    """`loc` with each field name replaced by the alias the file used (inside_cidr vs tunnel_inside_cidr)."""
+    result: KeyPath = ()
+    for part in loc:
+        if isinstance(part, str) and result + (part,) not in lines:
+            found = _field_for(_model_at(result), part)
+            alias = found[1].validation_alias if found else None
+            if isinstance(alias, AliasChoices):
+                part = next((a for a in alias.choices if result + (a,) in lines), part)
+        result += (part,)
+    return result
+
+
+def _line_of(loc: KeyPath, lines: dict[KeyPath, int]) -> int | None:
+    for end in range(len(loc), -1, -1):
+        if loc[:end] in lines:
+            return lines[loc[:end]]
+    return None
+
+
+def _snake(key: str) -> str:
+    """EC2 API spelling (Phase1DHGroupNumbers) or dashes to the config's snake_case."""
+    key = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", key)
+    key = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", key)
+    return key.replace("-", "_").lower()
+
+
+def _unknown_key(loc: KeyPath) -> tuple[str, str | None]:
+    """Message for a key no model knows, and the key it probably meant."""
+    key = loc[-1]
+    model = _model_at(loc[:-1])
+    if key in _UNSUPPORTED_AWS_KEYS:
+        return f"{key} is an AWS option vgw does not support: {_UNSUPPORTED_AWS_KEYS[key]}; remove it", None
+    if model is None:
+        return f"unknown key {key}; remove it", None
+    same = _field_for(model, key)
+    if same is not None:
+        other = [a for a in same[1].validation_alias.choices if a != key]
+        return f"{key} and {', '.join(other)} are the same option; give only one of them", None
+    valid = _keys_of(model)
+    close = difflib.get_close_matches(_snake(str(key)), valid, n=1, cutoff=0.6)
+    if close:
+        return f"unknown key {key}; did you mean {close[0]}?", close[0]
+    return f"unknown key {key}; valid keys here: {', '.join(valid)}", None
+
+
+def _translate(error: dict, loc: KeyPath) -> str:
+    """Pydantic's own errors (missing key, wrong YAML shape) in words that say what to change."""
+    kind, value = error["type"], error.get("input")
+    key = next((part for part in reversed(loc) if isinstance(part, str)), "")
+    if kind == "missing":
+        found = _field_for(_model_at(loc[:-1]), loc[-1])
+        description = found[1].description if found else None
+        return f"required key is missing; add {description}" if description else "required key is missing; add it"
+    if kind in {"model_type", "model_attributes_type", "dict_type"}:
+        if loc == ():
+            return f"the file must be a YAML mapping with the keys vpc and connections; got {_show(value)}"
+        model = _model_at(loc)
+        if model is not None and len(model.model_fields) == 1 and value is not None:
+            # vpc: [10.0.0.0/16] meant vpc: {cidrs: [10.0.0.0/16]}
+            inner = yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+            return f"must be a mapping; got {_show(value)}: write {key}: {{{next(iter(model.model_fields))}: {inner}}}"
+        return f"must be a mapping of keys (key: value); got {_show(value)}"
+    if kind == "list_type":
+        if isinstance(value, dict):
+            return f"must be a list; got a mapping: start each entry of {key} with '- '"
+        example = f"[{_show(value)}]" if isinstance(value, (str, int)) and not isinstance(value, bool) else "[a, b]"
+        return f"must be a list, e.g. {key}: {example}; got {_show(value)}"
+    if kind == "string_type":
+        return f"must be text; got {_show(value)}"
+    return error["msg"]
+
+
+def _issues_from(exc: ValidationError, lines: dict[KeyPath, int]) -> list[ConfigIssue]:
+    found: list[tuple[KeyPath, str, str]] = []  # (loc, message, pydantic type)
+    suggested: set[KeyPath] = set()
+    for error in exc.errors(include_url=False):
+        loc = tuple(error["loc"])
+        if error["type"] == "vgw":
+            for at, message in error["ctx"]["problems"]:
+                found.append((loc + tuple(at), message, "vgw"))
+        elif error["type"] == "extra_forbidden":
+            message, meant = _unknown_key(loc)
+            if meant is not None:
+                suggested.add(loc[:-1] + (meant,))
+            found.append((loc, message, "extra_forbidden"))
+        else:
+            found.append((loc, _translate(error, loc), error["type"]))
+    issues = []
+    for loc, message, kind in found:
+        if kind == "missing" and loc in suggested:
+            continue  # "unknown key outside_ips; did you mean outside_ip?" already says it
+        in_file = _as_in_file(loc, lines)
+        issues.append(ConfigIssue(_path_text(in_file), message, _line_of(in_file, lines)))
+    return issues
