@@ -1,0 +1,135 @@
+"""The `vgw` command: argument parsing, `validate`, and dispatch to daemon.commands."""
+
+import argparse
+import importlib
+import sys
+from ipaddress import IPv4Address
+
+from daemon.config import DEFAULT_CONTROL_SOCKET, ConfigError, GatewayConfig, load_config
+
+EXIT_OK, EXIT_UNAVAILABLE, EXIT_CONFIG = 0, 1, 2
+
+
+def _tunnel_name(text: str) -> str:
+    # A tunnel is named by its outside IP, AWS's own identifier for it (DESIGN.md).
+    try:
+        return str(IPv4Address(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a tunnel: name it by its outside IPv4 address") from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vgw", description="A self-hosted AWS Site-to-Site VPN gateway (the AWS side).")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the gateway in the foreground")
+    run.add_argument("--config", required=True, metavar="FILE", help="YAML config file")
+    validate = sub.add_parser("validate", help="check a config file and summarise its tunnels")
+    validate.add_argument("--config", required=True, metavar="FILE", help="YAML config file")
+
+    control = argparse.ArgumentParser(add_help=False)
+    control.add_argument("--control", default=DEFAULT_CONTROL_SOCKET, metavar="PATH",
+                         help=f"control socket of the running gateway (default {DEFAULT_CONTROL_SOCKET})")
+    status = sub.add_parser("status", parents=[control], help="show each tunnel's state")
+    status.add_argument("--json", action="store_true", help='print {"tunnels": [...]} as JSON')
+    tunnel = sub.add_parser("tunnel", parents=[control], help="bring a tunnel up or down")
+    tunnel.add_argument("action", choices=["up", "down"])
+    tunnel.add_argument("tunnel", type=_tunnel_name, metavar="TUNNEL", help="the tunnel's outside IP")
+    rekey = sub.add_parser("rekey", parents=[control], help="rekey a tunnel's CHILD SA (default) or IKE SA")
+    rekey.add_argument("tunnel", type=_tunnel_name, metavar="TUNNEL", help="the tunnel's outside IP")
+    which = rekey.add_mutually_exclusive_group()
+    which.add_argument("--ike", dest="sa", action="store_const", const="ike", help="rekey the IKE SA")
+    which.add_argument("--child", dest="sa", action="store_const", const="child", help="rekey the CHILD SA (default)")
+    rekey.set_defaults(sa="child")
+    return parser
+
+
+def _algorithms(values: list) -> str:
+    """Comma-joined in preference order; runs of DH groups shortened (2,14-24)."""
+    parts: list[str] = []
+    run: list[int] = []
+    for value in [*values, None]:
+        if isinstance(value, int) and run and value == run[-1] + 1:
+            run.append(value)
+            continue
+        if run:
+            parts.append(f"{run[0]}-{run[-1]}" if len(run) > 2 else ",".join(map(str, run)))
+        run = [value] if isinstance(value, int) else []
+        if value is not None and not isinstance(value, int):
+            parts.append(str(value))
+    return ",".join(parts)
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def summarize(config: GatewayConfig) -> list[str]:
+    """One line per connection and per tunnel: what a customer gateway must match."""
+    lines = []
+    for connection in config.connections:
+        cgw = connection.customer_gateway.ip or "any address"
+        routes = ", ".join(map(str, connection.static_routes)) or "none"
+        lines.append(
+            f"connection {connection.name}: customer gateway {cgw}; static routes {routes};"
+            f" traffic selectors {connection.local_network_cidr} (customer) <-> {connection.remote_network_cidr} (AWS)"
+        )
+        for t in connection.tunnels:
+            chosen = ", chosen from the outside IP" if t.inside_cidr_is_auto else ""
+            lines.append(
+                f"  tunnel {t.outside_ip}: inside {t.inside_cidr} (VGW {t.vgw_inside_ip}, CGW {t.cgw_inside_ip}{chosen});"
+                f" phase 1 {_algorithms(t.phase1_encryption_algorithms)} / {_algorithms(t.phase1_integrity_algorithms)}"
+                f" / DH {_algorithms(t.phase1_dh_group_numbers)}, {t.phase1_lifetime_seconds}s;"
+                f" phase 2 {_algorithms(t.phase2_encryption_algorithms)} / {_algorithms(t.phase2_integrity_algorithms)}"
+                f" / DH {_algorithms(t.phase2_dh_group_numbers)}, {t.phase2_lifetime_seconds}s;"
+                f" startup {t.startup_action}"
+            )
+    return lines
+
+
+def validate(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        print(f"{args.config}: {_plural(len(exc.issues), 'problem')}; the gateway would not start", file=sys.stderr)
+        return EXIT_CONFIG
+    for line in summarize(config):
+        print(line)
+    connections, tunnels = len(config.connections), len(config.all_tunnels())
+    print(f"{args.config}: OK, {_plural(connections, 'connection')}, {_plural(tunnels, 'tunnel')}")
+    return EXIT_OK
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    # Placeholder until daemon.commands exists: imported lazily so that `validate`
+    # works without the rest of the daemon.
+    try:
+        commands = importlib.import_module("daemon.commands")
+        handler = getattr(commands, args.command)
+    except ModuleNotFoundError as exc:
+        if exc.name != "daemon.commands":
+            raise
+        handler = None
+    except AttributeError:
+        handler = None
+    if handler is None:
+        print(f"vgw {args.command}: not available yet", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    result = handler(args)
+    return EXIT_OK if result is None else int(result)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code (the console script passes it to sys.exit)."""
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error argparse already printed
+        return exc.code if isinstance(exc.code, int) else EXIT_CONFIG
+    if args.command == "validate":
+        return validate(args)
+    return _dispatch(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
