@@ -94,6 +94,7 @@ _R_POOL_BLOCKS = 256
 
 _pack_hdr = struct.Struct("!II").pack  # SPI | sequence number (RFC 4303 §2)
 _pack_iv64 = struct.Struct("!Q").pack
+_from_bytes = int.from_bytes
 
 
 class DropReason(IntEnum):
@@ -339,9 +340,10 @@ class _GcmSa(EspSa):
         # RFC 4303 §2.4: the ciphertext (between IV and ICV) is a multiple of 4.
         if n < self._min_len or (n - 8 - _GCM_IV - _GCM_ICV) & 3:
             return self._drop(DropReason.MALFORMED)
-        seq = int.from_bytes(pkt[4:8], "big")
+        seq = _from_bytes(pkt[4:8], "big")
         replay = self.replay
-        if not replay.check(seq):  # cheap check before the ICV (RFC 4303 §3.4.3)
+        # Cheap check before the ICV (RFC 4303 §3.4.3); in-order packets skip the call.
+        if seq <= replay.top and not replay.check(seq):
             return self._drop(DropReason.REPLAY)
         try:
             # RFC 4106 §4: nonce = salt | IV; §5: AAD = SPI | seq.
@@ -350,7 +352,15 @@ class _GcmSa(EspSa):
             return self._drop(DropReason.BAD_ICV)
         if not replay.check_and_update(seq):  # again, now that it is authentic
             return self._drop(DropReason.REPLAY)
-        return self._finish(pt, 0)
+        # Inlined fast path of _finish (saves ~100 ns a packet); anything unusual
+        # goes to _finish for the precise reason.
+        pad_len = pt[-2]
+        end = len(pt) - 2 - pad_len
+        if end <= 0 or (pad_len and pt[end:-2] != _PAD[pad_len]) or _VERSION_BY_NH.get(pt[-1]) != pt[0] >> 4:
+            return self._finish(pt, 0)
+        self.packets += 1
+        self.bytes += end
+        return pt[:end]
 
 
 class _CbcSa(EspSa):
@@ -391,9 +401,10 @@ class _CbcSa(EspSa):
         end = n - icv_len
         if n < self._min_len or (end - 8) & 15:  # IV + ciphertext: whole blocks
             return self._drop(DropReason.MALFORMED)
-        seq = int.from_bytes(pkt[4:8], "big")
+        seq = _from_bytes(pkt[4:8], "big")
         replay = self.replay
-        if not replay.check(seq):  # cheap check before the ICV (RFC 4303 §3.4.3)
+        # Cheap check before the ICV (RFC 4303 §3.4.3); in-order packets skip the call.
+        if seq <= replay.top and not replay.check(seq):
             return self._drop(DropReason.REPLAY)
         mv = memoryview(pkt)
         mac = self._mac.copy()
@@ -403,7 +414,19 @@ class _CbcSa(EspSa):
         if not replay.check_and_update(seq):
             return self._drop(DropReason.REPLAY)
         # Long-lived decryptor: the first output block is garbage (module docstring).
-        return self._finish(self._dec.update(mv[8:end]), _CBC_BLOCK)
+        pt = self._dec.update(mv[8:end])
+        pad_len = pt[-2]
+        inner_end = len(pt) - 2 - pad_len
+        # Inlined fast path of _finish, as in _GcmSa.open.
+        if (
+            inner_end <= _CBC_BLOCK
+            or (pad_len and pt[inner_end:-2] != _PAD[pad_len])
+            or _VERSION_BY_NH.get(pt[-1]) != pt[_CBC_BLOCK] >> 4
+        ):
+            return self._finish(pt, _CBC_BLOCK)
+        self.packets += 1
+        self.bytes += inner_end - _CBC_BLOCK
+        return pt[_CBC_BLOCK:inner_end]
 
 
 _SUBCLASS = {"aes-gcm-16": _GcmSa, "aes-cbc": _CbcSa}
