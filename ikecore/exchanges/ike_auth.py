@@ -1,0 +1,205 @@
+"""IKE_AUTH (RFC 7296 §1.2, §2.15): identities, PSK authentication and the first
+CHILD SA, which takes its keys from the IKE SA (no KE: PFS groups apply to
+rekeys only).
+
+A failure of the CHILD SA part does not fail the IKE SA (§1.2): the response
+carries AUTH plus the error notify, and AWS logs "Phase 2 was unable to
+establish while keeping Phase 1" (aws-facts.md §3.3).
+"""
+
+from __future__ import annotations
+
+import struct
+
+from ..child import ChildSa, new_spi
+from ..constants import AuthMethod, ExchangeType, NotifyType, ProtocolId
+from ..auth import psk_auth, psk_verify, signed_octets
+from ..errors import ExchangeError
+from ..events import IkeSaUp
+from ..payloads import (
+    AuthPayload, IdiPayload, IdrPayload, NotifyPayload, SaPayload, TsiPayload, TsrPayload,
+)
+from ..proposals import NoProposalChosen, check_answer, esp_offer, select_esp
+from ..transforms import integ_name, prf_name
+from ..ts import covers, narrow, selectors_for
+from .base import Exchange
+
+CHILD_ERRORS = (NotifyType.NO_PROPOSAL_CHOSEN, NotifyType.TS_UNACCEPTABLE,
+                NotifyType.SINGLE_PAIR_REQUIRED, NotifyType.INTERNAL_ADDRESS_FAILURE,
+                NotifyType.FAILED_CP_REQUIRED, NotifyType.INVALID_SELECTORS,
+                NotifyType.NO_ADDITIONAL_SAS)
+
+
+def _ike_up(sa, now) -> None:
+    from ..sa import State
+    sa.state = State.ESTABLISHED
+    sa.established_at = now
+    sa.timers.pop("half_open", None)
+    s = sa.suite
+    sa.emit(IkeSaUp(sa.spi_i, sa.spi_r, sa.initiator, sa.local, sa.remote, s.encr.aws_name,
+                    integ_name(s.integ), prf_name(s.prf), s.dh, sa.peer_behind_nat,
+                    sa.local_behind_nat, sa.remote_identity))
+    sa.log(f"AWS tunnel phase 1 is established with cgw: {sa.remote[0]} "
+           f"(remote id {sa.remote_identity})")
+    from . import lifecycle
+    lifecycle.on_ike_established(sa, now)
+
+
+def add_child(sa, child: ChildSa, now, shared: bytes | None = None, replaces: int | None = None) -> None:
+    child.derive(sa.prf, sa.sk_d, shared)
+    sa.children[child.spi_in] = child
+    from . import lifecycle
+    lifecycle.on_child_installed(sa, child, now)
+    sa.emit(child.up_event(sa.local, sa.remote, sa.udp_encap, sa.policy.replay_window,
+                           sa.policy.phase2_lifetime, replaces))
+    sa.log(f"AWS tunnel phase 2 is established with cgw: {sa.remote[0]}: "
+           f"SPI in {child.spi_in:08x} out {child.spi_out:08x}, "
+           f"{', '.join(str(t) for t in child.local_ts)} <=> "
+           f"{', '.join(str(t) for t in child.remote_ts)}, {child.suite.encr.aws_name}"
+           + (f"/{integ_name(child.suite.integ)}" if integ_name(child.suite.integ) else "")
+           + (" in UDP" if sa.udp_encap else ""))
+
+
+def _psk(sa) -> bytes:
+    if not sa.policy.psk:
+        raise ExchangeError(NotifyType.AUTHENTICATION_FAILED, "no pre-shared key configured", fatal=True)
+    return sa.policy.psk
+
+
+class IkeAuth(Exchange):
+    """Initiator side: AWS initiates with startup_action start (aws-facts.md §1.7)."""
+
+    TYPE = ExchangeType.IKE_AUTH
+
+    def build(self, sa, now):
+        p = sa.policy
+        self.spi_in = new_spi(p.random_bytes)
+        idi = sa.our_id(IdiPayload)
+        octets = signed_octets(sa.prf, sa.init_request, sa.nonce_r, sa.sk_pi, idi.encode_body())
+        self.offered = esp_offer(p.phase2_encryption, p.phase2_integrity,
+                                 struct.pack("!I", self.spi_in))
+        self.tsi = selectors_for(p.vgw_ts)
+        self.tsr = selectors_for(p.cgw_ts)
+        return [idi, NotifyPayload(NotifyType.INITIAL_CONTACT),
+                AuthPayload(AuthMethod.PSK, psk_auth(sa.prf, _psk(sa), octets)),
+                SaPayload(self.offered), TsiPayload(self.tsi), TsrPayload(self.tsr)]
+
+    def process(self, sa, msg, now):
+        err = msg.error_notify()
+        idr, auth = msg.get(IdrPayload), msg.get(AuthPayload)
+        if err is not None and err.notify_type not in CHILD_ERRORS or not (idr and auth):
+            why = err.name if err is not None else "no IDr/AUTH in the answer"
+            sa.log(f"AWS tunnel authentication with cgw: {sa.remote[0]} failed: {why}", "error")
+            sa.fail(f"IKE_AUTH refused: {why}", "auth-failed")
+            return False
+        sa.remote_identity = str(idr)
+        octets = signed_octets(sa.prf, sa.init_response, sa.nonce_i, sa.sk_pr, idr.encode_body())
+        if auth.method != AuthMethod.PSK or not psk_verify(sa.prf, _psk(sa), octets, auth.data):
+            sa.log(f"AWS tunnel detected a pre-shared key mismatch with cgw: {sa.remote[0]}", "error")
+            _notify_auth_failed(sa, now)
+            sa.fail("pre-shared key mismatch", "auth-failed")
+            return False
+        if not _identity_ok(sa):
+            _notify_auth_failed(sa, now)
+            sa.fail(f"unexpected identity {sa.remote_identity}", "auth-failed")
+            return False
+        _ike_up(sa, now)
+        if err is not None:
+            if err.notify_type == NotifyType.TS_UNACCEPTABLE:
+                sa.log("AWS: Traffic Selector: TS_UNACCEPTABLE: received from responder", "error")
+            else:
+                sa.log(f"AWS tunnel received {err.name} for phase 2 from cgw: {sa.remote[0]}", "error")
+            sa.log("AWS tunnel Phase 2 was unable to establish while keeping Phase 1", "error")
+            return False
+        sa_p, tsi, tsr = msg.get(SaPayload), msg.get(TsiPayload), msg.get(TsrPayload)
+        try:
+            if not (sa_p and tsi and tsr):
+                raise NoProposalChosen("answer lacks SA, TSi or TSr")
+            suite = check_answer(self.offered, sa_p.proposals, ProtocolId.ESP)
+            if suite.dh or suite.esn:
+                raise NoProposalChosen("answer picked DH or ESN in IKE_AUTH")
+            if not covers(self.tsi, tsi.selectors) or not covers(self.tsr, tsr.selectors):
+                raise NoProposalChosen("answer widened the traffic selectors")
+        except NoProposalChosen as exc:
+            sa.log(f"AWS tunnel Phase 2 was unable to establish while keeping Phase 1: {exc}", "error")
+            return False
+        spi_out = struct.unpack("!I", sa_p.proposals[0].spi)[0]
+        add_child(sa, ChildSa(self.spi_in, spi_out, suite, tuple(tsi.selectors),
+                              tuple(tsr.selectors), now, True, sa.nonce_i, sa.nonce_r), now)
+        return False
+
+    def timed_out(self, sa, now):
+        sa.log(f"AWS tunnel Timeout: deleting un-established Phase 1 IKE_SA with cgw: "
+               f"{sa.remote[0]}", "warning")
+        sa.fail("no answer to IKE_AUTH", "timeout")
+
+
+def _notify_auth_failed(sa, now) -> None:
+    """§2.21.2: tell the responder its AUTH did not verify, without waiting."""
+    from .informational import Notify
+    from ..sa import Datagram  # noqa: F401 - the SA sends; nothing else needed
+    sa.start(Notify(NotifyType.AUTHENTICATION_FAILED), now)
+
+
+def _identity_ok(sa) -> bool:
+    want = sa.policy.remote_id
+    if want and want != sa.remote_identity:
+        sa.log(f"AWS tunnel refused cgw: {sa.remote[0]}: identity {sa.remote_identity} "
+               f"is not the configured {want}", "error")
+        return False
+    return True
+
+
+def respond(sa, msg, now, local, remote):
+    p = sa.policy
+    idi, auth = msg.get(IdiPayload), msg.get(AuthPayload)
+    if not (idi and auth):
+        sa.log(f"AWS tunnel is sending AUTHENTICATION_FAILED as the response: cgw: {remote[0]} "
+               "sent no AUTH payload (EAP is not supported)", "error")
+        raise ExchangeError(NotifyType.AUTHENTICATION_FAILED, "no AUTH payload", fatal=True)
+    sa.remote_identity = str(idi)
+    octets = signed_octets(sa.prf, sa.init_request, sa.nonce_r, sa.sk_pi, idi.encode_body())
+    if auth.method != AuthMethod.PSK:
+        sa.log(f"AWS tunnel refused authentication method {auth.method} from cgw: {remote[0]}: "
+               "this tunnel uses a pre-shared key", "error")
+        sa.log("AWS tunnel is sending AUTHENTICATION_FAILED as the response", "error")
+        raise ExchangeError(NotifyType.AUTHENTICATION_FAILED, "wrong auth method", fatal=True)
+    if not psk_verify(sa.prf, _psk(sa), octets, auth.data):
+        sa.log(f"AWS tunnel detected a pre-shared key mismatch with cgw: {remote[0]}", "error")
+        sa.log("AWS tunnel is sending AUTHENTICATION_FAILED as the response", "error")
+        raise ExchangeError(NotifyType.AUTHENTICATION_FAILED, "pre-shared key mismatch", fatal=True)
+    if not _identity_ok(sa):
+        sa.log("AWS tunnel is sending AUTHENTICATION_FAILED as the response", "error")
+        raise ExchangeError(NotifyType.AUTHENTICATION_FAILED, "unexpected identity", fatal=True)
+    sa.initial_contact = bool(msg.notify(NotifyType.INITIAL_CONTACT))
+    idr = sa.our_id(IdrPayload)
+    octets_r = signed_octets(sa.prf, sa.init_response, sa.nonce_i, sa.sk_pr, idr.encode_body())
+    answer = [idr, AuthPayload(AuthMethod.PSK, psk_auth(sa.prf, _psk(sa), octets_r))]
+    _ike_up(sa, now)
+
+    sa_p, tsi, tsr = msg.get(SaPayload), msg.get(TsiPayload), msg.get(TsrPayload)
+    if not (sa_p and tsi and tsr):
+        return answer  # childless IKE_AUTH (RFC 6023): nothing more to answer
+    spi_in = new_spi(p.random_bytes)
+    try:
+        proposal, suite = select_esp(sa_p.proposals, p.phase2_encryption, p.phase2_integrity,
+                                     struct.pack("!I", spi_in))
+    except NoProposalChosen:
+        sa.log("No Proposal Match Found by AWS", "error")
+        sa.log('No Proposal Match Found. Notifying with "No proposal chosen"', "error")
+        sa.log("AWS tunnel Phase 2 was unable to establish while keeping Phase 1", "error")
+        return answer + [NotifyPayload(NotifyType.NO_PROPOSAL_CHOSEN)]
+    their_ts = narrow(tsi.selectors, p.cgw_ts)   # TSi: the initiator's (customer) side
+    our_ts = narrow(tsr.selectors, p.vgw_ts)     # TSr: the AWS side
+    if not their_ts or not our_ts:
+        sa.log(f"AWS tunnel cannot narrow the traffic selectors of cgw: {remote[0]} "
+               f"({', '.join(map(str, tsi.selectors))} <=> {', '.join(map(str, tsr.selectors))}) "
+               f"to {p.cgw_ts} <=> {p.vgw_ts}: sending TS_UNACCEPTABLE", "error")
+        sa.log("AWS tunnel Phase 2 was unable to establish while keeping Phase 1", "error")
+        return answer + [NotifyPayload(NotifyType.TS_UNACCEPTABLE)]
+    chosen_peer = next(pp for pp in sa_p.proposals if pp.num == proposal.num
+                       and pp.protocol == ProtocolId.ESP)
+    spi_out = struct.unpack("!I", chosen_peer.spi)[0]
+    add_child(sa, ChildSa(spi_in, spi_out, suite, tuple(our_ts), tuple(their_ts), now, False,
+                          sa.nonce_i, sa.nonce_r), now)
+    return answer + [SaPayload([proposal]), TsiPayload(their_ts), TsrPayload(our_ts)]

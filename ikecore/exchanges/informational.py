@@ -1,0 +1,129 @@
+"""INFORMATIONAL (RFC 7296 §1.4, §1.5): DELETE, liveness checks and notifies.
+
+AWS's log wording for deletes comes from aws-facts.md §3.3.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from ..constants import ExchangeType, NotifyType, ProtocolId
+from ..events import ChildSaDown
+from ..payloads import DeletePayload, NotifyPayload
+from .base import Exchange
+
+
+class DeleteIke(Exchange):
+    """Delete the whole IKE SA (and with it every CHILD SA, §1.4.1)."""
+
+    TYPE = ExchangeType.INFORMATIONAL
+
+    def __init__(self, reason: str = "deleted"):
+        self.reason = reason
+
+    def build(self, sa, now):
+        from ..sa import State
+        sa.state = State.DELETING
+        sa.log(f"AWS tunnel is deleting IKE_SA with cgw: {sa.remote[0]}")
+        return [DeletePayload(ProtocolId.IKE)]
+
+    def process(self, sa, msg, now):
+        sa.fail("deleted by vgw", self.reason)
+        return False
+
+    def timed_out(self, sa, now):
+        sa.fail("deleted by vgw (no answer to DELETE)", self.reason)
+
+
+class DeleteChild(Exchange):
+    """Delete one CHILD SA; the peer answers with its own half (§1.4.1)."""
+
+    TYPE = ExchangeType.INFORMATIONAL
+
+    def __init__(self, spi_in: int, reason: str = "deleted"):
+        self.spi_in = spi_in
+        self.reason = reason
+
+    def build(self, sa, now):
+        child = sa.children.get(self.spi_in)
+        if child is None:
+            return None
+        child.state = "DELETING"
+        sa.log(f"AWS tunnel is sending DELETE for Phase 2 SA with SPI: {child.spi_in:08x}")
+        return [DeletePayload(ProtocolId.ESP, [struct.pack("!I", self.spi_in)])]
+
+    def process(self, sa, msg, now):
+        remove_child(sa, self.spi_in, self.reason)
+        return False
+
+    def timed_out(self, sa, now):
+        remove_child(sa, self.spi_in, self.reason)
+        super().timed_out(sa, now)
+
+
+class Liveness(Exchange):
+    """An empty INFORMATIONAL request: AWS's DPD "R-U-THERE" (aws-facts.md §6.4)."""
+
+    TYPE = ExchangeType.INFORMATIONAL
+
+    def build(self, sa, now):
+        return []
+
+    def process(self, sa, msg, now):
+        return False
+
+    def timed_out(self, sa, now):
+        from . import lifecycle
+        lifecycle.on_dpd_timeout(sa, now)
+
+
+class Notify(Exchange):
+    """Tell the peer something that needs no answer, e.g. AUTHENTICATION_FAILED
+    after its AUTH did not verify (§2.21.2); the SA is torn down right after."""
+
+    TYPE = ExchangeType.INFORMATIONAL
+
+    def __init__(self, notify_type: int):
+        self.notify_type = notify_type
+
+    def build(self, sa, now):
+        return [NotifyPayload(self.notify_type)]
+
+    def process(self, sa, msg, now):
+        return False
+
+    def timed_out(self, sa, now):
+        pass
+
+
+def remove_child(sa, spi_in: int, reason: str) -> None:
+    child = sa.children.pop(spi_in, None)
+    if child is not None:
+        sa.emit(ChildSaDown(child.spi_in, child.spi_out, reason))
+
+
+def respond(sa, msg, now, local, remote):
+    answer = []
+    for n in msg.notifies():
+        if n.is_error:
+            sa.log(f"AWS tunnel received {n.name} from cgw: {remote[0]}", "warning")
+    for d in msg.all(DeletePayload):
+        if d.protocol == ProtocolId.IKE:
+            sa.log("AWS tunnel received DELETE for IKE_SA from CGW")
+            sa.close_after_response = ("deleted by the customer gateway", "deleted-by-peer")
+            return []  # §1.4.1: the answer to an IKE SA delete is empty
+        if d.protocol != ProtocolId.ESP:
+            continue
+        ours = []
+        for raw in d.spis:
+            spi_out = struct.unpack("!I", raw)[0]
+            sa.log(f"AWS tunnel received DELETE for Phase 2 SA with SPI: {spi_out:08x}")
+            child = sa.child_by_out(spi_out)
+            if child is None:
+                continue  # already gone (e.g. both sides deleted at once, §1.4.1)
+            if child.state != "DELETING":
+                ours.append(struct.pack("!I", child.spi_in))
+            remove_child(sa, child.spi_in, "deleted-by-peer")
+        if ours:
+            answer.append(DeletePayload(ProtocolId.ESP, ours))
+    return answer

@@ -1,0 +1,62 @@
+"""What one tunnel is allowed to negotiate, as the core sees it.
+
+The daemon builds a TunnelPolicy from the validated YAML config; ikecore never
+reads files. Defaults are AWS's (aws-facts.md §0) so that unit tests can build a
+policy with a name, addresses and a PSK only.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .transforms import DEFAULT_ENCRYPTION, DEFAULT_INTEGRITY, PHASE1_DH_GROUPS, PHASE2_DH_GROUPS
+
+
+@dataclass(frozen=True)
+class RetransmitPolicy:
+    """Request retransmission (RFC 7296 §2.1). AWS does not document its schedule;
+    these are strongSwan's defaults (charon.retransmit_timeout 4 s, base 1.8,
+    5 tries; peers.md §3): resends at 4, 11.2, 24.2, 47.5, 89.5 s, give up at 165 s."""
+
+    timeout: float = 4.0
+    base: float = 1.8
+    tries: int = 5
+
+    def delays(self) -> list[float]:
+        """Delay before each resend, then (last entry) before giving up."""
+        return [self.timeout * self.base ** n for n in range(self.tries + 1)]
+
+
+@dataclass(frozen=True)
+class TunnelPolicy:
+    name: str                      # for logs: "<connection> <outside ip>"
+    local_ip: str                  # the tunnel's AWS outside IP
+    remote_ip: str | None          # the customer gateway IP; None: any address
+    psk: bytes | None = None
+    # Traffic selectors. AWS: remote_network_cidr is the AWS side,
+    # local_network_cidr the customer side (aws-facts.md §1.8).
+    vgw_ts: str = "0.0.0.0/0"
+    cgw_ts: str = "0.0.0.0/0"
+    phase1_encryption: tuple[str, ...] = DEFAULT_ENCRYPTION
+    phase1_integrity: tuple[str, ...] = DEFAULT_INTEGRITY
+    phase1_dh_groups: tuple[int, ...] = PHASE1_DH_GROUPS
+    phase2_encryption: tuple[str, ...] = DEFAULT_ENCRYPTION
+    phase2_integrity: tuple[str, ...] = DEFAULT_INTEGRITY
+    phase2_dh_groups: tuple[int, ...] = PHASE2_DH_GROUPS
+    phase1_lifetime: int = 28800
+    phase2_lifetime: int = 3600
+    rekey_margin: int = 270
+    rekey_fuzz: int = 100
+    replay_window: int = 1024
+    dpd_timeout: int = 30
+    dpd_action: str = "clear"
+    startup_action: str = "add"
+    remote_id: str | None = None   # identity the CGW must present (None: any)
+    # strongSwan's charon.half_open_timeout is 30 s; AWS logs "Timeout: deleting
+    # un-established Phase 1 IKE_SA" (aws-facts.md §3.3) without a documented figure.
+    half_open_timeout: float = 30.0
+    retransmit: RetransmitPolicy = RetransmitPolicy()
+    nonce_size: int = 32
+    random_bytes: Callable[[int], bytes] = field(default=os.urandom, compare=False, repr=False)

@@ -1,0 +1,247 @@
+"""Building SA offers and choosing among a peer's offers, as AWS does.
+
+AWS: "Site-to-Site VPN tunnel endpoints evaluate proposals from your customer
+gateway starting with the lowest configured value ... regardless of the proposal
+order from the customer gateway" (aws-facts.md §1.1). So the responder walks its
+own lists in order (encryption, then integrity, then PRF) and takes the first
+combination that one peer proposal offers whole.
+
+DH group: if the group the peer guessed in its KE payload is in vgw's list and
+offered in the chosen proposal, it is accepted (AWS does not document this;
+strongSwan does the same, avoiding a needless INVALID_KE round trip). Otherwise
+the answer is INVALID_KE_PAYLOAD naming vgw's most preferred group among those
+the proposal offers (RFC 7296 §1.2, §1.3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .constants import EsnId, IntegId, ProtocolId, TransformType
+from .payloads import Proposal, Transform
+from .transforms import ENCRYPTION, INTEGRITY, Encr
+
+KNOWN_TYPES = {t.value for t in TransformType}
+
+
+class NoProposalChosen(Exception):
+    """Nothing the peer offered is acceptable (NO_PROPOSAL_CHOSEN)."""
+
+
+class InvalidKe(Exception):
+    """The proposal fits but the KE group does not: answer INVALID_KE_PAYLOAD."""
+
+    def __init__(self, group: int):
+        super().__init__(f"want DH group {group}")
+        self.group = group
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A negotiated algorithm set. `integ` is NONE with AES-GCM; `prf` is None for
+    ESP; `dh` is 0 when no key exchange is part of it."""
+
+    encr: Encr
+    integ: int
+    prf: int | None
+    dh: int
+    esn: bool = False
+
+
+@dataclass
+class _Offer:
+    """One peer proposal, decomposed into what it offers per transform type."""
+
+    proposal: Proposal
+    encr: set
+    integ: set
+    prf: set
+    dh: set
+    esn: set
+    usable: bool
+
+    @classmethod
+    def of(cls, p: Proposal) -> "_Offer":
+        sets = {t: set() for t in TransformType}
+        usable = True
+        for t in p.transforms:
+            if t.type not in KNOWN_TYPES:
+                usable = False  # e.g. RFC 9370 additional key exchanges: not supported
+                continue
+            if t.unknown_attrs:
+                continue  # §3.3.6: reject the transform, not the proposal
+            value = (t.id, t.key_length) if t.type == TransformType.ENCR else t.id
+            sets[TransformType(t.type)].add(value)
+        return cls(p, sets[TransformType.ENCR], sets[TransformType.INTEG],
+                   sets[TransformType.PRF], sets[TransformType.DH], sets[TransformType.ESN],
+                   usable)
+
+    def has_integ(self, encr: Encr, integ: int) -> bool:
+        if encr.is_aead:
+            # RFC 7296 §3.3: AEAD proposals carry no INTEG (or only NONE)
+            return not self.integ or self.integ == {IntegId.NONE}
+        return integ in self.integ
+
+
+def _encr_transform(e: Encr) -> Transform:
+    return Transform(TransformType.ENCR, e.id, e.key_bits)
+
+
+def _split_aead(names: tuple[str, ...]) -> list[list[Encr]]:
+    """AEAD and non-AEAD ciphers must sit in separate proposals (RFC 7296 §3.3);
+    the group holding the user's first choice comes first."""
+    encrs = [ENCRYPTION[n] for n in names]
+    plain = [e for e in encrs if not e.is_aead]
+    aead = [e for e in encrs if e.is_aead]
+    groups = [plain, aead] if encrs and not encrs[0].is_aead else [aead, plain]
+    return [g for g in groups if g]
+
+
+def ike_offer(encryption, integrity, dh_groups, first_group: int | None = None) -> list[Proposal]:
+    """The IKE SA proposals vgw sends as initiator (IKE_SA_INIT or IKE rekey).
+    `first_group` moves the group of the KE payload to the front."""
+    groups = list(dh_groups)
+    if first_group is not None and first_group in groups:
+        groups.remove(first_group)
+        groups.insert(0, first_group)
+    proposals = []
+    for num, encrs in enumerate(_split_aead(tuple(encryption)), start=1):
+        ts = [_encr_transform(e) for e in encrs]
+        ts += [Transform(TransformType.PRF, INTEGRITY[n].prf) for n in integrity]
+        if not encrs[0].is_aead:
+            ts += [Transform(TransformType.INTEG, INTEGRITY[n].integ) for n in integrity]
+        ts += [Transform(TransformType.DH, g) for g in groups]
+        proposals.append(Proposal(num, ProtocolId.IKE, b"", tuple(ts)))
+    return proposals
+
+
+def esp_offer(encryption, integrity, spi: bytes, dh_groups=()) -> list[Proposal]:
+    """The ESP proposals vgw sends as initiator. No DH in IKE_AUTH (the first CHILD
+    SA takes its keys from the IKE SA, RFC 7296 §1.2); the PFS groups on rekeys."""
+    proposals = []
+    for num, encrs in enumerate(_split_aead(tuple(encryption)), start=1):
+        ts = [_encr_transform(e) for e in encrs]
+        if not encrs[0].is_aead:
+            ts += [Transform(TransformType.INTEG, INTEGRITY[n].integ) for n in integrity]
+        ts += [Transform(TransformType.DH, g) for g in dh_groups]
+        ts.append(Transform(TransformType.ESN, EsnId.NO_ESN))
+        proposals.append(Proposal(num, ProtocolId.ESP, spi, tuple(ts)))
+    return proposals
+
+
+def _walk(offers: list[_Offer], encryption, integrity, with_prf: bool):
+    """Yield (offer, encr, integ, prf) in vgw's preference order."""
+    prfs = [INTEGRITY[n].prf for n in integrity] if with_prf else [None]
+    for e in (ENCRYPTION[n] for n in encryption):
+        integs = [IntegId.NONE] if e.is_aead else [INTEGRITY[n].integ for n in integrity]
+        for integ in integs:
+            for prf in prfs:
+                for offer in offers:
+                    if ((e.id, e.key_bits) in offer.encr and offer.has_integ(e, integ)
+                            and (prf is None or prf in offer.prf)):
+                        yield offer, e, integ, prf
+
+
+def _pick_group(offer: _Offer, dh_groups, ke_group: int | None) -> int:
+    wanted = [g for g in dh_groups if g in offer.dh]
+    if not wanted:
+        raise LookupError
+    if ke_group in wanted:
+        return ke_group
+    raise InvalidKe(wanted[0])
+
+
+def select_ike(proposals: list[Proposal], encryption, integrity, dh_groups,
+               ke_group: int | None) -> tuple[Proposal, Suite]:
+    """Responder: choose an IKE suite. Returns the proposal to send back."""
+    offers = [o for o in map(_Offer.of, proposals) if o.usable and o.proposal.protocol == ProtocolId.IKE]
+    invalid_ke = None
+    for offer, e, integ, prf in _walk(offers, encryption, integrity, with_prf=True):
+        try:
+            group = _pick_group(offer, dh_groups, ke_group)
+        except LookupError:
+            continue
+        except InvalidKe as exc:
+            invalid_ke = invalid_ke or exc
+            continue
+        suite = Suite(e, integ, prf, group)
+        return _answer(offer.proposal, suite, b""), suite
+    if invalid_ke:
+        raise invalid_ke
+    raise NoProposalChosen("no IKE proposal in common")
+
+
+def select_esp(proposals: list[Proposal], encryption, integrity, spi: bytes,
+               dh_groups=(), ke_group: int | None = None,
+               pfs: bool = False) -> tuple[Proposal, Suite]:
+    """Responder: choose an ESP suite. With `pfs` (CREATE_CHILD_SA), a KE group
+    from `dh_groups` is required; without it, DH transforms are ignored (IKE_AUTH)."""
+    offers = [o for o in map(_Offer.of, proposals)
+              if o.usable and o.proposal.protocol == ProtocolId.ESP
+              and (not o.esn or EsnId.NO_ESN in o.esn)]  # vgw does not do ESN
+    invalid_ke = None
+    for offer, e, integ, _ in _walk(offers, encryption, integrity, with_prf=False):
+        group = 0
+        if pfs:
+            try:
+                group = _pick_group(offer, dh_groups, ke_group)
+            except LookupError:
+                continue
+            except InvalidKe as exc:
+                invalid_ke = invalid_ke or exc
+                continue
+        suite = Suite(e, integ, None, group)
+        return _answer(offer.proposal, suite, spi, esn=bool(offer.esn)), suite
+    if invalid_ke:
+        raise invalid_ke
+    raise NoProposalChosen("no ESP proposal in common")
+
+
+def _answer(p: Proposal, suite: Suite, spi: bytes, esn: bool = False) -> Proposal:
+    """The single proposal of a response, numbered as the peer numbered it (§3.3.1)."""
+    ts = [_encr_transform(suite.encr)]
+    if suite.prf is not None:
+        ts.append(Transform(TransformType.PRF, suite.prf))
+    if suite.integ != IntegId.NONE:
+        ts.append(Transform(TransformType.INTEG, suite.integ))
+    if suite.dh:
+        ts.append(Transform(TransformType.DH, suite.dh))
+    if esn:
+        ts.append(Transform(TransformType.ESN, EsnId.NO_ESN))
+    return Proposal(p.num, p.protocol, spi, tuple(ts))
+
+
+def check_answer(offered: list[Proposal], answer: list[Proposal], protocol: int) -> Suite:
+    """Initiator: the responder must pick exactly one of our proposals and, in it,
+    one of the transforms we offered of each type (RFC 7296 §2.7)."""
+    if len(answer) != 1:
+        raise NoProposalChosen(f"response carries {len(answer)} proposals")
+    chosen = answer[0]
+    mine = next((p for p in offered if p.num == chosen.num), None)
+    if mine is None or chosen.protocol != protocol:
+        raise NoProposalChosen("response names a proposal we did not offer")
+    picked: dict[int, Transform] = {}
+    for t in chosen.transforms:
+        if t.type in picked:
+            raise NoProposalChosen("response carries two transforms of one type")
+        if t not in mine.transforms:
+            raise NoProposalChosen(f"response picked transform {t.type}/{t.id} we did not offer")
+        picked[t.type] = t
+    encr_t = picked.get(TransformType.ENCR)
+    if encr_t is None:
+        raise NoProposalChosen("response has no encryption transform")
+    encr = next(e for e in ENCRYPTION.values()
+                if e.id == encr_t.id and e.key_bits == encr_t.key_length)
+    integ_t = picked.get(TransformType.INTEG)
+    integ = integ_t.id if integ_t else IntegId.NONE
+    if not encr.is_aead and integ == IntegId.NONE:
+        raise NoProposalChosen("response has no integrity transform")
+    prf_t = picked.get(TransformType.PRF)
+    if protocol == ProtocolId.IKE and prf_t is None:
+        raise NoProposalChosen("response has no PRF")
+    dh_t = picked.get(TransformType.DH)
+    if protocol == ProtocolId.IKE and dh_t is None:
+        raise NoProposalChosen("response has no DH group")
+    esn_t = picked.get(TransformType.ESN)
+    return Suite(encr, integ, prf_t.id if prf_t else None, dh_t.id if dh_t else 0,
+                 bool(esn_t and esn_t.id == EsnId.ESN))

@@ -1,0 +1,408 @@
+"""One IKE SA: its keys, its message windows and its timers (RFC 7296 §2.1-§2.3).
+
+Sans-I/O in the aioquic manner: `receive(data, header, local, remote, now)`,
+`handle_timer(now)`, then drain `datagrams_to_send()` and `next_event()`, and ask
+`next_deadline()` when to call `handle_timer` again. Nothing here reads a clock,
+opens a socket or sleeps.
+
+The SA is the message layer: message IDs, the window of one outstanding request
+each way, the response cache (a retransmitted request gets the same bytes back,
+§2.1), request retransmission with backoff and give-up. What each exchange says
+lives in ikecore/exchanges/, one module per exchange, as strongSwan keeps one
+task per exchange.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from enum import Enum
+
+from .child import ChildSa
+from .constants import ExchangeType, HeaderFlag, IdType, NotifyType, ProtocolId
+from .crypto import IntegrityError
+from .errors import ExchangeError, ParseError
+from .events import Addr, Datagram, Event, IkeSaDown, LogLine
+from .message import Header, Message, SaKeys, decode_message, encode_message
+from .payloads import IdPayload, NotifyPayload, Payload
+from .policy import TunnelPolicy
+
+import ipaddress
+
+
+class State(Enum):
+    INIT_SENT = "INIT_SENT"          # initiator: IKE_SA_INIT request out
+    AUTH_SENT = "AUTH_SENT"          # initiator: IKE_AUTH request out
+    HALF_OPEN = "HALF_OPEN"          # responder: IKE_SA_INIT answered, no IKE_AUTH yet
+    ESTABLISHED = "ESTABLISHED"
+    DELETING = "DELETING"            # our DELETE for the IKE SA is out
+    DEAD = "DEAD"
+
+
+@dataclass
+class Pending:
+    """Our outstanding request (window size 1, §2.3)."""
+
+    exchange: object
+    message_id: int
+    packets: list[bytes]
+    local: Addr
+    remote: Addr
+    deadline: float
+    attempt: int = 0
+
+
+@dataclass
+class Counters:
+    dropped_unauthenticated: int = 0   # bad integrity / syntax before authentication
+    dropped_bad_message_id: int = 0
+    dropped_unexpected: int = 0
+    retransmitted_requests: int = 0
+    retransmitted_responses: int = 0
+    invalid_syntax: int = 0
+
+
+@dataclass
+class IkeSa:
+    policy: TunnelPolicy
+    initiator: bool                     # original initiator of this IKE SA?
+    local: Addr
+    remote: Addr
+    created: float
+    spi_i: bytes = bytes(8)
+    spi_r: bytes = bytes(8)
+    state: State = State.INIT_SENT
+
+    # negotiated / derived
+    suite: object = None
+    prf: object = None
+    keys: SaKeys | None = field(default=None, repr=False)
+    sk_d: bytes = field(default=b"", repr=False)
+    sk_pi: bytes = field(default=b"", repr=False)
+    sk_pr: bytes = field(default=b"", repr=False)
+    nonce_i: bytes = field(default=b"", repr=False)
+    nonce_r: bytes = field(default=b"", repr=False)
+    dh_key: object = field(default=None, repr=False)
+    init_request: bytes = field(default=b"", repr=False)   # RealMessage1 (§2.15)
+    init_response: bytes = field(default=b"", repr=False)  # RealMessage2
+    peer_behind_nat: bool = False
+    local_behind_nat: bool = False
+    peer_fragmentation: bool = False
+    remote_identity: str = ""
+    initial_contact: bool = False
+    established_at: float | None = None
+    last_error: str = ""
+    close_after_response: tuple[str, str] | None = None  # set by a DELETE of the IKE SA
+
+    children: dict[int, ChildSa] = field(default_factory=dict)
+    counters: Counters = field(default_factory=Counters)
+
+    # message layer
+    next_request_id: int = 0
+    expected_request_id: int = 0
+    pending: Pending | None = None
+    queue: deque = field(default_factory=deque)
+    cached_response: tuple[int, list[bytes]] | None = field(default=None, repr=False)
+    timers: dict[str, float] = field(default_factory=dict)
+    _out: list[Datagram] = field(default_factory=list, repr=False)
+    _events: deque = field(default_factory=deque, repr=False)
+
+    # --- the sans-I/O surface ------------------------------------------------
+
+    @property
+    def our_spi(self) -> bytes:
+        return self.spi_i if self.initiator else self.spi_r
+
+    def datagrams_to_send(self) -> list[Datagram]:
+        out, self._out = self._out, []
+        return out
+
+    def next_event(self) -> Event | None:
+        return self._events.popleft() if self._events else None
+
+    def next_deadline(self) -> float | None:
+        times = list(self.timers.values())
+        if self.pending:
+            times.append(self.pending.deadline)
+        return min(times) if times else None
+
+    @property
+    def dead(self) -> bool:
+        return self.state == State.DEAD
+
+    @property
+    def established(self) -> bool:
+        return self.state == State.ESTABLISHED
+
+    @property
+    def udp_encap(self) -> bool:
+        """ESP goes in UDP when a NAT sits on the path (RFC 3948, RFC 7296 §2.23)."""
+        return self.peer_behind_nat or self.local_behind_nat
+
+    def receive(self, data: bytes, header: Header, local: Addr, remote: Addr, now: float) -> None:
+        if self.state == State.DEAD:
+            return
+        if header.is_response:
+            self._receive_response(data, header, local, remote, now)
+        else:
+            self._receive_request(data, header, local, remote, now)
+        self._send_next(now)
+
+    def handle_timer(self, now: float) -> None:
+        if self.state == State.DEAD:
+            return
+        p = self.pending
+        if p is not None and now >= p.deadline:
+            delays = self.policy.retransmit.delays()
+            if p.attempt < self.policy.retransmit.tries:
+                p.attempt += 1
+                p.deadline = now + delays[p.attempt]
+                self.counters.retransmitted_requests += 1
+                for pkt in p.packets:
+                    self._out.append(Datagram(pkt, p.local, p.remote))
+                self.log(f"AWS tunnel is retransmitting request (id={p.message_id}) "
+                         f"for {ExchangeType(p.exchange.TYPE).name} ({p.attempt})", "debug")
+            else:
+                self.pending = None
+                p.exchange.timed_out(self, now)
+        for name, when in list(self.timers.items()):
+            if now >= when and name in self.timers and self.state != State.DEAD:
+                del self.timers[name]
+                self._fire(name, now)
+        self._send_next(now)
+
+    def _fire(self, name: str, now: float) -> None:
+        from .exchanges import lifecycle
+        lifecycle.fire(self, name, now)
+
+    # --- requests we start -----------------------------------------------------
+
+    def start(self, exchange, now: float, front: bool = False) -> None:
+        """Queue an exchange that vgw initiates; it goes out when the window is free."""
+        if front:
+            self.queue.appendleft(exchange)
+        else:
+            self.queue.append(exchange)
+        self._send_next(now)
+
+    def _send_next(self, now: float) -> None:
+        while self.pending is None and self.queue and self.state != State.DEAD:
+            exchange = self.queue.popleft()
+            try:
+                payloads = exchange.build(self, now)
+            except ExchangeError as exc:
+                self.log(f"AWS tunnel could not start {ExchangeType(exchange.TYPE).name}: "
+                         f"{exc.reason}", "warning")
+                continue
+            if payloads is None:
+                continue  # nothing to do any more (e.g. the child is gone)
+            self._send_request(exchange, payloads, now)
+
+    def _send_request(self, exchange, payloads: list[Payload], now: float,
+                      message_id: int | None = None) -> None:
+        mid = self.next_request_id if message_id is None else message_id
+        header = Header(self.spi_i, self.spi_r, 0, exchange.TYPE, self._flags(response=False), mid, 0)
+        data = self._encode(header, payloads, exchange.TYPE)
+        packets = [data]
+        self.pending = Pending(exchange, mid, packets, self.local, self.remote,
+                               now + self.policy.retransmit.delays()[0])
+        for pkt in packets:
+            self._out.append(Datagram(pkt, self.local, self.remote))
+        level = "debug" if exchange.TYPE == ExchangeType.INFORMATIONAL and not payloads else "info"
+        self.log(f"AWS tunnel is sending request (id={mid}) for {ExchangeType(exchange.TYPE).name}", level)
+        exchange.sent(self, data)
+
+    def _flags(self, response: bool) -> int:
+        flags = HeaderFlag.INITIATOR if self.initiator else 0
+        return flags | (HeaderFlag.RESPONSE if response else 0)
+
+    def _encode(self, header: Header, payloads: list[Payload], exchange: int) -> bytes:
+        if exchange == ExchangeType.IKE_SA_INIT:
+            return encode_message(header, payloads)
+        return encode_message(header, payloads, self.keys, initiator_sent=self.initiator)
+
+    # --- responses to our requests -------------------------------------------
+
+    def _receive_response(self, data, header, local, remote, now) -> None:
+        p = self.pending
+        if p is None or header.message_id != p.message_id or header.exchange != p.exchange.TYPE:
+            self.counters.dropped_bad_message_id += 1  # §2.3: not for an outstanding request
+            return
+        msg = self._decode(data, header, protected=header.exchange != ExchangeType.IKE_SA_INIT)
+        if msg is None:
+            return
+        self.pending = None
+        self.next_request_id = p.message_id + 1
+        self._note_peer_address(local, remote, authenticated=msg.encrypted)
+        self.log(f"AWS tunnel processed response (id={p.message_id}) for "
+                 f"{ExchangeType(header.exchange).name}",
+                 "debug" if header.exchange == ExchangeType.INFORMATIONAL and not msg.payloads else "info")
+        try:
+            retry = p.exchange.process(self, msg, now)
+        except ExchangeError as exc:
+            self.fail(exc.reason, "error")
+            return
+        if retry:
+            # INVALID_KE / COOKIE: IKE_SA_INIT again with the same message ID (§1.2, §2.6)
+            self.next_request_id = p.message_id
+            self._send_request(p.exchange, p.exchange.build(self, now), now, p.message_id)
+
+    # --- requests from the peer ------------------------------------------------
+
+    def _receive_request(self, data, header, local, remote, now) -> None:
+        mid = header.message_id
+        if self.cached_response is not None and mid == self.cached_response[0]:
+            # §2.1: a retransmitted request gets the cached response, byte for byte
+            self.counters.retransmitted_responses += 1
+            for pkt in self.cached_response[1]:
+                self._out.append(Datagram(pkt, local, remote))
+            return
+        if mid != self.expected_request_id:
+            self.counters.dropped_bad_message_id += 1  # §2.3: outside the window
+            return
+        if not self._request_allowed(header.exchange):
+            self.counters.dropped_unexpected += 1
+            return
+        protected = header.exchange != ExchangeType.IKE_SA_INIT
+        try:
+            msg = self._decode(data, header, protected, raise_authenticated=True)
+        except ParseError as exc:
+            # Authenticated but malformed: answer INVALID_SYNTAX, protected (§3.10.1)
+            self.counters.invalid_syntax += 1
+            self.log(f"AWS tunnel received a malformed {ExchangeType(header.exchange).name} "
+                     f"request (id={mid}): {exc.reason}", "warning")
+            self._respond(header, [NotifyPayload(NotifyType.INVALID_SYNTAX)], local, remote)
+            return
+        if msg is None:
+            return
+        self.expected_request_id = mid + 1
+        if msg.encrypted:
+            self._note_peer_address(local, remote, authenticated=True)
+        from .exchanges import responders
+        handler = responders.HANDLERS.get(header.exchange)
+        quiet = header.exchange == ExchangeType.INFORMATIONAL and not msg.payloads
+        self.log(f"AWS tunnel processed request (id={mid}) for "
+                 f"{ExchangeType(header.exchange).name}", "debug" if quiet else "info")
+        fatal = None
+        try:
+            payloads = handler(self, msg, now, local, remote)
+        except ExchangeError as exc:
+            payloads = [NotifyPayload(exc.notify, exc.notify_data)]
+            if exc.fatal:
+                fatal = exc
+        if payloads is not None:
+            self._respond(header, payloads, local, remote, quiet=quiet)
+        if fatal is not None:
+            self.fail(fatal.reason, _REASONS.get(fatal.notify, "error"))
+        elif self.close_after_response:
+            detail, reason = self.close_after_response
+            self.fail(detail, reason)
+
+    def _request_allowed(self, exchange: int) -> bool:
+        if self.state == State.HALF_OPEN:
+            return exchange == ExchangeType.IKE_AUTH
+        if self.state in (State.ESTABLISHED, State.DELETING):
+            return exchange in (ExchangeType.INFORMATIONAL, ExchangeType.CREATE_CHILD_SA)
+        # responder before anything: only IKE_SA_INIT; initiator: nothing until established
+        return not self.initiator and self.expected_request_id == 0 and exchange == ExchangeType.IKE_SA_INIT
+
+    def _respond(self, req: Header, payloads: list[Payload], local: Addr, remote: Addr,
+                 quiet: bool = False) -> None:
+        spi_r = self.spi_r
+        if req.exchange == ExchangeType.IKE_SA_INIT and self.keys is None:
+            spi_r = bytes(8)  # an error answer to IKE_SA_INIT keeps no state (§1.2, §2.6)
+        header = Header(self.spi_i, spi_r, 0, req.exchange, self._flags(response=True),
+                        req.message_id, 0)
+        data = self._encode(header, payloads, req.exchange)
+        self.cached_response = (req.message_id, [data])
+        self._out.append(Datagram(data, local, remote))
+        self.log(f"AWS tunnel is sending response (id={req.message_id}) for "
+                 f"{ExchangeType(req.exchange).name}", "debug" if quiet else "info")
+        if req.exchange == ExchangeType.IKE_SA_INIT and self.keys is not None:
+            self.init_response = data
+
+    def _decode(self, data, header, protected: bool, raise_authenticated: bool = False):
+        try:
+            return decode_message(data, header, self.keys if protected else None)
+        except IntegrityError:
+            self.counters.dropped_unauthenticated += 1  # §2.21.2: drop silently
+        except ParseError as exc:
+            if exc.authenticated and raise_authenticated:
+                raise
+            self.counters.dropped_unauthenticated += 1
+        return None
+
+    def _note_peer_address(self, local: Addr, remote: Addr, authenticated: bool) -> None:
+        """Follow the peer to port 4500 and across NAT mapping changes, but only
+        on authenticated messages (RFC 7296 §2.23)."""
+        if authenticated and (local, remote) != (self.local, self.remote):
+            moved = remote[0] != self.remote[0] or (self.remote[1] != 500 and remote[1] != self.remote[1])
+            self.local, self.remote = local, remote
+            if moved and self.children:
+                from .events import PeerMoved
+                self.emit(PeerMoved(self.local, self.remote))
+
+    # --- helpers for exchanges ----------------------------------------------------
+
+    def emit(self, event: Event) -> None:
+        self._events.append(event)
+
+    def log(self, text: str, level: str = "info") -> None:
+        self._events.append(LogLine(text, level))
+
+    def fail(self, detail: str, reason: str) -> None:
+        """Tear the IKE SA down locally (no DELETE sent): children first."""
+        if self.state == State.DEAD:
+            return
+        from .events import ChildSaDown
+        for child in list(self.children.values()):
+            self.emit(ChildSaDown(child.spi_in, child.spi_out, reason))
+        self.children.clear()
+        self.last_error = detail
+        self.state = State.DEAD
+        self.pending = None
+        self.queue.clear()
+        self.timers.clear()
+        self.emit(IkeSaDown(self.spi_i, self.spi_r, reason, detail))
+
+    def id_payload_body(self) -> tuple[int, bytes]:
+        """vgw's identity: its outside IPv4 address as ID_IPV4_ADDR (aws-facts §9.3)."""
+        return IdType.IPV4_ADDR, ipaddress.IPv4Address(self.policy.local_ip).packed
+
+    def our_id(self, cls) -> IdPayload:
+        id_type, data = self.id_payload_body()
+        return cls(id_type, data)
+
+    def child_by_out(self, spi_out: int) -> ChildSa | None:
+        for c in self.children.values():
+            if c.spi_out == spi_out:
+                return c
+        return None
+
+    def status(self) -> dict:
+        from .transforms import dh_name, encr_name, integ_name, prf_name
+        s = self.suite
+        return {
+            "state": self.state.value,
+            "role": "initiator" if self.initiator else "responder",
+            "spi_i": self.spi_i.hex(), "spi_r": self.spi_r.hex(),
+            "local": f"{self.local[0]}[{self.local[1]}]",
+            "remote": f"{self.remote[0]}[{self.remote[1]}]",
+            "remote_id": self.remote_identity,
+            "encryption": s.encr.aws_name if s else None,
+            "integrity": integ_name(s.integ) if s else None,
+            "prf": prf_name(s.prf) if s else None,
+            "dh_group": s.dh if s else None,
+            "nat_t": self.udp_encap,
+            "established_at": self.established_at,
+            "last_error": self.last_error,
+        }
+
+
+_REASONS = {
+    NotifyType.AUTHENTICATION_FAILED: "auth-failed",
+    NotifyType.NO_PROPOSAL_CHOSEN: "no-proposal",
+    NotifyType.INVALID_KE_PAYLOAD: "invalid-ke",
+}
+
+__all__ = ["IkeSa", "State", "ProtocolId"]
