@@ -31,8 +31,21 @@ without XFRM ESP, so every charon here runs the kernel-libipsec plugin):
   and kernel-netlink adds ``ip rule 220: from all lookup 220``.  A responder
   with 0.0.0.0/0 selectors narrows to the initiator's proposal, and installs
   the narrowed route.  Routes are removed when the last SA using them goes.
+  kernel-libipsec installs them even with ``install_routes = no``.
+* 0.0.0.0/0 on both sides (AWS's default selectors): the route becomes
+  ``default dev ipsec0 table 220`` plus ``throw <peer IP>`` so IKE and ESP
+  still reach the peer.  As rule 220 comes before main, it also swallows the
+  lab's own LAN (decrypted packets loop back into the tunnel, ping fails).
+  Fix: ``settings={"routing_table_prio": 32767}`` puts table 220 after main,
+  which holds only connected routes in cgw and vgw.
 * CHILD SAs.  The first CHILD SA (in IKE_AUTH) carries no KE, so the PFS group
-  in ``esp_proposals`` only matters for CHILD rekeys.  With two CHILD SAs of
+  in ``esp_proposals`` only matters for CHILD rekeys (``CREATE_CHILD_SA
+  [ N(REKEY_SA) SA No KE TSi TSr ]``).  ``swanctl --rekey`` returns at once;
+  poll list_sas for the new SPIs.  ``--reauth`` in 5.9.8 is break-before-make:
+  DELETE of the old IKE SA, then a new IKE_SA_INIT (traffic gap of a few ms),
+  and it is postponed ("unable to reauthenticate in CHILD_SA DELETED state,
+  delaying for 8s") while a rekeyed CHILD SA lingers, which it does for
+  ``charon.delete_rekeyed_delay`` (5 s) after every CHILD rekey.  With two CHILD SAs of
   identical selectors (two tunnels), libipsec sends on the most recently
   installed one; when that one is deleted it falls back to the other.
 """
@@ -136,7 +149,6 @@ class Charon:
         name: str | None = None,
         settings: Mapping[str, Any] | None = None,
         log_levels: Mapping[str, int] | None = None,
-        install_routes: bool = True,
     ) -> None:
         """``settings`` are extra ``charon.*`` keys (dotted), e.g.
         ``{"retransmit_tries": 2, "plugins.kernel-libipsec.allow_peer_ts": True}``."""
@@ -154,7 +166,6 @@ class Charon:
         self.run_dir = os.path.join(self.dir, "run")
         self.settings = dict(settings or {})
         self.log_levels = dict(DEFAULT_LOG_LEVELS, **(log_levels or {}))
-        self.install_routes = install_routes
         self.proc: subprocess.Popen | None = None
         self.env = dict(os.environ, STRONGSWAN_CONF=self.conf_path)
 
@@ -163,7 +174,7 @@ class Charon:
     def config_text(self) -> str:
         charon: dict[str, Any] = {
             "load": CHARON_PLUGINS,
-            "install_routes": self.install_routes,
+            "install_routes": True,
             # The lab hands out no virtual IPs.
             "install_virtual_ip": False,
             "plugins.vici.socket": self.uri,

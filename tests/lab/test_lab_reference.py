@@ -86,3 +86,48 @@ def test_strongswan_two_tunnels_and_failover(lab, topo):
     assert after_cgw["packets-out"] > before["packets-out"]
     assert after_cgw["packets-in"] > before["packets-in"]
     assert after_aws["packets-in"] > 0 and after_aws["packets-out"] > 0
+
+
+def test_strongswan_rekey_and_reauth_with_any_selectors(lab, topo):
+    """One tunnel with 0.0.0.0/0 on both sides (AWS's defaults): CHILD rekey
+    with PFS, IKE rekey and reauthentication each replace the right SPIs and keep
+    traffic flowing.  Table 220 goes after main, or its default route would
+    swallow the LANs (see tests.lab.strongswan)."""
+    settings = {"routing_table_prio": 32767}
+    aws = Charon(lab, topo.vgw, name="aws", settings=settings).start()
+    cgw = Charon(lab, topo.cgw, name="cgw", settings=settings).start()
+    aws.load(swanctl_conf_psk(topo.vgw_outside_ips[0], topo.cgw_wan_ip, PSKS[0], names=["tun1"]))
+    cgw.load(swanctl_conf_psk(topo.cgw_wan_ip, topo.vgw_outside_ips[0], PSKS[0], names=["tun1"]))
+    cgw.initiate("net", ike="tun1")
+    aws.wait_sa("tun1", "net")
+    assert ping(lab, topo.onprem, topo.vpc_ip) and ping(lab, topo.vpc, topo.onprem_ip)
+
+    def spis() -> tuple[str, str, str, str] | None:
+        sas = cgw.list_sas("tun1")
+        children = installed_children(sas)
+        if len(sas) != 1 or sas[0]["state"] != "ESTABLISHED" or len(children) != 1:
+            return None  # mid-exchange: old and new SAs side by side
+        return sas[0]["initiator-spi"], sas[0]["responder-spi"], children[0]["spi-in"], children[0]["spi-out"]
+
+    # Reauthentication first: charon postpones it while a rekeyed CHILD SA
+    # lingers in state DELETED (delete_rekeyed_delay, 5 s).
+    before = spis()
+    cgw.rekey(ike="tun1", reauth=True)
+    after = lab.wait_until(
+        lambda: (s := spis()) and s[:2] != before[:2] and s[2:] != before[2:] and s, 10, 0.1, "reauthentication"
+    )
+    aws.wait_sa("tun1", "net")
+    assert ping(lab, topo.onprem, topo.vpc_ip) and ping(lab, topo.vpc, topo.onprem_ip)
+
+    before = after
+    cgw.rekey(child="net")
+    after = lab.wait_until(lambda: (s := spis()) and s[2:] != before[2:] and s, 10, 0.1, "CHILD rekey")
+    assert after[:2] == before[:2]
+    assert "[ N(REKEY_SA) SA No KE TSi TSr ]" in cgw.log_text(), "PFS: the CHILD rekey carries a KE"
+    assert ping(lab, topo.onprem, topo.vpc_ip)
+
+    before = after
+    cgw.rekey(ike="tun1")
+    after = lab.wait_until(lambda: (s := spis()) and s[:2] != before[:2] and s, 10, 0.1, "IKE rekey")
+    assert after[2:] == before[2:], "an IKE rekey keeps the CHILD SA"
+    assert ping(lab, topo.onprem, topo.vpc_ip) and ping(lab, topo.vpc, topo.onprem_ip)
