@@ -25,6 +25,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -126,14 +127,22 @@ class Lab:
         if in_main:
             # A second Ctrl-C must not abort the cleanup half-way.
             old_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # Every step is attempted even if an earlier one failed.
+        steps: list[tuple[str, Callable[[], Any]]] = [
+            (f"kill pid {p.pid}", lambda p=p: _terminate(p)) for p in reversed(self.procs)
+        ]
+        for ns in reversed(self.namespaces):
+            steps.append((f"reap {ns}", lambda ns=ns: self._reap_ns(ns)))
+            steps.append((f"delete {ns}", lambda ns=ns: subprocess.run(
+                ["ip", "netns", "delete", ns], capture_output=True, timeout=10)))
+        if self._tmp_root and not self.keep_tmp:
+            steps.append((f"remove {self._tmp_root}", lambda: shutil.rmtree(self._tmp_root, ignore_errors=True)))
         try:
-            for proc in reversed(self.procs):
-                _terminate(proc)
-            for ns in reversed(self.namespaces):
-                self._reap_ns(ns)
-                subprocess.run(["ip", "netns", "delete", ns], capture_output=True, timeout=10)
-            if self._tmp_root and not self.keep_tmp:
-                shutil.rmtree(self._tmp_root, ignore_errors=True)
+            for what, step in steps:
+                try:
+                    step()
+                except Exception as exc:  # noqa: BLE001 - keep cleaning up
+                    print(f"lab teardown: {what} failed: {exc!r}", file=sys.stderr)
         finally:
             if in_main:
                 signal.signal(signal.SIGINT, old_int)
@@ -418,6 +427,9 @@ def lab_unavailable_reason() -> str | None:
         return f"strongSwan charon not found at {CHARON_BIN} (apt-get install strongswan-charon)"
     if not shutil.which(SWANCTL_BIN):
         return "swanctl not found (apt-get install strongswan-swanctl)"
+    for tool, package in (("ping", "iputils-ping"), ("iperf3", "iperf3"), ("unshare", "util-linux")):
+        if not shutil.which(tool):
+            return f"{tool} not found (apt-get install {package})"
     return None
 
 
