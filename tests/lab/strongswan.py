@@ -14,13 +14,16 @@ without XFRM ESP, so every charon here runs the kernel-libipsec plugin):
   sun_path limit) and swanctl is always pointed at it with ``--uri``.
   ``swanctl --load-all --file F`` reads credentials from the subdirectories
   next to F (x509/, private/, ...), so they are created empty.
-* Logging.  With a ``filelog`` section charon writes nothing to stdout or
-  syslog; ``flush_line = yes`` is required, otherwise the file fills in 4 KB
-  chunks and a failing test shows a stale log.
+* Logging.  With a ``filelog`` section charon writes nothing to stdout;
+  ``flush_line = yes`` (DESIGN.md: without it the file fills in 4 KB chunks,
+  so a failing test would show a stale log).
 * TUN.  kernel-libipsec creates ``ipsec0`` (MTU 1400, POINTOPOINT, NOARP) at
   start-up, before any SA; one per charon, so one per namespace.  5.9.8 has
   no ``mtu``/``fwmark``/``raw_esp`` options (raw ESP arrived in 5.9.11); only
-  ``allow_peer_ts``.  Change the MTU with ``ip link set ipsec0 mtu N``.
+  ``allow_peer_ts``.  Do not raise the MTU with ``ip link``: libipsec keeps
+  reading with its 1400-byte buffer and larger packets vanish (MTU 1436:
+  ``ping -s 1380`` got no answer, TCP stalled).  Inner packets above 1400
+  bytes are therefore fragmented before encryption (UDP payloads > 1372).
 * NAT-T.  The initiator logs "remote host is behind NAT" although there is
   none: libipsec can only do UDP-encapsulated ESP, so it fakes NAT detection;
   IKE_AUTH already goes to UDP 4500 and ``list-sas`` shows ``nat-remote=yes
@@ -30,8 +33,9 @@ without XFRM ESP, so every charon here runs the kernel-libipsec plugin):
   a local address inside the local TS (172.16.1.1 on cgw, 10.0.1.1 on vgw),
   and kernel-netlink adds ``ip rule 220: from all lookup 220``.  A responder
   with 0.0.0.0/0 selectors narrows to the initiator's proposal, and installs
-  the narrowed route.  Routes are removed when the last SA using them goes.
-  kernel-libipsec installs them even with ``install_routes = no``.
+  the narrowed route.  Terminating one of two tunnels with the same route
+  keeps it; terminating the last removes it.  kernel-libipsec installs these
+  routes even with ``install_routes = no``.
 * 0.0.0.0/0 on both sides (AWS's default selectors): the route becomes
   ``default dev ipsec0 table 220`` plus ``throw <peer IP>`` so IKE and ESP
   still reach the peer.  As rule 220 comes before main, it also swallows the
@@ -45,9 +49,10 @@ without XFRM ESP, so every charon here runs the kernel-libipsec plugin):
   DELETE of the old IKE SA, then a new IKE_SA_INIT (traffic gap of a few ms),
   and it is postponed ("unable to reauthenticate in CHILD_SA DELETED state,
   delaying for 8s") while a rekeyed CHILD SA lingers, which it does for
-  ``charon.delete_rekeyed_delay`` (5 s) after every CHILD rekey.  With two CHILD SAs of
-  identical selectors (two tunnels), libipsec sends on the most recently
-  installed one; when that one is deleted it falls back to the other.
+  ``charon.delete_rekeyed_delay`` (5 s) after every CHILD rekey.
+* Two tunnels.  With two CHILD SAs of identical selectors (one per IKE SA),
+  libipsec sends on the most recently installed one (both directions: only
+  tun2's counters move); when that one is deleted it falls back to the other.
 """
 
 from __future__ import annotations
@@ -63,8 +68,8 @@ CHARON_BIN = "/usr/lib/ipsec/charon"
 SWANCTL_BIN = "swanctl"
 
 # Explicit list, so the host's /etc/strongswan.d cannot change what a lab
-# charon does.  kernel-libipsec must come before kernel-netlink: the first
-# registered kernel-ipsec backend wins, and netlink's (XFRM) cannot do ESP here.
+# charon does.  kernel-libipsec must come before kernel-netlink: in the other
+# order netlink's XFRM backend wins and every CHILD SA fails to install here.
 CHARON_PLUGINS = (
     "random nonce openssl aes sha1 sha2 hmac gcm cmac xcbc kdf curve25519 gmp "
     "pem pkcs1 pkcs8 x509 pubkey constraints revocation "
