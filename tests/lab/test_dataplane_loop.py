@@ -194,13 +194,14 @@ def test_ping_across_tunnel(lab, suite, udp_encap):
 
 @pytest.mark.lab
 @pytest.mark.parametrize("suite", list(SUITES))
-def test_iperf3_throughput_figure(lab, suite):
+@pytest.mark.parametrize("udp_encap", [True, False], ids=["udp-encap", "raw-esp"])
+def test_iperf3_throughput_figure(lab, suite, udp_encap):
     """A throughput figure through the tunnel (printed; asserted only to be non-zero)."""
     if not shutil.which("iperf3"):
         pytest.skip("iperf3 not installed")
     a, b = _topology(lab)
-    pa = Peer(lab, a, "a", suite, True)
-    pb = Peer(lab, b, "b", suite, True)
+    pa = Peer(lab, a, "a", suite, udp_encap)
+    pb = Peer(lab, b, "b", suite, udp_encap)
     server = lab.popen(b, "iperf3", "-s", "-1", "-B", INSIDE["b"],
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     lab.wait_until(lambda: _ping(lab, a, INSIDE["b"], 1)[0] == 1, timeout=10, what="tunnel up")
@@ -209,9 +210,11 @@ def test_iperf3_throughput_figure(lab, suite):
     res = json.loads(r.stdout)
     bps = res["end"]["sum_received"]["bits_per_second"]
     s = pa.cmd(op="stats")["tunnel"]
-    print(f"\n{suite} udp-encap iperf3 TCP a->b: {bps / 1e6:.0f} Mbit/s "
+    mode = "udp-encap" if udp_encap else "raw-esp"
+    print(f"\n{suite} {mode} iperf3 TCP a->b: {bps / 1e6:.0f} Mbit/s "
           f"({s['packets_out']} ESP packets out, drops {[k for k, v in s['drops'].items() if v]})")
     assert bps > 0
+    assert s["drops"]["send_error"] == 0 and s["drops"]["seq_exhausted"] == 0
     lab.stop(server)
     lab.stop(pa.proc)
     lab.stop(pb.proc)

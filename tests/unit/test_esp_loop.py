@@ -21,6 +21,8 @@ class FakeTun:
 
     def __init__(self):
         self.inside, self.kernel = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        for s in (self.inside, self.kernel):  # room for bursts of ~100 packets
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
         self.inside.setblocking(False)
         self.kernel.settimeout(2)
         self.fd = self.inside.fileno()
@@ -217,3 +219,168 @@ def test_driven_by_asyncio():
         assert s["errors"] == 0
 
     asyncio.run(asyncio.wait_for(main(), 10))
+
+
+def _drain(sock, timeout=1.0):
+    out = []
+    sock.settimeout(timeout)
+    try:
+        while True:
+            out.append(sock.recv(65535))
+            sock.settimeout(0.05)
+    except (TimeoutError, BlockingIOError):
+        pass
+    return out
+
+
+def _sized(n, tag):
+    """An IPv4-looking inner packet of n bytes, tagged in its last byte."""
+    return bytes([0x45]) + bytes(n - 2) + bytes([tag])
+
+
+@pytest.mark.parametrize("gso", [True, False])
+def test_outbound_bursts_keep_order_and_sizes(gso):
+    """Runs of equal sizes, a shorter packet ending a run, a longer one starting a
+    new run, more than 64 in a row: the peer gets each packet, in order."""
+    pl = PacketLoop(None, lambda *a: None, batch=256)
+    ep = pl.add_endpoint("127.0.0.1", port=0, raw_esp=False, gso=gso)
+    tun = FakeTun()
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    peer.bind(("127.0.0.1", 0))
+    peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+    counting = ep.udp = _CountingSocket(ep.udp)
+    try:
+        pl.add_tunnel("t1", tun)
+        pl.set_outbound("t1", EspSa(0x2002, "aes-gcm-16", GCM_KEY_BA), "127.0.0.1", peer.getsockname(), True)
+        sizes = [1400] * 5 + [100] + [1400] * 3 + [1420] * 2 + [60] * 70 + [1400]
+        inners = [_sized(n, i % 251) for i, n in enumerate(sizes)]
+        for p in inners:
+            tun.kernel.send(p)
+        time.sleep(0.01)
+        assert pl.pump_tun(pl._tunnels["t1"]) == len(inners)
+        rx = EspSa(0x2002, "aes-gcm-16", GCM_KEY_BA)
+        got = [rx.decrypt(d) for d in _drain(peer)]
+        assert got == inners
+        assert pl.stats("t1")["drops"]["send_error"] == 0
+        if ep.gso:
+            # runs: 5x1400+100 | 3x1400 | 2x1420+60 | 64x60 | 5x60 | 1400
+            assert counting.calls == 6
+        else:
+            assert counting.calls == len(inners)
+    finally:
+        ep.udp = counting._sock
+        pl.close()
+        tun.close()
+        peer.close()
+
+
+class _CountingSocket:
+    def __init__(self, sock):
+        self._sock = sock
+        self.calls = 0
+
+    def sendmsg(self, *a):
+        self.calls += 1
+        return self._sock.sendmsg(*a)
+
+    def sendto(self, *a):
+        self.calls += 1
+        return self._sock.sendto(*a)
+
+    def __getattr__(self, name):
+        return getattr(self._sock, name)
+
+
+class _NoGsoSocket:
+    """Wraps a UDP socket whose path refuses GSO sends (as without checksum offload)."""
+
+    def __init__(self, sock):
+        self._sock = sock
+        self.refused = 0
+
+    def sendmsg(self, *a):
+        self.refused += 1
+        raise OSError(5, "Input/output error")  # EIO, as udp_send_skb without csum offload
+
+    def __getattr__(self, name):
+        return getattr(self._sock, name)
+
+
+def test_gso_refused_falls_back_per_packet():
+    pl = PacketLoop(None, lambda *a: None)
+    ep = pl.add_endpoint("127.0.0.1", port=0, raw_esp=False, gso=True)
+    if not ep.gso:
+        pytest.skip("kernel without UDP GSO")
+    real = ep.udp
+    ep.udp = _NoGsoSocket(real)
+    tun = FakeTun()
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    peer.bind(("127.0.0.1", 0))
+    try:
+        pl.add_tunnel("t1", tun)
+        pl.set_outbound("t1", EspSa(0x2002, "aes-gcm-16", GCM_KEY_BA), "127.0.0.1", peer.getsockname(), True)
+        for _ in range(10):
+            tun.kernel.send(INNER)
+        time.sleep(0.01)
+        pl.pump_tun(pl._tunnels["t1"])
+        assert ep.udp.refused == 1 and ep.gso is False
+        assert len(_drain(peer)) == 10
+        assert pl.stats("t1")["drops"]["send_error"] == 0
+    finally:
+        ep.udp = real
+        pl.close()
+        tun.close()
+        peer.close()
+
+
+class _MtuSocket(_CountingSocket):
+    """A path whose MTU is too small for GSO segments above ``limit`` bytes."""
+
+    def __init__(self, sock, limit):
+        super().__init__(sock)
+        self.limit = limit
+        self.refused = 0
+
+    def sendmsg(self, bufs, anc, flags, addr):
+        if len(bufs[0]) > self.limit:
+            self.refused += 1
+            raise OSError(90, "Message too long")  # EMSGSIZE
+        return super().sendmsg(bufs, anc, flags, addr)
+
+
+def test_gso_segment_over_path_mtu_sent_one_by_one():
+    pl = PacketLoop(None, lambda *a: None)
+    ep = pl.add_endpoint("127.0.0.1", port=0, raw_esp=False, gso=True)
+    if not ep.gso:
+        pytest.skip("kernel without UDP GSO")
+    real = ep.udp
+    ep.udp = fake = _MtuSocket(real, 1000)
+    tun = FakeTun()
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    peer.bind(("127.0.0.1", 0))
+    peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+    try:
+        pl.add_tunnel("t1", tun)
+        pl.set_outbound("t1", EspSa(0x2002, "aes-gcm-16", GCM_KEY_BA), "127.0.0.1", peer.getsockname(), True)
+        inners = [_sized(1400, i) for i in range(10)] + [_sized(500, i) for i in range(10)]
+        for p in inners:
+            tun.kernel.send(p)
+        time.sleep(0.01)
+        pl.pump_tun(pl._tunnels["t1"])
+        rx = EspSa(0x2002, "aes-gcm-16", GCM_KEY_BA)
+        assert [rx.decrypt(d) for d in _drain(peer)] == inners
+        assert fake.refused == 1 and ep.gso and ep.gso_limit < 1440
+        # Afterwards: big packets go one by one without trying GSO, small ones in a run.
+        fake.calls = 0
+        for p in inners:
+            tun.kernel.send(p)
+        time.sleep(0.01)
+        pl.pump_tun(pl._tunnels["t1"])
+        assert [rx.decrypt(d) for d in _drain(peer)] == inners
+        assert fake.refused == 1 and fake.calls == 10 + 1
+        assert pl.stats("t1")["drops"]["send_error"] == 0
+    finally:
+        ep.udp = real
+        pl.close()
+        tun.close()
+        peer.close()
