@@ -1,0 +1,7 @@
+"""`python -m daemon` is `vgw`."""
+
+import sys
+
+from daemon.cli import main
+
+sys.exit(main())

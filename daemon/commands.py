@@ -1,0 +1,100 @@
+"""The `vgw` subcommands other than validate (see daemon/cli.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sys
+
+from .config import ConfigError, load_config
+from .control import request
+
+EXIT_OK, EXIT_ERROR, EXIT_CONFIG = 0, 1, 2
+log = logging.getLogger("vgw")
+
+
+def _setup_logging() -> None:
+    level = os.environ.get("VGW_LOG_LEVEL", "INFO").upper()
+    logging.basicConfig(level=getattr(logging, level, logging.INFO), stream=sys.stdout,
+                        format="%(asctime)s %(levelname)s %(message)s")
+
+
+def run(args) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_CONFIG
+    _setup_logging()
+    try:
+        return asyncio.run(_run(config, args.config))
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+async def _run(config, path: str) -> int:
+    from .gateway import Gateway, StartupError
+    loop = asyncio.get_running_loop()
+    gw = Gateway(config, loop)
+    try:
+        await gw.start()
+    except StartupError as exc:
+        print(f"vgw: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    stop = asyncio.Event()
+
+    def reload() -> None:
+        try:
+            new = load_config(path)
+        except (ConfigError, OSError) as exc:
+            log.error("reload refused, the running configuration stays: %s", exc)
+            return
+        gw.reload(new)
+
+    gw.install_signal_handlers(stop.set, reload)
+    await stop.wait()
+    log.info("vgw is stopping: deleting SAs, removing routes and TUN devices")
+    await gw.stop()
+    return EXIT_OK
+
+
+def _ask(args, payload: dict) -> dict | None:
+    try:
+        answer = request(args.control, payload)
+    except (ConnectionError, OSError) as exc:
+        print(f"vgw: {exc}", file=sys.stderr)
+        return None
+    if not answer.get("ok"):
+        print(f"vgw: {answer.get('error', 'request failed')}", file=sys.stderr)
+        return None
+    return answer
+
+
+def status(args) -> int:
+    answer = _ask(args, {"cmd": "status"})
+    if answer is None:
+        return EXIT_ERROR
+    if args.json:
+        print(json.dumps({"tunnels": answer["tunnels"]}, indent=2, default=str))
+    else:
+        from .statusfmt import render
+        print(render(answer))
+    return EXIT_OK
+
+
+def tunnel(args) -> int:
+    answer = _ask(args, {"cmd": "tunnel", "action": args.action, "tunnel": args.tunnel})
+    if answer is None:
+        return EXIT_ERROR
+    print(f"tunnel {args.tunnel}: {args.action}" + (f" ({answer['note']})" if answer.get("note") else ""))
+    return EXIT_OK
+
+
+def rekey(args) -> int:
+    answer = _ask(args, {"cmd": "rekey", "tunnel": args.tunnel, "sa": args.sa})
+    if answer is None:
+        return EXIT_ERROR
+    print(f"tunnel {args.tunnel}: {args.sa} rekey started")
+    return EXIT_OK

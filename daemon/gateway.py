@@ -1,0 +1,352 @@
+"""The asyncio shell around the IKE cores and the data path (aioquic's protocol.py
+in spirit): sockets in, datagrams and one timer out.
+
+Per tunnel (one outside IP): a UDP socket on port 500 for IKE, and a data path
+endpoint (UDP 4500, shared by IKE behind the non-ESP marker and ESP-in-UDP, plus
+a raw ESP socket). One asyncio timer serves every IKE core: after any input the
+earliest deadline of all cores is armed. Routes follow the tunnels' state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import signal
+import socket
+from typing import Callable
+
+from dataplane.loop import PacketLoop
+from ikecore.events import IkeSaDown
+
+from .config import GatewayConfig
+from .control import ControlServer
+from .routes import RouteTable, choose_primary
+from .runtime import TunnelRuntime
+
+log = logging.getLogger("vgw")
+
+IKE_BATCH = 64
+RESTART_DELAY = 5.0     # before re-initiating a tunnel with startup_action start
+
+
+class StartupError(Exception):
+    """A problem the user must fix before vgw can run (message says what)."""
+
+
+class Gateway:
+    def __init__(self, config: GatewayConfig, loop: asyncio.AbstractEventLoop):
+        self.config = config
+        self.loop = loop
+        self.packets = PacketLoop(loop, self._ike_from_4500)
+        self.tunnels: dict[str, TunnelRuntime] = {}
+        self.ike_socks: dict[str, socket.socket] = {}
+        self.routes = RouteTable()
+        self.primary: dict[str, str | None] = {}
+        self.control = ControlServer(config.control_socket, self.handle_control)
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._restarts: dict[str, asyncio.TimerHandle] = {}
+        self.stopping = False
+        self.dropped_no_tunnel = 0
+        self.on_state_change: list[Callable[[], None]] = []
+
+    # --- start / stop --------------------------------------------------------------------
+
+    async def start(self) -> None:
+        try:
+            for conn, tun in self.config.all_tunnels():
+                self._add_tunnel(conn, tun)
+            await self.control.start()
+        except BaseException:
+            await self.stop(send_delete=False)
+            raise
+        self._update_routes()
+        for rt in self.tunnels.values():
+            if rt.cfg.startup_action == "start":
+                self._initiate(rt)
+        self._flush()
+        log.info("vgw is running: %d tunnel(s), control socket %s", len(self.tunnels),
+                 self.config.control_socket)
+
+    def _add_tunnel(self, conn, tun) -> TunnelRuntime:
+        ip = str(tun.outside_ip)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            sock.setblocking(False)
+            sock.bind((ip, 500))
+        except OSError as exc:
+            sock.close()
+            raise StartupError(_bind_hint(ip, 500, exc)) from None
+        self.ike_socks[ip] = sock
+        self.loop.add_reader(sock.fileno(), self._read_500, ip, sock)
+        try:
+            self.packets.add_endpoint(ip)
+        except OSError as exc:
+            raise StartupError(_bind_hint(ip, 4500, exc)) from None
+        rt = TunnelRuntime(conn, tun, self.packets)
+        self.tunnels[ip] = rt
+        try:
+            rt.open()
+        except OSError as exc:
+            raise StartupError(f"cannot create the TUN device for tunnel {ip}: {exc}") from None
+        return rt
+
+    def _remove_tunnel(self, ip: str, send_delete: bool) -> None:
+        rt = self.tunnels.get(ip)
+        if rt is None:
+            return
+        if send_delete:
+            rt.ike.delete(self.loop.time())
+            self._flush_one(rt)
+        timer = self._restarts.pop(ip, None)
+        if timer:
+            timer.cancel()
+        rt.close()
+        del self.tunnels[ip]
+        sock = self.ike_socks.pop(ip, None)
+        if sock is not None:
+            self.loop.remove_reader(sock.fileno())
+            sock.close()
+        self.packets.remove_endpoint(ip)
+
+    async def stop(self, send_delete: bool = True) -> None:
+        """SIGTERM: DELETE every SA, remove routes and TUNs (DESIGN.md Interfaces)."""
+        self.stopping = True
+        for ip in list(self.tunnels):
+            self._remove_tunnel(ip, send_delete)
+        for ip, sock in list(self.ike_socks.items()):  # a tunnel that failed to open
+            self.loop.remove_reader(sock.fileno())
+            sock.close()
+        self.ike_socks.clear()
+        self.routes.close()
+        self.packets.close()
+        if self._timer:
+            self._timer.cancel()
+        for t in self._restarts.values():
+            t.cancel()
+        await self.control.close()
+
+    # --- IKE input -----------------------------------------------------------------------
+
+    def _read_500(self, ip: str, sock: socket.socket) -> None:
+        for _ in range(IKE_BATCH):
+            try:
+                data, addr = sock.recvfrom(65535)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                continue  # e.g. ICMP port unreachable reported on the socket
+            self._ike_in(ip, data, (ip, 500), addr)
+
+    def _ike_from_4500(self, data: bytes, local: tuple, remote: tuple) -> None:
+        self._ike_in(local[0], data, local, remote)
+
+    def _ike_in(self, ip: str, data: bytes, local: tuple, remote: tuple) -> None:
+        rt = self.tunnels.get(ip)
+        if rt is None or rt.admin_down:
+            self.dropped_no_tunnel += 1
+            return
+        try:
+            rt.ike.receive(data, local, remote, self.loop.time())
+        except Exception:  # the core must never raise; if it does, one tunnel logs it
+            log.exception("[%s] internal error on an IKE message (dropped)", rt.name)
+        self._flush_one(rt)
+        self._arm_timer()
+
+    # --- output, events, timer -----------------------------------------------------------
+
+    def _flush(self) -> None:
+        for rt in list(self.tunnels.values()):
+            self._flush_one(rt)
+        self._arm_timer()
+
+    def _flush_one(self, rt: TunnelRuntime) -> None:
+        for d in rt.ike.datagrams_to_send():
+            try:
+                if d.local[1] == 4500:
+                    self.packets.send_ike(d.local[0], d.remote, d.data)
+                else:
+                    self.ike_socks[d.local[0]].sendto(d.data, d.remote)
+            except (OSError, KeyError) as exc:
+                log.warning("[%s] cannot send IKE to %s: %s", rt.name, d.remote, exc)
+        changed = False
+        while (ev := rt.ike.next_event()) is not None:
+            try:
+                changed |= rt.on_event(ev)
+            except Exception:
+                log.exception("[%s] cannot apply %s", rt.name, type(ev).__name__)
+            if isinstance(ev, IkeSaDown):
+                self._maybe_restart(rt)
+        if changed:
+            self._update_routes()
+            for cb in self.on_state_change:
+                cb()
+
+    def _arm_timer(self) -> None:
+        deadlines = [d for d in (rt.ike.next_deadline() for rt in self.tunnels.values()) if d is not None]
+        at = min(deadlines) if deadlines else None
+        if at == self._timer_at:
+            return
+        if self._timer:
+            self._timer.cancel()
+        self._timer_at = at
+        self._timer = self.loop.call_at(at, self._on_timer) if at is not None else None
+
+    def _on_timer(self) -> None:
+        self._timer = self._timer_at = None
+        now = self.loop.time()
+        for rt in list(self.tunnels.values()):
+            deadline = rt.ike.next_deadline()
+            if deadline is not None and deadline <= now:
+                try:
+                    rt.ike.handle_timer(now)
+                except Exception:
+                    log.exception("[%s] internal error in a timer", rt.name)
+        self._flush()
+
+    # --- tunnel lifecycle ------------------------------------------------------------------
+
+    def _initiate(self, rt: TunnelRuntime) -> None:
+        self._restarts.pop(rt.id, None)
+        if self.stopping or rt.admin_down or rt.ike.current is not None:
+            return
+        rt.ike.initiate(self.loop.time())
+        self._flush_one(rt)
+        self._arm_timer()
+
+    def _maybe_restart(self, rt: TunnelRuntime) -> None:
+        """startup_action start: AWS brings the tunnel back up itself (aws-facts.md §1.7)."""
+        if (rt.cfg.startup_action != "start" or self.stopping or rt.admin_down
+                or rt.ike.current is not None or rt.id in self._restarts
+                or any(s.state.value in ("INIT_SENT", "AUTH_SENT") for s in rt.ike.sas.values())):
+            return
+        self._restarts[rt.id] = self.loop.call_later(RESTART_DELAY, self._initiate, rt)
+
+    def _update_routes(self) -> None:
+        for conn in self.config.connections:
+            ids = [str(t.outside_ip) for t in conn.tunnels]
+            up = [i for i in ids if i in self.tunnels and self.tunnels[i].up
+                  and not self.tunnels[i].admin_down]
+            old = self.primary.get(conn.name)
+            new = choose_primary(old, up)
+            if new != old:
+                if new:
+                    log.info("[%s] static routes %s now via tunnel %s", conn.name,
+                             ", ".join(map(str, conn.static_routes)) or "(none)", new)
+                else:
+                    log.warning("[%s] no tunnel is up: static routes %s unreachable", conn.name,
+                                ", ".join(map(str, conn.static_routes)) or "(none)")
+            self.primary[conn.name] = new
+            self.routes.point(conn.static_routes, self.tunnels[new].tun.ifindex if new else None)
+
+    def tunnel_down(self, ip: str) -> dict:
+        rt = self.tunnels.get(ip)
+        if rt is None:
+            return {"ok": False, "error": f"no tunnel with outside IP {ip}"}
+        rt.admin_down = True
+        timer = self._restarts.pop(ip, None)
+        if timer:
+            timer.cancel()
+        rt.ike.delete(self.loop.time())
+        log.info("[%s] tunnel taken down by the operator", rt.name)
+        self._flush_one(rt)
+        self._update_routes()
+        self._arm_timer()
+        return {"ok": True, "tunnel": ip, "status": "DOWN"}
+
+    def tunnel_up(self, ip: str) -> dict:
+        rt = self.tunnels.get(ip)
+        if rt is None:
+            return {"ok": False, "error": f"no tunnel with outside IP {ip}"}
+        rt.admin_down = False
+        log.info("[%s] tunnel enabled by the operator", rt.name)
+        if rt.cfg.startup_action == "start":
+            self._initiate(rt)
+            note = "initiating"
+        else:
+            note = "waiting for the customer gateway to initiate (startup_action add)"
+        self._update_routes()
+        return {"ok": True, "tunnel": ip, "note": note}
+
+    # --- reload -------------------------------------------------------------------------------
+
+    def reload(self, new: GatewayConfig) -> dict:
+        """SIGHUP: tunnels whose settings did not change keep their SAs (DESIGN.md)."""
+        from .policy import tunnel_policy
+        wanted = {str(t.outside_ip): (c, t) for c, t in new.all_tunnels()}
+        kept, replaced, removed, added = [], [], [], []
+        for ip, rt in list(self.tunnels.items()):
+            pair = wanted.get(ip)
+            if pair is None:
+                self._remove_tunnel(ip, send_delete=True)
+                removed.append(ip)
+            elif tunnel_policy(*pair) != rt.policy or pair[1].inside_cidr != rt.cfg.inside_cidr:
+                self._remove_tunnel(ip, send_delete=True)
+                replaced.append(ip)
+            else:
+                rt.conn, rt.cfg = pair
+                kept.append(ip)
+        old_prefixes = {str(p) for c in self.config.connections for p in c.static_routes}
+        new_prefixes = {str(p) for c in new.connections for p in c.static_routes}
+        self.routes.remove([p for p in old_prefixes - new_prefixes])
+        if new.control_socket != self.config.control_socket:
+            log.warning("control_socket changed to %s: takes effect after a restart", new.control_socket)
+        self.config = new
+        for ip, (conn, tun) in wanted.items():
+            if ip not in self.tunnels:
+                try:
+                    rt = self._add_tunnel(conn, tun)
+                except StartupError as exc:
+                    log.error("reload: %s", exc)
+                    continue
+                added.append(ip)
+                if rt.cfg.startup_action == "start":
+                    self._initiate(rt)
+        for name in list(self.primary):
+            if name not in {c.name for c in new.connections}:
+                del self.primary[name]
+        self._update_routes()
+        self._flush()
+        summary = {"kept": kept, "replaced": replaced, "removed": removed,
+                   "added": [i for i in added if i not in replaced]}
+        log.info("configuration reloaded: %s", summary)
+        return summary
+
+    # --- control -----------------------------------------------------------------------------
+
+    def status(self) -> dict:
+        primaries = set(self.primary.values())
+        return {"tunnels": [rt.status(rt.id in primaries) for rt in self.tunnels.values()],
+                "dropped_no_tunnel": self.dropped_no_tunnel,
+                "data_path": self.packets.global_stats()}
+
+    def handle_control(self, req: dict) -> dict:
+        cmd = req.get("cmd")
+        if cmd == "status":
+            return {"ok": True, **self.status()}
+        if cmd == "tunnel":
+            action, ip = req.get("action"), str(req.get("tunnel"))
+            if action == "down":
+                return self.tunnel_down(ip)
+            if action == "up":
+                return self.tunnel_up(ip)
+            return {"ok": False, "error": f"unknown tunnel action {action!r}"}
+        return {"ok": False, "error": f"unknown command {cmd!r}"}
+
+    def install_signal_handlers(self, on_stop: Callable[[], None], on_reload: Callable[[], None]) -> None:
+        self.loop.add_signal_handler(signal.SIGTERM, on_stop)
+        self.loop.add_signal_handler(signal.SIGINT, on_stop)
+        self.loop.add_signal_handler(signal.SIGHUP, on_reload)
+
+
+def _bind_hint(ip: str, port: int, exc: OSError) -> str:
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return (f"cannot bind {ip}:{port}: {ip} is not an address of this host; add it "
+                f"(e.g. `ip addr add {ip}/32 dev lo`) or fix outside_ip in the config")
+    if exc.errno == errno.EADDRINUSE:
+        return (f"cannot bind {ip}:{port}: the port is in use; is another IKE daemon "
+                "(strongSwan, libreswan, another vgw) running on this address?")
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return f"cannot bind {ip}:{port}: permission denied; run vgw as root or with CAP_NET_BIND_SERVICE and CAP_NET_ADMIN"
+    return f"cannot bind {ip}:{port}: {exc.strerror or exc}"

@@ -1,0 +1,182 @@
+"""One tunnel at run time: its IKE core, its TUN device and its ESP SAs.
+
+Turns the core's events into data path actions (install / remove ESP SAs), log
+lines and status. Sockets, the timer and routes belong to the Gateway, which
+calls `on_event` for every event this tunnel's IkeTunnel produces.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from dataplane.esp import EspSa
+from dataplane.loop import PacketLoop
+from dataplane.tun import TunDevice
+from ikecore.events import ChildSaDown, ChildSaUp, IkeSaDown, IkeSaUp, LogLine, PeerMoved
+from ikecore.tunnel import IkeTunnel
+
+from .config import ConnectionConfig, TunnelConfig
+from .policy import esp_algorithms, tunnel_policy
+
+log = logging.getLogger("vgw.tunnel")
+
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
+           "error": logging.ERROR}
+
+
+def tun_name(outside_ip: str) -> str:
+    """A stable, unique interface name (<= 15 chars) from the outside IP."""
+    return "vgw" + "".join(f"{int(o):02x}" for o in outside_ip.split("."))
+
+
+@dataclass
+class ChildRecord:
+    spi_in: int
+    spi_out: int
+    inbound: EspSa
+    outbound: EspSa
+    event: ChildSaUp
+    installed_at: float
+
+
+@dataclass
+class TunnelRuntime:
+    conn: ConnectionConfig
+    cfg: TunnelConfig
+    loop: PacketLoop
+    ike: IkeTunnel = None
+    tun: TunDevice | None = None
+    admin_down: bool = False
+    children: dict[int, ChildRecord] = field(default_factory=dict)
+    last_error: str = ""
+    last_status_change: float = field(default_factory=time.time)
+    events_seen: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.policy = tunnel_policy(self.conn, self.cfg)
+        self.ike = IkeTunnel(self.policy)
+
+    @property
+    def id(self) -> str:
+        return str(self.cfg.outside_ip)
+
+    @property
+    def name(self) -> str:
+        return f"{self.conn.name} {self.id}"
+
+    @property
+    def up(self) -> bool:
+        """AWS's tunnel status: UP when IPsec (the CHILD SA) is up."""
+        return bool(self.children) and self.tun is not None
+
+    # --- setup / teardown -----------------------------------------------------------
+
+    def open(self) -> None:
+        """Create the TUN device with the VGW inside address (network+1 of the /30,
+        aws-facts.md §1.2); the kernel then answers pings on it, the AWS heartbeat
+        target."""
+        self.tun = TunDevice.create(tun_name(self.id))
+        self.tun.add_address(f"{self.cfg.vgw_inside_ip}/{self.cfg.inside_cidr.prefixlen}")
+        self.tun.up()
+        self.loop.add_tunnel(self.id, self.tun, local_ip=self.id)
+
+    def close(self) -> None:
+        for spi in list(self.children):
+            self._remove_child(spi)
+        self.loop.remove_tunnel(self.id)
+        if self.tun is not None:
+            self.tun.close()
+            self.tun = None
+
+    # --- events from the IKE core --------------------------------------------------------
+
+    def on_event(self, ev) -> bool:
+        """Apply one event; returns True when the tunnel's UP/DOWN state may have changed."""
+        kind = type(ev).__name__
+        self.events_seen[kind] = self.events_seen.get(kind, 0) + 1
+        if isinstance(ev, LogLine):
+            log.log(_LEVELS.get(ev.level, logging.INFO), "[%s] %s", self.name, ev.text)
+            return False
+        was_up = self.up
+        if isinstance(ev, ChildSaUp):
+            self._install_child(ev)
+        elif isinstance(ev, ChildSaDown):
+            self._remove_child(ev.spi_in)
+        elif isinstance(ev, IkeSaDown):
+            if ev.reason not in ("deleted", "replaced", "rekeyed"):
+                self.last_error = f"{ev.reason}: {ev.detail}" if ev.detail else ev.reason
+        elif isinstance(ev, IkeSaUp):
+            self.last_error = ""
+        elif isinstance(ev, PeerMoved):
+            self._follow_peer(ev)
+        if self.up != was_up:
+            self.last_status_change = time.time()
+            return True
+        return False
+
+    def _install_child(self, ev: ChildSaUp) -> None:
+        encr, integ = esp_algorithms(ev.encr_id, ev.integ_id)
+        inbound = EspSa(ev.spi_in, encr, ev.encr_key_in, integ, ev.integ_key_in or None,
+                        replay_window=ev.replay_window)
+        outbound = EspSa(ev.spi_out, encr, ev.encr_key_out, integ, ev.integ_key_out or None)
+        # Make-before-break: the new inbound SA first, then switch outbound to it
+        self.loop.install_inbound(self.id, inbound)
+        self.loop.set_outbound(self.id, outbound, self.id, ev.remote, ev.udp_encap)
+        self.children[ev.spi_in] = ChildRecord(ev.spi_in, ev.spi_out, inbound, outbound, ev,
+                                               time.monotonic())
+
+    def _remove_child(self, spi_in: int) -> None:
+        rec = self.children.pop(spi_in, None)
+        if rec is None:
+            return
+        self.loop.remove_inbound(spi_in)
+        newest = max(self.children.values(), key=lambda r: r.installed_at, default=None)
+        if newest is not None:
+            self.loop.set_outbound(self.id, newest.outbound, self.id, newest.event.remote,
+                                   newest.event.udp_encap)
+        else:
+            self.loop.clear_outbound(self.id)
+
+    def _follow_peer(self, ev: PeerMoved) -> None:
+        newest = max(self.children.values(), key=lambda r: r.installed_at, default=None)
+        if newest is not None:
+            self.loop.set_outbound(self.id, newest.outbound, self.id, ev.remote,
+                                   newest.event.udp_encap)
+
+    # --- status -----------------------------------------------------------------------------
+
+    def status(self, primary: bool) -> dict:
+        core = self.ike.status()
+        stats = self.loop.stats(self.id) if self.tun is not None else {}
+        if self.admin_down:
+            message = "ADMINISTRATIVELY DOWN"
+        elif self.up:
+            message = "IPSEC IS UP"
+        else:
+            message = "IPSEC IS DOWN"
+        return {
+            "connection": self.conn.name,
+            "outside_ip": self.id,
+            "status": "UP" if self.up else "DOWN",
+            "status_message": message,
+            "last_status_change": self.last_status_change,
+            "customer_gateway_ip": str(self.conn.customer_gateway.ip or "") or None,
+            "inside_cidr": str(self.cfg.inside_cidr),
+            "vgw_inside_ip": str(self.cfg.vgw_inside_ip),
+            "cgw_inside_ip": str(self.cfg.cgw_inside_ip),
+            "tun": self.tun.name if self.tun else None,
+            "primary": primary,
+            "admin_down": self.admin_down,
+            "startup_action": self.cfg.startup_action,
+            "ike_phase1_state": core["phase1_state"],
+            "ike_phase2_state": core["phase2_state"],
+            "ike": core["ike"],
+            "children": core["children"],
+            "ike_counters": core["counters"],
+            "counters": {k: stats.get(k, 0) for k in ("bytes_in", "bytes_out", "packets_in",
+                                                      "packets_out")},
+            "drops": stats.get("drops", {}),
+            "last_error": self.last_error,
+        }
