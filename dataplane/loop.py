@@ -28,6 +28,7 @@ import logging
 import os
 import socket
 import struct
+import sys
 import time
 from typing import Callable
 
@@ -51,6 +52,8 @@ _NREASONS = len(DropReason)
 IPPROTO_ESP = 50
 SO_NO_CHECK = 11  # linux/asm-generic/socket.h
 UDP_SEGMENT = 103  # linux/udp.h: UDP GSO (Linux 4.18)
+UDP_GRO = 104  # linux/udp.h: receive coalesced datagrams (Linux 5.0)
+_GRO_CMSG_SPACE = socket.CMSG_SPACE(4)  # the kernel reports gso_size as an int
 # One GSO send carries at most 64 segments (UDP_MAX_SEGMENTS was 64 before Linux 5.x)
 # and must fit the 16-bit IP length.
 _GSO_MAX_SEGS = 64
@@ -70,9 +73,12 @@ OnIke = Callable[[bytes, tuple, tuple], None]
 class Endpoint:
     """Outside sockets of one local address: UDP (port 4500 by default) and raw ESP."""
 
-    __slots__ = ("local_ip", "port", "family", "udp", "raw", "tunnels", "owner", "gso", "gso_limit")
+    __slots__ = ("local_ip", "port", "family", "udp", "raw", "tunnels", "owner", "gso", "gso_limit", "gro")
 
-    def __init__(self, local_ip: str, port: int, family: int, udp, raw, gso: bool = False) -> None:
+    def __init__(
+        self, local_ip: str, port: int, family: int, udp, raw, gso: bool = False, gro: bool = False
+    ) -> None:
+        self.gro = gro  # UDP GRO enabled: recvmsg may return several datagrams at once
         self.gso = gso  # UDP GSO (UDP_SEGMENT) usable on the UDP socket
         self.gso_limit = 65535  # largest segment size known to pass (lowered on EMSGSIZE)
         self.local_ip = local_ip
@@ -163,12 +169,18 @@ class PacketLoop:
     # -- endpoints --------------------------------------------------------------
 
     def add_endpoint(
-        self, local_ip: str, port: int = encap.NAT_T_PORT, raw_esp: bool = True, gso: bool = True
+        self,
+        local_ip: str,
+        port: int = encap.NAT_T_PORT,
+        raw_esp: bool = True,
+        gso: bool = True,
+        gro: bool = True,
     ) -> Endpoint:
         """Bind UDP ``local_ip:port`` (and a raw ESP socket on ``local_ip`` if ``raw_esp``).
 
         ``gso``: send bursts of equal-sized UDP-encapsulated ESP packets with one
-        ``sendmsg`` (UDP_SEGMENT), if the kernel has it."""
+        ``sendmsg`` (UDP_SEGMENT), if the kernel has it.  ``gro``: let the kernel
+        hand over runs of datagrams of one flow in one ``recvmsg`` (UDP_GRO)."""
         if local_ip in self._endpoints:
             raise ValueError(f"endpoint {local_ip} already added")
         family = socket.AF_INET6 if ipaddress.ip_address(local_ip).version == 6 else socket.AF_INET
@@ -178,6 +190,7 @@ class PacketLoop:
             udp.setblocking(False)
             _tune(udp, family)
             gso = gso and _probe_gso(udp)
+            gro = gro and _enable_gro(udp)
             if not gso and family == socket.AF_INET:
                 # RFC 3948 §2.1: the UDP checksum SHOULD be sent as zero.  But the
                 # kernel refuses GSO sends without a checksum (EINVAL), and GSO saves
@@ -202,7 +215,7 @@ class PacketLoop:
             if raw is not None:
                 raw.close()
             raise
-        ep = Endpoint(local_ip, udp.getsockname()[1], family, udp, raw, gso)
+        ep = Endpoint(local_ip, udp.getsockname()[1], family, udp, raw, gso, gro)
         self._endpoints[local_ip] = ep
         if self._loop is not None:
             self._loop.add_reader(udp.fileno(), self.pump_udp, ep)
@@ -366,6 +379,8 @@ class PacketLoop:
 
     def pump_udp(self, ep: Endpoint) -> int:
         """Read up to ``batch`` datagrams from the endpoint's UDP socket; return how many."""
+        if ep.gro:
+            return self._pump_udp_gro(ep)
         recvfrom = ep.udp.recvfrom
         inbound = self._inbound
         write = os.write
@@ -401,6 +416,57 @@ class PacketLoop:
             except Exception:  # never let one packet stop the loop
                 self._internal_error(ep.owner)
         return n
+
+    def _pump_udp_gro(self, ep: Endpoint) -> int:
+        """pump_udp with UDP GRO: one recvmsg may carry a run of datagrams of one flow,
+        all ``gso_size`` long but the last (e.g. from a GSO sender).  Up to ``batch``
+        receive calls; returns the number of datagrams."""
+        recvmsg = ep.udp.recvmsg
+        datagram = self._udp_datagram
+        now = time.monotonic()
+        n = 0
+        for _ in range(self.batch):
+            try:
+                data, anc, _flags, addr = recvmsg(_READ_SIZE, _GRO_CMSG_SPACE)
+            except BlockingIOError:
+                break
+            except OSError:
+                self._drop(ep.owner, DropReason.MALFORMED, "receive error")
+                continue
+            if anc:
+                seg = int.from_bytes(anc[0][2][:4], sys.byteorder)
+                if 0 < seg < len(data):
+                    for off in range(0, len(data), seg):
+                        datagram(ep, data[off : off + seg], addr, now)
+                        n += 1
+                    continue
+            datagram(ep, data, addr, now)
+            n += 1
+        return n
+
+    def _udp_datagram(self, ep: Endpoint, data: bytes, addr: tuple, now: float) -> None:
+        """One datagram from port 4500 (same logic as inlined in pump_udp)."""
+        spi = data[:4]
+        try:
+            if spi != _MARKER and len(data) >= 8:
+                entry = self._inbound.get(spi)
+                if entry is None:
+                    self._drop(ep.owner, DropReason.UNKNOWN_SPI, spi)
+                    return
+                sa, t = entry
+                inner = sa.open(data)
+                if inner is None:
+                    self._sa_drop(sa, t, now)
+                    return
+                t.last_in = now
+                try:
+                    os.write(t.fd, inner)
+                except OSError:
+                    t.drops[DropReason.TUN_ERROR] += 1
+            else:
+                self._udp_other(ep, data, addr)
+        except Exception:  # never let one packet stop the loop
+            self._internal_error(ep.owner)
 
     def pump_raw(self, ep: Endpoint) -> int:
         """Read up to ``batch`` packets from the raw ESP socket (IPv4: IP header included)."""
@@ -627,6 +693,14 @@ class PacketLoop:
 
     def _refresh_owner(self, ep: Endpoint) -> None:
         ep.owner = self._tunnels.get(next(iter(ep.tunnels))) if len(ep.tunnels) == 1 else None
+
+
+def _enable_gro(sock: socket.socket) -> bool:
+    try:
+        sock.setsockopt(socket.SOL_UDP, UDP_GRO, 1)
+        return True
+    except OSError:
+        return False
 
 
 def _probe_gso(sock: socket.socket) -> bool:

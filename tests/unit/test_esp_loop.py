@@ -2,6 +2,7 @@
 the TUN fd (one read/write = one packet, like IFF_NO_PI)."""
 
 import asyncio
+import sys
 import socket
 import time
 
@@ -381,6 +382,83 @@ def test_gso_segment_over_path_mtu_sent_one_by_one():
         assert pl.stats("t1")["drops"]["send_error"] == 0
     finally:
         ep.udp = real
+        pl.close()
+        tun.close()
+        peer.close()
+
+
+class _CountingRecv:
+    def __init__(self, sock):
+        self._sock = sock
+        self.calls = 0
+
+    def recvmsg(self, *a):
+        self.calls += 1
+        return self._sock.recvmsg(*a)
+
+    def recvfrom(self, *a):
+        self.calls += 1
+        return self._sock.recvfrom(*a)
+
+    def __getattr__(self, name):
+        return getattr(self._sock, name)
+
+
+def test_gro_run_split_into_datagrams():
+    """A GSO sender's run arrives in one recvmsg on a UDP_GRO socket; each segment is
+    handled on its own: ESP to the TUN, an IKE message of the same size to on_ike."""
+    ike = []
+    pl = PacketLoop(None, lambda d, l, r: ike.append(d))
+    ep = pl.add_endpoint("127.0.0.1", port=0, raw_esp=False)
+    if not ep.gro:
+        pytest.skip("kernel without UDP GRO")
+    real = ep.udp
+    ep.udp = counting = _CountingRecv(real)
+    tun = FakeTun()
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    peer.bind(("127.0.0.1", 0))
+    try:
+        pl.add_tunnel("t1", tun)
+        pl.install_inbound("t1", EspSa(0x1001, "aes-gcm-16", GCM_KEY_AB))
+        tx = EspSa(0x1001, "aes-gcm-16", GCM_KEY_AB)
+        inners = [_sized(1000, i) for i in range(5)]
+        esps = [tx.encrypt(p) for p in inners]
+        size = len(esps[0])
+        ike_msg = b"\x00\x00\x00\x00" + b"\x21" * (size - 4)
+        last = _sized(300, 9)
+        run = esps[:3] + [ike_msg] + esps[3:] + [tx.encrypt(last)]
+        peer.sendmsg(run, [(socket.SOL_UDP, 103, size.to_bytes(2, sys.byteorder))], 0, ep.local_addr)
+        time.sleep(0.01)
+        assert pl.pump_udp(ep) == len(run)
+        assert counting.calls == 2  # one run, then EAGAIN
+        assert _drain(tun.kernel) == inners + [last]
+        assert ike == [ike_msg[4:]]
+    finally:
+        ep.udp = real
+        pl.close()
+        tun.close()
+        peer.close()
+
+
+@pytest.mark.parametrize("gro", [True, False])
+def test_inbound_with_and_without_gro(gro):
+    pl = PacketLoop(None, lambda *a: None)
+    ep = pl.add_endpoint("127.0.0.1", port=0, raw_esp=False, gro=gro)
+    tun = FakeTun()
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        pl.add_tunnel("t1", tun)
+        pl.install_inbound("t1", EspSa(0x1001, "aes-gcm-16", GCM_KEY_AB))
+        tx = EspSa(0x1001, "aes-gcm-16", GCM_KEY_AB)
+        inners = [_sized(n, i) for i, n in enumerate([100, 1400, 1400, 60, 1400])]
+        for p in inners:
+            peer.sendto(tx.encrypt(p), ep.local_addr)
+        peer.sendto(b"\x99" * 30, ep.local_addr)  # unknown SPI
+        time.sleep(0.01)
+        assert pl.pump_udp(ep) == 6
+        assert _drain(tun.kernel) == inners
+        assert pl.global_stats()["drops"]["unknown_spi"] == 1
+    finally:
         pl.close()
         tun.close()
         peer.close()
