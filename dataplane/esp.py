@@ -37,8 +37,11 @@ Why the hot path looks the way it does (all figures measured on this VM, Python
   module uses ``encrypt``/``decrypt`` returning bytes.
 * A pre-keyed HMAC context is ``copy()``-ed per packet (1.09 us) rather than built
   anew (1.83 us).
-* Drops are reported by return value (-1 and ``last_drop``) on the hot path
-  (``seal``/``open``); the ``encrypt``/``decrypt`` wrappers raise.
+* Drops are reported by return value on the hot path: ``seal``/``open`` return
+  None and set ``last_drop`` (raising and catching costs more than a packet's
+  Python work); the ``encrypt``/``decrypt`` wrappers raise.
+* ``open`` inlines the common trailer checks; anything unusual takes ``_finish``
+  for the precise drop reason (GCM open at 64 B: 1270 -> 1140 ns).
 """
 
 from __future__ import annotations

@@ -14,6 +14,11 @@ one fd cannot starve the others, e.g. the daemon's IKE socket on port 500 or its
 timers.  IKE datagrams that share port 4500 with ESP are handed to ``on_ike`` inline,
 as they are read, never queued behind ESP work.
 
+Syscalls, not crypto, dominate the per-packet cost (loopback, 1400-byte inner,
+AES-GCM: ~1 us per recvfrom or sendto, ~1.9 us per TUN write, ~1.2 us seal/open),
+so UDP-encapsulated ESP uses UDP GSO to send runs of equal-sized packets in one
+sendmsg, and UDP GRO to receive runs in one recvmsg, where the kernel has them.
+
 Bad input never raises out of a pump: it is dropped and counted per tunnel (or
 globally when no tunnel can be named) and logged at most once per reason per
 ``LOG_INTERVAL`` seconds.
