@@ -121,6 +121,15 @@ class TunDevice:
     def up(self) -> None:
         _netlink(lambda ipr: ipr.link("set", index=self.ifindex, state="up"))
 
+    def disable_ipv6(self) -> None:
+        """Turn IPv6 off on the device, for IPv4-only inside addresses.
+
+        Otherwise the kernel sends router solicitations and MLD reports into the
+        tunnel as soon as it is up: traffic AWS's end never sends, which would also
+        show in the counters.  /proc/sys/net is that of the caller's namespace."""
+        with open(f"/proc/sys/net/ipv6/conf/{self.name}/disable_ipv6", "w") as f:
+            f.write("1")
+
     def set_mtu(self, mtu: int) -> None:
         _netlink(lambda ipr: ipr.link("set", index=self.ifindex, mtu=mtu))
 
