@@ -280,3 +280,37 @@ def _peer_main(conf: dict) -> None:
 
 if __name__ == "__main__" and len(sys.argv) == 3 and sys.argv[1] == "--peer":
     _peer_main(json.loads(sys.argv[2]))
+
+
+_TUN_SCRIPT = """
+import asyncio, json, os, subprocess, sys
+from dataplane.tun import TunDevice
+def show():
+    r = subprocess.run(["ip", "-j", "addr", "show", "dev", "vgwlt1"], capture_output=True, text=True)
+    return json.loads(r.stdout)[0] if r.returncode == 0 else None
+t = TunDevice.create("vgwlt1", mtu=1400)
+t.disable_ipv6(); t.add_address("169.254.11.1/30"); t.up()
+info = show()
+try:
+    os.read(t.fd, 2000); nonblocking = False
+except BlockingIOError:
+    nonblocking = True
+t.close(); t.close()
+async def in_loop():  # pyroute2 must also work from inside a running asyncio loop
+    u = TunDevice.create("vgwlt1"); u.add_address("169.254.11.1/30"); u.up(); u.close()
+asyncio.run(in_loop())
+print(json.dumps({"info": info, "nonblocking": nonblocking, "after": show()}))
+"""
+
+
+@pytest.mark.lab
+def test_tun_device_lifecycle(lab):
+    ns = lab.add_ns("dpt")
+    r = lab.run(ns, sys.executable, "-c", _TUN_SCRIPT, env=dict(os.environ, PYTHONPATH=REPO), timeout=30)
+    out = json.loads(r.stdout)
+    info = out["info"]
+    assert info["mtu"] == 1400 and info["ifindex"] > 0
+    assert "UP" in info["flags"]
+    assert [(a["family"], a["local"], a["prefixlen"]) for a in info["addr_info"]] == [("inet", "169.254.11.1", 30)]
+    assert out["nonblocking"]
+    assert out["after"] is None  # close() removed the device
