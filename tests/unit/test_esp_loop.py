@@ -9,7 +9,7 @@ import time
 import pytest
 from scapy.layers.inet import ICMP, IP
 
-from dataplane.esp import DropReason, EspSa
+from dataplane.esp import EspSa
 from dataplane.loop import PacketLoop
 
 GCM_KEY_AB = bytes(range(20))

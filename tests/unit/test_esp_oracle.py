@@ -26,7 +26,8 @@ SUITES = [
     ("aes-cbc", 16, "hmac-sha2-512-256", 64, "AES-CBC", "SHA2-512-256"),
     ("aes-cbc", 32, "hmac-sha2-512-256", 64, "AES-CBC", "SHA2-512-256"),
 ]
-IDS = [f"{s[0]}-{(s[1] // 4 * 4) * 8 if s[0] == 'aes-cbc' else (s[1] - 4) * 8}-{s[2]}" for s in SUITES]
+# e.g. "aes-gcm-16-128-None", "aes-cbc-256-hmac-sha1-96" (GCM keys carry a 4-byte salt)
+IDS = [f"{s[0]}-{(s[1] - (4 if s[0] == 'aes-gcm-16' else 0)) * 8}-{s[2]}" for s in SUITES]
 
 
 def make(suite, seed=0):
