@@ -156,14 +156,18 @@ class SaPayload(Payload):
             if pos >= len(data):
                 raise ParseError("SA: proposal list ends without a last proposal")
             p, last, used = Proposal.decode(data[pos:])
-            if not proposals and p.num != 1:
-                raise ParseError("SA: first proposal number must be 1")  # §3.3.1
+            if p.num == 0:
+                raise ParseError("SA: proposal number 0")
             if proposals and p.num not in (proposals[-1].num, proposals[-1].num + 1):
                 raise ParseError("SA: proposal numbers must increase by one")
             proposals.append(p)
             pos += used
         if pos != len(data):
             raise ParseError("SA: bytes after the last proposal")
+        # §3.3.1: an offer starts at 1; an answer holds the one accepted proposal
+        # with the number it had in the offer, which may be 2 or more.
+        if proposals[0].num != 1 and len({p.num for p in proposals}) > 1:
+            raise ParseError("SA: first proposal number must be 1")
         return cls(proposals)
 
 
