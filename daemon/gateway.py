@@ -144,7 +144,7 @@ class Gateway:
 
     def _ike_in(self, ip: str, data: bytes, local: tuple, remote: tuple) -> None:
         rt = self.tunnels.get(ip)
-        if rt is None or rt.admin_down:
+        if rt is None:
             self.dropped_no_tunnel += 1
             return
         try:
@@ -245,6 +245,7 @@ class Gateway:
         if rt is None:
             return {"ok": False, "error": f"no tunnel with outside IP {ip}"}
         rt.admin_down = True
+        rt.ike.accept_new = False   # new IKE SAs are refused; the DELETE's answer still counts
         timer = self._restarts.pop(ip, None)
         if timer:
             timer.cancel()
@@ -260,6 +261,7 @@ class Gateway:
         if rt is None:
             return {"ok": False, "error": f"no tunnel with outside IP {ip}"}
         rt.admin_down = False
+        rt.ike.accept_new = True
         log.info("[%s] tunnel enabled by the operator", rt.name)
         if rt.cfg.startup_action == "start":
             self._initiate(rt)

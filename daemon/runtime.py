@@ -69,7 +69,7 @@ class TunnelRuntime:
     @property
     def up(self) -> bool:
         """AWS's tunnel status: UP when IPsec (the CHILD SA) is up."""
-        return bool(self.children) and self.tun is not None
+        return bool(self.children) and self.tun is not None and not self.admin_down
 
     # --- setup / teardown -----------------------------------------------------------
 

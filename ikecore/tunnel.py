@@ -34,6 +34,7 @@ class TunnelCounters:
     dropped_unknown_spi: int = 0
     dropped_unknown_peer: int = 0
     dropped_half_open_limit: int = 0
+    dropped_admin_down: int = 0
 
 
 class IkeTunnel:
@@ -45,6 +46,7 @@ class IkeTunnel:
         self._out: list[Datagram] = []
         self.counters = TunnelCounters()
         self.current: IkeSa | None = None               # the established IKE SA
+        self.accept_new = True   # False while the operator holds the tunnel down
 
     # --- inputs -------------------------------------------------------------------
 
@@ -77,6 +79,9 @@ class IkeTunnel:
                 and not header.is_response and header.spi_r == bytes(8)
                 and header.message_id == 0):
             self.counters.dropped_unknown_spi += 1
+            return None
+        if not self.accept_new:
+            self.counters.dropped_admin_down += 1
             return None
         if self.policy.remote_ip and remote[0] != self.policy.remote_ip:
             # AWS checks the customer gateway address when one is configured

@@ -68,3 +68,29 @@ def run_iperf(
         result = {"mode": "tcp", "retransmits": end["sum_sent"].get("retransmits", 0)}
     result.update(seconds=seconds, bits_per_second=bps, gbps=bps / 1e9, json=data)
     return result
+
+
+class BackgroundPing:
+    """A ping running while a test does something else (rekey, failover).
+
+    ``finish()`` waits for it (bounded: ping's own -w deadline) and returns
+    (sent, received) from ping's summary line.
+    """
+
+    def __init__(self, lab: Lab, ns: str, dst: str, interval: float = 0.05, duration: float = 10.0):
+        self.lab = lab
+        self.duration = duration
+        self.proc = lab.popen(ns, "ping", "-n", "-q", "-i", interval, "-w", duration, "-W", 1, dst,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def finish(self) -> tuple[int, int]:
+        try:
+            out, _ = self.proc.communicate(timeout=self.duration + 10)
+        except subprocess.TimeoutExpired:
+            self.lab.stop(self.proc)
+            raise LabError("background ping did not finish in time")
+        import re
+        m = re.search(r"(\d+) packets transmitted, (\d+) received", out or "")
+        if not m:
+            raise LabError(f"cannot read ping's summary: {out!r}")
+        return int(m.group(1)), int(m.group(2))

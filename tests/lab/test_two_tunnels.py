@@ -1,0 +1,119 @@
+"""Two tunnels against a real strongSwan customer gateway (issue: two working tunnels).
+
+Topology (tests/lab/netns.py): onprem -- cgw == wan == vgw -- vpc. strongSwan
+(kernel-libipsec) in cgw initiates both tunnels, AWS-style (0.0.0.0/0 selectors,
+route-based); vgw in the vgw namespace is the AWS side.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.lab.strongswan import Charon, installed_children, swanctl_conf_psk
+from tests.lab.traffic import BackgroundPing, ping, run_iperf
+from tests.lab.vgwproc import Vgw, gateway_yaml, tunnel_yaml
+
+pytestmark = pytest.mark.lab
+
+VGW_IPS = ("198.51.100.1", "198.51.100.2")
+INSIDE = ("169.254.10.0/30", "169.254.11.0/30")
+PSKS = ("example_psk_tunnel1_abcdef", "example_psk_tunnel2_abcdef")
+
+
+def start_pair(lab, topo, tunnel_options=None, cgw_conf=None, vgw_kwargs=None):
+    """vgw with both tunnels (AWS side) and a strongSwan CGW initiating both."""
+    opts = tunnel_options or {}
+    conf = gateway_yaml(
+        control="CONTROL", vpc_cidrs=["10.0.0.0/16"], name="vpn-lab", cgw_ip=topo.cgw_wan_ip,
+        static_routes=["172.16.0.0/16"],
+        tunnels=[tunnel_yaml(ip, cidr, psk, **opts) for ip, cidr, psk in zip(VGW_IPS, INSIDE, PSKS)],
+        **(vgw_kwargs or {}))
+    vgw = Vgw(lab, topo.vgw)
+    vgw.write_config(conf.replace("CONTROL", vgw.control))
+    vgw.start()
+    # libipsec routes 0/0 into table 220; put it after main so the LANs stay local
+    cgw = Charon(lab, topo.cgw, settings={"routing_table_prio": 32767}).start()
+    cgw.load(cgw_conf or swanctl_conf_psk(topo.cgw_wan_ip, list(VGW_IPS), list(PSKS)))
+    return vgw, cgw
+
+
+def bring_up(vgw, cgw, names=("tun1", "tun2")):
+    for name in names:
+        cgw.initiate("net", ike=name, timeout=15)
+    for ip in VGW_IPS[:len(names)]:
+        vgw.wait_up(ip)
+
+
+def test_two_tunnels_ping_and_tcp(lab, topo):
+    vgw, cgw = start_pair(lab, topo)
+    bring_up(vgw, cgw)
+
+    sas = cgw.list_sas()
+    assert sorted(sa["name"] for sa in sas if sa["state"] == "ESTABLISHED") == ["tun1", "tun2"]
+    assert len(installed_children(sas)) == 2
+    status = vgw.status()
+    assert [t["status"] for t in status] == ["UP", "UP"]
+    # vgw's SPIs are strongSwan's, crossed (strongSwan's view is the independent one)
+    for sa in sas:
+        child = sa["child-sas"][0]
+        mine = next(t for t in status if t["outside_ip"] == sa["remote-host"])
+        assert mine["children"][0]["spi_in"] == child["spi-out"]
+        assert mine["children"][0]["spi_out"] == child["spi-in"]
+        # kernel-libipsec fakes NAT detection: the CGW forces UDP encapsulation
+        assert child.get("encap") == "yes"
+        assert mine["ike"]["nat_t"] is True
+
+    assert ping(lab, topo.onprem, topo.vpc_ip)
+    assert ping(lab, topo.vpc, topo.onprem_ip)
+    # the VGW inside addresses answer (the AWS heartbeat target)
+    assert ping(lab, topo.cgw, "169.254.10.1")
+    assert ping(lab, topo.cgw, "169.254.11.1")
+    result = run_iperf(lab, topo.onprem, topo.vpc, topo.vpc_ip, seconds=2)
+    assert result["gbps"] > 0.01
+    result = run_iperf(lab, topo.vpc, topo.onprem, topo.onprem_ip, seconds=2)
+    assert result["gbps"] > 0.01
+    after = {t["outside_ip"]: t for t in vgw.status()}
+    # egress on the primary only, ingress on both may happen (AWS §7): the
+    # primary carried vgw's outbound traffic
+    primary = [ip for ip, t in after.items() if t["primary"]]
+    assert len(primary) == 1
+    assert after[primary[0]]["counters"]["bytes_out"] > 1_000_000
+
+
+def test_failover_between_tunnels(lab, topo):
+    vgw, cgw = start_pair(lab, topo)
+    bring_up(vgw, cgw)
+    primary = next(t["outside_ip"] for t in vgw.status() if t["primary"])
+    other = next(ip for ip in VGW_IPS if ip != primary)
+
+    bg = BackgroundPing(lab, topo.vpc, topo.onprem_ip, interval=0.05, duration=6)
+    time.sleep(1.5)
+    vgw.cli("tunnel", "down", primary)
+    time.sleep(1.5)
+    sent, received = bg.finish()
+    assert sent > 50
+    # the VPC keeps reaching on-premises: routes moved to the other tunnel
+    assert received >= sent - 3, f"lost {sent - received} of {sent} pings over the failover"
+    status = {t["outside_ip"]: t for t in vgw.status()}
+    assert status[primary]["status"] == "DOWN" and status[primary]["admin_down"]
+    assert status[other]["primary"] and status[other]["status"] == "UP"
+    names = {sa["name"] for sa in cgw.list_sas()}
+    assert names == {"tun1" if other == VGW_IPS[0] else "tun2"}, "vgw sent DELETE for the downed tunnel"
+    assert ping(lab, topo.onprem, topo.vpc_ip)
+
+    # bring it back; the CGW re-initiates (startup_action add: AWS waits)
+    vgw.cli("tunnel", "up", primary)
+    cgw.initiate("net", ike="tun1" if primary == VGW_IPS[0] else "tun2", timeout=15)
+    vgw.wait_up(primary)
+    # now strongSwan kills the tunnel that carries vgw's egress: DELETE reaches vgw
+    bg = BackgroundPing(lab, topo.vpc, topo.onprem_ip, interval=0.05, duration=5)
+    time.sleep(1.0)
+    cgw.terminate(ike="tun1" if other == VGW_IPS[0] else "tun2")
+    sent, received = bg.finish()
+    assert received >= sent - 3, f"lost {sent - received} of {sent} pings when the CGW deleted a tunnel"
+    status = {t["outside_ip"]: t for t in vgw.status()}
+    assert status[other]["status"] == "DOWN"
+    assert status[primary]["primary"]
+    assert "AWS tunnel received DELETE for IKE_SA from CGW" in vgw.log_text()
