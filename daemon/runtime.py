@@ -78,6 +78,9 @@ class TunnelRuntime:
         aws-facts.md §1.2); the kernel then answers pings on it, the AWS heartbeat
         target."""
         self.tun = TunDevice.create(tun_name(self.id))
+        # VGW tunnels are IPv4 inside (aws-facts.md §1.2: VGWs do not support IPv6);
+        # without this the kernel sends router solicitations into the tunnel
+        self.tun.disable_ipv6()
         self.tun.add_address(f"{self.cfg.vgw_inside_ip}/{self.cfg.inside_cidr.prefixlen}")
         self.tun.up()
         self.loop.add_tunnel(self.id, self.tun, local_ip=self.id)
