@@ -1,0 +1,194 @@
+"""Two vgw cores back to back: every AWS phase 1 and phase 2 algorithm, the
+resulting SAs on both sides, and ESP sealed with one side's keys opening with
+the other's (dataplane.esp), which proves the key directions end to end.
+
+Expected values come from the configuration (AWS names, aws-facts.md §0/§1.4)
+and the IANA numbers typed in below, not from running the code.
+"""
+
+import ipaddress
+
+import pytest
+from scapy.layers.inet import ICMP, IP
+
+from dataplane.esp import EspSa
+from ikepair import ADDR_A, ADDR_B, IkePair, policy_a, policy_b
+
+ENCRYPTION = ("AES128", "AES256", "AES128-GCM-16", "AES256-GCM-16")
+INTEGRITY = ("SHA1", "SHA2-256", "SHA2-384", "SHA2-512")
+DH_GROUPS = (2, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24)  # AWS phase 1 (aws-facts.md §0)
+
+# IANA "IKEv2 Parameters": ENCR 12 = AES-CBC, 20 = AES-GCM-16; INTEG 2 = HMAC-SHA1-96,
+# 12/13/14 = HMAC-SHA2-256-128/-384-192/-512-256.
+ENCR_IANA = {"AES128": (12, 128), "AES256": (12, 256),
+             "AES128-GCM-16": (20, 128), "AES256-GCM-16": (20, 256)}
+INTEG_IANA = {"SHA1": 2, "SHA2-256": 12, "SHA2-384": 13, "SHA2-512": 14}
+ESP_ENCR = {12: "aes-cbc", 20: "aes-gcm-16"}
+ESP_INTEG = {2: "hmac-sha1-96", 12: "hmac-sha2-256-128", 13: "hmac-sha2-384-192",
+             14: "hmac-sha2-512-256"}
+
+
+def _phase1_cases():
+    """Every encryption x integrity pair once; the DH groups go round so that
+    each of the 12 appears at least once (16 handshakes, not 192)."""
+    cases = []
+    for i, (e, h) in enumerate((e, h) for e in ENCRYPTION for h in INTEGRITY):
+        cases.append((e, h, DH_GROUPS[i % len(DH_GROUPS)]))
+    return cases
+
+
+PHASE1_CASES = _phase1_cases()
+
+
+def test_phase1_cases_cover_every_value():
+    assert {c[0] for c in PHASE1_CASES} == set(ENCRYPTION)
+    assert {c[1] for c in PHASE1_CASES} == set(INTEGRITY)
+    assert {c[2] for c in PHASE1_CASES} == set(DH_GROUPS)
+
+
+def esp_pair(up_out, up_in):
+    """EspSa for up_out's outbound direction and up_in's inbound direction."""
+    encr = ESP_ENCR[up_out.encr_id]
+    integ = ESP_INTEG.get(int(up_out.integ_id)) if up_out.integ_id else None
+    sealer = EspSa(up_out.spi_out, encr, up_out.encr_key_out, integ,
+                   up_out.integ_key_out if integ else None)
+    encr_in = ESP_ENCR[up_in.encr_id]
+    integ_in = ESP_INTEG.get(int(up_in.integ_id)) if up_in.integ_id else None
+    opener = EspSa(up_in.spi_in, encr_in, up_in.encr_key_in, integ_in,
+                   up_in.integ_key_in if integ_in else None)
+    return sealer, opener
+
+
+def assert_esp_flows(up_a, up_b):
+    inner = bytes(IP(src="10.1.0.1", dst="10.2.0.1") / ICMP() / b"vgw back to back")
+    for up_out, up_in in ((up_a, up_b), (up_b, up_a)):
+        sealer, opener = esp_pair(up_out, up_in)
+        packet = sealer.encrypt(inner)
+        assert int.from_bytes(packet[:4], "big") == up_in.spi_in  # RFC 4303 §2.1
+        assert opener.decrypt(packet) == inner
+
+
+def assert_children_match(pair):
+    [ca] = pair.a.child_ups
+    [cb] = pair.b.child_ups
+    # the SPI one side receives on is the one the other sends to
+    assert ca.spi_in == cb.spi_out and ca.spi_out == cb.spi_in
+    assert ca.spi_in != ca.spi_out
+    assert ca.spi_in > 255 and ca.spi_out > 255  # RFC 4303 §2.1: 1..255 reserved
+    # a's outbound keys are b's inbound keys and the other way round
+    assert (ca.encr_key_out, ca.integ_key_out) == (cb.encr_key_in, cb.integ_key_in)
+    assert (ca.encr_key_in, ca.integ_key_in) == (cb.encr_key_out, cb.integ_key_out)
+    assert ca.encr_key_in != ca.encr_key_out
+    # selectors mirror each other
+    assert ca.local_ts == cb.remote_ts and ca.remote_ts == cb.local_ts
+    return ca, cb
+
+
+@pytest.mark.parametrize("encr,integ,group", PHASE1_CASES)
+def test_phase1_suite(encr, integ, group):
+    # A offers every AWS value, in the reverse of B's preference, and guesses
+    # `group` first; B accepts only the case under test, so B's choice is forced.
+    others = tuple(g for g in DH_GROUPS if g != group)
+    pair = IkePair(
+        policy_a(phase1_encryption=ENCRYPTION[::-1], phase1_integrity=INTEGRITY[::-1],
+                 phase1_dh_groups=(group,) + others),
+        policy_b(phase1_encryption=(encr,), phase1_integrity=(integ,), phase1_dh_groups=(group,)))
+    pair.handshake()
+
+    [up_a], [up_b] = pair.a.ups, pair.b.ups
+    for up in (up_a, up_b):
+        assert up.encryption == encr
+        assert up.prf == integ
+        # RFC 7296 §3.3 / RFC 5282: no INTEG with an AEAD cipher
+        assert up.integrity == (None if "GCM" in encr else integ)
+        assert up.dh_group == group
+        assert (up.spi_i, up.spi_r) == (up_a.spi_i, up_a.spi_r)
+    assert up_a.initiator and not up_b.initiator
+    assert pair.a.sa.state.value == pair.b.sa.state.value == "ESTABLISHED"
+    assert pair.a.sa.keys.sk_ei == pair.b.sa.keys.sk_ei
+    assert pair.a.sa.keys.sk_er == pair.b.sa.keys.sk_er
+    assert pair.a.sa.sk_d == pair.b.sa.sk_d
+    # 4 datagrams: IKE_SA_INIT and IKE_AUTH, one round trip each (RFC 7296 §1.2)
+    assert len(pair.wire) == 4
+    ca, cb = assert_children_match(pair)
+    assert_esp_flows(ca, cb)
+    assert pair.a.tunnel.status()["phase1_state"] == "established"
+    assert pair.b.tunnel.status()["phase2_state"] == "established"
+
+
+PHASE2_CASES = [(e, h) for e in ENCRYPTION for h in INTEGRITY]
+
+
+@pytest.mark.parametrize("encr,integ", PHASE2_CASES)
+def test_phase2_suite(encr, integ):
+    pair = IkePair(
+        policy_a(phase2_encryption=ENCRYPTION[::-1], phase2_integrity=INTEGRITY[::-1]),
+        policy_b(phase2_encryption=(encr,), phase2_integrity=(integ,)))
+    pair.handshake()
+    ca, cb = assert_children_match(pair)
+    encr_id, key_bits = ENCR_IANA[encr]
+    gcm = encr_id == 20
+    for c in (ca, cb):
+        assert (int(c.encr_id), c.encr_key_bits) == (encr_id, key_bits)
+        assert c.encryption == encr
+        # AWS omits phase 2 integrity with GCM (aws-facts.md §1.4)
+        assert int(c.integ_id) == (0 if gcm else INTEG_IANA[integ])
+        assert c.integrity == (None if gcm else integ)
+        assert c.dh_group == 0  # IKE_AUTH's CHILD SA has no KE (RFC 7296 §1.2)
+        # key sizes: RFC 4106 §8.1 (GCM key + 4-byte salt), RFC 4868 / RFC 2404
+        assert len(c.encr_key_in) == len(c.encr_key_out) == key_bits // 8 + (4 if gcm else 0)
+        integ_len = {"SHA1": 20, "SHA2-256": 32, "SHA2-384": 48, "SHA2-512": 64}[integ]
+        assert len(c.integ_key_in) == len(c.integ_key_out) == (0 if gcm else integ_len)
+        assert c.udp_encap is False
+        assert c.lifetime == 3600 and c.replay_window == 1024  # AWS defaults, aws-facts §0
+    assert (ca.local, ca.remote) == ((ADDR_A, 500), (ADDR_B, 500))
+    assert (cb.local, cb.remote) == ((ADDR_B, 500), (ADDR_A, 500))
+    assert_esp_flows(ca, cb)
+
+
+def test_default_policies_agree_on_awss_first_choices():
+    """With AWS's default lists on both sides, the responder's first entries win:
+    AES128, SHA1, DH 2 in phase 1 (aws-facts.md §0: the lists, in that order)."""
+    from ikecore.policy import TunnelPolicy
+    from ikepair import PSK, seeded_random
+    pa = TunnelPolicy(name="a", local_ip=ADDR_A, remote_ip=ADDR_B, psk=PSK,
+                      startup_action="start", random_bytes=seeded_random(5))
+    pb = TunnelPolicy(name="b", local_ip=ADDR_B, remote_ip=ADDR_A, psk=PSK,
+                      random_bytes=seeded_random(6))
+    pair = IkePair(pa, pb)
+    pair.handshake()
+    [up] = pair.b.ups
+    assert (up.encryption, up.integrity, up.prf, up.dh_group) == ("AES128", "SHA1", "SHA1", 2)
+    [cb] = pair.b.child_ups
+    assert (cb.encryption, cb.integrity) == ("AES128", "SHA1")
+
+
+def test_traffic_selectors_as_configured():
+    """A proposes its configured networks; B accepts them unchanged when its
+    own configuration covers them (RFC 7296 §2.9)."""
+    pair = IkePair(policy_a(vgw_ts="10.1.0.0/16", cgw_ts="10.2.0.0/16"),
+                   policy_b(cgw_ts="10.1.0.0/16", vgw_ts="10.2.0.0/16"))
+    pair.handshake()
+    ca, cb = assert_children_match(pair)
+    net = ipaddress.ip_network
+    assert [t.networks() for t in ca.local_ts] == [[net("10.1.0.0/16")]]
+    assert [t.networks() for t in ca.remote_ts] == [[net("10.2.0.0/16")]]
+    for t in ca.local_ts + ca.remote_ts:
+        assert (t.ip_proto, t.start_port, t.end_port) == (0, 0, 65535)
+
+
+def test_remote_identity_is_the_peers_outside_ip():
+    """ID_IPV4_ADDR of the outside IP by default (aws-facts.md §9.3)."""
+    pair = IkePair()
+    pair.handshake()
+    assert pair.a.ups[0].remote_id == ADDR_B
+    assert pair.b.ups[0].remote_id == ADDR_A
+
+
+def test_remote_id_mismatch_fails_authentication():
+    pair = IkePair(policy_a(), policy_b(remote_id="203.0.113.9"))
+    pair.handshake()
+    assert [d.reason for d in pair.b.downs] == ["auth-failed"]
+    assert [d.reason for d in pair.a.downs] == ["auth-failed"]
+    assert pair.b.logged("AWS tunnel is sending AUTHENTICATION_FAILED as the response")
+    assert pair.a.sas == [] and pair.b.sas == []
