@@ -30,6 +30,7 @@ from typing import Callable
 from tests.lab.netns import Lab, Topo, cpu_seconds, lab_unavailable_reason, topology
 from tests.lab.strongswan import Charon, swanctl_conf_psk
 from tests.lab.traffic import run_iperf
+from tests.lab.vgwproc import Vgw, gateway_yaml, tunnel_yaml
 
 __all__ = ["run_iperf", "measure", "setup_plain", "setup_reference", "SCENARIOS", "main"]
 
@@ -77,6 +78,41 @@ def setup_reference(lab: Lab, topo: Topo, args: argparse.Namespace) -> dict[str,
     return {"cgw charon": cgw.pid, "aws charon": aws.pid}
 
 
+def _vgw_aws_side(lab: Lab, topo: Topo, args: argparse.Namespace, cgw_ip: str, name: str,
+                  **tunnel_options) -> Vgw:
+    vgw = Vgw(lab, topo.vgw, name=name)
+    vgw.env["VGW_LOG_LEVEL"] = "WARNING"   # no per-message logging in a benchmark
+    vgw.write_config(gateway_yaml(
+        vgw.control, ["10.0.0.0/16"], "bench", cgw_ip, ["172.16.0.0/16"],
+        [tunnel_yaml(topo.vgw_outside_ips[0], "169.254.40.0/30", PSK, **tunnel_options)]))
+    return vgw.start()
+
+
+def setup_vgw_strongswan(lab: Lab, topo: Topo, args: argparse.Namespace) -> dict[str, int]:
+    """vgw as AWS in vgw, strongSwan as the CGW (UDP-encapsulated: libipsec forces it)."""
+    vgw = _vgw_aws_side(lab, topo, args, topo.cgw_wan_ip, "vgw-aws")
+    cgw = Charon(lab, topo.cgw, name="cgw-v").start()
+    cgw.load(swanctl_conf_psk(topo.cgw_wan_ip, topo.vgw_outside_ips[0], PSK, names=["tun1"],
+                              ike_proposals=args.ike, esp_proposals=args.esp, dpd_delay=None,
+                              local_ts="172.16.0.0/16", remote_ts="10.0.0.0/16"))
+    cgw.initiate("net", ike="tun1")
+    vgw.wait_up(topo.vgw_outside_ips[0])
+    return {"cgw charon": cgw.pid, "aws vgw": vgw.proc.pid}
+
+
+def setup_vgw_vgw(lab: Lab, topo: Topo, args: argparse.Namespace) -> dict[str, int]:
+    """vgw on both sides, the site side initiating; raw ESP (no NAT on the path)."""
+    aws = _vgw_aws_side(lab, topo, args, topo.cgw_wan_ip, "vgw-aws2")
+    site = Vgw(lab, topo.cgw, name="vgw-site")
+    site.env["VGW_LOG_LEVEL"] = "WARNING"
+    site.write_config(gateway_yaml(
+        site.control, ["172.16.0.0/16"], "bench-site", topo.vgw_outside_ips[0], ["10.0.0.0/16"],
+        [tunnel_yaml(topo.cgw_wan_ip, "169.254.41.0/30", PSK, startup_action="start")]))
+    site.start()
+    aws.wait_up(topo.vgw_outside_ips[0])
+    return {"site vgw": site.proc.pid, "aws vgw": aws.proc.pid}
+
+
 def setup_plain(lab: Lab, topo: Topo, args: argparse.Namespace) -> dict[str, int]:
     """No tunnel: cgw and vgw route the LANs over the WAN. The ceiling of this machine."""
     lab.route(topo.cgw, topo.vpc_cidr, via=topo.vgw_outside_ips[0])
@@ -84,10 +120,12 @@ def setup_plain(lab: Lab, topo: Topo, args: argparse.Namespace) -> dict[str, int
     return {}
 
 
-# name -> (title, setup).  vgw <-> strongSwan and vgw <-> vgw go here.
+# name -> (title, setup)
 SCENARIOS: dict[str, tuple[str, Callable[[Lab, Topo, argparse.Namespace], dict[str, int]]]] = {
     "plain": ("plain routing, no tunnel", setup_plain),
-    "reference": ("strongSwan <-> strongSwan (kernel-libipsec)", setup_reference),
+    "reference": ("strongSwan CGW <-> strongSwan AWS side", setup_reference),
+    "vgw": ("strongSwan CGW <-> vgw AWS side", setup_vgw_strongswan),
+    "vgw-vgw": ("vgw <-> vgw (raw ESP)", setup_vgw_vgw),
 }
 
 
@@ -115,7 +153,9 @@ def format_row(row: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.lab_tunnel", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--reference", action="store_true", help="strongSwan <-> strongSwan (the default)")
+    parser.add_argument("--reference", action="store_true",
+                        help="only the strongSwan <-> strongSwan reference (no vgw scenarios)")
+    parser.add_argument("--no-vgw-vgw", action="store_true", help="skip the vgw <-> vgw scenario")
     parser.add_argument("--seconds", type=float, default=5.0, help="duration of each iperf3 run")
     parser.add_argument(
         "--udp-size", type=int, action="append",
@@ -135,12 +175,23 @@ def main(argv: list[str] | None = None) -> int:
     if reason:
         print(f"cannot run the lab: {reason}", file=sys.stderr)
         return 2
-    scenarios = ["reference"]  # --reference is always measured, as the baseline
+    scenarios = ["reference"]  # always measured, in the same run, as the baseline
+    if not args.reference:
+        scenarios.append("vgw")
+        if not args.no_vgw_vgw:
+            scenarios.append("vgw-vgw")
     if args.plain:
         scenarios.insert(0, "plain")
+    results: dict[tuple[str, str], float] = {}
     for name in scenarios:
         for row in run_scenario(name, args):
+            results[(name, row["mode"])] = row["gbps"]
             print(json.dumps(row) if args.json else format_row(row), flush=True)
+    if not args.json:
+        for (name, mode), gbps in results.items():
+            ref = results.get(("reference", mode))
+            if name not in ("reference", "plain") and ref:
+                print(f"ratio {SCENARIOS[name][0]} / reference, {mode}: {gbps / ref:.2f}x")
     return 0
 
 

@@ -72,8 +72,10 @@ class Vgw:
         def ready() -> bool:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"vgw exited with {self.proc.returncode}:\n{self.log_text()[-3000:]}")
-            return "vgw is running" in self.log_text()
-        wait_until(ready, timeout, what=f"vgw in {self.ns} to start")
+            if not os.path.exists(self.control):
+                return False
+            return self.cli("status", "--json", check=False).returncode == 0
+        wait_until(ready, timeout, interval=0.2, what=f"vgw in {self.ns} to start")
         return self
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
