@@ -240,7 +240,8 @@ class IkeSa:
         try:
             retry = p.exchange.process(self, msg, now)
         except ExchangeError as exc:
-            self.fail(exc.reason, "error")
+            # the reason says what the peer refused (NO_PROPOSAL_CHOSEN -> "no-proposal")
+            self.fail(exc.reason, _REASONS.get(exc.notify, "error"))
             return
         if retry:
             # INVALID_KE / COOKIE: IKE_SA_INIT again with the same message ID (§1.2, §2.6)
