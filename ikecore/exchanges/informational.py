@@ -107,6 +107,10 @@ def respond(sa, msg, now, local, remote):
     for n in msg.notifies():
         if n.is_error:
             sa.log(f"AWS tunnel received {n.name} from cgw: {remote[0]}", "warning")
+        if n.notify_type == NotifyType.AUTHENTICATION_FAILED:
+            # RFC 7296 §2.21.2: the initiator rejected our AUTH; the IKE SA (and its
+            # CHILD SAs) ends without a Delete once this request is answered.
+            sa.close_after_response = ("cgw rejected our authentication", "auth-failed")
     for d in msg.all(DeletePayload):
         if d.protocol == ProtocolId.IKE:
             sa.log("AWS tunnel received DELETE for IKE_SA from CGW")
