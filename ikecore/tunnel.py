@@ -159,8 +159,12 @@ class IkeTunnel:
                 del self.sas[key]
                 if self.current is sa:
                     self.current = None
+        # A responder SA stays findable by (SPIi, peer) for its whole life, so that
+        # a late copy of its IKE_SA_INIT reaches it (and is dropped as an old
+        # message ID) instead of opening a second, half-open SA (strongSwan keeps
+        # its IKE_SA_INIT hashes until the IKE SA is destroyed, too).
         for key, sa in list(self._init_index.items()):
-            if sa.dead or sa.state not in (State.INIT_SENT, State.HALF_OPEN):
+            if sa.dead:
                 del self._init_index[key]
 
     def _on_up(self, sa: IkeSa, now: float) -> None:
