@@ -324,13 +324,20 @@ class IkeSa:
 
     def _decode(self, data, header, protected: bool, raise_authenticated: bool = False):
         try:
-            return decode_message(data, header, self.keys if protected else None)
+            msg = decode_message(data, header, self.keys if protected else None)
         except IntegrityError:
             self.counters.dropped_unauthenticated += 1  # §2.21.2: drop silently
         except ParseError as exc:
             if exc.authenticated and raise_authenticated:
                 raise
             self.counters.dropped_unauthenticated += 1
+        else:
+            if protected and not msg.encrypted:
+                # §3.14, §1.4: every message after IKE_SA_INIT travels inside SK;
+                # one without SK is unauthenticated and must never act.
+                self.counters.dropped_unauthenticated += 1
+                return None
+            return msg
         return None
 
     def _note_peer_address(self, local: Addr, remote: Addr, authenticated: bool) -> None:
