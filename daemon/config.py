@@ -37,9 +37,12 @@ from pydantic_core import PydanticCustomError
 __all__ = [
     "ConfigError",
     "ConfigIssue",
+    "CloudwatchLogOptions",
     "ConnectionConfig",
     "CustomerGatewayConfig",
     "GatewayConfig",
+    "LogOptions",
+    "MetricsConfig",
     "TunnelConfig",
     "VpcConfig",
     "choose_inside_cidr",
@@ -56,6 +59,7 @@ PHASE1_DH_GROUPS = (2, *range(14, 25))
 PHASE2_DH_GROUPS = (2, 5, *range(14, 25))
 IKE_VERSIONS = ("ikev1", "ikev2")
 DPD_TIMEOUT_ACTIONS = ("clear", "none", "restart")  # §1.5
+LOG_OUTPUT_FORMATS = ("json", "text")  # §3.1: CloudwatchLogOptions.LogOutputFormat
 STARTUP_ACTIONS = ("add", "start")  # §1.7
 
 EncryptionAlgorithm = Literal["AES128", "AES256", "AES128-GCM-16", "AES256-GCM-16"]
@@ -63,6 +67,7 @@ IntegrityAlgorithm = Literal["SHA1", "SHA2-256", "SHA2-384", "SHA2-512"]
 IkeVersion = Literal["ikev1", "ikev2"]
 DpdTimeoutAction = Literal["clear", "none", "restart"]
 StartupAction = Literal["add", "start"]
+LogOutputFormat = Literal["json", "text"]
 
 # aws-facts §1.2: inside CIDRs are /30s in 169.254.0.0/16, minus these reserved blocks.
 INSIDE_CIDR_POOL = IPv4Network("169.254.0.0/16")
@@ -88,7 +93,11 @@ _UNSUPPORTED_AWS_KEYS = {
     "enable_acceleration": "acceleration exists only on a transit gateway",
     "tunnel_bandwidth": "large tunnels exist only on a transit gateway; a VGW tunnel is standard",
     "outside_ip_address_type": "vgw listens on the IPv4 outside_ip you give each tunnel",
-    "log_options": "vgw logs to stdout/journal, always on",
+    # aws-facts §3.1: CloudwatchLogOptions keys that name AWS resources vgw does not have.
+    "log_group_arn": "vgw has no CloudWatch; the tunnel log goes to stdout/journal, and to log_file if you set it",
+    "bgp_log_enabled": "vgw does static routing only, so there is no BGP log",
+    "bgp_log_group_arn": "vgw does static routing only, so there is no BGP log",
+    "bgp_log_output_format": "vgw does static routing only, so there is no BGP log",
 }
 
 
@@ -386,6 +395,30 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _check_log_file(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise _fail(f"must be a file path, e.g. /var/log/vgw/tunnel1.log; got {_show(value)}")
+    if not value.startswith("/"):
+        raise _fail(f"{value} is a relative path; give an absolute path, e.g. /var/log/vgw/tunnel1.log")
+    return value
+
+
+class CloudwatchLogOptions(_Model):
+    """AWS's CloudwatchLogOptionsSpecification (aws-facts §3.1) in snake_case, plus
+    vgw's `log_file` (AWS sends the log to a CloudWatch log group; vgw has none)."""
+
+    log_enabled: Annotated[bool, BeforeValidator(_strict_bool)] = False  # AWS default: off (§0)
+    log_output_format: Annotated[LogOutputFormat, _one_of(LOG_OUTPUT_FORMATS)] = "json"
+    # vgw only: also append the tunnel's records to this file (one record per line).
+    log_file: Annotated[str, BeforeValidator(_check_log_file)] | None = None
+
+
+class LogOptions(_Model):
+    """AWS's VpnTunnelLogOptionsSpecification: `log_options: {cloudwatch_log_options: {...}}`."""
+
+    cloudwatch_log_options: CloudwatchLogOptions = Field(default_factory=CloudwatchLogOptions)
+
+
 class TunnelConfig(_Model):
     """One tunnel: AWS's VpnTunnelOptionsSpecification plus the outside IP vgw listens on."""
 
@@ -417,6 +450,7 @@ class TunnelConfig(_Model):
     dpd_timeout_action: Annotated[DpdTimeoutAction, _one_of(DPD_TIMEOUT_ACTIONS)] = "clear"
     startup_action: Annotated[StartupAction, _one_of(STARTUP_ACTIONS)] = "add"
     enable_tunnel_lifecycle_control: Annotated[bool, BeforeValidator(_strict_bool)] = False  # §1.10: accepted only
+    log_options: LogOptions = Field(default_factory=LogOptions)  # §3: the tunnel activity log
 
     _inside_cidr_auto: bool = PrivateAttr(False)
 
@@ -584,6 +618,42 @@ class VpcConfig(_Model):
     )
 
 
+def _check_listen(value: Any) -> str:
+    """host:port (IPv4 or [IPv6]) for the metrics endpoint."""
+    if not isinstance(value, str):
+        raise _fail(f"must be host:port, e.g. 127.0.0.1:9700; got {_show(value)}")
+    host, sep, port = value.rpartition(":")
+    if not sep or not host:
+        raise _fail(f"{value} has no port; write host:port, e.g. 127.0.0.1:9700")
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise _fail(f"{port} is not a port number (1-65535); write host:port, e.g. 127.0.0.1:9700")
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        IPv4Address(bare)
+    except ValueError:
+        try:
+            IPv6Address(bare)
+        except ValueError:
+            raise _fail(f"{host} is not an IP address; listen on an address, e.g. 127.0.0.1:9700") from None
+    return value
+
+
+class MetricsConfig(_Model):
+    """vgw only: serve AWS's tunnel metrics (aws-facts §5.1) in Prometheus format."""
+
+    listen: Annotated[str, BeforeValidator(_check_listen)] = Field(
+        description="the address and port to serve metrics on, e.g. listen: 127.0.0.1:9700"
+    )
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
 def _check_connection_list(connections: list[ConnectionConfig]) -> list[ConnectionConfig]:
     if not connections:
         raise _fail("is empty; add at least one connection with a name and its tunnels")
@@ -594,6 +664,7 @@ class GatewayConfig(_Model):
     """One vgw process: the virtual private gateway, its VPC and its VPN connections."""
 
     control_socket: Annotated[str, BeforeValidator(_check_socket_path)] = DEFAULT_CONTROL_SOCKET
+    metrics: MetricsConfig | None = None  # vgw only; off by default
     vpc: VpcConfig = Field(description="the VPC behind the gateway, e.g. vpc: {cidrs: [10.0.0.0/16]}")
     connections: Annotated[list[ConnectionConfig], AfterValidator(_check_connection_list)] = Field(
         description="a list of VPN connections, each with a name and its tunnels"
