@@ -163,8 +163,10 @@ class IkeTunnel:
         # a late copy of its IKE_SA_INIT reaches it (and is dropped as an old
         # message ID) instead of opening a second, half-open SA (strongSwan keeps
         # its IKE_SA_INIT hashes until the IKE SA is destroyed, too).
+        # A responder SA still in INIT_SENT here had its IKE_SA_INIT dropped
+        # (malformed): forget it, or junk with fresh SPIs would pile up forever.
         for key, sa in list(self._init_index.items()):
-            if sa.dead:
+            if sa.dead or (not sa.initiator and sa.state == State.INIT_SENT):
                 del self._init_index[key]
 
     def _on_up(self, sa: IkeSa, now: float) -> None:
