@@ -17,7 +17,9 @@ from dataplane.tun import TunDevice
 from ikecore.events import ChildSaDown, ChildSaUp, IkeSaDown, IkeSaUp, LogLine, PeerMoved
 from ikecore.tunnel import IkeTunnel
 
+from .awslog import TunnelLog
 from .config import ConnectionConfig, TunnelConfig
+from .history import TunnelHistory
 from .policy import esp_algorithms, tunnel_policy
 
 log = logging.getLogger("vgw.tunnel")
@@ -57,6 +59,8 @@ class TunnelRuntime:
     def __post_init__(self) -> None:
         self.policy = tunnel_policy(self.conn, self.cfg)
         self.ike = IkeTunnel(self.policy)
+        self.tunnel_log = TunnelLog(self.name)   # AWS's tunnel activity log (daemon/awslog.py)
+        self.history = TunnelHistory()           # counts for metrics and status (daemon/history.py)
 
     @property
     def id(self) -> str:
@@ -99,8 +103,9 @@ class TunnelRuntime:
         """Apply one event; returns True when the tunnel's UP/DOWN state may have changed."""
         kind = type(ev).__name__
         self.events_seen[kind] = self.events_seen.get(kind, 0) + 1
+        self.history.record(ev)
         if isinstance(ev, LogLine):
-            log.log(_LEVELS.get(ev.level, logging.INFO), "[%s] %s", self.name, ev.text)
+            self.tunnel_log.write(ev.text, ev.level, self.cfg, self.ike)
             return False
         was_up = self.up
         if isinstance(ev, ChildSaUp):
@@ -182,4 +187,5 @@ class TunnelRuntime:
                                                       "packets_out")},
             "drops": stats.get("drops", {}),
             "last_error": self.last_error,
+            "history": self.history.status(core),
         }
