@@ -237,6 +237,11 @@ class IkeSa:
         self.log(f"AWS tunnel processed response (id={p.message_id}) for "
                  f"{ExchangeType(header.exchange).name}",
                  "debug" if header.exchange == ExchangeType.INFORMATIONAL and not msg.payloads else "info")
+        if msg.encrypted and msg.notify(NotifyType.INVALID_SYNTAX) is not None:
+            # §2.21.3: the peer found our request malformed; fatal in both peers
+            self.log(f"AWS tunnel received INVALID_SYNTAX from cgw: {self.remote[0]}", "error")
+            self.fail("cgw answered INVALID_SYNTAX", "error")
+            return
         try:
             retry = p.exchange.process(self, msg, now)
         except ExchangeError as exc:
@@ -273,6 +278,8 @@ class IkeSa:
             self.log(f"AWS tunnel received a malformed {ExchangeType(header.exchange).name} "
                      f"request (id={mid}): {exc.reason}", "warning")
             self._respond(header, [NotifyPayload(NotifyType.INVALID_SYNTAX)], local, remote)
+            # §2.21.3: after authentication, INVALID_SYNTAX is fatal in both peers
+            self.fail(f"malformed request from cgw: {exc.reason}", "error")
             return
         if msg is None:
             return
