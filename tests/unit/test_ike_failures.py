@@ -289,3 +289,29 @@ def test_responder_answers_from_the_address_the_request_reached():
     a_in = [nat.outbound(("192.168.1.10", 500)), nat.outbound(("192.168.1.10", 4500))]
     assert [d.remote for d in b_out] == a_in
     assert [d.local for d in b_out] == [(ADDR_B, 500), (ADDR_B, 4500)]
+
+
+# --- authenticated but malformed ------------------------------------------------------------------
+
+
+def test_authenticated_malformed_request_is_fatal_for_both_peers():
+    """RFC 7296 §2.21.3 (and §3.10.1): a request that passes the integrity and
+    window checks but is badly formatted gets INVALID_SYNTAX in a protected
+    answer, and that notification is fatal in both peers: the IKE SA is
+    deleted without an INFORMATIONAL Delete."""
+    from ikepair import seal_raw
+    pair = IkePair()
+    pair.handshake()
+    a = pair.a.sa
+    pair.liveness(pair.a)
+    [real] = pair.outgoing(pair.a)                 # A waits for an answer to ID 2
+    bad_nonce = struct.pack("!BBH", 0, 0, 4 + 15) + b"\x01" * 15   # §3.9: at least 16 bytes
+    forged = seal_raw(a, 37, a.pending.message_id, 40, bad_nonce)
+    pair.deliver(pair.b, real.__class__(forged, real.local, real.remote))
+    [answer] = pair.outgoing(pair.b)
+    msg = decode_message(answer.data, keys=a.keys)
+    assert msg.encrypted and msg.is_response and msg.message_id == 2
+    assert [n.notify_type for n in msg.notifies()] == [NotifyType.INVALID_SYNTAX]
+    assert len(pair.b.downs) == 1 and len(pair.b.child_downs) == 1 and pair.b.sas == []
+    pair.deliver(pair.a, answer)
+    assert len(pair.a.downs) == 1 and len(pair.a.child_downs) == 1 and pair.a.sas == []
