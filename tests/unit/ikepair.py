@@ -58,8 +58,12 @@ def seeded_random(seed: int) -> Callable[[int], bytes]:
 
 
 def policy_a(**kw) -> TunnelPolicy:
-    """The initiating side. Fast DH group 19 unless the test says otherwise."""
-    args = dict(name="a", local_ip=ADDR_A, remote_ip=ADDR_B, psk=PSK, startup_action="start",
+    """The initiating side. Fast DH group 19 unless the test says otherwise.
+
+    The test calls initiate() itself; startup_action stays "add" so that the
+    tunnel does not also re-initiate on its own after a failure (tests of that
+    pass startup_action="start")."""
+    args = dict(name="a", local_ip=ADDR_A, remote_ip=ADDR_B, psk=PSK,
                 phase1_dh_groups=(19,), random_bytes=seeded_random(1))
     args.update(kw)
     return TunnelPolicy(**args)

