@@ -178,6 +178,7 @@ def select_esp(proposals: list[Proposal], encryption, integrity, spi: bytes,
     from `dh_groups` is required; without it, DH transforms are ignored (IKE_AUTH)."""
     offers = [o for o in map(_Offer.of, proposals)
               if o.usable and o.proposal.protocol == ProtocolId.ESP
+              and _spi_usable(o.proposal.spi)
               and (not o.esn or EsnId.NO_ESN in o.esn)]  # vgw does not do ESN
     invalid_ke = None
     for offer, e, integ, _ in _walk(offers, encryption, integrity, with_prf=False):
@@ -195,6 +196,12 @@ def select_esp(proposals: list[Proposal], encryption, integrity, spi: bytes,
     if invalid_ke:
         raise invalid_ke
     raise NoProposalChosen("no ESP proposal in common")
+
+
+def _spi_usable(spi: bytes) -> bool:
+    """RFC 4303 §2.1: SPI 0 is never sent and 1..255 are reserved; the data path
+    cannot install an SA with one of them."""
+    return int.from_bytes(spi, "big") > 255
 
 
 def _answer(p: Proposal, suite: Suite, spi: bytes, esn: bool = False) -> Proposal:
@@ -220,6 +227,8 @@ def check_answer(offered: list[Proposal], answer: list[Proposal], protocol: int)
     mine = next((p for p in offered if p.num == chosen.num), None)
     if mine is None or chosen.protocol != protocol:
         raise NoProposalChosen("response names a proposal we did not offer")
+    if protocol == ProtocolId.ESP and not _spi_usable(chosen.spi):
+        raise NoProposalChosen(f"response carries the reserved ESP SPI {chosen.spi.hex()}")
     picked: dict[int, Transform] = {}
     for t in chosen.transforms:
         if t.type in picked:
