@@ -8,6 +8,8 @@ Log lines are AWS's own wording (aws-facts.md §3.3).
 import ipaddress
 import struct
 
+import pytest
+
 from ikecore.constants import NotifyType
 from ikecore.message import decode_message
 from ikecore.payloads import AuthPayload
@@ -315,3 +317,55 @@ def test_authenticated_malformed_request_is_fatal_for_both_peers():
     assert len(pair.b.downs) == 1 and len(pair.b.child_downs) == 1 and pair.b.sas == []
     pair.deliver(pair.a, answer)
     assert len(pair.a.downs) == 1 and len(pair.a.child_downs) == 1 and pair.a.sas == []
+
+
+# --- ESP SPIs the data path cannot take ---------------------------------------------------------------
+
+
+def _resealed(sa, data, response, edit):
+    """Open a protected message with `sa`'s keys, edit its payloads, seal it again
+    (what a peer holding the keys could send)."""
+    msg = decode_message(data, keys=sa.keys)
+    return seal_payloads(sa, msg.exchange, msg.message_id, [edit(p) for p in msg.payloads],
+                         response=response)
+
+
+def _with_esp_spi(spi: int):
+    from dataclasses import replace
+    from ikecore.payloads import SaPayload
+
+    def edit(p):
+        if isinstance(p, SaPayload):
+            return SaPayload([replace(pr, spi=struct.pack("!I", spi)) for pr in p.proposals])
+        return p
+    return edit
+
+
+@pytest.mark.parametrize("spi", [0, 1, 255])
+def test_reserved_esp_spi_from_the_initiator_is_refused(spi):
+    """RFC 4303 §2.1: SPI 0 is never sent, 1..255 are reserved (and the data
+    path refuses them): such a proposal is not acceptable."""
+    pair = IkePair()
+    pair.initiate()
+    pair.roundtrip(pair.a)
+    [auth] = pair.outgoing(pair.a)
+    forged = _resealed(pair.a.sa, auth.data, False, _with_esp_spi(spi))
+    pair.deliver(pair.b, auth.__class__(forged, auth.local, auth.remote))
+    pair.run()
+    assert pair.b.child_ups == [] and pair.a.child_ups == []
+    assert len(pair.b.ups) == 1   # the IKE SA itself is fine (RFC 7296 §1.2)
+    assert pair.b.logged("AWS tunnel Phase 2 was unable to establish while keeping Phase 1")
+
+
+@pytest.mark.parametrize("spi", [0, 200])
+def test_reserved_esp_spi_from_the_responder_is_refused(spi):
+    pair = IkePair()
+    pair.initiate()
+    pair.roundtrip(pair.a)
+    pair.transfer(pair.a)
+    [answer] = pair.outgoing(pair.b)
+    forged = _resealed(pair.b.sa, answer.data, True, _with_esp_spi(spi))
+    pair.deliver(pair.a, answer.__class__(forged, answer.local, answer.remote))
+    assert pair.a.child_ups == []
+    assert len(pair.a.ups) == 1
+    assert pair.a.logged("AWS tunnel Phase 2 was unable to establish while keeping Phase 1")
