@@ -36,27 +36,52 @@ def run(args) -> int:
 
 async def _run(config, path: str) -> int:
     from .gateway import Gateway, StartupError
+    from .metrics import MetricsServer
+    from .systemd import Notifier, tunnels_summary
     loop = asyncio.get_running_loop()
     gw = Gateway(config, loop)
+    notifier = Notifier()   # sd_notify; does nothing outside systemd (daemon/systemd.py)
     try:
         await gw.start()
     except StartupError as exc:
         print(f"vgw: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    metrics = MetricsServer(gw)
+    await metrics.apply(gw.config.metrics)
+    gw.on_state_change.append(lambda: notifier.status(tunnels_summary(gw.tunnels.values())))
+    notifier.ready(tunnels_summary(gw.tunnels.values()))
+    notifier.start_watchdog(loop)
     stop = asyncio.Event()
+    reloads: list[asyncio.Task] = []
+
+    async def apply_reload() -> None:
+        notifier.reloading()
+        try:
+            try:
+                new = load_config(path)
+            except (ConfigError, OSError) as exc:
+                log.error("reload refused, the running configuration stays: %s", exc)
+                return
+            gw.reload(new)
+            await metrics.apply(new.metrics)
+        except Exception:  # noqa: BLE001 - a failed reload must not take the gateway down
+            log.exception("reload failed part-way; `vgw status` shows what runs now")
+        finally:
+            notifier.ready(tunnels_summary(gw.tunnels.values()))
 
     def reload() -> None:
-        try:
-            new = load_config(path)
-        except (ConfigError, OSError) as exc:
-            log.error("reload refused, the running configuration stays: %s", exc)
-            return
-        gw.reload(new)
+        reloads.append(loop.create_task(apply_reload()))
 
     gw.install_signal_handlers(stop.set, reload)
     await stop.wait()
+    notifier.stopping()
     log.info("vgw is stopping: deleting SAs, removing routes and TUN devices")
+    for task in reloads:
+        if not task.done():
+            await task
+    await metrics.close()
     await gw.stop()
+    notifier.close()
     return EXIT_OK
 
 

@@ -1,0 +1,106 @@
+"""sd_notify written by hand (daemon/systemd.py): datagrams to a path or an
+abstract-namespace socket, watchdog interval from the environment."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+
+import pytest
+
+from daemon.systemd import Notifier, tunnels_summary, watchdog_interval
+
+
+def _receiver(address):
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(address)
+    sock.settimeout(2)
+    return sock
+
+
+def test_notify_to_a_path_socket(tmp_path):
+    path = str(tmp_path / "notify")
+    with _receiver(path) as rx:
+        n = Notifier({"NOTIFY_SOCKET": path})
+        assert n.enabled
+        assert n.ready("2/2 tunnels up")
+        assert rx.recv(4096) == b"READY=1\nSTATUS=2/2 tunnels up"
+        assert n.reloading()
+        lines = rx.recv(4096).decode().split("\n")
+        assert lines[0] == "RELOADING=1"
+        key, _, value = lines[1].partition("=")
+        assert key == "MONOTONIC_USEC" and value.isdigit()
+        # CLOCK_MONOTONIC in microseconds, now-ish
+        assert abs(int(value) / 1e6 - __import__("time").monotonic()) < 5
+        assert n.stopping()
+        assert rx.recv(4096) == b"STOPPING=1"
+        n.close()
+
+
+def test_notify_to_an_abstract_socket():
+    name = f"vgw-test-{os.getpid()}-{id(object())}"
+    with _receiver(b"\0" + name.encode()) as rx:
+        n = Notifier({"NOTIFY_SOCKET": "@" + name})
+        assert n.status("0/2 tunnels up")
+        assert rx.recv(4096) == b"STATUS=0/2 tunnels up"
+        n.close()
+
+
+def test_without_notify_socket_nothing_is_sent():
+    n = Notifier({})
+    assert not n.enabled
+    assert n.ready() is False
+    n.start_watchdog(None)  # no loop needed: nothing starts
+    n.close()
+
+
+def test_a_vanished_systemd_never_raises(tmp_path):
+    n = Notifier({"NOTIFY_SOCKET": str(tmp_path / "gone")})
+    assert n.ready() is False
+    assert n.stopping() is False
+
+
+@pytest.mark.parametrize("env, expected", [
+    ({}, None),
+    ({"WATCHDOG_USEC": "0"}, None),
+    ({"WATCHDOG_USEC": "junk"}, None),
+    ({"WATCHDOG_USEC": "20000000"}, 10.0),
+    ({"WATCHDOG_USEC": "20000000", "WATCHDOG_PID": "1"}, None),  # meant for another process
+])
+def test_watchdog_interval_is_half_of_watchdog_usec(env, expected):
+    assert watchdog_interval(env) == expected
+
+
+def test_watchdog_interval_for_this_pid():
+    assert watchdog_interval({"WATCHDOG_USEC": "1000000", "WATCHDOG_PID": str(os.getpid())}) == 0.5
+
+
+def test_watchdog_pings_from_the_event_loop(tmp_path):
+    path = str(tmp_path / "notify")
+    with _receiver(path) as rx:
+        n = Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "100000"})  # ping every 50 ms
+
+        async def main():
+            n.start_watchdog(asyncio.get_running_loop())
+            await asyncio.sleep(0.22)
+            n.close()
+
+        asyncio.run(main())
+        rx.settimeout(0.2)
+        pings = []
+        try:
+            while True:
+                pings.append(rx.recv(4096))
+        except socket.timeout:
+            pass
+        assert set(pings) == {b"WATCHDOG=1"}
+        assert 3 <= len(pings) <= 6
+
+
+def test_status_summary_counts_tunnels_up():
+    class T:
+        def __init__(self, up):
+            self.up = up
+    assert tunnels_summary([T(True), T(False)]) == "1/2 tunnels up"
+    assert tunnels_summary([]) == "0/0 tunnels up"
