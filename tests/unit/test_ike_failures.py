@@ -156,8 +156,9 @@ def test_invalid_ke_naming_a_group_we_do_not_have():
 
 
 def test_invalid_ke_answer_with_an_unconfigured_group_ends_the_attempt():
-    """B would take group 19 only, and A offers 19 but not first; then B's list
-    changes so that it asks for a group A never offered: A gives up."""
+    """INVALID_KE_PAYLOAD travels in the clear; rewritten on the path to name a
+    group A never offered (20), it ends A's attempt instead of a retry with a
+    group A does not want (RFC 7296 §1.3: the group must be one A proposed)."""
     pair = IkePair(policy_a(phase1_dh_groups=(14, 19)), policy_b(phase1_dh_groups=(19,)))
     pair.initiate()
     [req] = pair.outgoing(pair.a)
@@ -167,7 +168,7 @@ def test_invalid_ke_answer_with_an_unconfigured_group_ends_the_attempt():
     assert data[-2:] == struct.pack("!H", 19)
     data[-2:] = struct.pack("!H", 20)   # unprotected, so anyone on the path can do this
     pair.deliver(pair.a, ans.__class__(bytes(data), ans.local, ans.remote))
-    assert len(pair.a.downs) == 1 and pair.a.sas == []
+    assert [d.reason for d in pair.a.downs] == ["invalid-ke"] and pair.a.sas == []
     assert pair.outgoing(pair.a) == []
 
 
