@@ -158,7 +158,7 @@ def test_invalid_ke_naming_a_group_we_do_not_have():
 def test_invalid_ke_answer_with_an_unconfigured_group_ends_the_attempt():
     """INVALID_KE_PAYLOAD travels in the clear; rewritten on the path to name a
     group A never offered (20), it ends A's attempt instead of a retry with a
-    group A does not want (RFC 7296 §1.3: the group must be one A proposed)."""
+    group A does not want (RFC 7296 §1.2: the group must be one A proposed)."""
     pair = IkePair(policy_a(phase1_dh_groups=(14, 19)), policy_b(phase1_dh_groups=(19,)))
     pair.initiate()
     [req] = pair.outgoing(pair.a)
