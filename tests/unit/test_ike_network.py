@@ -350,3 +350,40 @@ def test_delete_child_sa(deleter):
         assert side.sa.children == {} and side.sa.state.value == "ESTABLISHED"
         assert side.downs == []
         assert side.tunnel.status()["phase2_state"] != "established"
+
+
+@pytest.mark.parametrize("lost", ["request", "answer"])
+def test_delete_child_sa_with_a_loss(lost):
+    pair = IkePair()
+    pair.handshake()
+    [ca], [cb] = pair.a.child_ups, pair.b.child_ups
+    pair.delete_child(pair.a, ca.spi_in)
+    if lost == "request":
+        pair.drop(pair.a)
+    else:
+        pair.transfer(pair.a)
+        pair.drop(pair.b)
+    pair.run_timers(5.0)          # A's retransmission at +4 s
+    assert [(c.spi_in, c.spi_out) for c in pair.a.child_downs] == [(ca.spi_in, ca.spi_out)]
+    assert [(c.spi_in, c.spi_out) for c in pair.b.child_downs] == [(cb.spi_in, cb.spi_out)]
+    assert pair.b.logs.count(f"AWS tunnel received DELETE for Phase 2 SA with SPI: {ca.spi_in:08x}") == 1
+    assert pair.a.sa.pending is None and pair.a.downs == pair.b.downs == []
+
+
+def test_both_sides_delete_the_child_sa_at_once():
+    """RFC 7296 §1.4.1: when both ends delete the same pair at once, each answers
+    the other's request without a Delete of its own; each closes its SA once."""
+    pair = IkePair()
+    pair.handshake()
+    [ca], [cb] = pair.a.child_ups, pair.b.child_ups
+    pair.delete_child(pair.a, ca.spi_in)
+    pair.delete_child(pair.b, cb.spi_in)
+    [from_a] = pair.outgoing(pair.a)
+    [from_b] = pair.outgoing(pair.b)
+    pair.deliver(pair.a, from_b)
+    pair.deliver(pair.b, from_a)
+    pair.run()
+    assert len(pair.a.child_downs) == len(pair.b.child_downs) == 1
+    for side in (pair.a, pair.b):
+        assert side.sa.children == {} and side.sa.pending is None
+        assert side.sa.state.value == "ESTABLISHED" and side.downs == []
