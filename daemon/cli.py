@@ -27,6 +27,13 @@ def _parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check a config file and summarise its tunnels")
     validate.add_argument("--config", required=True, metavar="FILE", help="YAML config file")
 
+    cgw = sub.add_parser("cgw-config", help="print the customer gateway's configuration (AWS's download configuration)")
+    cgw.add_argument("--config", required=True, metavar="FILE", help="YAML config file of this gateway")
+    cgw.add_argument("--connection", metavar="NAME", help="the connection (optional if the config has one)")
+    cgw.add_argument("--vendor", default="strongswan", choices=["strongswan", "generic", "xml"],
+                     help="strongswan: swanctl.conf; generic: AWS's generic text; xml: AWS's"
+                          " CustomerGatewayConfiguration (default strongswan)")
+
     control = argparse.ArgumentParser(add_help=False)
     control.add_argument("--control", default=DEFAULT_CONTROL_SOCKET, metavar="PATH",
                          help=f"control socket of the running gateway (default {DEFAULT_CONTROL_SOCKET})")
@@ -101,6 +108,23 @@ def validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cgw_config(args: argparse.Namespace) -> int:
+    """`vgw cgw-config`: AWS's "download configuration" for one connection (daemon/cgwconfig)."""
+    from daemon.cgwconfig import find_connection, render
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        connection = find_connection(config, args.connection)
+    except ValueError as exc:
+        print(f"vgw cgw-config: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    sys.stdout.write(render(config, connection, args.vendor))
+    return EXIT_OK
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     # Placeholder until daemon.commands exists: imported lazily so that `validate`
     # works without the rest of the daemon.
@@ -128,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_CONFIG
     if args.command == "validate":
         return validate(args)
+    if args.command == "cgw-config":
+        return cgw_config(args)
     return _dispatch(args)
 
 

@@ -1,0 +1,117 @@
+"""The generic text configuration (`vgw cgw-config --vendor generic`).
+
+AWS's generic config (aws-facts §6.2) walks each tunnel in four parts: IKE,
+IPsec (with DPD interval 10 / retries 3, TCP MSS adjustment, clear DF bit,
+fragmentation before encryption), the tunnel interface (outside and inside
+addresses, MTU 1436) and routing. AWS's text always shows IKEv1 with
+aes-128-cbc/sha1/group 2; vgw's shows what the tunnel is configured for: IKEv2,
+the preferred (first) value of each list, then every value it accepts, in order.
+"""
+
+from __future__ import annotations
+
+from ..config import ConnectionConfig, GatewayConfig, TunnelConfig
+from . import DPD_INTERVAL, DPD_RETRIES, TCP_MSS_ADJUSTMENT, TUNNEL_MTU, ids
+from .names import XML_ENCRYPTION, XML_ESP_INTEGRITY, XML_IKE_INTEGRITY, is_gcm
+
+RULE = "-" * 78
+
+
+def _row(label: str, value) -> str:
+    return f"  - {label:<32}: {value}"
+
+
+def _listed(first: str, every: list[str]) -> str:
+    return first if len(every) == 1 else f"{first} (also accepted, in vgw's order: {', '.join(every[1:])})"
+
+
+def _tunnel(connection: ConnectionConfig, tunnel: TunnelConfig, number: int, vpc_cidrs: list) -> list[str]:
+    cgw_ip = connection.customer_gateway.ip or "<your public IP>"
+    p1_encr = [XML_ENCRYPTION[e] for e in tunnel.phase1_encryption_algorithms]
+    p1_integ = [XML_IKE_INTEGRITY[i] for i in tunnel.phase1_integrity_algorithms]
+    p2_encr = [XML_ENCRYPTION[e] for e in tunnel.phase2_encryption_algorithms]
+    p2_integ = [XML_ESP_INTEGRITY[i] for i in tunnel.phase2_integrity_algorithms]
+    p1_dh = [f"Group {g}" for g in tunnel.phase1_dh_group_numbers]
+    p2_dh = [f"Diffie-Hellman Group {g}" for g in tunnel.phase2_dh_group_numbers]
+    gcm_only = all(is_gcm(e) for e in tunnel.phase2_encryption_algorithms)
+    routes = connection.static_routes
+    return [
+        RULE,
+        f"IPSec Tunnel #{number}",
+        RULE,
+        "",
+        "#1: Internet Key Exchange (IKE) Configuration",
+        "",
+        _row("IKE version", "IKEv2"),
+        _row("Authentication Method", "Pre-Shared Key"),
+        _row("Pre-Shared Key", tunnel.pre_shared_key),
+        _row("Authentication Algorithm", _listed(p1_integ[0], p1_integ)),
+        _row("Encryption Algorithm", _listed(p1_encr[0], p1_encr)),
+        _row("Lifetime", f"{tunnel.phase1_lifetime_seconds} seconds"),
+        _row("Diffie-Hellman", _listed(p1_dh[0], p1_dh)),
+        _row("Identities", f"IP addresses: yours {cgw_ip}, AWS's {tunnel.outside_ip}"),
+        "",
+        "#2: IPSec Configuration",
+        "",
+        _row("Protocol", "esp"),
+        _row("Authentication Algorithm", "none (AES-GCM authenticates)" if gcm_only
+             else _listed(p2_integ[0], p2_integ)),
+        _row("Encryption Algorithm", _listed(p2_encr[0], p2_encr)),
+        _row("Lifetime", f"{tunnel.phase2_lifetime_seconds} seconds"),
+        _row("Mode", "tunnel"),
+        _row("Perfect Forward Secrecy", _listed(p2_dh[0], p2_dh)),
+        _row("Traffic selectors", f"{connection.local_network_cidr} (yours) <-> {connection.remote_network_cidr}"
+             " (AWS's)"),
+        "",
+        "Dead Peer Detection runs on the AWS end: after 10 s without traffic it sends a liveness check, and",
+        f"after {tunnel.dpd_timeout_seconds} s without an answer it acts ({tunnel.dpd_timeout_action}). Configure"
+        " DPD on your end as:",
+        _row("DPD Interval", DPD_INTERVAL),
+        _row("DPD Retries", DPD_RETRIES),
+        "",
+        "Packets that do not fit the tunnel: clamp TCP, clear DF and fragment before encrypting:",
+        _row("TCP MSS Adjustment", f"{TCP_MSS_ADJUSTMENT} bytes"),
+        _row("Clear Don't Fragment Bit", "enabled"),
+        _row("Fragmentation", "Before encryption"),
+        "",
+        "#3: Tunnel Interface Configuration",
+        "",
+        "Outside IP Addresses:",
+        _row("Customer Gateway", cgw_ip),
+        _row("Virtual Private Gateway", tunnel.outside_ip),
+        "",
+        "Inside IP Addresses:",
+        _row("Customer Gateway", f"{tunnel.cgw_inside_ip}/{tunnel.inside_cidr.prefixlen}"),
+        _row("Virtual Private Gateway", f"{tunnel.vgw_inside_ip}/{tunnel.inside_cidr.prefixlen}"),
+        "",
+        _row("Tunnel interface MTU", f"{TUNNEL_MTU} bytes"),
+        "",
+        "#4: Static Routing Configuration",
+        "",
+        "Route the VPC's CIDR blocks into this tunnel interface, next hop the VGW's inside address:",
+        *[f"  - {cidr} via {tunnel.vgw_inside_ip}" for cidr in vpc_cidrs],
+        "Your networks that AWS routes into this connection (its static routes):",
+        *([f"  - {r}" for r in routes] or ["  - (none configured)"]),
+        "",
+    ]
+
+
+def render_generic(config: GatewayConfig, connection: ConnectionConfig) -> str:
+    i = ids(config, connection)
+    lines = [
+        "vgw: the AWS side of a Site-to-Site VPN (generic customer gateway configuration)",
+        "",
+        _row("Your VPN Connection ID", i["vpn_connection_id"]),
+        _row("Your Virtual Private Gateway ID", i["vpn_gateway_id"]),
+        _row("Your Customer Gateway ID", i["customer_gateway_id"]),
+        _row("Connection name (vgw)", connection.name),
+        _row("VPC CIDR blocks", ", ".join(str(c) for c in config.vpc.cidrs)),
+        "",
+        f"This connection has {len(connection.tunnels)} tunnel(s). Configure all of them: AWS sends its",
+        "traffic over one tunnel at a time and accepts yours on any. The values below are what this",
+        "gateway is configured to accept; the first one is the one it prefers.",
+        "",
+    ]
+    for number, tunnel in enumerate(connection.tunnels, start=1):
+        lines += _tunnel(connection, tunnel, number, config.vpc.cidrs)
+    return "\n".join(lines)

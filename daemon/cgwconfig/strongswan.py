@@ -1,0 +1,129 @@
+"""swanctl.conf for a strongSwan customer gateway (`vgw cgw-config --vendor strongswan`).
+
+What AWS's own strongSwan sample does (aws-facts §6.3), in swanctl terms: both
+tunnels, IKEv2 with a PSK per tunnel, identities the two outside IPs
+(ID_IPV4_ADDR), selectors local_network_cidr <-> remote_network_cidr (0.0.0.0/0
+both ways by default, §1.8), DPD every 10 s with restart (`dpddelay=10s`,
+`dpdaction=restart`), initiated at load (`auto=start`) and retried forever
+(`keyingtries=%forever`), route-based: the sample marks each tunnel (`mark=100`,
+`200`) for a VTI; the swanctl equivalent is an XFRM interface per tunnel
+(`if_id_in`/`if_id_out` 1 and 2), created by the commands in the file's header.
+
+Proposals follow the tunnel options: vgw takes the first combination of *its*
+lists the peer offers (README), so the customer gateway may offer them all; they
+are written in the configured (preference) order, so that strongSwan's first DH
+guess is vgw's preferred group and no INVALID_KE round trip is needed. AES-GCM
+(AEAD) and AES-CBC cannot share a strongSwan proposal, so each gets its own. Phase 2
+lists the PFS groups: the first CHILD SA has no KE (IKE_AUTH), a rekey does.
+
+Lifetimes: AWS rekeys at lifetime - margin, minus up to fuzz% of the margin
+(§1.6); the same figures are given to strongSwan (`rekey_time`, `rand_time`), with
+the hard limit at the lifetime itself (`over_time`/`life_time`).
+"""
+
+from __future__ import annotations
+
+from ..config import ConnectionConfig, GatewayConfig, TunnelConfig
+from . import DPD_INTERVAL, TCP_MSS_ADJUSTMENT, ids
+from .names import SWAN_DH, SWAN_ENCRYPTION, SWAN_INTEGRITY, SWAN_PRF, is_gcm
+
+
+def _proposals(encryptions: list[str], integrities: list[str], groups: list[int], ike: bool) -> list[str]:
+    cbc = [SWAN_ENCRYPTION[e] for e in encryptions if not is_gcm(e)]
+    gcm = [SWAN_ENCRYPTION[e] for e in encryptions if is_gcm(e)]
+    dh = [SWAN_DH[g] for g in groups]
+    out = []
+    for kind in ("gcm", "cbc") if is_gcm(encryptions[0]) else ("cbc", "gcm"):
+        if kind == "cbc" and cbc:
+            out.append("-".join(cbc + [SWAN_INTEGRITY[i] for i in integrities] + dh))
+        elif kind == "gcm" and gcm:
+            # AEAD in IKE still needs a PRF (RFC 5282); in ESP there is no integrity algorithm
+            prf = [SWAN_PRF[i] for i in integrities] if ike else []
+            out.append("-".join(gcm + prf + dh))
+    return out
+
+
+def _tunnel(connection: ConnectionConfig, tunnel: TunnelConfig, number: int) -> tuple[str, list[str], list[str]]:
+    """(name, connection lines, secret lines) of one tunnel."""
+    name = f"{connection.name}-tunnel{number}"
+    cgw_ip = connection.customer_gateway.ip
+    margin = tunnel.rekey_margin_time_seconds
+    rand = margin * tunnel.rekey_fuzz_percentage // 100
+    ike = _proposals(tunnel.phase1_encryption_algorithms, tunnel.phase1_integrity_algorithms,
+                     tunnel.phase1_dh_group_numbers, ike=True)
+    esp = _proposals(tunnel.phase2_encryption_algorithms, tunnel.phase2_integrity_algorithms,
+                     tunnel.phase2_dh_group_numbers, ike=False)
+    local_id = f"id = {cgw_ip}" if cgw_ip else "# id = <your public IP> (the connection has no customer_gateway.ip)"
+    conn = [
+        f"    {name} {{",
+        "        version = 2",
+        f"        remote_addrs = {tunnel.outside_ip}",
+        f"        proposals = {','.join(ike)}",
+        f"        rekey_time = {tunnel.phase1_lifetime_seconds - margin}s",
+        f"        over_time = {margin}s",
+        f"        rand_time = {rand}s",
+        f"        dpd_delay = {DPD_INTERVAL}s",
+        "        keyingtries = 0",
+        "        mobike = no",
+        "        local {",
+        "            auth = psk",
+        f"            {local_id}",
+        "        }",
+        "        remote {",
+        "            auth = psk",
+        f"            id = {tunnel.outside_ip}",
+        "        }",
+        "        children {",
+        f"            {name} {{",
+        f"                local_ts = {connection.local_network_cidr}",
+        f"                remote_ts = {connection.remote_network_cidr}",
+        f"                esp_proposals = {','.join(esp)}",
+        f"                life_time = {tunnel.phase2_lifetime_seconds}s",
+        f"                rekey_time = {tunnel.phase2_lifetime_seconds - margin}s",
+        f"                rand_time = {rand}s",
+        f"                replay_window = {tunnel.replay_window_size}",
+        f"                if_id_in = {number}",
+        f"                if_id_out = {number}",
+        "                start_action = start",
+        "                dpd_action = restart",
+        "                close_action = start",
+        "            }",
+        "        }",
+        "    }",
+    ]
+    ids_line = [f"        id-1 = {cgw_ip}"] if cgw_ip else []
+    secret = [f"    ike-{name} {{", *ids_line, f"        id-2 = {tunnel.outside_ip}",
+              f'        secret = "{tunnel.pre_shared_key}"', "    }"]
+    return name, conn, secret
+
+
+def render_swanctl(config: GatewayConfig, connection: ConnectionConfig) -> str:
+    i = ids(config, connection)
+    cgw = connection.customer_gateway.ip or "<your public IP>"
+    head = [
+        f"# swanctl.conf for the customer gateway of VPN connection {connection.name} ({i['vpn_connection_id']}),",
+        "# generated by `vgw cgw-config --vendor strongswan`. strongSwan 5.8 or later, IKEv2, route-based:",
+        "# one XFRM interface per tunnel (if_id 1 and 2). Keep charon from installing policy routes",
+        "# (strongswan.conf: charon { install_routes = no }), then, per tunnel N (replace eth0):",
+    ]
+    for number, tunnel in enumerate(connection.tunnels, start=1):
+        head += [
+            f"#   ip link add aws-tun{number} type xfrm dev eth0 if_id {number}",
+            f"#   ip addr add {tunnel.cgw_inside_ip}/30 dev aws-tun{number}   # the VGW is {tunnel.vgw_inside_ip}",
+            f"#   ip link set aws-tun{number} up mtu 1419",
+        ]
+    vpc = " ".join(str(c) for c in config.vpc.cidrs)
+    head += [
+        f"#   ip route add <each VPC CIDR: {vpc}> dev aws-tun1 metric 100   (aws-tun2: metric 200)",
+        f"#   iptables -t mangle -A FORWARD -o aws-tun+ -p tcp --tcp-flags SYN,RST SYN -j TCPMSS --set-mss {TCP_MSS_ADJUSTMENT}",
+        "#   sysctl -w net.ipv4.conf.aws-tun1.rp_filter=2 net.ipv4.conf.aws-tun2.rp_filter=2",
+        "# (AWS answers on either tunnel: asymmetric routing is normal.) Load with: swanctl --load-all",
+        f"# This customer gateway: {cgw}. Both tunnels start at load and restart after DPD or a DELETE.",
+        "",
+    ]
+    conns, secrets = [], []
+    for number, tunnel in enumerate(connection.tunnels, start=1):
+        _, conn, secret = _tunnel(connection, tunnel, number)
+        conns += conn
+        secrets += secret
+    return "\n".join(head + ["connections {", *conns, "}", "", "secrets {", *secrets, "}", ""])
