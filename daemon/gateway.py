@@ -17,7 +17,6 @@ import socket
 from typing import Callable
 
 from dataplane.loop import PacketLoop
-from ikecore.events import IkeSaDown
 
 from .config import GatewayConfig
 from .control import ControlServer
@@ -27,7 +26,6 @@ from .runtime import TunnelRuntime
 log = logging.getLogger("vgw")
 
 IKE_BATCH = 64
-RESTART_DELAY = 5.0     # before re-initiating a tunnel with startup_action start
 
 
 class StartupError(Exception):
@@ -46,7 +44,6 @@ class Gateway:
         self.control = ControlServer(config.control_socket, self.handle_control)
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
-        self._restarts: dict[str, asyncio.TimerHandle] = {}
         self.stopping = False
         self.dropped_no_tunnel = 0
         self.on_state_change: list[Callable[[], None]] = []
@@ -85,6 +82,7 @@ class Gateway:
         except OSError as exc:
             raise StartupError(_bind_hint(ip, 4500, exc)) from None
         rt = TunnelRuntime(conn, tun, self.packets)
+        rt.call_later = self.loop.call_later
         self.tunnels[ip] = rt
         try:
             rt.open()
@@ -99,9 +97,6 @@ class Gateway:
         if send_delete:
             rt.ike.delete(self.loop.time())
             self._flush_one(rt)
-        timer = self._restarts.pop(ip, None)
-        if timer:
-            timer.cancel()
         rt.close()
         del self.tunnels[ip]
         sock = self.ike_socks.pop(ip, None)
@@ -123,8 +118,6 @@ class Gateway:
         self.packets.close()
         if self._timer:
             self._timer.cancel()
-        for t in self._restarts.values():
-            t.cancel()
         await self.control.close()
 
     # --- IKE input -----------------------------------------------------------------------
@@ -176,8 +169,6 @@ class Gateway:
                 changed |= rt.on_event(ev)
             except Exception:
                 log.exception("[%s] cannot apply %s", rt.name, type(ev).__name__)
-            if isinstance(ev, IkeSaDown):
-                self._maybe_restart(rt)
         if changed:
             self._update_routes()
             for cb in self.on_state_change:
@@ -197,6 +188,8 @@ class Gateway:
         self._timer = self._timer_at = None
         now = self.loop.time()
         for rt in list(self.tunnels.values()):
+            # ESP from the peer counts as life for DPD (aws-facts.md §6.4)
+            rt.ike.note_inbound(self.packets.last_inbound(rt.id) if rt.tun else None)
             deadline = rt.ike.next_deadline()
             if deadline is not None and deadline <= now:
                 try:
@@ -208,20 +201,13 @@ class Gateway:
     # --- tunnel lifecycle ------------------------------------------------------------------
 
     def _initiate(self, rt: TunnelRuntime) -> None:
-        self._restarts.pop(rt.id, None)
+        """startup_action start (aws-facts.md §1.7); later re-initiations (after DPD
+        restart, or a tunnel that went down) are decided by the core (IkeTunnel)."""
         if self.stopping or rt.admin_down or rt.ike.current is not None:
             return
         rt.ike.initiate(self.loop.time())
         self._flush_one(rt)
         self._arm_timer()
-
-    def _maybe_restart(self, rt: TunnelRuntime) -> None:
-        """startup_action start: AWS brings the tunnel back up itself (aws-facts.md §1.7)."""
-        if (rt.cfg.startup_action != "start" or self.stopping or rt.admin_down
-                or rt.ike.current is not None or rt.id in self._restarts
-                or any(s.state.value in ("INIT_SENT", "AUTH_SENT") for s in rt.ike.sas.values())):
-            return
-        self._restarts[rt.id] = self.loop.call_later(RESTART_DELAY, self._initiate, rt)
 
     def _update_routes(self) -> None:
         for conn in self.config.connections:
@@ -245,10 +231,7 @@ class Gateway:
         if rt is None:
             return {"ok": False, "error": f"no tunnel with outside IP {ip}"}
         rt.admin_down = True
-        rt.ike.accept_new = False   # new IKE SAs are refused; the DELETE's answer still counts
-        timer = self._restarts.pop(ip, None)
-        if timer:
-            timer.cancel()
+        rt.ike.hold()   # new IKE SAs are refused, no re-initiation; the DELETE's answer still counts
         rt.ike.delete(self.loop.time())
         log.info("[%s] tunnel taken down by the operator", rt.name)
         self._flush_one(rt)
@@ -261,15 +244,30 @@ class Gateway:
         if rt is None:
             return {"ok": False, "error": f"no tunnel with outside IP {ip}"}
         rt.admin_down = False
-        rt.ike.accept_new = True
         log.info("[%s] tunnel enabled by the operator", rt.name)
+        rt.ike.release(self.loop.time())
         if rt.cfg.startup_action == "start":
-            self._initiate(rt)
             note = "initiating"
         else:
             note = "waiting for the customer gateway to initiate (startup_action add)"
+        self._flush_one(rt)
         self._update_routes()
+        self._arm_timer()
         return {"ok": True, "tunnel": ip, "note": note}
+
+    def rekey(self, ip: str, kind: str) -> dict:
+        """`vgw rekey TUNNEL [--ike|--child]`: rekey now, not at the lifetime."""
+        rt = self.tunnels.get(ip)
+        if rt is None:
+            return {"ok": False, "error": f"no tunnel with outside IP {ip}"}
+        if kind not in ("ike", "child"):
+            return {"ok": False, "error": f"rekey what? {kind!r} (ike or child)"}
+        error = rt.ike.rekey(kind, self.loop.time())
+        if error:
+            return {"ok": False, "error": f"tunnel {ip}: {error}"}
+        self._flush_one(rt)
+        self._arm_timer()
+        return {"ok": True, "tunnel": ip, "sa": kind}
 
     # --- reload -------------------------------------------------------------------------------
 
@@ -334,6 +332,8 @@ class Gateway:
             if action == "up":
                 return self.tunnel_up(ip)
             return {"ok": False, "error": f"unknown tunnel action {action!r}"}
+        if cmd == "rekey":
+            return self.rekey(str(req.get("tunnel")), req.get("sa", "child"))
         return {"ok": False, "error": f"unknown command {cmd!r}"}
 
     def install_signal_handlers(self, on_stop: Callable[[], None], on_reload: Callable[[], None]) -> None:

@@ -24,6 +24,8 @@ from .policy import esp_algorithms, tunnel_policy
 
 log = logging.getLogger("vgw.tunnel")
 
+REKEYED_INBOUND_GRACE = 5.0
+
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
            "error": logging.ERROR}
 
@@ -55,6 +57,7 @@ class TunnelRuntime:
     last_error: str = ""
     last_status_change: float = field(default_factory=time.time)
     events_seen: dict[str, int] = field(default_factory=dict)
+    call_later: object = None   # loop.call_later, set by the Gateway (grace timers)
 
     def __post_init__(self) -> None:
         self.policy = tunnel_policy(self.conn, self.cfg)
@@ -111,9 +114,9 @@ class TunnelRuntime:
         if isinstance(ev, ChildSaUp):
             self._install_child(ev)
         elif isinstance(ev, ChildSaDown):
-            self._remove_child(ev.spi_in)
+            self._remove_child(ev.spi_in, ev.reason)
         elif isinstance(ev, IkeSaDown):
-            if ev.reason not in ("deleted", "replaced", "rekeyed"):
+            if ev.reason not in ("deleted", "replaced", "rekeyed", "redundant"):
                 self.last_error = f"{ev.reason}: {ev.detail}" if ev.detail else ev.reason
         elif isinstance(ev, IkeSaUp):
             self.last_error = ""
@@ -129,23 +132,35 @@ class TunnelRuntime:
         inbound = EspSa(ev.spi_in, encr, ev.encr_key_in, integ, ev.integ_key_in or None,
                         replay_window=ev.replay_window)
         outbound = EspSa(ev.spi_out, encr, ev.encr_key_out, integ, ev.integ_key_out or None)
-        # Make-before-break: the new inbound SA first, then switch outbound to it
+        # Make-before-break (RFC 7296 §2.8): the new inbound SA first; outbound moves
+        # to it at once unless we answered the rekey, then only when the initiator
+        # deletes the old SA (it cannot decrypt the new one before our answer)
         self.loop.install_inbound(self.id, inbound)
-        self.loop.set_outbound(self.id, outbound, self.id, ev.remote, ev.udp_encap)
+        if ev.outbound_ready or not self.children:
+            self.loop.set_outbound(self.id, outbound, self.id, ev.remote, ev.udp_encap)
         self.children[ev.spi_in] = ChildRecord(ev.spi_in, ev.spi_out, inbound, outbound, ev,
                                                time.monotonic())
 
-    def _remove_child(self, spi_in: int) -> None:
+    def _remove_child(self, spi_in: int, reason: str = "") -> None:
         rec = self.children.pop(spi_in, None)
         if rec is None:
             return
-        self.loop.remove_inbound(spi_in)
+        if reason == "rekeyed" and self.call_later is not None:
+            # packets the peer sent on the old SA may still be in flight: accept them
+            # for a while (strongSwan's charon.delete_rekeyed_delay is 5 s)
+            self.call_later(REKEYED_INBOUND_GRACE, self._retire_inbound, spi_in)
+        else:
+            self.loop.remove_inbound(spi_in)
         newest = max(self.children.values(), key=lambda r: r.installed_at, default=None)
         if newest is not None:
             self.loop.set_outbound(self.id, newest.outbound, self.id, newest.event.remote,
                                    newest.event.udp_encap)
         else:
             self.loop.clear_outbound(self.id)
+
+    def _retire_inbound(self, spi_in: int) -> None:
+        if spi_in not in self.children and self.tun is not None:
+            self.loop.remove_inbound(spi_in)
 
     def _follow_peer(self, ev: PeerMoved) -> None:
         newest = max(self.children.values(), key=lambda r: r.installed_at, default=None)
@@ -156,7 +171,7 @@ class TunnelRuntime:
     # --- status -----------------------------------------------------------------------------
 
     def status(self, primary: bool) -> dict:
-        core = self.ike.status()
+        core = self.ike.status(time.monotonic())   # the core's clock is the loop's: monotonic
         stats = self.loop.stats(self.id) if self.tun is not None else {}
         if self.admin_down:
             message = "ADMINISTRATIVELY DOWN"

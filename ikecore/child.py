@@ -46,6 +46,7 @@ class ChildSa:
     keys: object = field(repr=False, default=None)
     rekey_at: float | None = None
     expire_at: float | None = None
+    delete_at: float | None = None  # a rekeyed SA the peer did not delete in time
     state: str = "INSTALLED"     # INSTALLED, REKEYING, REKEYED, DELETING
 
     def derive(self, prf, sk_d: bytes, shared: bytes | None = None) -> None:
@@ -53,8 +54,13 @@ class ChildSa:
         self.keys = derive_child_keys(prf, sk_d, self.nonce_i, self.nonce_r,
                                       encr_size, integ_size, shared)
 
+    def deadline(self) -> float | None:
+        times = [t for t in (self.rekey_at, self.expire_at, self.delete_at) if t is not None]
+        return min(times) if times else None
+
     def up_event(self, local, remote, udp_encap: bool, replay_window: int,
-                 lifetime: float, replaces: int | None = None) -> ChildSaUp:
+                 lifetime: float, replaces: int | None = None,
+                 outbound_ready: bool = True) -> ChildSaUp:
         k = self.keys
         # keys "_i" protect traffic from the exchange initiator (§2.17)
         if self.initiator:
@@ -70,4 +76,5 @@ class ChildSa:
             local_ts=self.local_ts, remote_ts=self.remote_ts, local=local, remote=remote,
             udp_encap=udp_encap, encryption=self.suite.encr.aws_name,
             integrity=integ_name(self.suite.integ), dh_group=self.suite.dh,
-            replay_window=replay_window, lifetime=lifetime, replaces=replaces)
+            replay_window=replay_window, lifetime=lifetime, replaces=replaces,
+            outbound_ready=outbound_ready)

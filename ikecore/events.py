@@ -96,6 +96,9 @@ class ChildSaUp(Event):
     replay_window: int
     lifetime: float
     replaces: int | None = None
+    # False for the responder of a rekey: keep sending on the old SA until the
+    # initiator deletes it (it cannot decrypt the new one before our answer).
+    outbound_ready: bool = True
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,15 @@ class IkeSa:
     established_at: float | None = None
     last_error: str = ""
     close_after_response: tuple[str, str] | None = None  # set by a DELETE of the IKE SA
+    last_inbound: float = 0.0           # last authenticated IKE message or ESP packet (DPD)
+    # rekeying (RFC 7296 §2.8): the IKE SA that replaced this one, every IKE SA
+    # object this one created (for the tunnel to index), exchanges in flight
+    successor: "IkeSa | None" = field(default=None, repr=False)
+    spawned: list = field(default_factory=list, repr=False)
+    ike_rekeying: object = field(default=None, repr=False)
+    ike_collision: "IkeSa | None" = field(default=None, repr=False)
+    collisions: dict = field(default_factory=dict, repr=False)   # old spi_in -> peer's new child
+    redundant: bool = False             # lost a rekey collision: goes down as "redundant"
 
     children: dict[int, ChildSa] = field(default_factory=dict)
     counters: Counters = field(default_factory=Counters)
@@ -124,7 +133,17 @@ class IkeSa:
         times = list(self.timers.values())
         if self.pending:
             times.append(self.pending.deadline)
+        times += [t for t in (c.deadline() for c in self.children.values()) if t is not None]
         return min(times) if times else None
+
+    def uniform(self) -> float:
+        """A random float in [0, 1) from the policy's random source (testable)."""
+        return int.from_bytes(self.policy.random_bytes(7), "big") / float(1 << 56)
+
+    def note_inbound(self, when: float | None) -> None:
+        """ESP from the peer counts as life for DPD (the data path tells)."""
+        if when is not None and when > self.last_inbound:
+            self.last_inbound = when
 
     @property
     def dead(self) -> bool:
@@ -153,8 +172,8 @@ class IkeSa:
             return
         p = self.pending
         if p is not None and now >= p.deadline:
-            delays = self.policy.retransmit.delays()
-            if p.attempt < self.policy.retransmit.tries:
+            delays = p.exchange.delays(self.policy)
+            if p.attempt < len(delays) - 1:
                 p.attempt += 1
                 p.deadline = now + delays[p.attempt]
                 self.counters.retransmitted_requests += 1
@@ -169,6 +188,11 @@ class IkeSa:
             if now >= when and name in self.timers and self.state != State.DEAD:
                 del self.timers[name]
                 self._fire(name, now)
+        from .exchanges import lifecycle
+        for child in list(self.children.values()):
+            deadline = child.deadline()
+            if deadline is not None and now >= deadline and self.state != State.DEAD:
+                lifecycle.fire_child(self, child, now)
         self._send_next(now)
 
     def _fire(self, name: str, now: float) -> None:
@@ -205,7 +229,7 @@ class IkeSa:
         data = self._encode(header, payloads, exchange.TYPE)
         packets = [data]
         self.pending = Pending(exchange, mid, packets, self.local, self.remote,
-                               now + self.policy.retransmit.delays()[0])
+                               now + exchange.delays(self.policy)[0])
         for pkt in packets:
             self._out.append(Datagram(pkt, self.local, self.remote))
         level = "debug" if exchange.TYPE == ExchangeType.INFORMATIONAL and not payloads else "info"
@@ -233,6 +257,8 @@ class IkeSa:
             return
         self.pending = None
         self.next_request_id = p.message_id + 1
+        if msg.encrypted:
+            self.last_inbound = max(self.last_inbound, now)
         self._note_peer_address(local, remote, authenticated=msg.encrypted)
         self.log(f"AWS tunnel processed response (id={p.message_id}) for "
                  f"{ExchangeType(header.exchange).name}",
@@ -285,6 +311,7 @@ class IkeSa:
             return
         self.expected_request_id = mid + 1
         if msg.encrypted:
+            self.last_inbound = max(self.last_inbound, now)
             self._note_peer_address(local, remote, authenticated=True)
         from .exchanges import responders
         handler = responders.HANDLERS.get(header.exchange)
@@ -369,6 +396,8 @@ class IkeSa:
         """Tear the IKE SA down locally (no DELETE sent): children first."""
         if self.state == State.DEAD:
             return
+        if self.redundant:
+            reason = "redundant"
         from .events import ChildSaDown
         for child in list(self.children.values()):
             self.emit(ChildSaDown(child.spi_in, child.spi_out, reason))
@@ -410,6 +439,8 @@ class IkeSa:
             "dh_group": s.dh if s else None,
             "nat_t": self.udp_encap,
             "established_at": self.established_at,
+            "rekey_at": self.timers.get("ike_rekey"),
+            "expire_at": self.timers.get("ike_expire"),
             "last_error": self.last_error,
         }
 

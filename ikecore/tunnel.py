@@ -26,6 +26,10 @@ from .sa import IkeSa, State
 from .transforms import integ_name
 
 MAX_HALF_OPEN = 64  # per tunnel; the hardening work refines this with cookies
+# Re-initiation backoff for startup_action start (AWS keeps trying; the figures are vgw's)
+RESTART_BASE = 5.0
+RESTART_MAX = 120.0
+QUIET_DOWN = ("rekeyed", "replaced", "redundant", "deleted")
 
 
 @dataclass
@@ -47,6 +51,8 @@ class IkeTunnel:
         self.counters = TunnelCounters()
         self.current: IkeSa | None = None               # the established IKE SA
         self.accept_new = True   # False while the operator holds the tunnel down
+        self.restart_at: float | None = None
+        self._restart_failures = 0
 
     # --- inputs -------------------------------------------------------------------
 
@@ -109,6 +115,46 @@ class IkeTunnel:
         self._collect(now)
         return sa
 
+    def hold(self) -> None:
+        """The operator took the tunnel down: refuse new IKE SAs, never re-initiate."""
+        self.accept_new = False
+        self.restart_at = None
+
+    def release(self, now: float) -> None:
+        self.accept_new = True
+        self._restart_failures = 0
+        if self.policy.startup_action == "start" and self.policy.remote_ip and not self._live():
+            self.initiate(now)
+
+    def rekey(self, kind: str, now: float) -> str | None:
+        """Start a rekey now (`vgw rekey`); returns an error text or None."""
+        from .exchanges.child_rekey import ChildRekey
+        from .exchanges.ike_rekey import IkeRekey
+        sa = self.current
+        if sa is None or not sa.established:
+            return "the tunnel has no established IKE SA"
+        if kind == "ike":
+            if sa.successor is not None or sa.ike_rekeying is not None:
+                return "an IKE SA rekey is already in progress"
+            sa.start(IkeRekey(), now)
+        else:
+            children = [c for c in sa.children.values() if c.state == "INSTALLED"]
+            if not children:
+                return "the tunnel has no installed CHILD SA to rekey"
+            for c in children:
+                sa.start(ChildRekey(c.spi_in), now)
+        self._collect(now)
+        return None
+
+    def note_inbound(self, when: float | None) -> None:
+        """The data path saw authenticated ESP at `when` (monotonic): the peer lives."""
+        if self.current is not None:
+            self.current.note_inbound(when)
+
+    def _live(self) -> bool:
+        return any(s.state in (State.INIT_SENT, State.AUTH_SENT, State.HALF_OPEN, State.ESTABLISHED)
+                   and not s.redundant and s.successor is None for s in self.sas.values())
+
     def delete(self, now: float) -> None:
         """Send DELETE for every live IKE SA (vgw tunnel down, SIGTERM)."""
         for sa in list(self.sas.values()):
@@ -123,6 +169,10 @@ class IkeTunnel:
             deadline = sa.next_deadline()
             if deadline is not None and deadline <= now:
                 sa.handle_timer(now)
+        if self.restart_at is not None and now >= self.restart_at:
+            self.restart_at = None
+            if self.accept_new and not self._live():
+                self.initiate(now)
         self._collect(now)
 
     # --- outputs ----------------------------------------------------------------------
@@ -136,6 +186,8 @@ class IkeTunnel:
 
     def next_deadline(self) -> float | None:
         times = [d for d in (sa.next_deadline() for sa in self._all()) if d is not None]
+        if self.restart_at is not None:
+            times.append(self.restart_at)
         return min(times) if times else None
 
     def _all(self) -> list[IkeSa]:
@@ -145,8 +197,16 @@ class IkeTunnel:
         return list(seen.values())
 
     def _collect(self, now: float) -> None:
-        """Gather output of all SAs, index new SPIs, keep one established SA."""
-        for sa in self._all():
+        """Gather output of all SAs, index new SPIs (also of IKE SAs born in a
+        rekey), keep one established SA, decide on re-initiation."""
+        work, seen = self._all(), set()
+        while work:
+            sa = work.pop(0)
+            if id(sa) in seen:
+                continue
+            seen.add(id(sa))
+            work.extend(sa.spawned)
+            sa.spawned = []
             if sa.spi_r != bytes(8) or sa.initiator:
                 self.sas.setdefault(sa.our_spi, sa)
             self._out.extend(sa.datagrams_to_send())
@@ -154,6 +214,8 @@ class IkeTunnel:
                 self._events.append(ev)
                 if isinstance(ev, IkeSaUp):
                     self._on_up(sa, now)
+                elif isinstance(ev, IkeSaDown):
+                    self._on_down(sa, ev, now)
         for key, sa in list(self.sas.items()):
             if sa.dead:
                 del self.sas[key]
@@ -172,7 +234,9 @@ class IkeTunnel:
     def _on_up(self, sa: IkeSa, now: float) -> None:
         old = self.current
         self.current = sa
-        if old is None or old is sa or old.dead:
+        self.restart_at = None
+        self._restart_failures = 0
+        if old is None or old is sa or old.dead or old.successor is sa:
             return
         if sa.initial_contact:
             # RFC 7296 §2.4: INITIAL_CONTACT: the peer lost its state; drop ours silently
@@ -185,13 +249,35 @@ class IkeTunnel:
         while (e := old.next_event()) is not None:
             self._events.append(e)
 
+    def _on_down(self, sa: IkeSa, ev: IkeSaDown, now: float) -> None:
+        """DPD restart and startup_action start bring the tunnel back (aws-facts.md
+        §1.5, §1.7); a tunnel that clears or waits for the CGW stays down."""
+        if ev.reason in QUIET_DOWN or not self.accept_new:
+            return
+        if not (sa is self.current or (sa.initiator and sa.established_at is None)):
+            return   # a half-open responder SA failing is no reason to initiate
+        p = self.policy
+        if not p.remote_ip:
+            return
+        if ev.reason == "dpd" and p.dpd_action == "restart":
+            self.restart_at = now
+            self._events.append(LogLine("AWS tunnel is restarting the IKE_SA "
+                                        "(dpd_timeout_action restart)"))
+        elif p.startup_action == "start":
+            delay = min(RESTART_MAX, RESTART_BASE * 2 ** self._restart_failures)
+            self._restart_failures += 1
+            self.restart_at = now + delay
+            self._events.append(LogLine(f"AWS tunnel will initiate again in {delay:g} s "
+                                        "(startup_action start)", "debug"))
+
     # --- status --------------------------------------------------------------------------
 
     @property
     def phase1_state(self) -> str:
         """AWS's TunnelIKEPhase1State vocabulary (aws-facts.md §3.2)."""
-        if self.current is not None and self.current.established:
-            return "established"
+        cur = self.current
+        if cur is not None and cur.established:
+            return "rekeying" if cur.ike_rekeying is not None else "established"
         if any(s.state in (State.INIT_SENT, State.AUTH_SENT, State.HALF_OPEN) for s in self._all()):
             return "negotiating"
         return "down"
@@ -199,17 +285,26 @@ class IkeTunnel:
     @property
     def phase2_state(self) -> str:
         if self.current is not None and self.current.children:
+            if any(c.state == "REKEYING" for c in self.current.children.values()):
+                return "rekeying"
             return "established"
         if self.current is not None and self.current.established:
             return "negotiating"
         return "down"
 
-    def status(self) -> dict:
+    def status(self, now: float | None = None) -> dict:
         cur = self.current
+
+        def left(t):
+            return None if t is None or now is None else round(max(0.0, t - now), 1)
+        ike = cur.status() if cur else None
+        if ike is not None:
+            ike["rekey_in"] = left(ike.pop("rekey_at"))
+            ike["expires_in"] = left(ike.pop("expire_at"))
         return {
             "phase1_state": self.phase1_state,
             "phase2_state": self.phase2_state,
-            "ike": cur.status() if cur else None,
+            "ike": ike,
             "children": [
                 {"spi_in": f"{c.spi_in:08x}", "spi_out": f"{c.spi_out:08x}",
                  "encryption": c.suite.encr.aws_name,
@@ -217,7 +312,7 @@ class IkeTunnel:
                  "dh_group": c.suite.dh or None,
                  "local_ts": [str(t) for t in c.local_ts],
                  "remote_ts": [str(t) for t in c.remote_ts],
-                 "state": c.state, "created": c.created}
+                 "state": c.state, "rekey_in": left(c.rekey_at), "expires_in": left(c.expire_at)}
                 for c in (cur.children.values() if cur else [])
             ],
             "half_open": sum(1 for s in self._all() if s.state == State.HALF_OPEN),

@@ -20,6 +20,10 @@ class Exchange:
     def sent(self, sa, data: bytes) -> None:
         pass
 
+    def delays(self, policy) -> list[float]:
+        """Delay before each resend, the last entry before giving up (§2.1)."""
+        return policy.retransmit.delays()
+
     def process(self, sa, msg, now: float) -> bool:
         raise NotImplementedError
 

@@ -30,28 +30,31 @@ CHILD_ERRORS = (NotifyType.NO_PROPOSAL_CHOSEN, NotifyType.TS_UNACCEPTABLE,
                 NotifyType.NO_ADDITIONAL_SAS)
 
 
-def _ike_up(sa, now) -> None:
+def _ike_up(sa, now, rekeyed: bool = False) -> None:
     from ..sa import State
     sa.state = State.ESTABLISHED
     sa.established_at = now
+    sa.last_inbound = now
     sa.timers.pop("half_open", None)
     s = sa.suite
     sa.emit(IkeSaUp(sa.spi_i, sa.spi_r, sa.initiator, sa.local, sa.remote, s.encr.aws_name,
                     integ_name(s.integ), prf_name(s.prf), s.dh, sa.peer_behind_nat,
-                    sa.local_behind_nat, sa.remote_identity))
-    sa.log(f"AWS tunnel phase 1 is established with cgw: {sa.remote[0]} "
-           f"(remote id {sa.remote_identity})")
+                    sa.local_behind_nat, sa.remote_identity, rekeyed))
+    if not rekeyed:
+        sa.log(f"AWS tunnel phase 1 is established with cgw: {sa.remote[0]} "
+               f"(remote id {sa.remote_identity})")
     from . import lifecycle
     lifecycle.on_ike_established(sa, now)
 
 
-def add_child(sa, child: ChildSa, now, shared: bytes | None = None, replaces: int | None = None) -> None:
+def add_child(sa, child: ChildSa, now, shared: bytes | None = None, replaces: int | None = None,
+              outbound_ready: bool = True) -> None:
     child.derive(sa.prf, sa.sk_d, shared)
     sa.children[child.spi_in] = child
     from . import lifecycle
     lifecycle.on_child_installed(sa, child, now)
     sa.emit(child.up_event(sa.local, sa.remote, sa.udp_encap, sa.policy.replay_window,
-                           sa.policy.phase2_lifetime, replaces))
+                           sa.policy.phase2_lifetime, replaces, outbound_ready))
     sa.log(f"AWS tunnel phase 2 is established with cgw: {sa.remote[0]}: "
            f"SPI in {child.spi_in:08x} out {child.spi_out:08x}, "
            f"{', '.join(str(t) for t in child.local_ts)} <=> "

@@ -69,7 +69,13 @@ class Liveness(Exchange):
     def build(self, sa, now):
         return []
 
+    def delays(self, policy):
+        from .lifecycle import liveness_delays
+        return liveness_delays(policy)
+
     def process(self, sa, msg, now):
+        from . import lifecycle
+        lifecycle.on_liveness_answered(sa, now)
         return False
 
     def timed_out(self, sa, now):
@@ -113,6 +119,10 @@ def respond(sa, msg, now, local, remote):
             sa.close_after_response = ("cgw rejected our authentication", "auth-failed")
     for d in msg.all(DeletePayload):
         if d.protocol == ProtocolId.IKE:
+            if sa.successor is not None:
+                # the old IKE SA after a rekey (§2.18): its CHILD SAs live on in the new one
+                sa.close_after_response = ("rekeyed", "rekeyed")
+                return []
             sa.log("AWS tunnel received DELETE for IKE_SA from CGW")
             sa.close_after_response = ("deleted by the customer gateway", "deleted-by-peer")
             return []  # §1.4.1: the answer to an IKE SA delete is empty
@@ -125,9 +135,12 @@ def respond(sa, msg, now, local, remote):
             child = sa.child_by_out(spi_out)
             if child is None:
                 continue  # already gone (e.g. both sides deleted at once, §1.4.1)
+            if child.state == "REKEYING":
+                sa.log("AWS tunnel detected a (CHILD_REKEY) collision as CHILD_DELETE")
             if child.state != "DELETING":
                 ours.append(struct.pack("!I", child.spi_in))
-            remove_child(sa, child.spi_in, "deleted-by-peer")
+            reason = "rekeyed" if child.state == "REKEYED" else "deleted-by-peer"
+            remove_child(sa, child.spi_in, reason)
         if ours:
             answer.append(DeletePayload(ProtocolId.ESP, ours))
     return answer

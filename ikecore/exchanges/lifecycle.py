@@ -1,27 +1,117 @@
-"""Timers of an established SA: lifetimes, DPD (AWS tunnel options, aws-facts.md §1.5-1.6).
+"""The timers of an established tunnel, as AWS sets them (aws-facts.md §1.5-1.6, §6.4).
 
-Hooks called by the exchanges when SAs come up; `fire` runs when a named timer
-of the SA expires. Timers are deadlines in sa.timers, never sleeps.
+Rekey: AWS rekeys at lifetime - margin x (1 + fuzz x random), i.e. somewhere in
+[lifetime - 2 x margin, lifetime - margin] with the default fuzz of 100 %, for
+the phase 1 (IKE SA) and phase 2 (CHILD SA) lifetimes; at the lifetime itself
+the SA is deleted (hard expiry).
+
+DPD: "If AWS receives no traffic from a VPN peer for 10 seconds, AWS sends a DPD
+R-U-THERE message ... If the VPN peer does not respond to three successive DPDs,
+the VPN peer is considered dead" - in IKEv2 an empty INFORMATIONAL, resent every
+10 s (the generated configs: "DPD Interval: 10, DPD Retries: 3"), the peer dead
+once dpd_timeout_seconds passed without an answer. Peers behind a NAT get
+periodic DPDs whatever the traffic ("periodic DPDs for peers using NAT").
+Then dpd_timeout_action: clear (delete), none (keep), restart (the tunnel
+initiates again; see IkeTunnel).
+
+All timers are deadlines (sa.timers, ChildSa.rekey_at/expire_at/delete_at).
 """
 
 from __future__ import annotations
 
+DPD_DELAY = 10.0
+DPD_INTERVAL = 10.0
+
+
+def rekey_deadline(sa, lifetime: float, now: float) -> float:
+    p = sa.policy
+    return now + lifetime - p.rekey_margin * (1.0 + p.rekey_fuzz / 100.0 * sa.uniform())
+
 
 def on_ike_established(sa, now: float) -> None:
-    pass
+    p = sa.policy
+    sa.timers["ike_rekey"] = rekey_deadline(sa, p.phase1_lifetime, now)
+    sa.timers["ike_expire"] = now + p.phase1_lifetime
+    sa.timers["dpd"] = now + DPD_DELAY
 
 
 def on_child_installed(sa, child, now: float) -> None:
-    pass
+    p = sa.policy
+    child.rekey_at = rekey_deadline(sa, p.phase2_lifetime, now)
+    child.expire_at = now + p.phase2_lifetime
 
 
-def on_dpd_timeout(sa, now: float) -> None:
-    sa.log(f"AWS tunnel DPD timed out after {sa.policy.retransmit.tries} retransmits", "error")
-    sa.fail("peer is not responsive", "dpd")
+def liveness_delays(policy) -> list[float]:
+    """Resend every DPD_INTERVAL; give up dpd_timeout after the first probe."""
+    retransmits = max(1, -(-int(policy.dpd_timeout) // int(DPD_INTERVAL)) - 1)
+    return [DPD_INTERVAL] * retransmits + [policy.dpd_timeout - DPD_INTERVAL * retransmits]
 
 
 def fire(sa, name: str, now: float) -> None:
+    from ..sa import State
+    from .ike_rekey import IkeRekey
+    from .informational import DeleteIke
     if name == "half_open":
         sa.log(f"AWS tunnel Timeout: deleting un-established Phase 1 IKE_SA with cgw: "
                f"{sa.remote[0]}", "warning")
         sa.fail("IKE_AUTH did not arrive in time", "half-open")
+    elif name == "ike_rekey":
+        if sa.state == State.ESTABLISHED and sa.successor is None:
+            sa.start(IkeRekey(), now)
+    elif name == "ike_expire":
+        if sa.state == State.ESTABLISHED:
+            sa.log(f"AWS tunnel IKE_SA with cgw: {sa.remote[0]} reached its phase 1 lifetime", "warning")
+            sa.start(DeleteIke("expired"), now)
+    elif name == "delete_rekeyed":
+        if sa.state == State.ESTABLISHED and sa.successor is not None:
+            sa.start(DeleteIke("rekeyed"), now)   # the peer did not delete it
+    elif name == "dpd":
+        dpd_check(sa, now)
+
+
+def fire_child(sa, child, now: float) -> None:
+    from .child_rekey import ChildRekey
+    from .informational import DeleteChild
+    if child.delete_at is not None and now >= child.delete_at:
+        child.delete_at = None
+        if child.state == "REKEYED":
+            sa.start(DeleteChild(child.spi_in, "rekeyed"), now)
+    if child.expire_at is not None and now >= child.expire_at:
+        child.expire_at = child.rekey_at = None
+        if child.state != "DELETING":
+            sa.log(f"AWS tunnel Phase 2 SA with SPI: {child.spi_in:08x} reached its lifetime", "warning")
+            sa.start(DeleteChild(child.spi_in, "expired"), now)
+    if child.rekey_at is not None and now >= child.rekey_at:
+        child.rekey_at = None
+        if child.state == "INSTALLED":
+            sa.start(ChildRekey(child.spi_in), now)
+
+
+def dpd_check(sa, now: float) -> None:
+    from ..sa import State
+    from .informational import Liveness
+    if sa.state != State.ESTABLISHED:
+        return
+    periodic = sa.peer_behind_nat
+    if not periodic and now - sa.last_inbound < DPD_DELAY:
+        sa.timers["dpd"] = sa.last_inbound + DPD_DELAY
+        return
+    if sa.pending is not None or sa.queue:
+        # a request is on its way; its own retransmissions notice a dead peer
+        sa.timers["dpd"] = now + DPD_INTERVAL
+        return
+    sa.start(Liveness(), now)
+
+
+def on_liveness_answered(sa, now: float) -> None:
+    sa.timers["dpd"] = now + DPD_DELAY
+
+
+def on_dpd_timeout(sa, now: float) -> None:
+    retransmits = len(liveness_delays(sa.policy)) - 1
+    sa.log(f"AWS tunnel DPD timed out after {retransmits} retransmits", "error")
+    if sa.policy.dpd_action == "none":
+        sa.log("AWS tunnel keeps the tunnel (dpd_timeout_action none)", "warning")
+        sa.timers["dpd"] = now + DPD_DELAY
+        return
+    sa.fail("peer is not responsive", "dpd")

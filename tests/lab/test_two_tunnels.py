@@ -11,39 +11,11 @@ import time
 
 import pytest
 
-from tests.lab.strongswan import Charon, installed_children, swanctl_conf_psk
+from tests.lab.awspair import VGW_IPS, bring_up, start_pair
+from tests.lab.strongswan import installed_children
 from tests.lab.traffic import BackgroundPing, ping, run_iperf
-from tests.lab.vgwproc import Vgw, gateway_yaml, tunnel_yaml
 
 pytestmark = pytest.mark.lab
-
-VGW_IPS = ("198.51.100.1", "198.51.100.2")
-INSIDE = ("169.254.10.0/30", "169.254.11.0/30")
-PSKS = ("example_psk_tunnel1_abcdef", "example_psk_tunnel2_abcdef")
-
-
-def start_pair(lab, topo, tunnel_options=None, cgw_conf=None, vgw_kwargs=None):
-    """vgw with both tunnels (AWS side) and a strongSwan CGW initiating both."""
-    opts = tunnel_options or {}
-    conf = gateway_yaml(
-        control="CONTROL", vpc_cidrs=["10.0.0.0/16"], name="vpn-lab", cgw_ip=topo.cgw_wan_ip,
-        static_routes=["172.16.0.0/16"],
-        tunnels=[tunnel_yaml(ip, cidr, psk, **opts) for ip, cidr, psk in zip(VGW_IPS, INSIDE, PSKS)],
-        **(vgw_kwargs or {}))
-    vgw = Vgw(lab, topo.vgw)
-    vgw.write_config(conf.replace("CONTROL", vgw.control))
-    vgw.start()
-    # libipsec routes 0/0 into table 220; put it after main so the LANs stay local
-    cgw = Charon(lab, topo.cgw, settings={"routing_table_prio": 32767}).start()
-    cgw.load(cgw_conf or swanctl_conf_psk(topo.cgw_wan_ip, list(VGW_IPS), list(PSKS)))
-    return vgw, cgw
-
-
-def bring_up(vgw, cgw, names=("tun1", "tun2")):
-    for name in names:
-        cgw.initiate("net", ike=name, timeout=15)
-    for ip in VGW_IPS[:len(names)]:
-        vgw.wait_up(ip)
 
 
 def test_two_tunnels_ping_and_tcp(lab, topo):

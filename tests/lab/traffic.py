@@ -80,12 +80,15 @@ class BackgroundPing:
     def __init__(self, lab: Lab, ns: str, dst: str, interval: float = 0.05, duration: float = 10.0):
         self.lab = lab
         self.duration = duration
-        self.proc = lab.popen(ns, "ping", "-n", "-q", "-i", interval, "-w", duration, "-W", 1, dst,
+        # an exact count, not a -w deadline: with -w the reply to the last request
+        # can be cut off by the deadline and counted lost
+        count = max(1, int(duration / interval))
+        self.proc = lab.popen(ns, "ping", "-n", "-q", "-i", interval, "-c", count, "-W", 2, dst,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
     def finish(self) -> tuple[int, int]:
         try:
-            out, _ = self.proc.communicate(timeout=self.duration + 10)
+            out, _ = self.proc.communicate(timeout=2 * self.duration + 15)
         except subprocess.TimeoutExpired:
             self.lab.stop(self.proc)
             raise LabError("background ping did not finish in time")
