@@ -125,6 +125,10 @@ class IkeAuth(Exchange):
                 raise NoProposalChosen("answer widened the traffic selectors")
         except NoProposalChosen as exc:
             sa.log(f"AWS tunnel Phase 2 was unable to establish while keeping Phase 1: {exc}", "error")
+            if sa_p is not None:
+                # the responder installed its half: delete it (RFC 7296 §1.4.1)
+                from .informational import DeleteChild
+                sa.start(DeleteChild(self.spi_in, "refused", installed=False), now)
             return False
         spi_out = struct.unpack("!I", sa_p.proposals[0].spi)[0]
         add_child(sa, ChildSa(self.spi_in, spi_out, suite, tuple(tsi.selectors),

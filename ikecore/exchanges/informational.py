@@ -40,11 +40,17 @@ class DeleteChild(Exchange):
 
     TYPE = ExchangeType.INFORMATIONAL
 
-    def __init__(self, spi_in: int, reason: str = "deleted"):
+    def __init__(self, spi_in: int, reason: str = "deleted", installed: bool = True):
         self.spi_in = spi_in
         self.reason = reason
+        # installed=False: a CHILD SA the peer created but vgw refused (e.g. a bad
+        # IKE_AUTH answer): only the peer has it, and only the DELETE is left to send
+        self.installed = installed
 
     def build(self, sa, now):
+        if not self.installed:
+            sa.log(f"AWS tunnel is sending DELETE for Phase 2 SA with SPI: {self.spi_in:08x}")
+            return [DeletePayload(ProtocolId.ESP, [struct.pack("!I", self.spi_in)])]
         child = sa.children.get(self.spi_in)
         if child is None:
             return None

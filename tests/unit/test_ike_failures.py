@@ -370,3 +370,22 @@ def test_reserved_esp_spi_from_the_responder_is_refused(spi):
     assert pair.a.child_ups == []
     assert len(pair.a.ups) == 1
     assert pair.a.logged("AWS tunnel Phase 2 was unable to establish while keeping Phase 1")
+
+
+def test_refused_child_in_ike_auth_answer_is_deleted_at_the_responder():
+    """The responder installed its half of the CHILD SA before answering; when the
+    initiator cannot accept the answer, it DELETEs that half (RFC 7296 §1.4.1)
+    instead of leaving the responder with a one-sided SA."""
+    pair = IkePair()
+    pair.initiate()
+    pair.roundtrip(pair.a)
+    pair.transfer(pair.a)
+    [answer] = pair.outgoing(pair.b)
+    assert len(pair.b.child_ups) == 1
+    forged = _resealed(pair.b.sa, answer.data, True, _with_esp_spi(200))
+    pair.deliver(pair.a, answer.__class__(forged, answer.local, answer.remote))
+    pair.run()
+    [down] = pair.b.child_downs
+    assert down.spi_in == pair.b.child_ups[0].spi_in and down.reason == "deleted-by-peer"
+    assert pair.b.sa.children == {} and pair.b.sa.established
+    assert pair.a.child_ups == [] and pair.a.sa.established
