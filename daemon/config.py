@@ -578,6 +578,15 @@ class ConnectionConfig(_Model):
                         " or use startup_action: add (the customer gateway initiates)",
                     )
                 )
+            # restart means vgw initiates again after DPD: same need as start
+            if tunnel.dpd_timeout_action == "restart" and self.customer_gateway.ip is None:
+                problems.append(
+                    (
+                        ("tunnels", index, "dpd_timeout_action"),
+                        "restart makes vgw initiate again, which needs the customer gateway's address:"
+                        " set customer_gateway.ip, or use dpd_timeout_action: clear",
+                    )
+                )
         for index, route in enumerate(self.static_routes):
             # Route-based VPN with one SA pair per tunnel (§1.8): a route outside the
             # customer-side selector could never pass the tunnel.

@@ -637,3 +637,19 @@ def test_other_commands_placeholder_when_module_missing(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "daemon.commands", None)  # import raises ModuleNotFoundError
     assert cli.main(["status"]) == 1
     assert "not available yet" in capsys.readouterr().err
+
+
+def test_dpd_restart_needs_the_customer_gateway_ip():
+    text = """
+vpc: {cidrs: [10.0.0.0/16]}
+connections:
+  - name: c
+    tunnels:
+      - outside_ip: 198.51.100.1
+        pre_shared_key: example_psk_abcdefgh
+        dpd_timeout_action: restart
+"""
+    with pytest.raises(ConfigError) as err:
+        parse_config(text)
+    assert "connections[0].tunnels[0].dpd_timeout_action" in str(err.value)
+    assert "customer_gateway.ip" in str(err.value)
