@@ -30,6 +30,14 @@ _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARN
            "error": logging.ERROR}
 
 
+def _ipv6_disabled(ifname: str) -> bool:
+    try:
+        with open(f"/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6") as f:
+            return f.read().strip() == "1"
+    except OSError:
+        return True  # no IPv6 in this kernel or namespace at all
+
+
 def tun_name(outside_ip: str) -> str:
     """A stable, unique interface name (<= 15 chars) from the outside IP."""
     return "vgw" + "".join(f"{int(o):02x}" for o in outside_ip.split("."))
@@ -87,7 +95,14 @@ class TunnelRuntime:
         self.tun = TunDevice.create(tun_name(self.id))
         # VGW tunnels are IPv4 inside (aws-facts.md §1.2: VGWs do not support IPv6);
         # without this the kernel sends router solicitations into the tunnel
-        self.tun.disable_ipv6()
+        try:
+            self.tun.disable_ipv6()
+        except OSError as exc:
+            # A container mounts /proc/sys read-only; there the sysctl
+            # net.ipv6.conf.default.disable_ipv6=1 does it (docker/compose.yaml)
+            if not _ipv6_disabled(self.tun.name):
+                log.warning("[%s] cannot disable IPv6 on %s (%s); set the sysctl"
+                            " net.ipv6.conf.default.disable_ipv6=1", self.name, self.tun.name, exc)
         self.tun.add_address(f"{self.cfg.vgw_inside_ip}/{self.cfg.inside_cidr.prefixlen}")
         self.tun.up()
         self.loop.add_tunnel(self.id, self.tun, local_ip=self.id)
