@@ -9,7 +9,8 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 PKGS="strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-extra-plugins
-      iperf3 iputils-ping iproute2 nftables procps"
+      iperf3 iputils-ping iproute2 nftables procps
+      docker.io docker-compose debootstrap systemd"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
@@ -21,6 +22,8 @@ if [ -n "$missing" ]; then
 fi
 # strongSwan's Debian package starts a charon on the host; the lab runs its own.
 systemctl disable --now strongswan-starter strongswan >/dev/null 2>&1 || true
+# Likewise Docker: the compose lab test starts an engine of its own (tests/lab/dockerd.py).
+systemctl disable --now docker.service docker.socket >/dev/null 2>&1 || true
 PY=${PYTHON:-python3}
 "$PY" -m pip install -q --root-user-action=ignore --upgrade pip setuptools wheel
 "$PY" -m pip install -q --root-user-action=ignore ".[test]"

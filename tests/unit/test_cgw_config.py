@@ -163,3 +163,15 @@ def test_cli(tmp_path, capsys):
     assert "no connection named 'nope'" in capsys.readouterr().err
     assert main(["cgw-config", "--config", str(path), "--connection", "other", "--vendor", "generic"]) == 0
     assert "<your public IP>" in capsys.readouterr().out
+
+
+def test_compose_lab_swanctl_conf_is_what_cgw_config_prints():
+    """docker/lab/swanctl.conf is committed output of `vgw cgw-config`: keep them equal."""
+    from pathlib import Path
+
+    from daemon.config import load_config
+    docker = Path(__file__).resolve().parents[2] / "docker" / "lab"
+    config = load_config(docker / "vgw.yaml")
+    expected = render(config, config.connections[0], "strongswan")
+    assert (docker / "swanctl.conf").read_text() == expected, (
+        "regenerate: vgw cgw-config --config docker/lab/vgw.yaml --vendor strongswan > docker/lab/swanctl.conf")
