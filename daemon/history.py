@@ -7,9 +7,8 @@ the result at scrape/status time, so nothing here runs on the data path.
 Counted: IKE SAs and CHILD SAs that came up, rekeys (a ChildSaUp that replaces
 another SA; an IkeSaUp marked rekeyed), IKE SAs that went down by reason
 (IkeSaDown.reason: "dpd" is a DPD timeout, AWS's "AWS tunnel DPD timed out
-after N retransmits", aws-facts §3.3). Times are wall-clock (time.time()) so
-that people and scripts can read them; the core's own times are the event
-loop's monotonic clock and are converted here.
+after N retransmits", aws-facts §3.3). Times are wall-clock (time.time()),
+taken when the event arrives, so that people and scripts can read them.
 """
 
 from __future__ import annotations
@@ -20,17 +19,7 @@ from dataclasses import dataclass, field
 
 from ikecore.events import ChildSaDown, ChildSaUp, IkeSaDown, IkeSaUp
 
-__all__ = ["TunnelHistory", "wall_time"]
-
-
-def wall_time(monotonic_t: float | None, now_wall: float | None = None,
-              now_mono: float | None = None) -> float | None:
-    """A time.monotonic() instant (the asyncio loop's clock) as wall-clock time."""
-    if monotonic_t is None:
-        return None
-    now_wall = time.time() if now_wall is None else now_wall
-    now_mono = time.monotonic() if now_mono is None else now_mono
-    return now_wall - (now_mono - monotonic_t)
+__all__ = ["TunnelHistory"]
 
 
 @dataclass
@@ -43,37 +32,46 @@ class TunnelHistory:
     ike_sa_down: Counter = field(default_factory=Counter)   # by IkeSaDown.reason
     last_ike_rekey: float | None = None                      # wall clock
     last_child_rekey: float | None = None
+    # when each live SA came up (wall clock), by IKE SPIs (hex) / inbound CHILD SPI
+    ike_up_at: dict = field(default_factory=dict)
+    child_up_at: dict = field(default_factory=dict)
 
     def record(self, ev, now: float | None = None) -> None:
         now = time.time() if now is None else now
         if isinstance(ev, IkeSaUp):
             self.ike_sa_up += 1
+            self.ike_up_at[(ev.spi_i.hex(), ev.spi_r.hex())] = now
             if ev.rekeyed:
                 self.ike_rekeys += 1
                 self.last_ike_rekey = now
         elif isinstance(ev, IkeSaDown):
             self.ike_sa_down[ev.reason] += 1
+            self.ike_up_at.pop((ev.spi_i.hex(), ev.spi_r.hex()), None)
         elif isinstance(ev, ChildSaUp):
             self.child_sa_up += 1
+            self.child_up_at[ev.spi_in] = now
             if ev.replaces is not None:
                 self.child_rekeys += 1
                 self.last_child_rekey = now
         elif isinstance(ev, ChildSaDown):
             self.child_sa_down += 1
+            self.child_up_at.pop(ev.spi_in, None)
 
     @property
     def dpd_timeouts(self) -> int:
         return self.ike_sa_down.get("dpd", 0)
 
     def status(self, core_status: dict) -> dict:
-        """For `vgw status --json` (key "history"): counts, and when the current SAs
-        came up, from the core's status (monotonic times) as wall-clock times."""
+        """For `vgw status --json` (key "history"): counts, and since when the current
+        IKE SA and the newest current CHILD SA are up (wall clock, None if unknown)."""
         ike = core_status.get("ike") or {}
-        children = core_status.get("children") or []
-        created = [c.get("created") for c in children if c.get("created") is not None]
+        ike_since = self.ike_up_at.get((ike.get("spi_i"), ike.get("spi_r")))
+        child_since = [self.child_up_at.get(int(c["spi_in"], 16)) for c in core_status.get("children") or []
+                       if isinstance(c.get("spi_in"), str)]
+        child_since = [t for t in child_since if t is not None]
         return {
-            "ike_sa_up_since": wall_time(ike.get("established_at")),
-            "child_sa_up_since": wall_time(max(created)) if created else None,
+            "ike_sa_up_since": ike_since,
+            "child_sa_up_since": max(child_since) if child_since else None,
             "ike_sa_up": self.ike_sa_up,
             "child_sa_up": self.child_sa_up,
             "ike_rekeys": self.ike_rekeys,

@@ -122,3 +122,22 @@ def test_http_endpoint_serves_metrics_and_nothing_else():
     assert ok.startswith(b"HTTP/1.1 200 OK") and b'TunnelState{TunnelIpAddress="198.51.100.1"' in ok
     assert missing.startswith(b"HTTP/1.1 404")
     assert post.startswith(b"HTTP/1.1 405")
+
+
+def test_history_knows_since_when_the_current_sas_are_up():
+    h = TunnelHistory()
+    child = dict(spi_out=2, encr_id=20, encr_key_bits=128, integ_id=0, encr_key_in=b"", integ_key_in=b"",
+                 encr_key_out=b"", integ_key_out=b"", local_ts=(), remote_ts=(), local=("a", 1), remote=("b", 1),
+                 udp_encap=False, encryption="AES128-GCM-16", integrity=None, dh_group=0, replay_window=1024,
+                 lifetime=3600)
+    h.record(IkeSaUp(b"\x01" * 8, b"\x02" * 8, False, ("a", 500), ("b", 500), "AES128", "SHA1", "SHA1", 2,
+                     False, False, "b"), now=100.0)
+    h.record(ChildSaUp(spi_in=0xC1, **child), now=101.0)
+    h.record(ChildSaUp(spi_in=0xC3, replaces=0xC1, **child), now=500.0)
+    core = {"ike": {"spi_i": "01" * 8, "spi_r": "02" * 8},
+            "children": [{"spi_in": "000000c1"}, {"spi_in": "000000c3"}]}
+    s = h.status(core)
+    assert (s["ike_sa_up_since"], s["child_sa_up_since"]) == (100.0, 500.0)
+    assert (s["child_rekeys"], s["last_child_rekey"]) == (1, 500.0)
+    h.record(IkeSaDown(b"\x01" * 8, b"\x02" * 8, "deleted-by-peer"))
+    assert h.status(core)["ike_sa_up_since"] is None
