@@ -40,3 +40,8 @@ class ExchangeError(Exception):
         self.reason = reason
         self.notify_data = notify_data
         self.fatal = fatal
+
+
+class CookieRequired(Exception):
+    """The answer to an unproven IKE_SA_INIT would be larger than the request:
+    the tunnel answers with a stateless COOKIE challenge instead (RFC 7296 §2.6)."""

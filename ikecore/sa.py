@@ -21,7 +21,7 @@ from enum import Enum
 from .child import ChildSa
 from .constants import ExchangeType, HeaderFlag, IdType, NotifyType, ProtocolId
 from .crypto import IntegrityError
-from .errors import ExchangeError, ParseError
+from .errors import CookieRequired, ExchangeError, ParseError
 from .events import Addr, Datagram, Event, IkeSaDown, LogLine
 from .message import Header, Message, SaKeys, decode_message, encode_message
 from .payloads import IdPayload, NotifyPayload, Payload
@@ -102,6 +102,8 @@ class IkeSa:
     ike_collision: "IkeSa | None" = field(default=None, repr=False)
     collisions: dict = field(default_factory=dict, repr=False)   # old spi_in -> peer's new child
     redundant: bool = False             # lost a rekey collision: goes down as "redundant"
+    proven: bool = True                 # responder: the peer returned a valid cookie (or none was needed)
+    cookie_required: bool = False       # responder: answer with a COOKIE instead (§2.6)
 
     children: dict[int, ChildSa] = field(default_factory=dict)
     counters: Counters = field(default_factory=Counters)
@@ -321,6 +323,11 @@ class IkeSa:
         fatal = None
         try:
             payloads = handler(self, msg, now, local, remote)
+        except CookieRequired:
+            self.cookie_required = True   # the tunnel challenges; this SA never existed
+            self.state = State.DEAD
+            self._events.clear()
+            return
         except ExchangeError as exc:
             payloads = [NotifyPayload(exc.notify, exc.notify_data)]
             if exc.fatal:

@@ -15,17 +15,18 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from .constants import ExchangeType
+from .constants import ExchangeType, HeaderFlag, NotifyType
+from .dos import DosGuard
 from .errors import ParseError
 from .events import Datagram, Event, IkeSaDown, IkeSaUp, LogLine
 from .exchanges.ike_init import IkeInit, new_ike_spi
 from .exchanges.informational import DeleteIke
-from .message import Header
+from .message import Header, decode_message, encode_message
+from .payloads import KePayload, NoncePayload, NotifyPayload
 from .policy import TunnelPolicy
 from .sa import IkeSa, State
 from .transforms import integ_name
 
-MAX_HALF_OPEN = 64  # per tunnel; the hardening work refines this with cookies
 # Re-initiation backoff for startup_action start (AWS keeps trying; the figures are vgw's)
 RESTART_BASE = 5.0
 RESTART_MAX = 120.0
@@ -37,13 +38,18 @@ class TunnelCounters:
     dropped_malformed: int = 0
     dropped_unknown_spi: int = 0
     dropped_unknown_peer: int = 0
-    dropped_half_open_limit: int = 0
+    dropped_half_open_limit: int = 0   # DosGuard said drop (caps)
+    cookies_sent: int = 0
+    dropped_amplification: int = 0
     dropped_admin_down: int = 0
 
 
 class IkeTunnel:
-    def __init__(self, policy: TunnelPolicy):
+    def __init__(self, policy: TunnelPolicy, guard: DosGuard | None = None):
         self.policy = policy
+        self.guard = guard or DosGuard(random_bytes=policy.random_bytes)
+        self._half_open: dict[int, tuple[IkeSa, str]] = {}   # responder SAs the guard counts
+        self._unproven: set[int] = set()   # responder SAs whose peer returned no cookie
         self.sas: dict[bytes, IkeSa] = {}                 # by our SPI
         self._init_index: dict[tuple, IkeSa] = {}        # (SPIi, remote) of responder SAs
         self._events: deque[Event] = deque()
@@ -64,10 +70,27 @@ class IkeTunnel:
             return
         sa = self._find(header, remote)
         if sa is None:
-            sa = self._maybe_new_responder(header, local, remote, now)
+            sa = self._maybe_new_responder(header, data, local, remote, now)
             if sa is None:
                 return
         sa.receive(data, header, local, remote, now)
+        if sa.cookie_required:
+            self._forget(sa)
+            nonce = self._nonce_of(data, header)
+            if nonce is not None:
+                self._send_cookie(header, self.guard.make(remote[0], header.spi_i, nonce, now),
+                                  local, remote)
+                self.guard.counters.cookies_sent += 1
+            return
+        if id(sa) in self._unproven:
+            self._unproven.discard(id(sa))
+            if sum(len(d.data) for d in sa._out) > len(data):
+                # never answer an unproven address with more than it sent (no
+                # amplification); the estimate in DosGuard should have asked for a
+                # cookie - this is the guarantee behind it
+                self.counters.dropped_amplification += 1
+                self._forget(sa)
+                return
         self._collect(now)
 
     def _find(self, header: Header, remote) -> IkeSa | None:
@@ -80,7 +103,7 @@ class IkeTunnel:
             return None
         return sa
 
-    def _maybe_new_responder(self, header: Header, local, remote, now) -> IkeSa | None:
+    def _maybe_new_responder(self, header: Header, data: bytes, local, remote, now) -> IkeSa | None:
         if not (header.exchange == ExchangeType.IKE_SA_INIT and header.from_initiator
                 and not header.is_response and header.spi_r == bytes(8)
                 and header.message_id == 0):
@@ -94,14 +117,60 @@ class IkeTunnel:
             # (aws-facts.md §2: the CGW IP must be static and registered)
             self.counters.dropped_unknown_peer += 1
             return None
-        if sum(1 for s in self.sas.values() if s.state == State.HALF_OPEN) >= MAX_HALF_OPEN:
-            self.counters.dropped_half_open_limit += 1
+        try:
+            msg = decode_message(data, header)
+        except ParseError:
+            self.counters.dropped_malformed += 1
             return None
+        nonce, ke = msg.get(NoncePayload), msg.get(KePayload)
+        proven = False
+        if nonce is not None and ke is not None:
+            first = msg.payloads[0] if msg.payloads else None
+            cookie = (first.data if isinstance(first, NotifyPayload)
+                      and first.notify_type == NotifyType.COOKIE else None)   # §2.6: first
+            verdict, proven = self.guard.admit(remote[0], header.spi_i, nonce.data, cookie, now)
+            if verdict == "drop":
+                self.counters.dropped_half_open_limit += 1
+                return None
+            if verdict == "cookie":
+                self._send_cookie(header, self.guard.make(remote[0], header.spi_i, nonce.data, now),
+                                  local, remote)
+                return None
         # INIT_SENT doubles as "IKE_SA_INIT not answered yet" for a responder
         sa = IkeSa(self.policy, initiator=False, local=local, remote=remote, created=now,
-                   spi_i=header.spi_i, state=State.INIT_SENT)
+                   spi_i=header.spi_i, state=State.INIT_SENT, proven=proven)
         self._init_index[(header.spi_i, remote)] = sa
+        self.guard.opened(remote[0])
+        self._half_open[id(sa)] = (sa, remote[0])
+        if not proven:
+            self._unproven.add(id(sa))
         return sa
+
+    def _send_cookie(self, req: Header, cookie: bytes, local, remote) -> None:
+        """A stateless COOKIE answer (§2.6): HDR(SPIi, 0), N(COOKIE)."""
+        header = Header(req.spi_i, bytes(8), 0, ExchangeType.IKE_SA_INIT, HeaderFlag.RESPONSE, 0, 0)
+        self._out.append(Datagram(encode_message(header, [NotifyPayload(NotifyType.COOKIE, cookie)]),
+                                  local, remote))
+        self.counters.cookies_sent += 1
+
+    @staticmethod
+    def _nonce_of(data: bytes, header: Header) -> bytes | None:
+        try:
+            nonce = decode_message(data, header).get(NoncePayload)
+        except ParseError:
+            return None
+        return nonce.data if nonce else None
+
+    def _forget(self, sa: IkeSa) -> None:
+        """Drop a responder SA with no trace (its answer was not sent)."""
+        for key, other in list(self._init_index.items()):
+            if other is sa:
+                del self._init_index[key]
+        if self.sas.get(sa.our_spi) is sa:
+            del self.sas[sa.our_spi]
+        entry = self._half_open.pop(id(sa), None)
+        if entry is not None:
+            self.guard.closed(entry[1])
 
     def initiate(self, now: float) -> IkeSa:
         """AWS-side initiation (startup_action start, aws-facts.md §1.7)."""
@@ -230,6 +299,10 @@ class IkeTunnel:
         for key, sa in list(self._init_index.items()):
             if sa.dead or (not sa.initiator and sa.state == State.INIT_SENT):
                 del self._init_index[key]
+        for key, (sa, source) in list(self._half_open.items()):
+            if sa.dead or sa.state not in (State.INIT_SENT, State.HALF_OPEN):
+                del self._half_open[key]
+                self.guard.closed(source)
 
     def _on_up(self, sa: IkeSa, now: float) -> None:
         old = self.current

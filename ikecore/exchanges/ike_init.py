@@ -13,7 +13,7 @@ from ..crypto import (
     CryptoError, InvalidPublicValue, derive_ike_keys, get_dh_group, get_prf, get_sk_cipher,
     skeyseed,
 )
-from ..errors import ExchangeError
+from ..errors import CookieRequired, ExchangeError
 from ..message import SaKeys
 from ..nat import detect, nat_hash
 from ..payloads import KePayload, NoncePayload, NotifyPayload, SaPayload
@@ -170,6 +170,15 @@ class IkeInit(Exchange):
         sa.fail("no answer to IKE_SA_INIT", "timeout")
 
 
+def _answer_size(sa, proposal, group, _request_len: int) -> int:
+    """The exact size of our IKE_SA_INIT response, computed before any DH work."""
+    from ..message import encode_chain
+    payloads = ([SaPayload([proposal]), KePayload(group.id, bytes(group.public_size)),
+                 NoncePayload(bytes(sa.policy.nonce_size))]
+                + nat_notifies(sa.spi_i, bytes(8), ("0.0.0.0", 0), ("0.0.0.0", 0)))
+    return 28 + len(encode_chain(payloads)[1])
+
+
 def respond(sa, msg, now, local, remote):
     """Responder: choose a suite the AWS way, or refuse with NO_PROPOSAL_CHOSEN /
     INVALID_KE_PAYLOAD (answers that keep no state)."""
@@ -190,7 +199,12 @@ def respond(sa, msg, now, local, remote):
         sa.log(f"cgw: {remote[0]} offered phase 1: {describe_offer(sa_p.proposals)}", "debug")
         sa.log('No Proposal Match Found. Notifying with "No proposal chosen"', "error")
         raise ExchangeError(NotifyType.NO_PROPOSAL_CHOSEN, "no phase 1 proposal in common", fatal=True)
-    dh_key = get_dh_group(suite.dh).generate()
+    group = get_dh_group(suite.dh)
+    if not sa.proven and _answer_size(sa, proposal, group, len(msg.raw)) > len(msg.raw):
+        # no amplification: an address that did not return a cookie gets no more
+        # bytes than it sent, and no DH work is spent on it
+        raise CookieRequired()
+    dh_key = group.generate()
     try:
         shared = dh_key.shared_secret(ke.data)
     except InvalidPublicValue as exc:

@@ -145,7 +145,7 @@ def shared_secrets(monkeypatch):
 
     class Group:
         def __init__(self, group):
-            self._group, self.id = group, group.id
+            self._group, self.id, self.public_size = group, group.id, group.public_size
 
         def generate(self):
             return Key(self._group.generate())

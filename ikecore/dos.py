@@ -1,0 +1,124 @@
+"""Defences against unauthenticated IKE_SA_INIT traffic (RFC 7296 §2.6).
+
+One DosGuard serves every tunnel of a gateway, so that a flood at one outside
+IP counts against the same budget as any other:
+- a cap on half-open IKE SAs in total and per source address;
+- stateless COOKIE challenges once the half-open count passes a threshold (or
+  always, when configured): Cookie = version | HMAC(secret, Ni | IPi | SPIi),
+  the secret rotated and the previous one still accepted (§2.6);
+- no amplification: an answer to an unauthenticated request is never larger
+  than the request, except the IKE_SA_INIT response to a request that returned
+  a valid cookie (the peer then proved it receives at its address). The
+  responder computes its answer's exact size before any DH work and raises
+  CookieRequired (ikecore/exchanges/ike_init.py); the tunnel challenges.
+
+Sans-I/O like the rest of ikecore: time is passed in, randomness injectable.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import os
+from dataclasses import dataclass, field
+from hashlib import sha256
+from typing import Callable
+
+COOKIE_MAC_LEN = 16        # 1 version byte + 16 bytes: RFC 7296 §2.6 allows 1..64
+
+
+@dataclass(frozen=True)
+class DosSettings:
+    cookie_threshold: int = 16          # half-open SAs (all tunnels) before cookies are asked
+    require_cookies: bool = False       # ask every new peer for a cookie
+    max_half_open: int = 1024           # all tunnels
+    max_half_open_per_source: int = 8
+    secret_lifetime: float = 120.0      # seconds before the cookie secret rotates
+
+
+@dataclass
+class DosCounters:
+    cookies_sent: int = 0
+    cookies_accepted: int = 0
+    cookies_rejected: int = 0
+    dropped_total_cap: int = 0
+    dropped_source_cap: int = 0
+    dropped_amplification: int = 0
+
+
+@dataclass
+class DosGuard:
+    settings: DosSettings = field(default_factory=DosSettings)
+    random_bytes: Callable[[int], bytes] = os.urandom
+    counters: DosCounters = field(default_factory=DosCounters)
+    _per_source: dict[str, int] = field(default_factory=dict)
+    _total: int = 0
+    _secrets: list[tuple[int, bytes]] = field(default_factory=list)   # newest first
+    _rotated_at: float | None = None
+
+    # --- half-open accounting -------------------------------------------------
+
+    @property
+    def half_open(self) -> int:
+        return self._total
+
+    def opened(self, source: str) -> None:
+        self._per_source[source] = self._per_source.get(source, 0) + 1
+        self._total += 1
+
+    def closed(self, source: str) -> None:
+        left = self._per_source.get(source, 0) - 1
+        if left > 0:
+            self._per_source[source] = left
+        else:
+            self._per_source.pop(source, None)
+        self._total = max(0, self._total - 1)
+
+    # --- admission ---------------------------------------------------------------
+
+    def admit(self, source: str, spi_i: bytes, nonce: bytes, cookie: bytes | None,
+              now: float) -> tuple[str, bool]:
+        """(verdict, proven): verdict 'accept', 'cookie' (answer with a COOKIE
+        challenge) or 'drop'; proven when the request returned a valid cookie."""
+        s = self.settings
+        if self._total >= s.max_half_open:
+            self.counters.dropped_total_cap += 1
+            return "drop", False
+        if self._per_source.get(source, 0) >= s.max_half_open_per_source:
+            self.counters.dropped_source_cap += 1
+            return "drop", False
+        if cookie is not None and self.check(cookie, source, spi_i, nonce, now):
+            self.counters.cookies_accepted += 1
+            return "accept", True
+        if cookie is not None:
+            self.counters.cookies_rejected += 1
+        if not (s.require_cookies or self._total >= s.cookie_threshold):
+            return "accept", False   # unproven: the answer must not amplify (CookieRequired)
+        self.counters.cookies_sent += 1
+        return "cookie", False
+
+    # --- cookies -------------------------------------------------------------------
+
+    def _rotate(self, now: float) -> None:
+        if self._rotated_at is None or now - self._rotated_at >= self.settings.secret_lifetime:
+            version = (self._secrets[0][0] + 1) % 256 if self._secrets else 0
+            self._secrets = [(version, self.random_bytes(32))] + self._secrets[:1]
+            self._rotated_at = now
+
+    def _mac(self, secret: bytes, source: str, spi_i: bytes, nonce: bytes) -> bytes:
+        data = nonce + ipaddress.ip_address(source).packed + spi_i
+        return hmac.new(secret, data, sha256).digest()[:COOKIE_MAC_LEN]
+
+    def make(self, source: str, spi_i: bytes, nonce: bytes, now: float) -> bytes:
+        self._rotate(now)
+        version, secret = self._secrets[0]
+        return bytes([version]) + self._mac(secret, source, spi_i, nonce)
+
+    def check(self, cookie: bytes, source: str, spi_i: bytes, nonce: bytes, now: float) -> bool:
+        self._rotate(now)
+        if len(cookie) != 1 + COOKIE_MAC_LEN:
+            return False
+        for version, secret in self._secrets:   # the current and the previous secret
+            if cookie[0] == version:
+                return hmac.compare_digest(cookie[1:], self._mac(secret, source, spi_i, nonce))
+        return False
