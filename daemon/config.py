@@ -663,6 +663,19 @@ class MetricsConfig(_Model):
         return int(self.listen.rpartition(":")[2])
 
 
+class DosProtectionConfig(_Model):
+    """vgw only: limits on unauthenticated IKE_SA_INIT traffic (RFC 7296 §2.6).
+
+    AWS does not document its figures; these defaults keep a flood from using
+    more than a bounded amount of memory and CPU on a small machine."""
+
+    cookie_threshold: Annotated[int, _whole_number(0, 100000, why="vgw range")] = 16
+    require_cookies: Annotated[bool, BeforeValidator(_strict_bool)] = False
+    max_half_open: Annotated[int, _whole_number(1, 100000, why="vgw range")] = 1024
+    max_half_open_per_source: Annotated[int, _whole_number(1, 100000, why="vgw range")] = 8
+    max_new_per_second: Annotated[int, _whole_number(1, 100000, why="vgw range")] = 200
+
+
 def _check_connection_list(connections: list[ConnectionConfig]) -> list[ConnectionConfig]:
     if not connections:
         raise _fail("is empty; add at least one connection with a name and its tunnels")
@@ -674,6 +687,7 @@ class GatewayConfig(_Model):
 
     control_socket: Annotated[str, BeforeValidator(_check_socket_path)] = DEFAULT_CONTROL_SOCKET
     metrics: MetricsConfig | None = None  # vgw only; off by default
+    dos_protection: DosProtectionConfig = Field(default_factory=DosProtectionConfig)  # vgw only
     vpc: VpcConfig = Field(description="the VPC behind the gateway, e.g. vpc: {cidrs: [10.0.0.0/16]}")
     connections: Annotated[list[ConnectionConfig], AfterValidator(_check_connection_list)] = Field(
         description="a list of VPN connections, each with a name and its tunnels"

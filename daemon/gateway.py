@@ -10,6 +10,7 @@ earliest deadline of all cores is armed. Routes follow the tunnels' state.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 import errno
 import logging
 import signal
@@ -17,6 +18,7 @@ import socket
 from typing import Callable
 
 from dataplane.loop import PacketLoop
+from ikecore.dos import DosGuard, DosSettings
 
 from .config import GatewayConfig
 from .control import ControlServer
@@ -24,6 +26,18 @@ from .routes import RouteTable, choose_primary
 from .runtime import TunnelRuntime
 
 log = logging.getLogger("vgw")
+
+INIT_QUEUE_MAX = 1024
+INIT_BATCH = 32
+_NO_SPI = bytes(8)
+
+
+def _dos_settings(config: GatewayConfig) -> DosSettings:
+    d = config.dos_protection
+    return DosSettings(cookie_threshold=d.cookie_threshold, require_cookies=d.require_cookies,
+                       max_half_open=d.max_half_open,
+                       max_half_open_per_source=d.max_half_open_per_source,
+                       max_new_per_second=d.max_new_per_second)
 
 IKE_BATCH = 64
 
@@ -37,6 +51,13 @@ class Gateway:
         self.config = config
         self.loop = loop
         self.packets = PacketLoop(loop, self._ike_from_4500)
+        self.guard = DosGuard(_dos_settings(config))
+        # IKE_SA_INIT requests (no responder SPI yet) are unauthenticated work:
+        # bounded, droppable, and drained in small batches between the data
+        # path's readers, so a flood never delays ESP or established IKE SAs
+        self._init_queue: deque = deque()
+        self._init_drain_scheduled = False
+        self.dropped_init_queue = 0
         self.tunnels: dict[str, TunnelRuntime] = {}
         self.ike_socks: dict[str, socket.socket] = {}
         self.routes = RouteTable()
@@ -81,7 +102,7 @@ class Gateway:
             self.packets.add_endpoint(ip)
         except OSError as exc:
             raise StartupError(_bind_hint(ip, 4500, exc)) from None
-        rt = TunnelRuntime(conn, tun, self.packets)
+        rt = TunnelRuntime(conn, tun, self.packets, guard=self.guard)
         rt.call_later = self.loop.call_later
         self.tunnels[ip] = rt
         try:
@@ -140,6 +161,29 @@ class Gateway:
         if rt is None:
             self.dropped_no_tunnel += 1
             return
+        if data[8:16] == _NO_SPI:
+            if len(self._init_queue) >= INIT_QUEUE_MAX:
+                self.dropped_init_queue += 1
+                return
+            self._init_queue.append((rt, data, local, remote))
+            if not self._init_drain_scheduled:
+                self._init_drain_scheduled = True
+                self.loop.call_soon(self._drain_init_queue)
+            return
+        self._ike_deliver(rt, data, local, remote)
+
+    def _drain_init_queue(self) -> None:
+        self._init_drain_scheduled = False
+        for _ in range(min(INIT_BATCH, len(self._init_queue))):
+            rt, data, local, remote = self._init_queue.popleft()
+            if rt.id in self.tunnels:
+                self._ike_deliver(rt, data, local, remote)
+        if self._init_queue:
+            # yield to the event loop (ESP readers, timers) before the next batch
+            self._init_drain_scheduled = True
+            self.loop.call_soon(self._drain_init_queue)
+
+    def _ike_deliver(self, rt: TunnelRuntime, data: bytes, local: tuple, remote: tuple) -> None:
         try:
             rt.ike.receive(data, local, remote, self.loop.time())
         except Exception:  # the core must never raise; if it does, one tunnel logs it
@@ -290,6 +334,7 @@ class Gateway:
         old_prefixes = {str(p) for c in self.config.connections for p in c.static_routes}
         new_prefixes = {str(p) for c in new.connections for p in c.static_routes}
         self.routes.remove([p for p in old_prefixes - new_prefixes])
+        self.guard.settings = _dos_settings(new)
         if new.control_socket != self.config.control_socket:
             log.warning("control_socket changed to %s: takes effect after a restart", new.control_socket)
         self.config = new
@@ -319,6 +364,9 @@ class Gateway:
         primaries = set(self.primary.values())
         return {"tunnels": [rt.status(rt.id in primaries) for rt in self.tunnels.values()],
                 "dropped_no_tunnel": self.dropped_no_tunnel,
+                "ike_dos": {**vars(self.guard.counters), "half_open": self.guard.half_open,
+                            "init_queue": len(self._init_queue),
+                            "dropped_init_queue": self.dropped_init_queue},
                 "data_path": self.packets.global_stats()}
 
     def handle_control(self, req: dict) -> dict:

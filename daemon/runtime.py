@@ -66,10 +66,11 @@ class TunnelRuntime:
     last_status_change: float = field(default_factory=time.time)
     events_seen: dict[str, int] = field(default_factory=dict)
     call_later: object = None   # loop.call_later, set by the Gateway (grace timers)
+    guard: object = None        # the gateway's DosGuard, shared by all tunnels
 
     def __post_init__(self) -> None:
         self.policy = tunnel_policy(self.conn, self.cfg)
-        self.ike = IkeTunnel(self.policy)
+        self.ike = IkeTunnel(self.policy, self.guard)
         self.tunnel_log = TunnelLog(self.name)   # AWS's tunnel activity log (daemon/awslog.py)
         self.history = TunnelHistory()           # counts for metrics and status (daemon/history.py)
 

@@ -34,6 +34,7 @@ class DosSettings:
     max_half_open: int = 1024           # all tunnels
     max_half_open_per_source: int = 8
     secret_lifetime: float = 120.0      # seconds before the cookie secret rotates
+    max_new_per_second: float = 200.0   # new responder SAs (each costs a DH computation)
 
 
 @dataclass
@@ -44,6 +45,7 @@ class DosCounters:
     dropped_total_cap: int = 0
     dropped_source_cap: int = 0
     dropped_amplification: int = 0
+    dropped_rate: int = 0
 
 
 @dataclass
@@ -55,6 +57,8 @@ class DosGuard:
     _total: int = 0
     _secrets: list[tuple[int, bytes]] = field(default_factory=list)   # newest first
     _rotated_at: float | None = None
+    _tokens: float | None = None
+    _tokens_at: float = 0.0
 
     # --- half-open accounting -------------------------------------------------
 
@@ -89,13 +93,27 @@ class DosGuard:
             return "drop", False
         if cookie is not None and self.check(cookie, source, spi_i, nonce, now):
             self.counters.cookies_accepted += 1
-            return "accept", True
+            return self._spend(now), True
         if cookie is not None:
             self.counters.cookies_rejected += 1
         if not (s.require_cookies or self._total >= s.cookie_threshold):
-            return "accept", False   # unproven: the answer must not amplify (CookieRequired)
+            return self._spend(now), False   # unproven: the answer must not amplify (CookieRequired)
         self.counters.cookies_sent += 1
         return "cookie", False
+
+    def _spend(self, now: float) -> str:
+        """A token bucket on new SAs: bounds the DH work a stream of (even
+        cookie-proven) requests can cause; one second of burst."""
+        rate = self.settings.max_new_per_second
+        if self._tokens is None:
+            self._tokens, self._tokens_at = rate, now
+        self._tokens = min(rate, self._tokens + (now - self._tokens_at) * rate)
+        self._tokens_at = now
+        if self._tokens < 1.0:
+            self.counters.dropped_rate += 1
+            return "drop"
+        self._tokens -= 1.0
+        return "accept"
 
     # --- cookies -------------------------------------------------------------------
 

@@ -176,3 +176,14 @@ def test_a_forged_cookie_is_challenged_again():
     assert decode_message(answer.data).notify(NotifyType.COOKIE)
     assert pair_guard.counters.cookies_rejected == 1 and tunnel.sas == {}
     assert struct.unpack("!I", answer.data[24:28])[0] == len(answer.data)
+
+
+def test_new_sas_are_rate_limited():
+    guard = DosGuard(DosSettings(max_new_per_second=3, max_half_open_per_source=100),
+                     random_bytes=seeded_random(10))
+    tunnel = IkeTunnel(policy_b(remote_ip=None), guard)
+    got = [bool(_feed(tunnel, _init_request(bytes([0xa0 + i]) * 8), source=(f"192.0.2.{50 + i}", 500),
+                      now=0.0)) for i in range(5)]
+    assert got == [True, True, True, False, False] and guard.counters.dropped_rate == 2
+    # one second later the bucket has refilled
+    assert _feed(tunnel, _init_request(b"\xaf" * 8), source=("192.0.2.60", 500), now=1.0)
