@@ -65,6 +65,7 @@ class Notifier:
         self._sock: socket.socket | None = None
         self._task: asyncio.Task | None = None
         self._warned = False
+        self.dropped = 0
 
     @property
     def enabled(self) -> bool:
@@ -76,9 +77,16 @@ class Notifier:
             return False
         try:
             if self._sock is None:
-                self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+                # Non-blocking: a datagram socket's sender blocks when the receiver's
+                # queue is full (net.unix.max_dgram_qlen, 10 by default), and the
+                # event loop must never wait for systemd.
+                self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC
+                                           | socket.SOCK_NONBLOCK)
             self._sock.sendto("\n".join(lines).encode(), self.address)
             return True
+        except BlockingIOError:
+            self.dropped += 1  # systemd is behind; the next message says the same or newer
+            return False
         except OSError as exc:
             if not self._warned:
                 self._warned = True

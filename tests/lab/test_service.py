@@ -17,6 +17,7 @@ import json
 import os
 import socket
 import sys
+import threading
 import time
 
 import pytest
@@ -41,29 +42,38 @@ MAX_PACKET = 1500           # bound for one packet of iperf3's TCP control conne
 
 class NotifySocket:
     """The systemd side of sd_notify: a Unix datagram socket (a path: abstract
-    names are per network namespace, and vgw runs in another one)."""
+    names are per network namespace, and vgw runs in another one), read all the
+    time by a thread, as systemd does."""
 
     def __init__(self, path: str):
         self.path = path
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(path)
+        self.sock.settimeout(0.2)
         self.messages: list[tuple[float, str]] = []
+        self._closed = threading.Event()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        while not self._closed.is_set():
+            try:
+                data = self.sock.recv(4096)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.messages.append((time.monotonic(), data.decode()))
 
     def _drain(self, timeout: float) -> None:
-        self.sock.settimeout(timeout)
-        try:
-            while True:
-                self.messages.append((time.monotonic(), self.sock.recv(4096).decode()))
-                self.sock.settimeout(0)
-        except (BlockingIOError, socket.timeout):
-            pass
+        time.sleep(min(timeout, 0.1))
 
     def wait_for(self, predicate, timeout: float, what: str, start: int = 0) -> int:
         """Index of the first message from `start` on that satisfies `predicate`."""
         deadline = time.monotonic() + timeout
         while True:
             for i in range(start, len(self.messages)):
-                if predicate(self.messages[i][1]):
+                if predicate(self.messages[i][1]):  # list.append is atomic: safe to read
                     return i
             left = deadline - time.monotonic()
             if left <= 0:
@@ -74,6 +84,8 @@ class NotifySocket:
         return [m for _, m in self.messages]
 
     def close(self) -> None:
+        self._closed.set()
+        self._reader.join(timeout=2)
         self.sock.close()
 
 

@@ -104,3 +104,16 @@ def test_status_summary_counts_tunnels_up():
             self.up = up
     assert tunnels_summary([T(True), T(False)]) == "1/2 tunnels up"
     assert tunnels_summary([]) == "0/0 tunnels up"
+
+
+def test_a_full_queue_never_blocks_the_caller(tmp_path):
+    """The receiver reads nothing: sends fail fast instead of blocking the event loop."""
+    import time
+    path = str(tmp_path / "notify")
+    with _receiver(path):
+        n = Notifier({"NOTIFY_SOCKET": path})
+        start = time.monotonic()
+        results = [n.notify("WATCHDOG=1") for _ in range(500)]
+        assert time.monotonic() - start < 2
+        assert results[0] is True and results[-1] is False and n.dropped > 0
+        n.close()
