@@ -145,7 +145,11 @@ def respond(sa, msg, now, local, remote):
                 sa.log("AWS tunnel detected a (CHILD_REKEY) collision as CHILD_DELETE")
             if child.state != "DELETING":
                 ours.append(struct.pack("!I", child.spi_in))
-            reason = "rekeyed" if child.state == "REKEYED" else "deleted-by-peer"
+            # §2.8.1: the peer deletes the SA its own rekey replaced. That is also the
+            # case while our rekey of it is in flight, if we already installed the
+            # peer's new SA (a collision): make-before-break, not a plain delete.
+            replaced = child.state == "REKEYED" or child.spi_in in sa.collisions
+            reason = "rekeyed" if replaced else "deleted-by-peer"
             remove_child(sa, child.spi_in, reason)
         if ours:
             answer.append(DeletePayload(ProtocolId.ESP, ours))
