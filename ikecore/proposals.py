@@ -151,24 +151,39 @@ def _pick_group(offer: _Offer, dh_groups, ke_group: int | None) -> int:
     raise InvalidKe(wanted[0])
 
 
+def _spi_usable(spi: bytes) -> bool:
+    """RFC 4303 §2.1: SPI 0 is never sent and 1..255 are reserved; the data path
+    cannot install an SA with one of them."""
+    return int.from_bytes(spi, "big") > 255
+
+
+def _select(offers: list[_Offer], encryption, integrity, with_prf: bool, dh_groups,
+            ke_group: int | None, need_group: bool) -> tuple[_Offer, Suite]:
+    """The first combination in vgw's preference order that one offer holds whole;
+    with `need_group`, also a DH group (the peer's KE group if acceptable)."""
+    invalid_ke = None
+    for offer, e, integ, prf in _walk(offers, encryption, integrity, with_prf):
+        group = 0
+        if need_group:
+            try:
+                group = _pick_group(offer, dh_groups, ke_group)
+            except LookupError:
+                continue
+            except InvalidKe as exc:
+                invalid_ke = invalid_ke or exc
+                continue
+        return offer, Suite(e, integ, prf, group)
+    if invalid_ke:
+        raise invalid_ke
+    raise NoProposalChosen("no proposal in common")
+
+
 def select_ike(proposals: list[Proposal], encryption, integrity, dh_groups,
                ke_group: int | None) -> tuple[Proposal, Suite]:
     """Responder: choose an IKE suite. Returns the proposal to send back."""
     offers = [o for o in map(_Offer.of, proposals) if o.usable and o.proposal.protocol == ProtocolId.IKE]
-    invalid_ke = None
-    for offer, e, integ, prf in _walk(offers, encryption, integrity, with_prf=True):
-        try:
-            group = _pick_group(offer, dh_groups, ke_group)
-        except LookupError:
-            continue
-        except InvalidKe as exc:
-            invalid_ke = invalid_ke or exc
-            continue
-        suite = Suite(e, integ, prf, group)
-        return _answer(offer.proposal, suite, b""), suite
-    if invalid_ke:
-        raise invalid_ke
-    raise NoProposalChosen("no IKE proposal in common")
+    offer, suite = _select(offers, encryption, integrity, True, dh_groups, ke_group, True)
+    return _answer(offer.proposal, suite, b""), suite
 
 
 def select_esp(proposals: list[Proposal], encryption, integrity, spi: bytes,
@@ -180,28 +195,8 @@ def select_esp(proposals: list[Proposal], encryption, integrity, spi: bytes,
               if o.usable and o.proposal.protocol == ProtocolId.ESP
               and _spi_usable(o.proposal.spi)
               and (not o.esn or EsnId.NO_ESN in o.esn)]  # vgw does not do ESN
-    invalid_ke = None
-    for offer, e, integ, _ in _walk(offers, encryption, integrity, with_prf=False):
-        group = 0
-        if pfs:
-            try:
-                group = _pick_group(offer, dh_groups, ke_group)
-            except LookupError:
-                continue
-            except InvalidKe as exc:
-                invalid_ke = invalid_ke or exc
-                continue
-        suite = Suite(e, integ, None, group)
-        return _answer(offer.proposal, suite, spi, esn=bool(offer.esn)), suite
-    if invalid_ke:
-        raise invalid_ke
-    raise NoProposalChosen("no ESP proposal in common")
-
-
-def _spi_usable(spi: bytes) -> bool:
-    """RFC 4303 §2.1: SPI 0 is never sent and 1..255 are reserved; the data path
-    cannot install an SA with one of them."""
-    return int.from_bytes(spi, "big") > 255
+    offer, suite = _select(offers, encryption, integrity, False, dh_groups, ke_group, pfs)
+    return _answer(offer.proposal, suite, spi, esn=bool(offer.esn)), suite
 
 
 def _answer(p: Proposal, suite: Suite, spi: bytes, esn: bool = False) -> Proposal:
