@@ -26,9 +26,6 @@ log = logging.getLogger("vgw.tunnel")
 
 REKEYED_INBOUND_GRACE = 5.0
 
-_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
-           "error": logging.ERROR}
-
 
 def _ipv6_disabled(ifname: str) -> bool:
     try:
