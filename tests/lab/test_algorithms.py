@@ -97,8 +97,9 @@ def test_algorithm_interop(shared_lab, p1e, p1i, group, p2e, p2i):
         cgw.load(swanctl_conf_psk(topo.cgw_wan_ip, vgw_ip, psk,
                                   ike_proposals=_ike_proposal(p1e, p1i, group),
                                   esp_proposals=_esp_proposal(p2e, p2i)))
-        cgw.initiate("net", ike="tun1", timeout=20)
-        vgw.wait_up(vgw_ip)
+        # generous: MODP8192 and a busy 2-core machine
+        cgw.initiate("net", ike="tun1", timeout=40)
+        vgw.wait_up(vgw_ip, timeout=40)
         sa = cgw.list_sas()[0]
         assert (sa["encr-alg"], sa["encr-keysize"]) == ENCR[p1e][1:]
         assert sa["prf-alg"] == INTEG[p1i][3]
