@@ -125,6 +125,17 @@ def respond(sa, msg, now, local, remote):
             sa.close_after_response = ("cgw rejected our authentication", "auth-failed")
     for d in msg.all(DeletePayload):
         if d.protocol == ProtocolId.IKE:
+            if sa.successor is None and sa.ike_collision is not None:
+                # We answered the peer's rekey of this IKE SA while ours was in
+                # flight, and the peer now deletes the old SA: its rekey completed
+                # (it won, or never saw ours), so its new SA takes over (§2.18);
+                # ours is forgotten (§2.25.2: "reply as usual, and forget its
+                # own rekeying request").
+                from .ike_rekey import hand_over
+                new, sa.ike_collision = sa.ike_collision, None
+                sa.log("AWS tunnel detected a (IKE_REKEY) collision as IKE_DELETE: "
+                       "the peer's new IKE_SA survives")
+                hand_over(sa, new, now)
             if sa.successor is not None:
                 # the old IKE SA after a rekey (§2.18): its CHILD SAs live on in the new one
                 sa.close_after_response = ("rekeyed", "rekeyed")
