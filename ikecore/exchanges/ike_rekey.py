@@ -120,7 +120,10 @@ class IkeRekey(Exchange):
             return False
         if theirs is not None:
             sa.log("AWS tunnel detected a (IKE_REKEY) collision as IKE_REKEY: this side's SA survives")
-            theirs.redundant = True   # the peer deletes it
+            theirs.redundant = True   # the peer deletes it (§2.8.1)...
+            # ...unless its own answer reaches it only after we deleted the old SA:
+            # then it never learns of it, so we delete it ourselves after a while
+            theirs.timers["delete_redundant"] = now + REKEYED_DELETE_DELAY
             sa.spawned.append(theirs)
         hand_over(sa, new, now)
         sa.start(DeleteIke("rekeyed"), now)

@@ -65,6 +65,9 @@ def fire(sa, name: str, now: float) -> None:
     elif name == "delete_rekeyed":
         if sa.state == State.ESTABLISHED and sa.successor is not None:
             sa.start(DeleteIke("rekeyed"), now)   # the peer did not delete it
+    elif name == "delete_redundant":
+        if sa.state == State.ESTABLISHED and sa.redundant:
+            sa.start(DeleteIke("redundant"), now)   # the peer did not delete it
     elif name == "dpd":
         dpd_check(sa, now)
 
