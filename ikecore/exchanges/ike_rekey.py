@@ -46,6 +46,15 @@ def hand_over(old, new, now) -> None:
     old.successor = new
     old.spawned.append(new)
     _ike_up(new, now, rekeyed=True)
+    # CHILD SA exchanges still waiting for the old SA's window (e.g. `vgw rekey
+    # --child` right after `--ike`) follow their CHILD SAs; left behind they would
+    # find no CHILD SA there and be dropped, and a dropped rekey is not retried
+    from .child_rekey import ChildRekey
+    from .informational import DeleteChild
+    for ex in [e for e in old.queue if isinstance(e, (ChildRekey, DeleteChild))
+               and e.spi_in in new.children]:
+        old.queue.remove(ex)
+        new.start(ex, now)
     old.log(f"AWS tunnel rekeyed IKE_SA with cgw: {old.remote[0]}: new SPIs "
             f"{new.spi_i.hex()}_i {new.spi_r.hex()}_r, {describe_suite(new.suite)}")
 
