@@ -61,7 +61,12 @@ def fire(sa, name: str, now: float) -> None:
     elif name == "ike_expire":
         if sa.state == State.ESTABLISHED:
             sa.log(f"AWS tunnel IKE_SA with cgw: {sa.remote[0]} reached its phase 1 lifetime", "warning")
-            sa.start(DeleteIke("expired"), now)
+            if sa.pending is None:
+                sa.start(DeleteIke("expired"), now, front=True)
+            else:
+                # Hard lifetime: the SA ends now (RFC 4301 §4.4.2.1); no DELETE can
+                # pass an unanswered request (window of one, RFC 7296 §2.3)
+                sa.fail("reached its phase 1 lifetime", "expired")
     elif name == "delete_rekeyed":
         if sa.state == State.ESTABLISHED and sa.successor is not None:
             sa.start(DeleteIke("rekeyed"), now)   # the peer did not delete it
@@ -74,7 +79,7 @@ def fire(sa, name: str, now: float) -> None:
 
 def fire_child(sa, child, now: float) -> None:
     from .child_rekey import ChildRekey
-    from .informational import DeleteChild
+    from .informational import DeleteChild, remove_child
     if child.delete_at is not None and now >= child.delete_at:
         child.delete_at = None
         if child.state == "REKEYED":
@@ -83,7 +88,10 @@ def fire_child(sa, child, now: float) -> None:
         child.expire_at = child.rekey_at = None
         if child.state != "DELETING":
             sa.log(f"AWS tunnel Phase 2 SA with SPI: {child.spi_in:08x} reached its lifetime", "warning")
-            sa.start(DeleteChild(child.spi_in, "expired"), now)
+            # Hard lifetime: the SA ends now (RFC 4301 §4.4.2.1), even if the DELETE
+            # must wait for the window (a rekey of it may be unanswered, RFC 7296 §2.3)
+            remove_child(sa, child.spi_in, "expired")
+            sa.start(DeleteChild(child.spi_in, "expired", installed=False), now, front=True)
     if child.rekey_at is not None and now >= child.rekey_at:
         child.rekey_at = None
         if child.state == "INSTALLED":
