@@ -21,6 +21,13 @@ The module also holds an independent oracle for IKEv2 crypto (prf+, the SK
 payload, NAT detection hashes, PSK AUTH) written from RFC 7296 / RFC 5282 with
 `hmac`/`hashlib` and raw `cryptography` ciphers, so tests can check what the
 core produced without trusting the core's own crypto code.
+
+For the lifecycle tests: `ScriptedRandom` steers a side's random source (the
+uniform value behind the rekey fuzz, the nonces that decide collisions),
+`Holder` keeps datagrams back to reorder them, `open_message` decrypts and walks
+a message independently (`IkePair.sa_of` finds the keys, also of an SA that is
+gone), and `DhRecorder` hands out DH keys whose private values the test knows,
+so that g^ir, KEYMAT and a rekeyed SKEYSEED can be recomputed here.
 """
 
 from __future__ import annotations
@@ -178,6 +185,9 @@ class IkePair:
         # every datagram a side handed out, in order: (sender name, datagram)
         self.wire: list[tuple[str, Datagram]] = []
         self.misrouted: list[Datagram] = []
+        # every keyed IKE SA either side ever held, by (SPIi, SPIr): the keys of an
+        # SA that is gone still open the datagrams it sent (see sa_of)
+        self.known_sas: dict[tuple[bytes, bytes], IkeSa] = {}
 
     def other(self, side: Side) -> Side:
         return self.b if side is self.a else self.a
@@ -191,10 +201,21 @@ class IkePair:
     def outgoing(self, side: Side) -> list[Datagram]:
         """Take what `side` wants to send now (and record it on the wire)."""
         side.tunnel._collect(self.now)  # output of exchanges started on an SA directly
+        self._remember(side)
         out = side.tunnel.datagrams_to_send()
         self.wire.extend((side.name, d) for d in out)
         side.drain()
         return out
+
+    def _remember(self, side: Side) -> None:
+        for sa in side.sas:
+            if sa.keys is not None and sa.spi_r != bytes(8):
+                self.known_sas.setdefault((sa.spi_i, sa.spi_r), sa)
+
+    def sa_of(self, d: Datagram | bytes) -> IkeSa:
+        """The IKE SA (of either side, alive or not) a datagram belongs to."""
+        data = d.data if isinstance(d, Datagram) else d
+        return self.known_sas[(data[:8], data[8:16])]
 
     def deliver(self, receiver: Side, d: Datagram, now: float | None = None) -> bool:
         """Hand one datagram, sent by the other side, to `receiver`, with the
@@ -215,6 +236,7 @@ class IkePair:
             self.misrouted.append(d)
             return False
         receiver.tunnel.receive(d.data, dst, src, self.now if now is None else now)
+        self._remember(receiver)
         receiver.drain()
         return True
 
@@ -407,28 +429,31 @@ def split(material: bytes, sizes: Iterable[int]) -> list[bytes]:
 
 
 def ike_keys(hash_name: str, encr: str, integ: str | None, ni: bytes, nr: bytes,
-             spi_i: bytes, spi_r: bytes, shared: bytes) -> dict[str, bytes]:
-    """SKEYSEED and the seven SK_* keys (RFC 7296 §2.14; RFC 5282 §7.1 salt)."""
+             spi_i: bytes, spi_r: bytes, shared: bytes,
+             skeyseed: bytes | None = None) -> dict[str, bytes]:
+    """SKEYSEED and the seven SK_* keys (RFC 7296 §2.14; RFC 5282 §7.1 salt).
+    `skeyseed` overrides prf(Ni | Nr, g^ir), e.g. for a rekeyed IKE SA (§2.18)."""
     _, prf_len, _, _ = HASHES[hash_name]
     _, key_bits, aead = CIPHERS[encr]
     e_len = key_bits // 8 + (4 if aead else 0)
     a_len = 0 if aead else HASHES[integ][2]
-    seed = prf(hash_name, ni + nr, shared)
+    seed = prf(hash_name, ni + nr, shared) if skeyseed is None else skeyseed
     sizes = (prf_len, a_len, a_len, e_len, e_len, prf_len, prf_len)
     names = ("sk_d", "sk_ai", "sk_ar", "sk_ei", "sk_er", "sk_pi", "sk_pr")
     return dict(zip(names, split(prf_plus(hash_name, seed, ni + nr + spi_i + spi_r, sum(sizes)), sizes)))
 
 
 def child_keys(hash_name: str, sk_d: bytes, ni: bytes, nr: bytes, encr: str,
-               integ: str | None) -> dict[str, bytes]:
+               integ: str | None, shared: bytes = b"") -> dict[str, bytes]:
     """KEYMAT = prf+(SK_d, Ni | Nr) for the first CHILD SA (RFC 7296 §2.17), taken
-    as initiator->responder encryption, integrity, then responder->initiator."""
+    as initiator->responder encryption, integrity, then responder->initiator.
+    With `shared` (PFS in CREATE_CHILD_SA): prf+(SK_d, g^ir (new) | Ni | Nr)."""
     _, key_bits, aead = CIPHERS[encr]
     e_len = key_bits // 8 + (4 if aead else 0)   # RFC 4106 §8.1: key | 4-byte salt
     a_len = 0 if aead else HASHES[integ][2]
     sizes = (e_len, a_len, e_len, a_len)
     names = ("encr_i", "integ_i", "encr_r", "integ_r")
-    return dict(zip(names, split(prf_plus(hash_name, sk_d, ni + nr, sum(sizes)), sizes)))
+    return dict(zip(names, split(prf_plus(hash_name, sk_d, shared + ni + nr, sum(sizes)), sizes)))
 
 
 def open_sk(message: bytes, encr: str, integ: str | None, sk_e: bytes, sk_a: bytes) -> tuple[int, bytes]:
@@ -469,9 +494,251 @@ def psk_auth(hash_name: str, psk: bytes, real_message: bytes, peer_nonce: bytes,
     return prf(hash_name, prf(hash_name, psk, b"Key Pad for IKEv2"), octets)
 
 
+# --- steering randomness (rekey times, nonces) ----------------------------------------------
+
+
+class ScriptedRandom:
+    """A `random_bytes` for TunnelPolicy that a test can steer.
+
+    - Nonces (draws of `nonce_size` bytes) come from the `nonces` queue while it
+      holds any (RFC 7296 §2.8.1 collisions are decided by the nonces).
+    - With `fraction` set, every draw that is neither an SPI (4 or 8 bytes, RFC
+      7296 §3.3.1) nor a nonce (the core's uniform() draws) returns `fraction` as
+      a big-endian binary fraction of the draw: b"\x80\x00.." is 0.5 at any width.
+    - Everything else comes from a seeded generator.
+    """
+
+    def __init__(self, seed: int, fraction: float | None = None, nonce_size: int = 32):
+        self._rng = random.Random(seed)
+        self.fraction = fraction
+        self.nonce_size = nonce_size
+        self.nonces: list[bytes] = []
+        self.draws: list[int] = []      # sizes drawn, in order
+
+    def __call__(self, n: int) -> bytes:
+        self.draws.append(n)
+        if n == self.nonce_size and self.nonces:
+            return self.nonces.pop(0)
+        if self.fraction is not None and n not in (4, 8, self.nonce_size):
+            value = min(int(self.fraction * 256 ** n), 256 ** n - 1)
+            return value.to_bytes(n, "big")
+        return self._rng.randbytes(n)
+
+
+def nonce(first: int, size: int = 32) -> bytes:
+    """A nonce whose first octet decides the comparison of RFC 7296 §2.8.1."""
+    return bytes([first]) + bytes([0x55]) * (size - 1)
+
+
+# --- holding datagrams back (reordering) -------------------------------------------------
+
+
+class Holder:
+    """A hook that keeps back the datagrams `match` selects (all of them until
+    `limit` are held), to be delivered later with `release`."""
+
+    def __init__(self, match: Callable[[Datagram], bool], limit: int = 1):
+        self.match = match
+        self.limit = limit
+        self.held: list[Datagram] = []
+
+    def __call__(self, out: list[Datagram]) -> list[Datagram]:
+        kept = []
+        for d in out:
+            if len(self.held) < self.limit and self.match(d):
+                self.held.append(d)
+            else:
+                kept.append(d)
+        return kept
+
+    def release(self, pair: "IkePair", receiver: Side) -> int:
+        held, self.held = self.held, []
+        self.limit = 0
+        return sum(pair.deliver(receiver, d) for d in held)
+
+
+# --- reading IKE messages independently (RFC 7296 §3) ---------------------------------------
+
+# RFC 7296 §3.1 exchange types, §3.2 payload types, §3.10.1 notify types (IANA registry)
+EXCHANGES = {"IKE_SA_INIT": 34, "IKE_AUTH": 35, "CREATE_CHILD_SA": 36, "INFORMATIONAL": 37}
+PAYLOADS = {"SA": 33, "KE": 34, "IDi": 35, "IDr": 36, "AUTH": 39, "Ni": 40, "N": 41, "D": 42,
+            "TSi": 44, "TSr": 45, "SK": 46}
+NOTIFIES = {"INVALID_SYNTAX": 7, "NO_PROPOSAL_CHOSEN": 14, "INVALID_KE_PAYLOAD": 17,
+            "NO_ADDITIONAL_SAS": 35, "TEMPORARY_FAILURE": 43, "CHILD_SA_NOT_FOUND": 44,
+            "REKEY_SA": 16393}
+FLAG_I, FLAG_R = 0x08, 0x20   # §3.1
+
+
+def exchange_of(d: Datagram | bytes) -> int:
+    data = d.data if isinstance(d, Datagram) else d
+    return data[18]
+
+
+def is_response(d: Datagram | bytes) -> bool:
+    data = d.data if isinstance(d, Datagram) else d
+    return bool(data[19] & FLAG_R)
+
+
+def is_request(exchange: str) -> Callable[[Datagram], bool]:
+    """A predicate for Holder / filters: a request of the named exchange."""
+    return lambda d: exchange_of(d) == EXCHANGES[exchange] and not is_response(d)
+
+
+def is_answer(exchange: str) -> Callable[[Datagram], bool]:
+    return lambda d: exchange_of(d) == EXCHANGES[exchange] and is_response(d)
+
+
+@dataclass
+class Opened:
+    """One decrypted message, its payloads as (type, body) in order."""
+
+    spi_i: bytes
+    spi_r: bytes
+    exchange: int
+    flags: int
+    message_id: int
+    payloads: list[tuple[int, bytes]]
+
+    @property
+    def response(self) -> bool:
+        return bool(self.flags & FLAG_R)
+
+    def bodies(self, name: str) -> list[bytes]:
+        return [b for t, b in self.payloads if t == PAYLOADS[name]]
+
+    def body(self, name: str) -> bytes | None:
+        found = self.bodies(name)
+        return found[0] if found else None
+
+    @property
+    def types(self) -> list[int]:
+        return [t for t, _ in self.payloads]
+
+    def notifies(self) -> list[tuple[int, int, bytes, bytes]]:
+        """(notify type, protocol, SPI, data) per Notify payload (§3.10)."""
+        out = []
+        for b in self.bodies("N"):
+            proto, spi_size, ntype = struct.unpack("!BBH", b[:4])
+            out.append((ntype, proto, b[4:4 + spi_size], b[4 + spi_size:]))
+        return out
+
+    def notify_types(self) -> list[int]:
+        return [n[0] for n in self.notifies()]
+
+    def ke(self) -> tuple[int, bytes] | None:
+        """(DH group, key exchange data) of the KE payload (§3.4)."""
+        b = self.body("KE")
+        return None if b is None else (struct.unpack("!H", b[:2])[0], b[4:])
+
+    def nonce(self) -> bytes | None:
+        return self.body("Ni")
+
+    def proposals(self) -> list[dict]:
+        """The proposals of the SA payload (§3.3): num, protocol, spi, transforms
+        as (type, id, key length or None)."""
+        b = self.body("SA")
+        out, pos = [], 0
+        while b is not None and pos < len(b):
+            _, _, plen, num, proto, spi_size, _ = struct.unpack("!BBHBBBB", b[pos:pos + 8])
+            spi = b[pos + 8:pos + 8 + spi_size]
+            tpos, transforms = pos + 8 + spi_size, []
+            while tpos < pos + plen:
+                _, _, tlen, ttype, _, tid = struct.unpack("!BBHBBH", b[tpos:tpos + 8])
+                keylen = None
+                if tlen >= 12 and struct.unpack("!H", b[tpos + 8:tpos + 10])[0] == 0x800E:
+                    keylen = struct.unpack("!H", b[tpos + 10:tpos + 12])[0]  # §3.3.5
+                transforms.append((ttype, tid, keylen))
+                tpos += tlen
+            out.append({"num": num, "protocol": proto, "spi": spi, "transforms": transforms})
+            pos += plen
+        return out
+
+    def deletes(self) -> list[tuple[int, list[bytes]]]:
+        """(protocol, SPIs) per Delete payload (§3.11)."""
+        out = []
+        for b in self.bodies("D"):
+            proto, spi_size, count = struct.unpack("!BBH", b[:4])
+            out.append((proto, [b[4 + i * spi_size:4 + (i + 1) * spi_size] for i in range(count)]))
+        return out
+
+
+def walk_payloads(first: int, data: bytes) -> list[tuple[int, bytes]]:
+    """The generic payload chain (RFC 7296 §3.2)."""
+    out, pos, nxt = [], 0, first
+    while nxt != 0:
+        following, _, length = struct.unpack("!BBH", data[pos:pos + 4])
+        out.append((nxt, data[pos + 4:pos + length]))
+        pos += length
+        nxt = following
+    assert pos == len(data), "bytes after the last payload"
+    return out
+
+
+def open_message(sa: IkeSa, data: bytes | Datagram) -> Opened:
+    """Decrypt an SK-protected message of `sa`'s IKE SA with the independent
+    crypto above (the keys are those both sides hold; which pair protects the
+    message follows the I flag, §2.14) and walk its payloads."""
+    data = data.data if isinstance(data, Datagram) else data
+    spi_i, spi_r, _, _, exch, flags, mid, length = struct.unpack("!8s8sBBBBII", data[:28])
+    assert length == len(data)
+    from ikecore.transforms import integ_name
+    encr, integ = sa.suite.encr.aws_name, integ_name(sa.suite.integ)
+    k = sa.keys
+    sk_e, sk_a = (k.sk_ei, k.sk_ai) if flags & FLAG_I else (k.sk_er, k.sk_ar)
+    first, inner = open_sk(data, encr, integ, sk_e, sk_a)
+    return Opened(spi_i, spi_r, exch, flags, mid, walk_payloads(first, inner))
+
+
+# --- Diffie-Hellman with private values the test knows ---------------------------------------
+
+
+class DhRecorder:
+    """Stands in for `get_dh_group` in an exchange module (monkeypatch): every key
+    it hands out is made from a private value drawn here, recorded in `keys` as
+    (group, private value, public KE data), so a test can compute g^ir itself."""
+
+    def __init__(self, real, seed: int = 7):
+        self.real = real
+        self.rng = random.Random(seed)
+        self.keys: list[tuple[int, int, bytes]] = []
+
+    def __call__(self, group_id):
+        group, recorder = self.real(group_id), self
+
+        class _Group:
+            id = group.id
+            public_size = group.public_size
+
+            def generate(self):
+                x = recorder.rng.getrandbits(150) | (1 << 149)
+                key = group.from_private_int(x)
+                recorder.keys.append((int(group.id), x, key.public_bytes))
+                return key
+        return _Group()
+
+    def private_for(self, public: bytes) -> tuple[int, int]:
+        for group, x, pub in self.keys:
+            if pub == public:
+                return group, x
+        raise KeyError("no recorded key with that public value")
+
+
+def ecp_shared_secret(group: int, x: int, peer_public: bytes) -> bytes:
+    """g^ir for the ECP groups of RFC 5903 computed with `cryptography` alone: the
+    KE data is x | y without the 0x04 prefix, the secret is the x coordinate (§7)."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+    curve = {19: ec.SECP256R1(), 20: ec.SECP384R1(), 21: ec.SECP521R1()}[group]
+    mine = ec.derive_private_key(x, curve)
+    theirs = ec.EllipticCurvePublicKey.from_encoded_point(curve, b"\x04" + peer_public)
+    return mine.exchange(ec.ECDH(), theirs)
+
+
 __all__ = [
     "ADDR_A", "ADDR_B", "PSK", "IkePair", "Nat", "Side", "policy_a", "policy_b",
     "seeded_random", "drop_all", "duplicate", "drop_first", "snapshot", "seal_raw",
     "seal_payloads", "prf", "prf_plus", "ike_keys", "child_keys", "open_sk", "nat_hash",
     "psk_auth", "HASHES", "CIPHERS", "State", "replace",
+    "ScriptedRandom", "nonce", "Holder", "EXCHANGES", "PAYLOADS", "NOTIFIES", "exchange_of",
+    "is_response", "is_request", "is_answer", "Opened", "walk_payloads", "open_message",
+    "DhRecorder", "ecp_shared_secret",
 ]
