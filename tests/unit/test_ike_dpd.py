@@ -1,0 +1,293 @@
+"""DPD and re-initiation as AWS does them (aws-facts.md §1.5, §1.7, §6.4).
+
+- "If AWS receives no traffic from a VPN peer for 10 seconds, AWS sends a DPD
+  R-U-THERE message" (§6.4): in IKEv2 an empty INFORMATIONAL request (RFC 7296
+  §1.4); inbound ESP counts as traffic; it is resent every 10 s (the generated
+  configurations' "DPD Interval: 10"); the peer is dead dpd_timeout seconds
+  after the first probe: 30 s -> the probe and 2 retransmits, 40 s -> 3.
+- "periodic DPDs for peers using NAT": probes every 10 s whatever the traffic.
+- dpd_timeout_action clear / none / restart (§1.5); restart needs the CGW IP.
+- startup_action start: vgw initiates, and again after the tunnel went down,
+  with the back-off of ikecore.tunnel (RESTART_BASE doubling up to RESTART_MAX,
+  vgw's figures: AWS publishes none); hold() stops it, release() starts again;
+  startup_action add never initiates (§1.7).
+"""
+
+import pytest
+
+from ikecore.policy import RetransmitPolicy
+from ikecore.tunnel import RESTART_BASE, RESTART_MAX
+from ikepair import Holder, Nat, is_request
+from lifecycle import children, make_pair, opened
+
+IDLE = 10.0        # AWS: R-U-THERE after 10 s without traffic
+INTERVAL = 10.0    # resend interval ("DPD Interval: 10")
+
+
+def probe_times(pair, side, since=0):
+    """(time, bytes) of each empty INFORMATIONAL request `side` sent, from the
+    record of sends that step() keeps."""
+    return [(t, d.data) for t, who, d in pair.sends[since:] if who == side.name
+            and d.data[18] == 37 and not d.data[19] & 0x20 and opened(pair, d).payloads == []]
+
+
+def step(pair, until, deliver=True, tick=None, on_tick=None):
+    """Advance deadline by deadline (and every `tick` seconds) up to `until`,
+    recording what each side sends and when; deliver it or lose it."""
+    if not hasattr(pair, "sends"):
+        pair.sends = []
+    _flush(pair, pair.now, deliver)
+    while True:
+        times = [t for t in (pair.next_deadline(),) if t is not None and t <= until]
+        if tick is not None:
+            nxt_tick = (int(pair.now / tick) + 1) * tick
+            if nxt_tick <= until:
+                times.append(nxt_tick)
+        if not times:
+            break
+        t = min(times)
+        pair.advance(t)
+        if on_tick is not None:
+            on_tick(t)
+        _flush(pair, t, deliver)
+    pair.now = max(pair.now, until)
+
+
+def _flush(pair, t, deliver):
+    for _ in range(20):
+        moved = 0
+        for side in (pair.a, pair.b):
+            out = pair.outgoing(side)
+            pair.sends.extend((t, side.name, d) for d in out)
+            if deliver:
+                moved += sum(pair.deliver(pair.other(side), d) for d in out)
+        if not moved:
+            break
+
+
+# --- the probe ------------------------------------------------------------------------------
+
+
+def test_probe_after_10s_without_inbound_traffic():
+    pair = make_pair()
+    step(pair, 9.99)
+    assert probe_times(pair, pair.a) == []
+    step(pair, 35.0)
+    # both sides were idle: each probes at 10 s; answered, the next after 10 s more
+    assert [t for t, _ in probe_times(pair, pair.a)] == [10.0, 20.0, 30.0]
+    for side in (pair.a, pair.b):
+        assert side.sa.pending is None and side.downs == []
+
+
+def test_inbound_esp_postpones_the_probe():
+    pair = make_pair()
+    pair.a.tunnel.note_inbound(7.0)        # the data path saw ESP from the peer at 7 s
+    pair.a.tunnel.note_inbound(3.0)        # an older report changes nothing
+    step(pair, 16.99, deliver=False)
+    assert probe_times(pair, pair.a) == []
+    step(pair, 17.0, deliver=False)
+    assert [t for t, _ in probe_times(pair, pair.a)] == [17.0]
+
+
+@pytest.mark.parametrize("dpd_timeout,retransmits", [(30, 2), (40, 3)])
+def test_dpd_schedule_and_timeout(dpd_timeout, retransmits):
+    pair = make_pair(a=dict(dpd_timeout=dpd_timeout), b=dict(dpd_timeout=dpd_timeout))
+    [ca] = pair.a.child_ups
+    first = IDLE
+    dead = first + dpd_timeout
+    step(pair, dead - 0.01, deliver=False)
+    probes = probe_times(pair, pair.a)
+    assert [t for t, _ in probes] == [first + INTERVAL * k for k in range(retransmits + 1)]
+    assert len({data for _, data in probes}) == 1      # the same request, retransmitted
+    assert pair.a.downs == []
+    step(pair, dead, deliver=False)
+    [down] = pair.a.downs
+    assert down.reason == "dpd"
+    assert pair.a.logged(f"AWS tunnel DPD timed out after {retransmits} retransmits")
+    assert [(d.spi_in, d.reason) for d in pair.a.child_downs] == [(ca.spi_in, "dpd")]
+
+
+# --- actions -------------------------------------------------------------------------------
+
+
+def test_dpd_clear_ends_the_tunnel_and_does_not_initiate():
+    pair = make_pair()                       # startup_action add, dpd_timeout_action clear
+    step(pair, 40.0, deliver=False)
+    assert [d.reason for d in pair.a.downs] == ["dpd"]
+    assert len(pair.a.child_downs) == 1
+    mark = len(pair.sends)
+    step(pair, 1000.0, deliver=False)
+    assert [x for x in pair.sends[mark:] if x[1] == "a"] == []
+    assert pair.a.tunnel.next_deadline() is None
+    assert pair.a.tunnel.status(pair.now)["phase1_state"] == "down"
+
+
+def test_dpd_none_keeps_the_sa_and_goes_on_probing():
+    pair = make_pair(a=dict(dpd_action="none"), b=dict(dpd_action="none"))
+    [ca] = pair.a.child_ups
+    step(pair, 40.0, deliver=False)
+    assert pair.a.logged("AWS tunnel DPD timed out after 2 retransmits")
+    assert pair.a.downs == [] and pair.a.child_downs == []
+    assert pair.a.sa.established and children(pair.a) == {ca.spi_in: ca.spi_out}
+    step(pair, 49.99, deliver=False)
+    assert [t for t, _ in probe_times(pair, pair.a)] == [10.0, 20.0, 30.0]
+    step(pair, 50.0, deliver=False)
+    assert [t for t, _ in probe_times(pair, pair.a)][-1] == 50.0   # probing continues
+    step(pair, 65.0)                                                 # the peer is back
+    assert pair.a.sa.pending is None and pair.a.downs == []
+    assert pair.a.sa.established
+
+
+def test_dpd_restart_initiates_at_once():
+    pair = make_pair(a=dict(dpd_action="restart"))
+    step(pair, 39.99, deliver=False)
+    mark = len(pair.sends)
+    step(pair, 40.0, deliver=False)
+    assert [d.reason for d in pair.a.downs] == ["dpd"]
+    assert pair.a.logged("AWS tunnel is restarting the IKE_SA")
+    inits = [(t, d) for t, who, d in pair.sends[mark:] if who == "a" and d.data[18] == 34]
+    assert [t for t, _ in inits] == [40.0]
+    step(pair, 60.0)                          # the network is back: a new IKE SA comes up
+    assert len(pair.a.ups) == 2 and pair.a.sa.established
+    assert pair.a.sa.spi_i == inits[0][1].data[:8]
+
+
+def test_dpd_restart_without_the_cgw_address_cannot_initiate():
+    """vgw as responder without customer_gateway.ip: nothing to initiate to."""
+    pair = make_pair(b=dict(remote_ip=None, dpd_action="restart"))
+    step(pair, 40.0, deliver=False)
+    assert [d.reason for d in pair.b.downs] == ["dpd"]
+    mark = len(pair.sends)
+    step(pair, 500.0, deliver=False)
+    assert [x for x in pair.sends[mark:] if x[1] == "b"] == []
+    assert pair.b.tunnel.restart_at is None
+
+
+# --- NAT: periodic probes ---------------------------------------------------------------------
+
+
+def test_peer_behind_nat_gets_periodic_probes_despite_traffic():
+    public = "203.0.113.7"
+    pair = make_pair(a=dict(local_ip="10.0.0.2"), b=dict(remote_ip=public), nat_a=Nat(public))
+    assert pair.b.ups[0].peer_behind_nat and not pair.a.ups[0].peer_behind_nat
+
+    def traffic(t):                           # ESP both ways every second
+        pair.a.tunnel.note_inbound(t)
+        pair.b.tunnel.note_inbound(t)
+    step(pair, 35.0, tick=1.0, on_tick=traffic)
+    assert [t for t, _ in probe_times(pair, pair.b)] == [10.0, 20.0, 30.0]
+    assert probe_times(pair, pair.a) == []    # A's peer is not behind a NAT: on demand
+
+
+# --- answering the peer's probes --------------------------------------------------------------
+
+
+def test_liveness_is_answered_while_our_own_request_is_outstanding():
+    pair = make_pair()
+    held = Holder(is_request("CREATE_CHILD_SA"))
+    pair.a.tunnel.rekey("child", pair.now)
+    assert pair.transfer(pair.a, held) == 0
+    assert pair.a.sa.pending is not None
+    pair.liveness(pair.b)
+    pair.transfer(pair.b)
+    assert pair.transfer(pair.a, held) == 1     # the answer goes out, the rekey still waits
+    assert pair.b.sa.pending is None and pair.a.sa.pending is not None
+    held.release(pair, pair.b)
+    pair.run()
+    assert pair.a.sa.pending is None
+
+
+# --- startup_action start and the back-off ------------------------------------------------------
+
+
+def test_startup_start_initiates_again_after_a_peer_delete():
+    pair = make_pair(a=dict(startup_action="start"))
+    for round_ in range(2):                   # twice: a success resets the back-off
+        t0 = pair.now
+        ups = len(pair.a.ups)
+        pair.b.tunnel.delete(pair.now)
+        pair.run()
+        assert pair.a.downs[-1].reason == "deleted-by-peer"
+        mark = len(getattr(pair, "sends", []))
+        step(pair, t0 + RESTART_BASE - 0.01)
+        assert [x for x in pair.sends[mark:] if x[1] == "a" and x[2].data[18] == 34] == []
+        step(pair, t0 + RESTART_BASE)
+        inits = [x for x in pair.sends[mark:] if x[1] == "a" and x[2].data[18] == 34]
+        assert [t for t, _, _ in inits] == [t0 + RESTART_BASE]
+        assert len(pair.a.ups) == ups + 1 and pair.a.sa.established
+        assert len(pair.b.sas) == 1 and pair.b.sa.established
+
+
+def test_startup_start_initiates_again_after_dpd_clear():
+    pair = make_pair(a=dict(startup_action="start"))
+    step(pair, 40.0, deliver=False)
+    assert [d.reason for d in pair.a.downs] == ["dpd"]
+    mark = len(pair.sends)
+    step(pair, 40.0 + RESTART_BASE, deliver=False)
+    inits = [t for t, who, d in pair.sends[mark:] if who == "a" and d.data[18] == 34]
+    assert inits == [40.0 + RESTART_BASE]
+
+
+def _attempt_starts(pair, since):
+    """Send time of the first IKE_SA_INIT of each attempt (a new SPIi each)."""
+    firsts = {}
+    for t, who, d in pair.sends[since:]:
+        if who == "a" and d.data[18] == 34:
+            firsts.setdefault(d.data[:8], t)
+    return sorted(firsts.values())
+
+
+def test_failed_attempts_back_off_doubling_up_to_the_maximum():
+    # each attempt gives up 3 s after its first IKE_SA_INIT (resend at +1, give up +2 later)
+    retransmit = RetransmitPolicy(timeout=1.0, base=2.0, tries=1)
+    give_up = 1.0 + 2.0
+    pair = make_pair(a=dict(startup_action="start", retransmit=retransmit))
+    pair.b.tunnel.delete(pair.now)
+    pair.run()                                 # the tunnel is down at t=0; B is gone after
+    pair.b.tunnel.hold()
+    expected, t = [], 0.0
+    for k in range(8):
+        t += min(RESTART_MAX, RESTART_BASE * 2 ** k)    # 5, 10, 20, 40, 80, 120, 120, 120
+        expected.append(t)
+        t += give_up
+    step(pair, expected[-1] + 1.0)
+    assert _attempt_starts(pair, 0) == expected
+    assert expected[6] - expected[5] == RESTART_MAX + give_up
+    assert {d.reason for d in pair.a.downs[1:]} == {"timeout"}
+
+
+def test_hold_stops_reinitiation_and_release_starts_at_once():
+    retransmit = RetransmitPolicy(timeout=1.0, base=2.0, tries=1)
+    pair = make_pair(a=dict(startup_action="start", retransmit=retransmit))
+    pair.b.tunnel.delete(pair.now)
+    pair.run()
+    pair.b.tunnel.hold()
+    pair.a.tunnel.hold()                       # `vgw tunnel down` on A meanwhile
+    step(pair, 500.0)
+    assert _attempt_starts(pair, 0) == []
+    assert pair.a.tunnel.next_deadline() is None
+    pair.a.tunnel.release(600.0)              # `vgw tunnel up`
+    pair.now = 600.0
+    step(pair, 700.0)
+    starts = _attempt_starts(pair, 0)
+    # at once, then the back-off from its start: 603 + 5, 611 + 10, ...
+    assert starts[:3] == [600.0, 603.0 + RESTART_BASE, 611.0 + 2 * RESTART_BASE]
+
+
+def test_startup_add_never_initiates():
+    pair = make_pair()                         # startup_action add (AWS's default)
+    pair.b.tunnel.delete(pair.now)
+    pair.run()
+    assert pair.a.downs[-1].reason == "deleted-by-peer"
+    step(pair, 1000.0)
+    pair.a.tunnel.release(pair.now)
+    step(pair, 1100.0)
+    assert _attempt_starts(pair, 0) == []
+    assert pair.a.tunnel.restart_at is None and pair.a.sas == []
+
+
+def test_initiation_needs_the_cgw_address():
+    pair = make_pair(a=dict(remote_ip=None, startup_action="start"), up=False)
+    with pytest.raises(ValueError):
+        pair.a.tunnel.initiate(0.0)
+    assert pair.a.sas == []
