@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Callable
 
+from .certs import LocalCredentials, TrustAnchors
+from .fragment import DEFAULT_FRAGMENT_SIZE
 from .transforms import DEFAULT_ENCRYPTION, DEFAULT_INTEGRITY, PHASE1_DH_GROUPS, PHASE2_DH_GROUPS
 
 
@@ -53,7 +55,18 @@ class TunnelPolicy:
     dpd_timeout: int = 30
     dpd_action: str = "clear"
     startup_action: str = "add"
-    remote_id: str | None = None   # identity the CGW must present (None: any)
+    remote_id: str | None = None   # identity the CGW must present (None: any): DN, IPv4 or FQDN
+    # Certificate authentication (RFC 7427 / RFC 7296 §3.8): vgw's chain and key, and
+    # the CAs that vouch for the CGW. Without credentials the tunnel uses the PSK.
+    credentials: LocalCredentials | None = None
+    trust: TrustAnchors | None = None
+    # Wall-clock time (POSIX seconds) for certificate validity: the core has no clock
+    # of its own and its `now` is monotonic; the daemon passes time.time. Called only
+    # while a peer's chain is checked (None: certificates cannot be validated).
+    wall_time: Callable[[], float] | None = field(default=None, compare=False, repr=False)
+    # IKE fragmentation (RFC 7383): the largest IPv4 datagram an IKE message or
+    # fragment may fill (ikecore.fragment)
+    fragment_size: int = DEFAULT_FRAGMENT_SIZE
     # strongSwan's charon.half_open_timeout is 30 s; AWS logs "Timeout: deleting
     # un-established Phase 1 IKE_SA" (aws-facts.md §3.3) without a documented figure.
     half_open_timeout: float = 30.0

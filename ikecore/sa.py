@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from .child import ChildSa
-from .constants import ExchangeType, HeaderFlag, IdType, NotifyType, ProtocolId
+from .constants import ExchangeType, HeaderFlag, IdType, NotifyType, PayloadType, ProtocolId
 from .crypto import IntegrityError
 from .errors import CookieRequired, ExchangeError, ParseError
 from .events import Addr, Datagram, Event, IkeSaDown, LogLine
-from .message import Header, Message, SaKeys, decode_message, encode_message
+from .message import Header, Message, SaKeys, decode_chain, decode_message, encode_message
 from .payloads import IdPayload, NotifyPayload, Payload
 from .policy import TunnelPolicy
 
@@ -88,6 +88,7 @@ class IkeSa:
     peer_behind_nat: bool = False
     local_behind_nat: bool = False
     peer_fragmentation: bool = False
+    peer_sig_hashes: tuple = ()         # the peer's SIGNATURE_HASH_ALGORITHMS (RFC 7427 §4)
     remote_identity: str = ""
     initial_contact: bool = False
     established_at: float | None = None
@@ -114,6 +115,7 @@ class IkeSa:
     pending: Pending | None = None
     queue: deque = field(default_factory=deque)
     cached_response: tuple[int, list[bytes]] | None = field(default=None, repr=False)
+    fragments: object = field(default=None, repr=False)   # fragment.Reassembler, once needed
     timers: dict[str, float] = field(default_factory=dict)
     _out: list[Datagram] = field(default_factory=list, repr=False)
     _events: deque = field(default_factory=deque, repr=False)
@@ -228,8 +230,8 @@ class IkeSa:
                       message_id: int | None = None) -> None:
         mid = self.next_request_id if message_id is None else message_id
         header = Header(self.spi_i, self.spi_r, 0, exchange.TYPE, self._flags(response=False), mid, 0)
-        data = self._encode(header, payloads, exchange.TYPE)
-        packets = [data]
+        packets = self._encode_packets(header, payloads, exchange.TYPE)
+        data = packets[0]
         self.pending = Pending(exchange, mid, packets, self.local, self.remote,
                                now + exchange.delays(self.policy)[0])
         for pkt in packets:
@@ -246,6 +248,26 @@ class IkeSa:
         if exchange == ExchangeType.IKE_SA_INIT:
             return encode_message(header, payloads)
         return encode_message(header, payloads, self.keys, initiator_sent=self.initiator)
+
+    def _encode_packets(self, header: Header, payloads: list[Payload], exchange: int) -> list[bytes]:
+        """The datagrams of one message: SKF fragments (RFC 7383) when both peers
+        support them and the message does not fit the path; never IKE_SA_INIT."""
+        if exchange == ExchangeType.IKE_SA_INIT or not self.peer_fragmentation:
+            return [self._encode(header, payloads, exchange)]
+        from . import fragment
+        budget = fragment.message_budget(self.policy.fragment_size, self.local[1])
+        packets = fragment.encode(header, payloads, self.keys, self.initiator, budget)
+        if len(packets) > 1:
+            self._reassembler().counters.sent += len(packets)
+            self.log(f"AWS tunnel is sending {ExchangeType(exchange).name} in {len(packets)} "
+                     f"IKE fragments (RFC 7383)", "debug")
+        return packets
+
+    def _reassembler(self):
+        if self.fragments is None:
+            from .fragment import Reassembler
+            self.fragments = Reassembler()
+        return self.fragments
 
     # --- responses to our requests -------------------------------------------
 
@@ -286,6 +308,10 @@ class IkeSa:
     def _receive_request(self, data, header, local, remote, now) -> None:
         mid = header.message_id
         if self.cached_response is not None and mid == self.cached_response[0]:
+            if header.next_payload == PayloadType.SKF:
+                from .fragment import fragment_number
+                if fragment_number(data) != 1:
+                    return   # RFC 7383 §2.6.1: only fragment 1 makes us answer again
             # §2.1: a retransmitted request gets the cached response, byte for byte
             self.counters.retransmitted_responses += 1
             for pkt in self.cached_response[1]:
@@ -355,15 +381,19 @@ class IkeSa:
             spi_r = bytes(8)  # an error answer to IKE_SA_INIT keeps no state (§1.2, §2.6)
         header = Header(self.spi_i, spi_r, 0, req.exchange, self._flags(response=True),
                         req.message_id, 0)
-        data = self._encode(header, payloads, req.exchange)
-        self.cached_response = (req.message_id, [data])
-        self._out.append(Datagram(data, local, remote))
+        packets = self._encode_packets(header, payloads, req.exchange)
+        data = packets[0]
+        self.cached_response = (req.message_id, packets)
+        for pkt in packets:
+            self._out.append(Datagram(pkt, local, remote))
         self.log(f"AWS tunnel is sending response (id={req.message_id}) for "
                  f"{ExchangeType(req.exchange).name}", "debug" if quiet else "info")
         if req.exchange == ExchangeType.IKE_SA_INIT and self.keys is not None:
             self.init_response = data
 
     def _decode(self, data, header, protected: bool, raise_authenticated: bool = False):
+        if protected and header.next_payload == PayloadType.SKF and self.keys is not None:
+            return self._reassemble(data, header, raise_authenticated)
         try:
             msg = decode_message(data, header, self.keys if protected else None)
         except IntegrityError:
@@ -380,6 +410,29 @@ class IkeSa:
                 return None
             return msg
         return None
+
+    def _reassemble(self, data, header, raise_authenticated: bool):
+        """One SKF fragment (RFC 7383 §2.6): the whole Message once every fragment
+        is in, else None."""
+        frags = self._reassembler()
+        try:
+            done = frags.add(data, header, self.keys)
+        except IntegrityError:
+            frags.counters.bad_integrity += 1
+            self.counters.dropped_unauthenticated += 1
+            return None
+        if done is None:
+            return None
+        first, inner = done
+        try:
+            payloads = decode_chain(first, inner)
+        except ParseError as exc:
+            exc.authenticated = True
+            if raise_authenticated:
+                raise
+            self.counters.dropped_unauthenticated += 1
+            return None
+        return Message(header, payloads, encrypted=True, raw=data)
 
     def _note_peer_address(self, local: Addr, remote: Addr, authenticated: bool) -> None:
         """Follow the peer to port 4500 and across NAT mapping changes, but only
@@ -417,7 +470,10 @@ class IkeSa:
         self.emit(IkeSaDown(self.spi_i, self.spi_r, reason, detail))
 
     def id_payload_body(self) -> tuple[int, bytes]:
-        """vgw's identity: its outside IPv4 address as ID_IPV4_ADDR (aws-facts §9.3)."""
+        """vgw's identity: its outside IPv4 address as ID_IPV4_ADDR (aws-facts §9.3),
+        or with a certificate its subject DN (or a dNSName of it, ikecore.certs)."""
+        if self.policy.credentials is not None:
+            return self.policy.credentials.id_body()
         return IdType.IPV4_ADDR, ipaddress.IPv4Address(self.policy.local_ip).packed
 
     def our_id(self, cls) -> IdPayload:

@@ -1,6 +1,6 @@
-"""IKE_AUTH (RFC 7296 §1.2, §2.15): identities, PSK authentication and the first
-CHILD SA, which takes its keys from the IKE SA (no KE: PFS groups apply to
-rekeys only).
+"""IKE_AUTH (RFC 7296 §1.2, §2.15): identities, authentication (a PSK or
+certificates: exchanges/authenticate.py) and the first CHILD SA, which takes its
+keys from the IKE SA (no KE: PFS groups apply to rekeys only).
 
 A failure of the CHILD SA part does not fail the IKE SA (§1.2): the response
 carries AUTH plus the error notify, and AWS logs "Phase 2 was unable to
@@ -9,11 +9,13 @@ establish while keeping Phase 1" (aws-facts.md §3.3).
 
 from __future__ import annotations
 
+import ipaddress
 import struct
 
 from ..child import ChildSa, new_spi
-from ..constants import AuthMethod, ExchangeType, NotifyType, ProtocolId
-from ..auth import psk_auth, psk_verify, signed_octets
+from ..constants import ExchangeType, IdType, NotifyType, ProtocolId
+from ..auth import signed_octets
+from ..certs import Identity, describe_id, parse_dn
 from ..errors import ExchangeError
 from ..events import IkeSaUp
 from ..payloads import (
@@ -22,6 +24,8 @@ from ..payloads import (
 from ..proposals import NoProposalChosen, check_answer, esp_offer, select_esp
 from ..transforms import integ_name, prf_name
 from ..ts import covers, narrow, selectors_for
+from . import authenticate
+from .authenticate import AuthFailed
 from .base import Exchange
 
 CHILD_ERRORS = (NotifyType.NO_PROPOSAL_CHOSEN, NotifyType.TS_UNACCEPTABLE,
@@ -63,12 +67,6 @@ def add_child(sa, child: ChildSa, now, shared: bytes | None = None, replaces: in
            + (" in UDP" if sa.udp_encap else ""))
 
 
-def _psk(sa) -> bytes:
-    if not sa.policy.psk:
-        raise ExchangeError(NotifyType.AUTHENTICATION_FAILED, "no pre-shared key configured", fatal=True)
-    return sa.policy.psk
-
-
 class IkeAuth(Exchange):
     """Initiator side: AWS initiates with startup_action start (aws-facts.md §1.7)."""
 
@@ -83,9 +81,16 @@ class IkeAuth(Exchange):
                                  struct.pack("!I", self.spi_in))
         self.tsi = selectors_for(p.vgw_ts)
         self.tsr = selectors_for(p.cgw_ts)
-        return [idi, NotifyPayload(NotifyType.INITIAL_CONTACT),
-                AuthPayload(AuthMethod.PSK, psk_auth(sa.prf, _psk(sa), octets)),
-                SaPayload(self.offered), TsiPayload(self.tsi), TsrPayload(self.tsr)]
+        try:
+            proof = authenticate.prove(sa, octets, initiator=True)
+        except AuthFailed as exc:
+            raise ExchangeError(NotifyType.AUTHENTICATION_FAILED, exc.detail, fatal=True)
+        # §1.2: IDi, [CERT,] [CERTREQ,] [IDr,] AUTH. aws-facts §1.7: AWS names the
+        # CGW's identity (IDr) when it initiates, needed behind a NAT
+        idr = _wanted_idr(p.remote_id) if p.remote_id else None
+        certs, auth = proof[:-1], proof[-1]
+        return ([idi, NotifyPayload(NotifyType.INITIAL_CONTACT), *certs, *([idr] if idr else []),
+                 auth, SaPayload(self.offered), TsiPayload(self.tsi), TsrPayload(self.tsr)])
 
     def process(self, sa, msg, now):
         err = msg.error_notify()
@@ -95,16 +100,13 @@ class IkeAuth(Exchange):
             sa.log(f"AWS tunnel authentication with cgw: {sa.remote[0]} failed: {why}", "error")
             sa.fail(f"IKE_AUTH refused: {why}", "auth-failed")
             return False
-        sa.remote_identity = str(idr)
+        sa.remote_identity = describe_id(idr.id_type, idr.data)
         octets = signed_octets(sa.prf, sa.init_response, sa.nonce_i, sa.sk_pr, idr.encode_body())
-        if auth.method != AuthMethod.PSK or not psk_verify(sa.prf, _psk(sa), octets, auth.data):
-            sa.log(f"AWS tunnel detected a pre-shared key mismatch with cgw: {sa.remote[0]}", "error")
+        try:
+            authenticate.check_peer(sa, msg, idr, auth, octets)
+        except AuthFailed as exc:
             _notify_auth_failed(sa, now)
-            sa.fail("pre-shared key mismatch", "auth-failed")
-            return False
-        if not _identity_ok(sa):
-            _notify_auth_failed(sa, now)
-            sa.fail(f"unexpected identity {sa.remote_identity}", "auth-failed")
+            sa.fail(exc.detail, "auth-failed")
             return False
         _ike_up(sa, now)
         if err is not None:
@@ -148,13 +150,18 @@ def _notify_auth_failed(sa, now) -> None:
     sa.start(Notify(NotifyType.AUTHENTICATION_FAILED), now)
 
 
-def _identity_ok(sa) -> bool:
-    want = sa.policy.remote_id
-    if want and want != sa.remote_identity:
-        sa.log(f"AWS tunnel refused cgw: {sa.remote[0]}: identity {sa.remote_identity} "
-               f"is not the configured {want}", "error")
-        return False
-    return True
+def _wanted_idr(remote_id: str) -> IdrPayload | None:
+    """IDr naming the CGW identity vgw expects (RFC 7296 §1.2: the initiator may
+    say whom it wants to talk to)."""
+    try:
+        ident = Identity.parse(remote_id)
+    except ValueError:
+        return None
+    if ident.kind == "dn":
+        return IdrPayload(IdType.DER_ASN1_DN, parse_dn(ident.text).public_bytes())
+    if ident.kind == "ipv4":
+        return IdrPayload(IdType.IPV4_ADDR, ipaddress.IPv4Address(ident.text).packed)
+    return IdrPayload(IdType.FQDN, ident.text.encode("ascii"))
 
 
 def respond(sa, msg, now, local, remote):
@@ -164,24 +171,18 @@ def respond(sa, msg, now, local, remote):
         sa.log(f"AWS tunnel is sending AUTHENTICATION_FAILED as the response: cgw: {remote[0]} "
                "sent no AUTH payload (EAP is not supported)", "error")
         raise ExchangeError(NotifyType.AUTHENTICATION_FAILED, "no AUTH payload", fatal=True)
-    sa.remote_identity = str(idi)
+    sa.remote_identity = describe_id(idi.id_type, idi.data)
     octets = signed_octets(sa.prf, sa.init_request, sa.nonce_r, sa.sk_pi, idi.encode_body())
-    if auth.method != AuthMethod.PSK:
-        sa.log(f"AWS tunnel refused authentication method {auth.method} from cgw: {remote[0]}: "
-               "this tunnel uses a pre-shared key", "error")
-        sa.log("AWS tunnel is sending AUTHENTICATION_FAILED as the response", "error")
-        raise ExchangeError(NotifyType.AUTHENTICATION_FAILED, "wrong auth method", fatal=True)
-    if not psk_verify(sa.prf, _psk(sa), octets, auth.data):
-        sa.log(f"AWS tunnel detected a pre-shared key mismatch with cgw: {remote[0]}", "error")
-        sa.log("AWS tunnel is sending AUTHENTICATION_FAILED as the response", "error")
-        raise ExchangeError(NotifyType.AUTHENTICATION_FAILED, "pre-shared key mismatch", fatal=True)
-    if not _identity_ok(sa):
-        sa.log("AWS tunnel is sending AUTHENTICATION_FAILED as the response", "error")
-        raise ExchangeError(NotifyType.AUTHENTICATION_FAILED, "unexpected identity", fatal=True)
-    sa.initial_contact = bool(msg.notify(NotifyType.INITIAL_CONTACT))
     idr = sa.our_id(IdrPayload)
     octets_r = signed_octets(sa.prf, sa.init_response, sa.nonce_i, sa.sk_pr, idr.encode_body())
-    answer = [idr, AuthPayload(AuthMethod.PSK, psk_auth(sa.prf, _psk(sa), octets_r))]
+    try:
+        authenticate.check_peer(sa, msg, idi, auth, octets)
+        proof = authenticate.prove(sa, octets_r, initiator=False)
+    except AuthFailed as exc:
+        sa.log("AWS tunnel is sending AUTHENTICATION_FAILED as the response", "error")
+        raise ExchangeError(NotifyType.AUTHENTICATION_FAILED, exc.detail, fatal=True)
+    sa.initial_contact = bool(msg.notify(NotifyType.INITIAL_CONTACT))
+    answer = [idr] + proof
     _ike_up(sa, now)
 
     sa_p, tsi, tsr = msg.get(SaPayload), msg.get(TsiPayload), msg.get(TsrPayload)

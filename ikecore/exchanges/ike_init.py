@@ -19,6 +19,7 @@ from ..nat import detect, nat_hash
 from ..payloads import KePayload, NoncePayload, NotifyPayload, SaPayload
 from ..proposals import InvalidKe, NoProposalChosen, check_answer, ike_offer, select_ike
 from ..transforms import dh_name, encr_name, integ_name, prf_name
+from . import authenticate
 from .base import Exchange
 
 MAX_KE_RETRIES = 3
@@ -103,7 +104,7 @@ class IkeInit(Exchange):
         payloads += [sa_payload, KePayload(self.group, sa.dh_key.public_bytes),
                      NoncePayload(sa.nonce_i)]
         payloads += nat_notifies(sa.spi_i, bytes(8), sa.local, sa.remote)
-        return payloads
+        return payloads + authenticate.init_payloads(sa)
 
     def sent(self, sa, data):
         sa.init_request = data  # RealMessage1: the last one sent is the one signed
@@ -153,7 +154,7 @@ class IkeInit(Exchange):
         sa.init_response = msg.raw
         sa.dh_key = None
         note_nat(sa, msg, sa.spi_r, sa.local, sa.remote)
-        sa.peer_fragmentation = bool(msg.notify(NotifyType.IKEV2_FRAGMENTATION_SUPPORTED))
+        authenticate.note_init(sa, msg)   # fragmentation, signature hashes
         if sa.udp_encap:
             # §2.23: with a NAT, the initiator moves to port 4500 for IKE_AUTH
             sa.local, sa.remote = (sa.local[0], 4500), (sa.remote[0], 4500)
@@ -217,10 +218,11 @@ def respond(sa, msg, now, local, remote):
     sa.init_request = msg.raw
     install_keys(sa, suite, shared)
     note_nat(sa, msg, bytes(8), local, remote)
-    sa.peer_fragmentation = bool(msg.notify(NotifyType.IKEV2_FRAGMENTATION_SUPPORTED))
+    authenticate.note_init(sa, msg)   # fragmentation, signature hashes
     from ..sa import State
     sa.state = State.HALF_OPEN
     sa.timers["half_open"] = now + p.half_open_timeout
     sa.log(f"AWS tunnel negotiated phase 1 with cgw: {remote[0]}: {describe_suite(suite)}")
     return ([SaPayload([proposal]), KePayload(suite.dh, dh_key.public_bytes), NoncePayload(sa.nonce_r)]
-            + nat_notifies(sa.spi_i, sa.spi_r, local, remote))
+            + nat_notifies(sa.spi_i, sa.spi_r, local, remote)
+            + authenticate.init_payloads(sa, msg))

@@ -29,6 +29,7 @@ from ikepair import (
 I_FLAG, R_FLAG = 0x08, 0x20
 SA, KE, IDI, IDR, AUTH, NONCE, NOTIFY, DELETE, TSI, TSR, SK = 33, 34, 35, 36, 39, 40, 41, 42, 44, 45, 46
 NAT_SRC, NAT_DST, INITIAL_CONTACT = 16388, 16389, 16384
+FRAG_SUP = 16430  # RFC 7383 §2.3: IKEV2_FRAGMENTATION_SUPPORTED
 NO_PROPOSAL_CHOSEN, INVALID_KE_PAYLOAD, AUTHENTICATION_FAILED, TS_UNACCEPTABLE = 14, 17, 24, 38
 # RFC 3526 / RFC 5903 public value sizes: MODP2048 256 bytes, ECP256 2 x 32
 KE_SIZE = {14: 256, 19: 64}
@@ -177,8 +178,8 @@ def test_handshake_and_informational_as_scapy_reads_them(shared_secrets, e1, h1,
     assert len(spi_i) == 8 and spi_i != bytes(8)
     assert (req.resp_SPI, req.exch_type, req.id, req.version) == (bytes(8), 34, 0, 0x20)
     assert int(req.flags) == I_FLAG and req.length == len(init_req.data)
-    assert types(req) == [SA, KE, NONCE, NOTIFY, NOTIFY]
-    sa_l, ke_l, ni_l, n1, n2 = payloads(req)
+    assert types(req) == [SA, KE, NONCE, NOTIFY, NOTIFY, NOTIFY]
+    sa_l, ke_l, ni_l, n1, n2, n3 = payloads(req)
     props = proposals(sa_l)
     assert [p.proposal for p in props] == list(range(1, len(props) + 1))  # §3.3.1
     assert all(p.proto == 1 and p.SPIsize == 0 for p in props)
@@ -190,14 +191,15 @@ def test_handshake_and_informational_as_scapy_reads_them(shared_secrets, e1, h1,
     # §2.23: NAT detection hashes with SPIr zero, of the sender's and receiver's address/port
     assert (n1.type, n1.notify) == (NAT_SRC, nat_hash(spi_i, bytes(8), ADDR_A, 500))
     assert (n2.type, n2.notify) == (NAT_DST, nat_hash(spi_i, bytes(8), ADDR_B, 500))
+    assert (n3.type, bytes(n3.notify or b"")) == (FRAG_SUP, b"")  # empty notify data
 
     # --- IKE_SA_INIT response (HDR, SAr1, KEr, Nr) ----------------------------------------
     resp = IKEv2(init_resp.data)
     spi_r = resp.resp_SPI
     assert resp.init_SPI == spi_i and spi_r not in (bytes(8), spi_i)
     assert (resp.exch_type, resp.id, int(resp.flags)) == (34, 0, R_FLAG)
-    assert types(resp) == [SA, KE, NONCE, NOTIFY, NOTIFY]
-    sa_r, ke_r, nr_l, m1, m2 = payloads(resp)
+    assert types(resp) == [SA, KE, NONCE, NOTIFY, NOTIFY, NOTIFY]
+    sa_r, ke_r, nr_l, m1, m2, m3 = payloads(resp)
     [chosen] = proposals(sa_r)
     want = [(1, CIPHERS[e1][0], CIPHERS[e1][1]), (2, PRF_ID[h1], None), (4, g, None)]
     if not CIPHERS[e1][2]:
@@ -210,6 +212,7 @@ def test_handshake_and_informational_as_scapy_reads_them(shared_secrets, e1, h1,
     nr = nr_l.nonce
     assert (m1.type, m1.notify) == (NAT_SRC, nat_hash(spi_i, spi_r, ADDR_B, 500))
     assert (m2.type, m2.notify) == (NAT_DST, nat_hash(spi_i, spi_r, ADDR_A, 500))
+    assert m3.type == FRAG_SUP   # the responder answers the initiator's support
 
     # --- keys, derived here from what scapy read -----------------------------------------------
     assert len(shared_secrets) == 2 and shared_secrets[0] == shared_secrets[1]
