@@ -48,6 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     which.add_argument("--ike", dest="sa", action="store_const", const="ike", help="rekey the IKE SA")
     which.add_argument("--child", dest="sa", action="store_const", const="child", help="rekey the CHILD SA (default)")
     rekey.set_defaults(sa="child")
+    from daemon import pki
+    pki.add_parser(sub)   # vgw pki init|issue: a lab CA and certificates
     return parser
 
 
@@ -76,6 +78,8 @@ def summarize(config: GatewayConfig) -> list[str]:
     lines = []
     for connection in config.connections:
         cgw = connection.customer_gateway.ip or "any address"
+        if connection.customer_gateway.identity:
+            cgw = f"{cgw} with identity {connection.customer_gateway.identity}"
         routes = ", ".join(map(str, connection.static_routes)) or "none"
         lines.append(
             f"connection {connection.name}: customer gateway {cgw}; static routes {routes};"
@@ -90,6 +94,7 @@ def summarize(config: GatewayConfig) -> list[str]:
                 f" phase 2 {_algorithms(t.phase2_encryption_algorithms)} / {_algorithms(t.phase2_integrity_algorithms)}"
                 f" / DH {_algorithms(t.phase2_dh_group_numbers)}, {t.phase2_lifetime_seconds}s;"
                 f" startup {t.startup_action}"
+                + (f"; certificate {t.certificate}" if t.auth_method == "certificate" else "")
             )
     return lines
 
@@ -154,6 +159,9 @@ def main(argv: list[str] | None = None) -> int:
         return validate(args)
     if args.command == "cgw-config":
         return cgw_config(args)
+    if args.command == "pki":
+        from daemon import pki
+        return pki.run(args)
     return _dispatch(args)
 
 

@@ -30,6 +30,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    ValidationInfo,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -331,7 +332,32 @@ def _strict_bool(value: Any) -> bool:
     return value
 
 
+def _check_file_name(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise _fail(f"must be a file name (PEM), e.g. /etc/vgw/vgw.pem; got {_show(value)}")
+    return value
+
+
+def _check_identity(value: Any) -> str:
+    from ikecore.certs import Identity
+    if not isinstance(value, str):
+        raise _fail(f"must be a DN (CN=cgw.example.net), an FQDN or an IPv4 address; got {_show(value)}")
+    try:
+        Identity.parse(value)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    return value.strip()
+
+
+def _check_fqdn(value: Any) -> str:
+    from ikecore.certs import FQDN_RE
+    if not isinstance(value, str) or "=" in value or not FQDN_RE.fullmatch(value.strip()):
+        raise _fail(f"must be a DNS name of vgw's certificate, e.g. vgw.example.net; got {_show(value)}")
+    return value.strip()
+
+
 Cidr = Annotated[IPv4Network, BeforeValidator(_parse_cidr)]
+CredentialFile = Annotated[str, BeforeValidator(_check_file_name)]
 Address = Annotated[IPv4Address, BeforeValidator(_parse_address)]
 InsideCidr = Annotated[IPv4Network, BeforeValidator(_parse_cidr), AfterValidator(_check_inside_cidr)]
 PreSharedKey = Annotated[str, BeforeValidator(_check_psk)]
@@ -429,9 +455,15 @@ class TunnelConfig(_Model):
     inside_cidr: InsideCidr | None = Field(
         None, validation_alias=AliasChoices("inside_cidr", "tunnel_inside_cidr")
     )
-    # Required for now (see _auth_problems): certificate auth will add
-    # `certificate`/`private_key` as the alternative, and only that method changes.
+    # Exactly one way to authenticate (see _auth_problems): a pre-shared key, or a
+    # certificate and its private key (aws-facts §2: "PSK or AWS Private CA certificate").
     pre_shared_key: PreSharedKey | None = Field(None, repr=False)
+    certificate: CredentialFile | None = None    # PEM: vgw's certificate, then intermediates
+    private_key: CredentialFile | None = Field(None, repr=False)   # PEM, unencrypted
+    # vgw only: present this dNSName of the certificate as vgw's ID instead of its subject DN
+    certificate_identity: Annotated[str, BeforeValidator(_check_fqdn)] | None = None
+    # vgw only: RFC 7383 fragments IKE messages larger than this IPv4 datagram size
+    ike_fragment_size: Annotated[int, _whole_number(576, 9000, why="IPv4 datagram bytes")] = 1280
     phase1_encryption_algorithms: EncryptionList = _aws_default(ENCRYPTION_ALGORITHMS)
     phase2_encryption_algorithms: EncryptionList = _aws_default(ENCRYPTION_ALGORITHMS)
     phase1_integrity_algorithms: IntegrityList = _aws_default(INTEGRITY_ALGORITHMS)
@@ -453,6 +485,9 @@ class TunnelConfig(_Model):
     log_options: LogOptions = Field(default_factory=LogOptions)  # §3: the tunnel activity log
 
     _inside_cidr_auto: bool = PrivateAttr(False)
+    _chain: tuple[bytes, ...] = PrivateAttr(())       # DER, from `certificate`
+    _key_der: bytes = PrivateAttr(b"")                # PKCS#8 DER, from `private_key`
+    _trust: tuple[bytes, ...] = PrivateAttr(())       # the gateway's ca_certificates, as DER
 
     @model_validator(mode="after")
     def _check_tunnel(self) -> "TunnelConfig":
@@ -487,16 +522,51 @@ class TunnelConfig(_Model):
         return self
 
     def _auth_problems(self) -> list[tuple[tuple, str]]:
-        """Exactly one way to authenticate; today that is the pre-shared key (aws-facts §1.3)."""
-        if self.pre_shared_key is None:
+        """Exactly one way to authenticate: a pre-shared key (aws-facts §1.3) or a
+        certificate with its private key (§2)."""
+        cert = self.certificate is not None or self.private_key is not None
+        if self.pre_shared_key is None and not cert:
             return [
                 (
                     ("pre_shared_key",),
                     "required key is missing; add pre_shared_key: 8 to 64 letters, digits, '.' or '_',"
-                    " not starting with 0 (vgw supports pre-shared key authentication only, for now)",
+                    " not starting with 0, or certificate: FILE and private_key: FILE for certificate"
+                    " authentication",
                 )
             ]
+        if self.pre_shared_key is not None and cert:
+            key = "certificate" if self.certificate is not None else "private_key"
+            return [((key,), "a tunnel authenticates with pre_shared_key or with certificate and"
+                     " private_key, not both: remove one")]
+        if cert and self.certificate is None:
+            return [(("certificate",), "required key is missing: private_key goes with certificate: FILE"
+                     " (vgw's certificate in PEM)")]
+        if cert and self.private_key is None:
+            return [(("private_key",), "required key is missing: certificate goes with private_key: FILE"
+                     " (the certificate's key in PEM, unencrypted)")]
+        if self.certificate_identity is not None and not cert:
+            return [(("certificate_identity",), "applies to certificate authentication only; remove it"
+                     " or use certificate and private_key")]
         return []
+
+    @model_validator(mode="after")
+    def _load_credentials(self, info: ValidationInfo) -> "TunnelConfig":
+        """Read and check the certificate files now, so `vgw validate` catches them."""
+        if self.certificate is None or self.private_key is None:
+            return self
+        from .credentials import fqdn_in_certificate, load_tunnel_credentials, resolve
+        base = (info.context or {}).get("base_dir")
+        chain, key_der, problems = load_tunnel_credentials(resolve(self.certificate, base),
+                                                           resolve(self.private_key, base))
+        found = [((key,), message) for key, message in problems]
+        if chain and self.certificate_identity and not fqdn_in_certificate(chain, self.certificate_identity):
+            found.append((("certificate_identity",), f"{self.certificate_identity} is not a DNS name"
+                          f" (subjectAltName) of the certificate in {self.certificate}; use one of its"
+                          " names or remove the key (vgw then presents the subject DN)"))
+        if found:
+            raise _fail_many(found)
+        self._chain, self._key_der = chain, key_der
+        return self
 
     @property
     def inside_cidr_is_auto(self) -> bool:
@@ -514,15 +584,35 @@ class TunnelConfig(_Model):
         return self.inside_cidr.network_address + 2
 
     @property
-    def auth_method(self) -> Literal["psk"]:
-        """How the tunnel authenticates; only pre-shared keys for now."""
-        return "psk"
+    def auth_method(self) -> Literal["psk", "certificate"]:
+        """How the tunnel authenticates."""
+        return "certificate" if self.certificate is not None else "psk"
+
+    @property
+    def certificate_chain(self) -> tuple[bytes, ...]:
+        """vgw's certificate and intermediates (DER), read at validation time."""
+        return self._chain
+
+    @property
+    def private_key_der(self) -> bytes:
+        return self._key_der
+
+    @property
+    def trust_anchors(self) -> tuple[bytes, ...]:
+        """The gateway's ca_certificates (DER), for certificate tunnels."""
+        return self._trust
 
 
 class CustomerGatewayConfig(_Model):
-    """The customer gateway (AWS's CustomerGateway); without ip any address may connect."""
+    """The customer gateway (AWS's CustomerGateway); without ip any address may connect.
+
+    `identity` (vgw only): the ID the customer gateway must present, a DN
+    (`CN=cgw.example.net`), an FQDN or an IPv4 address; without it any identity its
+    certificate vouches for (or, with a pre-shared key, any). AWS needs it for a
+    customer gateway behind NAT when AWS initiates (aws-facts §1.7)."""
 
     ip: Address | None = None
+    identity: Annotated[str, BeforeValidator(_check_identity)] | None = None
 
 
 def _check_static_routes(routes: list[IPv4Network]) -> list[IPv4Network]:
@@ -575,7 +665,8 @@ class ConnectionConfig(_Model):
                     (
                         ("tunnels", index, "startup_action"),
                         "start needs the customer gateway's address: set customer_gateway.ip,"
-                        " or use startup_action: add (the customer gateway initiates)",
+                        " or use startup_action: add (the customer gateway initiates); behind a NAT"
+                        " give the NAT's public address and set customer_gateway.identity (aws-facts §1.7)",
                     )
                 )
             # restart means vgw initiates again after DPD: same need as start
@@ -686,6 +777,9 @@ class GatewayConfig(_Model):
     """One vgw process: the virtual private gateway, its VPC and its VPN connections."""
 
     control_socket: Annotated[str, BeforeValidator(_check_socket_path)] = DEFAULT_CONTROL_SOCKET
+    # The CAs that vouch for customer gateways' certificates (the stand-in for AWS
+    # Private CA); certificate tunnels need at least one. PEM files.
+    ca_certificates: list[CredentialFile] = Field(default_factory=list)
     metrics: MetricsConfig | None = None  # vgw only; off by default
     dos_protection: DosProtectionConfig = Field(default_factory=DosProtectionConfig)  # vgw only
     vpc: VpcConfig = Field(description="the VPC behind the gateway, e.g. vpc: {cidrs: [10.0.0.0/16]}")
@@ -772,6 +866,34 @@ class GatewayConfig(_Model):
             raise _fail_many(problems)
         return self
 
+    @model_validator(mode="after")
+    def _check_certificates(self, info: ValidationInfo) -> "GatewayConfig":
+        """Read ca_certificates; every certificate tunnel's chain must lead to one of them."""
+        from .credentials import check_issued, read_ca, resolve
+        base = (info.context or {}).get("base_dir")
+        problems: list[tuple[tuple, str]] = []
+        ders: list[bytes] = []
+        for index, path in enumerate(self.ca_certificates):
+            try:
+                ders += read_ca(resolve(path, base))
+            except ValueError as exc:
+                problems.append((("ca_certificates", index), str(exc)))
+        for ci, ti, tunnel in self._indexed_tunnels():
+            if tunnel.auth_method != "certificate":
+                continue
+            where = ("connections", ci, "tunnels", ti, "certificate")
+            if not self.ca_certificates:
+                problems.append((where, "certificate authentication needs ca_certificates at the top level:"
+                                 " the CA certificate(s) (PEM) that issue the customer gateway's certificate"))
+            elif ders:
+                problem = check_issued(tunnel.certificate_chain, tuple(ders), tunnel.certificate)
+                if problem:
+                    problems.append((where, problem))
+            tunnel._trust = tuple(ders)
+        if problems:
+            raise _fail_many(problems)
+        return self
+
     def _indexed_tunnels(self):
         for ci, connection in enumerate(self.connections):
             for ti, tunnel in enumerate(connection.tunnels):
@@ -803,17 +925,19 @@ def load_config(path: str | Path) -> GatewayConfig:
         raise ConfigError(source, [ConfigIssue("", "is not UTF-8 text; save the file as UTF-8")]) from None
     except OSError as exc:
         raise ConfigError(source, [ConfigIssue("", f"cannot read the file: {exc.strerror or exc}")]) from None
-    return parse_config(text, source)
+    return parse_config(text, source, base_dir=Path(path).parent)
 
 
-def parse_config(text: str, source: str = "<string>") -> GatewayConfig:
-    """Validate config text; `source` names it in error messages."""
+def parse_config(text: str, source: str = "<string>", base_dir: str | Path | None = None) -> GatewayConfig:
+    """Validate config text; `source` names it in error messages; relative file
+    names in it (certificates, keys) are taken from `base_dir` (default: the
+    current directory)."""
     data, lines, issues = _load_yaml(text)
     if data is None and not issues:
         issues.append(ConfigIssue("", "the file is empty; a config needs at least vpc and connections", 1))
     if data is not None:
         try:
-            config = GatewayConfig.model_validate(data)
+            config = GatewayConfig.model_validate(data, context={"base_dir": base_dir})
         except ValidationError as exc:
             issues.extend(_issues_from(exc, lines))
         else:
@@ -1006,7 +1130,9 @@ def _translate(error: dict, loc: KeyPath) -> str:
         if loc == ():
             return f"the file must be a YAML mapping with the keys vpc and connections; got {_show(value)}"
         model = _model_at(loc)
-        if model is not None and len(model.model_fields) == 1 and value is not None:
+        # (customer_gateway: 198.51.100.10 meant {ip: ...}: its first key is the usual one)
+        shorthand = model is not None and (len(model.model_fields) == 1 or model is CustomerGatewayConfig)
+        if shorthand and value is not None:
             # vpc: [10.0.0.0/16] meant vpc: {cidrs: [10.0.0.0/16]}
             inner = yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
             return f"must be a mapping; got {_show(value)}: write {key}: {{{next(iter(model.model_fields))}: {inner}}}"

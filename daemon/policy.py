@@ -7,6 +7,9 @@ algorithm numbers from ikecore's events into the data path's cipher names.
 
 from __future__ import annotations
 
+import time
+
+from ikecore.certs import LocalCredentials, TrustAnchors
 from ikecore.constants import EncrId, IntegId
 from ikecore.policy import TunnelPolicy
 
@@ -20,6 +23,12 @@ def tunnel_policy(conn: ConnectionConfig, tun: TunnelConfig) -> TunnelPolicy:
         local_ip=str(tun.outside_ip),
         remote_ip=str(cgw_ip) if cgw_ip else None,
         psk=tun.pre_shared_key.encode() if tun.pre_shared_key else None,
+        remote_id=conn.customer_gateway.identity,
+        credentials=(LocalCredentials(tun.certificate_chain, tun.private_key_der, tun.certificate_identity)
+                     if tun.auth_method == "certificate" else None),
+        trust=TrustAnchors(tun.trust_anchors) if tun.auth_method == "certificate" else None,
+        wall_time=time.time,   # certificate validity dates (the core has no clock)
+        fragment_size=tun.ike_fragment_size,
         # aws-facts.md §1.8: remote_network_cidr is the AWS side, local_ the customer's
         vgw_ts=str(conn.remote_network_cidr),
         cgw_ts=str(conn.local_network_cidr),

@@ -180,9 +180,13 @@ def test_full_example_spells_out_exactly_the_defaults():
     assert first.model_dump(exclude={"outside_ip", "pre_shared_key", "inside_cidr"}) == second.model_dump(
         exclude={"outside_ip", "pre_shared_key", "inside_cidr"}
     )
-    # every tunnel key except the optional inside CIDR is written out
+    # every tunnel key except the optional inside CIDR and the certificate keys (the
+    # alternative to pre_shared_key, shown as comments) is written out
     written = yaml.safe_load((EXAMPLES / "vgw-full.yaml").read_text())["connections"][0]["tunnels"][0]
-    assert set(written) == set(TunnelConfig.model_fields) - {"inside_cidr"}
+    cert_keys = {"certificate", "private_key", "certificate_identity"}
+    assert set(written) == set(TunnelConfig.model_fields) - {"inside_cidr"} - cert_keys
+    for key in cert_keys:
+        assert f"# {key}:" in (EXAMPLES / "vgw-full.yaml").read_text()
     assert "inside_cidr" in (EXAMPLES / "vgw-full.yaml").read_text()
 
 
