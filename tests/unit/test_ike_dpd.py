@@ -179,6 +179,25 @@ def test_peer_behind_nat_gets_periodic_probes_despite_traffic():
     assert probe_times(pair, pair.a) == []    # A's peer is not behind a NAT: on demand
 
 
+def test_periodic_probes_go_on_after_an_ike_rekey_behind_nat():
+    """The new IKE SA keeps the NAT findings (and port 4500) of the old one."""
+    public = "203.0.113.7"
+    pair = make_pair(a=dict(local_ip="10.0.0.2"), b=dict(remote_ip=public), nat_a=Nat(public))
+    pair.a.tunnel.rekey("ike", pair.now)
+    pair.run()
+    [new_b] = [u for u in pair.b.ups if u.rekeyed]
+    assert new_b.peer_behind_nat and new_b.remote == (public, pair.b.ups[0].remote[1])
+    assert pair.b.sa.remote[1] != 500                  # still NAT-T (RFC 3948), not 500
+
+    def traffic(t):
+        pair.a.tunnel.note_inbound(t)
+        pair.b.tunnel.note_inbound(t)
+    step(pair, 25.0, tick=1.0, on_tick=traffic)
+    probes = [t for t, who, d in pair.sends if who == "b" and d.data[18] == 37
+              and not d.data[19] & 0x20 and d.data[:8] == new_b.spi_i]
+    assert probes == [10.0, 20.0]
+
+
 # --- answering the peer's probes --------------------------------------------------------------
 
 

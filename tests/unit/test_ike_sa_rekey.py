@@ -224,6 +224,31 @@ def test_ike_rekey_by_either_side(who, dh):
     assert_esp_flows(new_child_by, new_child_peer)
 
 
+@pytest.mark.parametrize("who", ["a", "b"])
+def test_ike_rekey_invalid_ke_then_retry(who):
+    """The rekey's initiator guesses its first phase 1 group (19); the responder
+    allows only 20 (the handshake itself settled on 20 after INVALID_KE) and
+    answers INVALID_KE_PAYLOAD naming it (§1.3); the retry with 20 goes through."""
+    guesser, strict = dict(phase1_dh_groups=(19, 20)), dict(phase1_dh_groups=(20,))
+    pair = make_pair(a=guesser if who == "a" else strict, b=strict if who == "a" else guesser)
+    by, peer = sides(pair, who)
+    [old] = by.ups
+    assert old.dh_group == 20
+    mark = len(pair.wire)
+    by.tunnel.rekey("ike", pair.now)
+    pair.run()
+    first, second = ike_requests(pair, by, mark)
+    refusal = [d for d in sent(pair, peer, mark, "CREATE_CHILD_SA", response=True)][0]
+    assert opened(pair, first).ke()[0] == 19 and opened(pair, second).ke()[0] == 20
+    [(ntype, _, _, data)] = opened(pair, refusal).notifies()
+    assert (ntype, data) == (NOTIFIES["INVALID_KE_PAYLOAD"], b"\x00\x14")
+    for side in (by, peer):
+        [new] = [u for u in side.ups if u.rekeyed]
+        assert new.dh_group == 20 and side.sa.spi_i == new.spi_i
+        downs = [d.reason for d in side.downs if (d.spi_i, d.spi_r) == (old.spi_i, old.spi_r)]
+        assert downs == ["rekeyed"]
+
+
 # --- simultaneous IKE rekeys ------------------------------------------------------------------
 
 LOW, HIGH = 0x00, 0xFF
