@@ -59,12 +59,21 @@ class DeleteChild(Exchange):
         return [DeletePayload(ProtocolId.ESP, [struct.pack("!I", self.spi_in)])]
 
     def process(self, sa, msg, now):
-        remove_child(sa, self.spi_in, self.reason)
+        remove_child(holder(sa, self.spi_in), self.spi_in, self.reason)
         return False
 
     def timed_out(self, sa, now):
-        remove_child(sa, self.spi_in, self.reason)
+        remove_child(holder(sa, self.spi_in), self.spi_in, self.reason)
         super().timed_out(sa, now)
+
+
+def holder(sa, spi_in: int):
+    """The IKE SA that holds CHILD SA `spi_in` now: an IKE rekey while our DELETE
+    was out moved it to the new IKE SA (RFC 7296 §2.18)."""
+    here = sa
+    while here is not None and spi_in not in here.children:
+        here = here.successor
+    return here or sa
 
 
 class Liveness(Exchange):
