@@ -478,3 +478,22 @@ def test_lossy_child_rekey_converges(who, n, action):
     assert_esp_flows(new_by, new_peer)
     for side in (by, peer):
         assert side.downs == [] and side.sa.pending is None and not side.sa.queue
+
+
+@pytest.mark.parametrize("who", ["a", "b"])
+def test_stale_copies_of_a_finished_rekey_change_nothing(who):
+    """Every datagram of a finished rekey delivered again, late: outside the
+    window or answered from the cache (RFC 7296 §2.1, §2.3); no SA is added or
+    lost."""
+    pair = make_pair()
+    by, _ = sides(pair, who)
+    mark = len(pair.wire)
+    by.tunnel.rekey("child", pair.now)
+    pair.run()
+    before = {s.name: (children(s), len(s.child_ups), len(s.child_downs)) for s in (pair.a, pair.b)}
+    for name, d in list(pair.wire[mark:]):
+        pair.deliver(pair.b if name == "a" else pair.a, d)
+    pair.run()
+    after = {s.name: (children(s), len(s.child_ups), len(s.child_downs)) for s in (pair.a, pair.b)}
+    assert after == before
+    assert pair.a.downs == pair.b.downs == []

@@ -446,6 +446,30 @@ def test_child_rekey_queued_behind_an_ike_rekey_is_not_lost(queued_on):
     assert_esp_flows(new_a, new_b)
 
 
+@pytest.mark.parametrize("deleter", ["a", "b"])
+def test_child_delete_crossing_an_ike_rekey(deleter):
+    """One side deletes the CHILD SA while the other rekeys the IKE SA; the IKE
+    rekey goes through (a DELETE is no CHILD rekey, §2.25.2), so the CHILD SA has
+    moved to the new IKE SA (§2.18) when the DELETE's answer comes back on the
+    old one: it must still end on both sides."""
+    pair = make_pair()
+    by, other = (pair.a, pair.b) if deleter == "a" else (pair.b, pair.a)
+    [c_by], [c_other] = by.child_ups, other.child_ups
+    pair.delete_child(by, c_by.spi_in)
+    other.tunnel.rekey("ike", pair.now)
+    [delete] = pair.outgoing(by)
+    [rekey] = pair.outgoing(other)
+    pair.deliver(other, delete)
+    pair.deliver(by, rekey)
+    pair.run()
+    pair.run_timers(100.0)
+    for side, mine in ((by, c_by), (other, c_other)):
+        assert children(side) == {}
+        assert [d.spi_in for d in side.child_downs] == [mine.spi_in]
+        [new] = [u for u in side.ups if u.rekeyed]
+        assert side.sa.spi_i == new.spi_i and side.sa.established
+
+
 # --- loss and duplication ------------------------------------------------------------------------
 
 
@@ -486,3 +510,20 @@ def test_lossy_ike_rekey_converges(who, n, action):
         assert [(d.spi_i, d.reason) for d in side.downs] == [(old.spi_i, "rekeyed")]
         assert children(side) == before[side.name] and side.child_downs == []
     assert by.sa.spi_i == peer.sa.spi_i and by.sa.keys.sk_ei == peer.sa.keys.sk_ei
+
+
+@pytest.mark.parametrize("who", ["a", "b"])
+def test_stale_copies_of_a_finished_ike_rekey_change_nothing(who):
+    pair = make_pair()
+    by, _ = sides(pair, who)
+    mark = len(pair.wire)
+    by.tunnel.rekey("ike", pair.now)
+    pair.run()
+    before = {s.name: ((s.sa.spi_i, s.sa.spi_r), children(s), len(s.ups), len(s.downs))
+              for s in (pair.a, pair.b)}
+    for name, d in list(pair.wire[mark:]):
+        pair.deliver(pair.b if name == "a" else pair.a, d)
+    pair.run()
+    after = {s.name: ((s.sa.spi_i, s.sa.spi_r), children(s), len(s.ups), len(s.downs))
+             for s in (pair.a, pair.b)}
+    assert after == before
