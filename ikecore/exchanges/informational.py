@@ -147,6 +147,13 @@ def respond(sa, msg, now, local, remote):
                 hand_over(sa, new, now)
             if sa.successor is not None:
                 # the old IKE SA after a rekey (§2.18): its CHILD SAs live on in the new one
+                p = sa.pending
+                if p is not None and isinstance(p.exchange, DeleteChild):
+                    # our DELETE of a CHILD SA, unanswered, would die with this SA:
+                    # send it again where the CHILD SA is now
+                    target = holder(sa, p.exchange.spi_in)
+                    if target is not sa:
+                        target.start(DeleteChild(p.exchange.spi_in, p.exchange.reason), now)
                 sa.close_after_response = ("rekeyed", "rekeyed")
                 return []
             sa.log("AWS tunnel received DELETE for IKE_SA from CGW")
@@ -158,9 +165,14 @@ def respond(sa, msg, now, local, remote):
         for raw in d.spis:
             spi_out = struct.unpack("!I", raw)[0]
             sa.log(f"AWS tunnel received DELETE for Phase 2 SA with SPI: {spi_out:08x}")
-            child = sa.child_by_out(spi_out)
-            if child is None:
+            # the IKE SA that holds it now: the DELETE may come on the old IKE SA
+            # after a rekey moved the CHILD SAs to the new one (§2.18)
+            here = sa
+            while here is not None and here.child_by_out(spi_out) is None:
+                here = here.successor
+            if here is None:
                 continue  # already gone (e.g. both sides deleted at once, §1.4.1)
+            child = here.child_by_out(spi_out)
             if child.state == "REKEYING":
                 sa.log("AWS tunnel detected a (CHILD_REKEY) collision as CHILD_DELETE")
             if child.state != "DELETING":
@@ -168,9 +180,9 @@ def respond(sa, msg, now, local, remote):
             # §2.8.1: the peer deletes the SA its own rekey replaced. That is also the
             # case while our rekey of it is in flight, if we already installed the
             # peer's new SA (a collision): make-before-break, not a plain delete.
-            replaced = child.state == "REKEYED" or child.spi_in in sa.collisions
+            replaced = child.state == "REKEYED" or child.spi_in in here.collisions
             reason = "rekeyed" if replaced else "deleted-by-peer"
-            remove_child(sa, child.spi_in, reason)
+            remove_child(here, child.spi_in, reason)
         if ours:
             answer.append(DeletePayload(ProtocolId.ESP, ours))
     return answer
