@@ -446,12 +446,14 @@ def test_child_rekey_queued_behind_an_ike_rekey_is_not_lost(queued_on):
     assert_esp_flows(new_a, new_b)
 
 
+@pytest.mark.parametrize("late", ["none", "delete"])
 @pytest.mark.parametrize("deleter", ["a", "b"])
-def test_child_delete_crossing_an_ike_rekey(deleter):
+def test_child_delete_crossing_an_ike_rekey(deleter, late):
     """One side deletes the CHILD SA while the other rekeys the IKE SA; the IKE
-    rekey goes through (a DELETE is no CHILD rekey, §2.25.2), so the CHILD SA has
-    moved to the new IKE SA (§2.18) when the DELETE's answer comes back on the
-    old one: it must still end on both sides."""
+    rekey goes through (a DELETE is no CHILD rekey, §2.25.2), so the CHILD SA may
+    have moved to the new IKE SA (§2.18) when the DELETE's answer comes back on
+    the old one, or (the DELETE overtaken by the IKE rekey's answer) when the
+    DELETE itself arrives on the old one: it must still end on both sides."""
     pair = make_pair()
     by, other = (pair.a, pair.b) if deleter == "a" else (pair.b, pair.a)
     [c_by], [c_other] = by.child_ups, other.child_ups
@@ -459,8 +461,14 @@ def test_child_delete_crossing_an_ike_rekey(deleter):
     other.tunnel.rekey("ike", pair.now)
     [delete] = pair.outgoing(by)
     [rekey] = pair.outgoing(other)
-    pair.deliver(other, delete)
-    pair.deliver(by, rekey)
+    if late == "none":
+        pair.deliver(other, delete)
+        pair.deliver(by, rekey)
+    else:
+        pair.deliver(by, rekey)
+        [answer] = pair.outgoing(by)
+        pair.deliver(other, answer)        # the IKE rekey completes first
+        pair.deliver(other, delete)        # then the DELETE, on the old IKE SA
     pair.run()
     pair.run_timers(100.0)
     for side, mine in ((by, c_by), (other, c_other)):
