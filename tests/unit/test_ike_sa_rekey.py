@@ -478,6 +478,31 @@ def test_child_delete_crossing_an_ike_rekey(deleter, late):
         assert side.sa.spi_i == new.spi_i and side.sa.established
 
 
+def test_end_of_a_child_rekey_crossing_an_ike_rekey():
+    """A finishes a CHILD rekey; its DELETE of the old CHILD SA is held back while
+    B rekeys the IKE SA (a DELETE in flight does not refuse it). The old CHILD SA
+    still ends on both sides as rekeyed, the new one lives on the new IKE SA."""
+    pair = make_pair()
+    [ca], [cb] = pair.a.child_ups, pair.b.child_ups
+    held = Holder(lambda d: d.data[18] == 37 and not d.data[19] & 0x20)
+    pair.a.tunnel.rekey("child", pair.now)
+    pair.run(held)                               # rekeyed; A's DELETE of the old SA held
+    assert len(held.held) == 1
+    pair.b.tunnel.rekey("ike", pair.now)
+    pair.run()
+    held.release(pair, pair.b)
+    pair.run()
+    pair.run_timers(100.0)
+    [new_a], [new_b] = live_child_ups(pair.a), live_child_ups(pair.b)
+    assert (new_a.replaces, new_b.replaces) == (ca.spi_in, cb.spi_in)
+    assert children(pair.a) == {new_a.spi_in: new_b.spi_in}
+    assert children(pair.b) == {new_b.spi_in: new_a.spi_in}
+    assert [(d.spi_in, d.reason) for d in pair.a.child_downs] == [(ca.spi_in, "rekeyed")]
+    assert [(d.spi_in, d.reason) for d in pair.b.child_downs] == [(cb.spi_in, "rekeyed")]
+    for side in (pair.a, pair.b):
+        assert [u.rekeyed for u in side.ups] == [False, True] and side.sa.established
+
+
 # --- loss and duplication ------------------------------------------------------------------------
 
 
