@@ -8,6 +8,7 @@ calls `on_event` for every event this tunnel's IkeTunnel produces.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -90,7 +91,8 @@ class TunnelRuntime:
         """Create the TUN device with the VGW inside address (network+1 of the /30,
         aws-facts.md §1.2); the kernel then answers pings on it, the AWS heartbeat
         target."""
-        self.tun = TunDevice.create(tun_name(self.id))
+        mode = os.environ.get("VGW_TUN_OFFLOAD", "gro")
+        self.tun = TunDevice.create(tun_name(self.id), vnet_hdr=mode in ("gro", "tso"), tso=mode == "tso")
         # VGW tunnels are IPv4 inside (aws-facts.md §1.2: VGWs do not support IPv6);
         # without this the kernel sends router solicitations into the tunnel
         try:

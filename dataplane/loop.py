@@ -39,6 +39,7 @@ from typing import Callable
 
 from . import encap
 from .esp import DropReason, EspSa
+from .offload import VNET_HDR_LEN, Gro, tso_split
 from .tun import TunDevice
 
 __all__ = ["PacketLoop", "Endpoint", "DEFAULT_BATCH"]
@@ -52,6 +53,7 @@ _SNDBUF = 4 << 20
 _MARKER = encap.NON_ESP_MARKER
 _KEEPALIVE = encap.NAT_KEEPALIVE
 _READ_SIZE = 65535
+_READ_SIZE_VNET = 65535 + 10  # virtio_net_hdr + a 64 KB super-packet
 _NREASONS = len(DropReason)
 
 IPPROTO_ESP = 50
@@ -109,6 +111,7 @@ class _Tunnel:
         "id", "tun", "fd", "out_sa", "out_send", "out_addr", "out_ep", "out_udp",
         "inbound", "drops", "last_in",
         "old_in_packets", "old_in_bytes", "old_out_packets", "old_out_bytes", "reader",
+        "vnet", "gro",
     )
 
     def __init__(self, tunnel_id: str, tun: TunDevice) -> None:
@@ -128,6 +131,9 @@ class _Tunnel:
         self.old_in_packets = self.old_in_bytes = 0
         self.old_out_packets = self.old_out_bytes = 0
         self.reader = False
+        # IFF_VNET_HDR: reads start with a virtio_net_hdr, writes go through GRO.
+        self.vnet = bool(getattr(tun, "vnet_hdr", False))
+        self.gro: Gro | None = Gro(uso=bool(getattr(tun, "uso", False))) if self.vnet else None
 
     def retire_in(self, sa: EspSa) -> None:
         self.old_in_packets += sa.packets
@@ -167,9 +173,12 @@ class PacketLoop:
         self._inbound: dict[bytes, tuple[EspSa, _Tunnel]] = {}
         # Drops no tunnel can be charged with, and other global events.
         self.global_drops = [0] * _NREASONS
-        self.counters = {"ike_in": 0, "keepalive_in": 0, "ike_out": 0, "keepalive_out": 0, "errors": 0}
+        self.counters = {"ike_in": 0, "keepalive_in": 0, "ike_out": 0, "keepalive_out": 0, "errors": 0,
+                         # TUN writes with IFF_VNET_HDR: frames written, packets they carried
+                         "gro_frames": 0, "gro_packets": 0}
         self._last_log: dict[object, float] = {}
         self._closed = False
+        self._dirty: list[_Tunnel] = []  # tunnels with GRO output not yet written
 
     # -- endpoints --------------------------------------------------------------
 
@@ -391,11 +400,14 @@ class PacketLoop:
         write = os.write
         now = time.monotonic()
         n = 0
+        dirty = self._dirty
+        n = 0
         for n in range(1, self.batch + 1):
             try:
                 data, addr = recvfrom(_READ_SIZE)
             except BlockingIOError:
-                return n - 1
+                n -= 1
+                break
             except OSError:
                 self._drop(ep.owner, DropReason.MALFORMED, "receive error")
                 continue
@@ -412,14 +424,22 @@ class PacketLoop:
                         self._sa_drop(sa, t, now)
                         continue
                     t.last_in = now
-                    try:
-                        write(t.fd, inner)
-                    except OSError:
-                        t.drops[DropReason.TUN_ERROR] += 1
+                    gro = t.gro
+                    if gro is None:
+                        try:
+                            write(t.fd, inner)
+                        except OSError:
+                            t.drops[DropReason.TUN_ERROR] += 1
+                    else:
+                        gro.add(inner)
+                        if gro.segs == 1:
+                            dirty.append(t)
                 else:
                     self._udp_other(ep, data, addr)
             except Exception:  # never let one packet stop the loop
                 self._internal_error(ep.owner)
+        if dirty:
+            self._flush_gro()
         return n
 
     def _pump_udp_gro(self, ep: Endpoint) -> int:
@@ -447,6 +467,8 @@ class PacketLoop:
                     continue
             datagram(ep, data, addr, now)
             n += 1
+        if self._dirty:
+            self._flush_gro()
         return n
 
     def _udp_datagram(self, ep: Endpoint, data: bytes, addr: tuple, now: float) -> None:
@@ -464,10 +486,16 @@ class PacketLoop:
                     self._sa_drop(sa, t, now)
                     return
                 t.last_in = now
-                try:
-                    os.write(t.fd, inner)
-                except OSError:
-                    t.drops[DropReason.TUN_ERROR] += 1
+                gro = t.gro
+                if gro is None:
+                    try:
+                        os.write(t.fd, inner)
+                    except OSError:
+                        t.drops[DropReason.TUN_ERROR] += 1
+                else:
+                    gro.add(inner)
+                    if gro.segs == 1:
+                        self._dirty.append(t)
             else:
                 self._udp_other(ep, data, addr)
         except Exception:  # never let one packet stop the loop
@@ -480,12 +508,14 @@ class PacketLoop:
         write = os.write
         v4 = ep.family == socket.AF_INET
         now = time.monotonic()
+        dirty = self._dirty
         n = 0
         for n in range(1, self.batch + 1):
             try:
                 data = recv(_READ_SIZE)
             except BlockingIOError:
-                return n - 1
+                n -= 1
+                break
             except OSError:
                 self._drop(ep.owner, DropReason.MALFORMED, "receive error")
                 continue
@@ -505,13 +535,45 @@ class PacketLoop:
                     self._sa_drop(sa, t, now)
                     continue
                 t.last_in = now
-                try:
-                    write(t.fd, inner)
-                except OSError:
-                    t.drops[DropReason.TUN_ERROR] += 1
+                gro = t.gro
+                if gro is None:
+                    try:
+                        write(t.fd, inner)
+                    except OSError:
+                        t.drops[DropReason.TUN_ERROR] += 1
+                else:
+                    gro.add(inner)
+                    if gro.segs == 1:
+                        dirty.append(t)
             except Exception:
                 self._internal_error(ep.owner)
+        if dirty:
+            self._flush_gro()
         return n
+
+    def _flush_gro(self) -> None:
+        """Write every pending GRO frame (one writev each) of the tunnels that have some."""
+        writev = os.writev
+        dirty = self._dirty
+        counters = self.counters
+        for t in dirty:
+            gro = t.gro
+            segs = gro.segs
+            try:
+                frames = gro.flush()
+            except Exception:
+                gro.out, gro.runs, gro.segs = [], {}, 0
+                self._internal_error(t)
+                continue
+            counters["gro_frames"] += len(frames)
+            counters["gro_packets"] += segs
+            fd = t.fd
+            for frame in frames:
+                try:
+                    writev(fd, frame)
+                except OSError:
+                    t.drops[DropReason.TUN_ERROR] += len(frame) - 1
+        dirty.clear()
 
     def pump_tun(self, t: _Tunnel) -> int:
         """Read up to ``batch`` packets from the tunnel's TUN, encrypt and send them."""
@@ -520,6 +582,8 @@ class PacketLoop:
         # Nothing else runs during a pump (no callbacks on this path), so the SA and
         # its destination cannot change under us: look them up once per batch.
         sa, send, addr = t.out_sa, t.out_send, t.out_addr
+        if t.vnet:
+            return self._pump_tun_vnet(t, sa, send, addr)
         if sa is not None and t.out_udp and t.out_ep.gso:
             return self._pump_tun_gso(t, sa, t.out_ep, addr)
         seal = sa.seal if sa is not None else None
@@ -586,6 +650,70 @@ class PacketLoop:
                 if ln < size:  # a shorter packet ends the run
                     self._send_run(t, ep, run, size, addr)
                     run = []
+            except Exception:
+                run = []
+                self._internal_error(t)
+        if run:
+            self._send_run(t, ep, run, size, addr)
+        return n
+
+    def _pump_tun_vnet(self, t: _Tunnel, sa: EspSa | None, send, addr: tuple) -> int:
+        """pump_tun for a TUN with IFF_VNET_HDR: each read is a virtio_net_hdr and a
+        packet; a TSO super-packet (or a partial checksum) is cut into finished
+        segments first (offload.tso_split).  UDP GSO runs as in _pump_tun_gso."""
+        fd = t.fd
+        read = os.read
+        seal = sa.seal if sa is not None else None
+        ep = t.out_ep
+        gso = sa is not None and t.out_udp and ep.gso
+        run: list[bytes] = []
+        size = total = 0
+        n = 0
+        while n < self.batch:
+            try:
+                frame = read(fd, _READ_SIZE_VNET)
+            except BlockingIOError:
+                break
+            except OSError:
+                t.drops[DropReason.TUN_ERROR] += 1
+                break
+            n += 1
+            if seal is None:
+                t.drops[DropReason.NO_OUTBOUND_SA] += 1
+                continue
+            try:
+                if frame[0] & 1 or frame[1]:  # NEEDS_CSUM or a GSO type
+                    pkts = tso_split(frame)
+                    if pkts is None:
+                        t.drops[DropReason.NOT_IP] += 1
+                        continue
+                else:
+                    pkts = (frame[VNET_HDR_LEN:],)
+                for inner in pkts:
+                    pkt = seal(inner)
+                    if pkt is None:
+                        self._log_drop(t, sa.last_drop)
+                        continue
+                    if not gso:
+                        try:
+                            send(pkt, addr)
+                        except OSError:
+                            t.drops[DropReason.SEND_ERROR] += 1
+                        continue
+                    ln = len(pkt)
+                    if run and (ln > size or total + ln > _GSO_MAX_BYTES or len(run) >= _GSO_MAX_SEGS):
+                        self._send_run(t, ep, run, size, addr)
+                        run = []
+                    if ln > ep.gso_limit:
+                        self._send_run(t, ep, [pkt], ln, addr)
+                        continue
+                    if not run:
+                        size, total = ln, 0
+                    run.append(pkt)
+                    total += ln
+                    if ln < size:
+                        self._send_run(t, ep, run, size, addr)
+                        run = []
             except Exception:
                 run = []
                 self._internal_error(t)

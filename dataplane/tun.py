@@ -7,6 +7,12 @@ netlink (pyroute2).  Both act on the network namespace the process is in.
 IFF_NO_PI: every read/write is exactly one IP packet, with no 4-byte packet-info
 header, which is what ESP tunnel mode carries (RFC 4303 §2.6: the inner IP packet).
 The fd is non-blocking so the packet loop can read until EAGAIN.
+
+``vnet_hdr=True`` adds IFF_VNET_HDR: every read and write then starts with a 10-byte
+``struct virtio_net_hdr`` (dataplane/offload.py), which lets the packet loop write
+GRO super-packets (TCP, and UDP where the kernel has TUN USO, Linux 6.2).
+``tso=True`` also advertises checksum offload and TSO4 (TUNSETOFFLOAD), so reads may
+be TCP super-packets of up to 64 KB, cut into segments before encryption.
 """
 
 from __future__ import annotations
@@ -26,6 +32,15 @@ __all__ = ["TunDevice", "DEFAULT_MTU", "IFNAMSIZ"]
 TUNSETIFF = 0x400454CA  # _IOW('T', 202, int)
 IFF_TUN = 0x0001
 IFF_NO_PI = 0x1000
+IFF_VNET_HDR = 0x4000
+TUNSETOFFLOAD = 0x400454D0  # _IOW('T', 208, unsigned int)
+TUNSETVNETHDRSZ = 0x400454D8  # _IOW('T', 216, int)
+TUN_F_CSUM = 0x01
+TUN_F_TSO4 = 0x02
+TUN_F_TSO6 = 0x04
+TUN_F_TSO_ECN = 0x08
+TUN_F_USO4 = 0x20
+TUN_F_USO6 = 0x40
 IFNAMSIZ = 16  # including the NUL: names are at most 15 characters
 
 #: AWS generated configs set "Tunnel interface MTU: 1436" (reference/aws-facts.md §4.2).
@@ -67,17 +82,32 @@ def _netlink(fn):
     return box.get("result")
 
 
+def _set_offload(fd: int, flags: int) -> bool:
+    """TUNSETOFFLOAD; False if the kernel refuses these flags (e.g. USO before 6.2)."""
+    try:
+        fcntl.ioctl(fd, TUNSETOFFLOAD, flags)
+        return True
+    except OSError:
+        return False
+
+
 class TunDevice:
     """One TUN interface owned by this process; ``close()`` removes it."""
 
-    def __init__(self, fd: int, name: str, ifindex: int) -> None:
+    def __init__(self, fd: int, name: str, ifindex: int, vnet_hdr: bool = False,
+                 uso: bool = False, tso: bool = False) -> None:
         self.fd = fd
         self.name = name
         self.ifindex = ifindex
+        self.vnet_hdr = vnet_hdr  # reads and writes carry a virtio_net_hdr
+        self.uso = uso  # the kernel takes UDP GSO (GSO_UDP_L4) super-packets from us
+        self.tso = tso  # reads may be TCP super-packets or have partial checksums
 
     @classmethod
-    def create(cls, name: str, mtu: int = DEFAULT_MTU) -> "TunDevice":
-        """Create TUN device ``name`` (IFF_TUN | IFF_NO_PI, non-blocking fd) with ``mtu``."""
+    def create(cls, name: str, mtu: int = DEFAULT_MTU, vnet_hdr: bool = False,
+               tso: bool = False) -> "TunDevice":
+        """Create TUN device ``name`` (IFF_TUN | IFF_NO_PI, non-blocking fd) with ``mtu``;
+        ``vnet_hdr``/``tso``: offloads, see the module docstring."""
         if not name or len(name.encode()) >= IFNAMSIZ or "/" in name or " " in name:
             raise ValueError(
                 f"TUN device name {name!r} must be 1..{IFNAMSIZ - 1} characters without '/' or spaces"
@@ -86,7 +116,8 @@ class TunDevice:
             raise ValueError(f"MTU {mtu} out of range 68..65535")
         fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
         try:
-            ifr = struct.pack(f"{IFNAMSIZ}sH", name.encode(), IFF_TUN | IFF_NO_PI)
+            flags = IFF_TUN | IFF_NO_PI | (IFF_VNET_HDR if vnet_hdr else 0)
+            ifr = struct.pack(f"{IFNAMSIZ}sH", name.encode(), flags)
             try:
                 fcntl.ioctl(fd, TUNSETIFF, ifr)
             except OSError as e:
@@ -95,6 +126,15 @@ class TunDevice:
                 if e.errno == errno.EPERM:
                     raise OSError(e.errno, f"creating TUN device {name!r} needs CAP_NET_ADMIN") from None
                 raise
+            uso = False
+            if vnet_hdr:
+                fcntl.ioctl(fd, TUNSETVNETHDRSZ, struct.pack("i", 10))
+                uso = _set_offload(fd, TUN_F_CSUM | TUN_F_USO4 | TUN_F_USO6)
+                # What the kernel may hand us on reads: plain packets unless tso.
+                _set_offload(fd, TUN_F_CSUM | TUN_F_TSO4 | (TUN_F_USO4 | TUN_F_USO6 if uso else 0)
+                             if tso else 0)
+            else:
+                tso = False
 
             def setup(ipr):
                 idx = ipr.link_lookup(ifname=name)
@@ -107,7 +147,7 @@ class TunDevice:
         except BaseException:
             os.close(fd)
             raise
-        return cls(fd, name, ifindex)
+        return cls(fd, name, ifindex, vnet_hdr, uso, tso)
 
     def add_address(self, cidr: str) -> None:
         """Add an address such as "169.254.10.1/30" (IPv4 or IPv6 with prefix length)."""
@@ -159,4 +199,5 @@ class TunDevice:
         self.close()
 
     def __repr__(self) -> str:
-        return f"TunDevice(name={self.name!r}, ifindex={self.ifindex}, fd={self.fd})"
+        return (f"TunDevice(name={self.name!r}, ifindex={self.ifindex}, fd={self.fd}, "
+                f"vnet_hdr={self.vnet_hdr}, uso={self.uso}, tso={self.tso})")

@@ -64,7 +64,7 @@ def _keys(suite: str, direction: str) -> dict:
 class Peer:
     """One PacketLoop process in a namespace, driven by JSON lines."""
 
-    def __init__(self, lab, ns: str, side: str, suite: str, udp_encap: bool) -> None:
+    def __init__(self, lab, ns: str, side: str, suite: str, udp_encap: bool, tun_mode: str = "plain") -> None:
         other = "b" if side == "a" else "a"
         conf = {
             "tun": "vgwlt0",
@@ -75,6 +75,7 @@ class Peer:
             "in": {"spi": SPI[side], **_keys(suite, f"{other}>{side}")},
             "out": {"spi": SPI[other], **_keys(suite, f"{side}>{other}")},
             "lifetime": PEER_LIFETIME,
+            "tun_mode": tun_mode,  # plain | gro (IFF_VNET_HDR) | tso (and TSO4 reads)
         }
         env = dict(os.environ, PYTHONPATH=REPO)
         self.proc = lab.popen(
@@ -242,7 +243,8 @@ def _peer_main(conf: dict) -> None:
         done = loop.create_future()
         ike = []
         pl = PacketLoop(loop, lambda d, l, r: ike.append((d, l, r)))
-        tun = TunDevice.create(conf["tun"])
+        mode = conf.get("tun_mode", "plain")
+        tun = TunDevice.create(conf["tun"], vnet_hdr=mode in ("gro", "tso"), tso=mode == "tso")
         try:
             tun.disable_ipv6()
             tun.add_address(conf["inside"])
