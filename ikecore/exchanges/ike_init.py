@@ -171,12 +171,13 @@ class IkeInit(Exchange):
         sa.fail("no answer to IKE_SA_INIT", "timeout")
 
 
-def _answer_size(sa, proposal, group, _request_len: int) -> int:
+def _answer_size(sa, proposal, group, request) -> int:
     """The exact size of our IKE_SA_INIT response, computed before any DH work."""
     from ..message import encode_chain
     payloads = ([SaPayload([proposal]), KePayload(group.id, bytes(group.public_size)),
                  NoncePayload(bytes(sa.policy.nonce_size))]
-                + nat_notifies(sa.spi_i, bytes(8), ("0.0.0.0", 0), ("0.0.0.0", 0)))
+                + nat_notifies(sa.spi_i, bytes(8), ("0.0.0.0", 0), ("0.0.0.0", 0))
+                + authenticate.init_payloads(sa, request))   # CERTREQ and notifies
     return 28 + len(encode_chain(payloads)[1])
 
 
@@ -201,7 +202,7 @@ def respond(sa, msg, now, local, remote):
         sa.log('No Proposal Match Found. Notifying with "No proposal chosen"', "error")
         raise ExchangeError(NotifyType.NO_PROPOSAL_CHOSEN, "no phase 1 proposal in common", fatal=True)
     group = get_dh_group(suite.dh)
-    if not sa.proven and _answer_size(sa, proposal, group, len(msg.raw)) > len(msg.raw):
+    if not sa.proven and _answer_size(sa, proposal, group, msg) > len(msg.raw):
         # no amplification: an address that did not return a cookie gets no more
         # bytes than it sent, and no DH work is spent on it
         raise CookieRequired()
