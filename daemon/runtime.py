@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from dataplane.esp import EspSa
 from dataplane.loop import PacketLoop
 from dataplane.tun import TunDevice
-from ikecore.events import ChildSaDown, ChildSaUp, IkeSaDown, IkeSaUp, LogLine, PeerMoved
+from ikecore.events import ChildSaDown, ChildSaUp, IkeSaDown, IkeSaUp, LogLine, NatKeepalive, PeerMoved
 from ikecore.tunnel import IkeTunnel
 
 from .awslog import TunnelLog
@@ -131,12 +131,15 @@ class TunnelRuntime:
         elif isinstance(ev, ChildSaDown):
             self._remove_child(ev.spi_in, ev.reason)
         elif isinstance(ev, IkeSaDown):
-            if ev.reason not in ("deleted", "replaced", "rekeyed", "redundant"):
+            # invalid-ke is a normal step of a negotiation (RFC 7296 §1.2), not an error
+            if ev.reason not in ("deleted", "replaced", "rekeyed", "redundant", "invalid-ke"):
                 self.last_error = f"{ev.reason}: {ev.detail}" if ev.detail else ev.reason
         elif isinstance(ev, IkeSaUp):
             self.last_error = ""
         elif isinstance(ev, PeerMoved):
             self._follow_peer(ev)
+        elif isinstance(ev, NatKeepalive):
+            self.loop.send_keepalive(self.id)   # RFC 3948 §2.3: vgw is behind a NAT
         if self.up != was_up:
             self.last_status_change = time.time()
             return True
@@ -201,6 +204,7 @@ class TunnelRuntime:
             "status_message": message,
             "last_status_change": self.last_status_change,
             "customer_gateway_ip": str(self.conn.customer_gateway.ip or "") or None,
+            "customer_gateway_identity": self.conn.customer_gateway.identity,
             "inside_cidr": str(self.cfg.inside_cidr),
             "vgw_inside_ip": str(self.cfg.vgw_inside_ip),
             "cgw_inside_ip": str(self.cfg.cgw_inside_ip),

@@ -56,6 +56,10 @@ class ChildRekey(Exchange):
         if child is None or child.state != "INSTALLED":
             return None
         p = sa.policy
+        # the group agreed last time first (as strongSwan does): saves an
+        # INVALID_KE round trip on every rekey with a peer that prefers another
+        if self.group is None and child.suite.dh in p.phase2_dh_groups:
+            self.group = child.suite.dh
         self.group = self.group or p.phase2_dh_groups[0]
         self.new_spi = new_spi(p.random_bytes)
         self.nonce = p.random_bytes(p.nonce_size)

@@ -71,6 +71,8 @@ class IkeRekey(Exchange):
         if sa.state != State.ESTABLISHED or sa.successor is not None or sa.ike_rekeying is not None:
             return None
         p = sa.policy
+        if self.group is None and sa.suite.dh in p.phase1_dh_groups:
+            self.group = sa.suite.dh     # the group agreed last time first
         self.group = self.group or p.phase1_dh_groups[0]
         self.spi = new_ike_spi(p.random_bytes)
         self.nonce = p.random_bytes(p.nonce_size)

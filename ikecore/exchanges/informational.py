@@ -81,12 +81,18 @@ class Liveness(Exchange):
 
     TYPE = ExchangeType.INFORMATIONAL
 
+    def __init__(self, dead_at: float | None = None):
+        self.dead_at = dead_at     # last traffic + dpd_timeout (lifecycle.py)
+        self.schedule = None
+
     def build(self, sa, now):
+        from .lifecycle import liveness_delays
+        dead_at = self.dead_at if self.dead_at is not None else now + sa.policy.dpd_timeout
+        self.schedule = liveness_delays(now, dead_at)
         return []
 
     def delays(self, policy):
-        from .lifecycle import liveness_delays
-        return liveness_delays(policy)
+        return self.schedule
 
     def process(self, sa, msg, now):
         from . import lifecycle
@@ -95,7 +101,7 @@ class Liveness(Exchange):
 
     def timed_out(self, sa, now):
         from . import lifecycle
-        lifecycle.on_dpd_timeout(sa, now)
+        lifecycle.on_dpd_timeout(sa, now, len(self.schedule) - 1)
 
 
 class Notify(Exchange):
@@ -155,6 +161,11 @@ def respond(sa, msg, now, local, remote):
                     if target is not sa:
                         target.start(DeleteChild(p.exchange.spi_in, p.exchange.reason), now)
                 sa.close_after_response = ("rekeyed", "rekeyed")
+                return []
+            if sa.redundant:
+                # the loser of an IKE rekey collision removes its own copy (§2.8.1)
+                sa.log("AWS tunnel (IKE_SA) redundant SA deleted by cgw after a rekey collision", "debug")
+                sa.close_after_response = ("redundant after a rekey collision", "redundant")
                 return []
             sa.log("AWS tunnel received DELETE for IKE_SA from CGW")
             sa.close_after_response = ("deleted by the customer gateway", "deleted-by-peer")

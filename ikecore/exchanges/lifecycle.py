@@ -8,8 +8,11 @@ the SA is deleted (hard expiry).
 DPD: "If AWS receives no traffic from a VPN peer for 10 seconds, AWS sends a DPD
 R-U-THERE message ... If the VPN peer does not respond to three successive DPDs,
 the VPN peer is considered dead" - in IKEv2 an empty INFORMATIONAL, resent every
-10 s (the generated configs: "DPD Interval: 10, DPD Retries: 3"), the peer dead
-once dpd_timeout_seconds passed without an answer. Peers behind a NAT get
+10 s (the generated configs: "DPD Interval: 10, DPD Retries: 3"). The timeout
+counts from the last traffic: "A DPD timeout of 40 seconds means that the VPN
+endpoint will consider the peer dead 30 seconds after the first failed
+keep-alive" (10 s of silence + 30 s; with 40, three probes go unanswered), so the
+peer is dead at last traffic + dpd_timeout_seconds. Peers behind a NAT get
 periodic DPDs whatever the traffic ("periodic DPDs for peers using NAT").
 Then dpd_timeout_action: clear (delete), none (keep), restart (the tunnel
 initiates again; see IkeTunnel).
@@ -41,10 +44,11 @@ def on_child_installed(sa, child, now: float) -> None:
     child.expire_at = now + p.phase2_lifetime
 
 
-def liveness_delays(policy) -> list[float]:
-    """Resend every DPD_INTERVAL; give up dpd_timeout after the first probe."""
-    retransmits = max(1, -(-int(policy.dpd_timeout) // int(DPD_INTERVAL)) - 1)
-    return [DPD_INTERVAL] * retransmits + [policy.dpd_timeout - DPD_INTERVAL * retransmits]
+def liveness_delays(started: float, dead_at: float) -> list[float]:
+    """Resend every DPD_INTERVAL from `started`; give up at `dead_at`."""
+    remaining = max(dead_at - started, DPD_INTERVAL)
+    retransmits = max(0, -(-int(round(remaining * 1000)) // int(DPD_INTERVAL * 1000)) - 1)
+    return [DPD_INTERVAL] * retransmits + [remaining - DPD_INTERVAL * retransmits]
 
 
 def fire(sa, name: str, now: float) -> None:
@@ -111,15 +115,14 @@ def dpd_check(sa, now: float) -> None:
         # a request is on its way; its own retransmissions notice a dead peer
         sa.timers["dpd"] = now + DPD_INTERVAL
         return
-    sa.start(Liveness(), now)
+    sa.start(Liveness(sa.last_inbound + sa.policy.dpd_timeout), now)
 
 
 def on_liveness_answered(sa, now: float) -> None:
     sa.timers["dpd"] = now + DPD_DELAY
 
 
-def on_dpd_timeout(sa, now: float) -> None:
-    retransmits = len(liveness_delays(sa.policy)) - 1
+def on_dpd_timeout(sa, now: float, retransmits: int) -> None:
     sa.log(f"AWS tunnel DPD timed out after {retransmits} retransmits", "error")
     if sa.policy.dpd_action == "none":
         sa.log("AWS tunnel keeps the tunnel (dpd_timeout_action none)", "warning")

@@ -9,6 +9,7 @@ three tunnels with the three actions are watched at once.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 
@@ -72,13 +73,16 @@ def test_dpd_actions_when_the_customer_gateway_dies(lab, topo):
     lab.wait_until(lambda: vgw.tunnel(IPS[0])["status"] == "DOWN", 55,
                    what="DPD to clear the tunnel with action clear")
     took = time.monotonic() - killed
-    assert 30 <= took <= 50, f"declared dead after {took:.1f} s"
+    # dead at the last traffic + 30 s; with a NAT (libipsec fakes one) DPD is periodic,
+    # so the last answer came at most 10 s before the kill
+    assert 15 <= took <= 45, f"declared dead after {took:.1f} s"
     log = vgw.log_text()
-    assert log.count("AWS tunnel DPD timed out after 2 retransmits") >= 2
-    # none: the SA is kept
+    assert len(re.findall(r"AWS tunnel DPD timed out after \d+ retransmits", log)) >= 2
+    # none: the SA is kept (its probes run on their own schedule: wait for its timeout)
+    lab.wait_until(lambda: "dpd_timeout_action none" in vgw.log_text(), 20,
+                   what="the DPD timeout of the tunnel with action none")
     kept = vgw.tunnel(IPS[2])
     assert kept["status"] == "UP" and kept["ike"]["state"] == "ESTABLISHED"
-    assert "dpd_timeout_action none" in log
     # clear: down and stays down (startup_action add: AWS waits for the CGW);
     # restart: vgw initiates again at once
     lab.wait_until(lambda: "restarting the IKE_SA" in vgw.log_text(), 15,

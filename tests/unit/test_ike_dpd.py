@@ -89,12 +89,15 @@ def test_inbound_esp_postpones_the_probe():
     assert [t for t, _ in probe_times(pair, pair.a)] == [17.0]
 
 
-@pytest.mark.parametrize("dpd_timeout,retransmits", [(30, 2), (40, 3)])
+# AWS: "A DPD timeout of 40 seconds means that the VPN endpoint will consider the
+# peer dead 30 seconds after the first failed keep-alive": dead at the last
+# traffic (t=0, the handshake) + dpd_timeout; probes every 10 s from t=10.
+@pytest.mark.parametrize("dpd_timeout,retransmits", [(30, 1), (40, 2)])
 def test_dpd_schedule_and_timeout(dpd_timeout, retransmits):
     pair = make_pair(a=dict(dpd_timeout=dpd_timeout), b=dict(dpd_timeout=dpd_timeout))
     [ca] = pair.a.child_ups
     first = IDLE
-    dead = first + dpd_timeout
+    dead = 0.0 + dpd_timeout
     step(pair, dead - 0.01, deliver=False)
     probes = probe_times(pair, pair.a)
     assert [t for t, _ in probes] == [first + INTERVAL * k for k in range(retransmits + 1)]
@@ -125,28 +128,29 @@ def test_dpd_clear_ends_the_tunnel_and_does_not_initiate():
 def test_dpd_none_keeps_the_sa_and_goes_on_probing():
     pair = make_pair(a=dict(dpd_action="none"), b=dict(dpd_action="none"))
     [ca] = pair.a.child_ups
-    step(pair, 40.0, deliver=False)
-    assert pair.a.logged("AWS tunnel DPD timed out after 2 retransmits")
+    step(pair, 30.0, deliver=False)
+    assert pair.a.logged("AWS tunnel DPD timed out after 1 retransmits")
     assert pair.a.downs == [] and pair.a.child_downs == []
     assert pair.a.sa.established and children(pair.a) == {ca.spi_in: ca.spi_out}
-    step(pair, 49.99, deliver=False)
-    assert [t for t, _ in probe_times(pair, pair.a)] == [10.0, 20.0, 30.0]
-    step(pair, 50.0, deliver=False)
-    assert [t for t, _ in probe_times(pair, pair.a)][-1] == 50.0   # probing continues
-    step(pair, 65.0)                                                 # the peer is back
+    step(pair, 59.99, deliver=False)
+    # after the timeout, a probe every 10 s + its 10 s wait: 40 (gives up at 50), ...
+    assert [t for t, _ in probe_times(pair, pair.a)] == [10.0, 20.0, 40.0]
+    step(pair, 60.0, deliver=False)
+    assert [t for t, _ in probe_times(pair, pair.a)][-1] == 60.0   # probing continues
+    step(pair, 85.0)              # the peer is back: the probe of t=80 is answered
     assert pair.a.sa.pending is None and pair.a.downs == []
     assert pair.a.sa.established
 
 
 def test_dpd_restart_initiates_at_once():
     pair = make_pair(a=dict(dpd_action="restart"))
-    step(pair, 39.99, deliver=False)
+    step(pair, 29.99, deliver=False)
     mark = len(pair.sends)
-    step(pair, 40.0, deliver=False)
+    step(pair, 30.0, deliver=False)
     assert [d.reason for d in pair.a.downs] == ["dpd"]
     assert pair.a.logged("AWS tunnel is restarting the IKE_SA")
     inits = [(t, d) for t, who, d in pair.sends[mark:] if who == "a" and d.data[18] == 34]
-    assert [t for t, _ in inits] == [40.0]
+    assert [t for t, _ in inits] == [30.0]
     step(pair, 60.0)                          # the network is back: a new IKE SA comes up
     assert len(pair.a.ups) == 2 and pair.a.sa.established
     assert pair.a.sa.spi_i == inits[0][1].data[:8]
@@ -239,12 +243,12 @@ def test_startup_start_initiates_again_after_a_peer_delete():
 
 def test_startup_start_initiates_again_after_dpd_clear():
     pair = make_pair(a=dict(startup_action="start"))
-    step(pair, 40.0, deliver=False)
+    step(pair, 30.0, deliver=False)
     assert [d.reason for d in pair.a.downs] == ["dpd"]
     mark = len(pair.sends)
-    step(pair, 40.0 + RESTART_BASE, deliver=False)
+    step(pair, 30.0 + RESTART_BASE, deliver=False)
     inits = [t for t, who, d in pair.sends[mark:] if who == "a" and d.data[18] == 34]
-    assert inits == [40.0 + RESTART_BASE]
+    assert inits == [30.0 + RESTART_BASE]
 
 
 def _attempt_starts(pair, since):

@@ -225,10 +225,9 @@ def test_ike_rekey_by_either_side(who, dh):
 
 
 @pytest.mark.parametrize("who", ["a", "b"])
-def test_ike_rekey_invalid_ke_then_retry(who):
-    """The rekey's initiator guesses its first phase 1 group (19); the responder
-    allows only 20 (the handshake itself settled on 20 after INVALID_KE) and
-    answers INVALID_KE_PAYLOAD naming it (§1.3); the retry with 20 goes through."""
+def test_ike_rekey_reuses_the_agreed_group(who):
+    """The handshake settled on 20 after INVALID_KE; the rekey offers 20 first (the
+    group agreed last time, as strongSwan does) and needs no second round trip."""
     guesser, strict = dict(phase1_dh_groups=(19, 20)), dict(phase1_dh_groups=(20,))
     pair = make_pair(a=guesser if who == "a" else strict, b=strict if who == "a" else guesser)
     by, peer = sides(pair, who)
@@ -237,14 +236,36 @@ def test_ike_rekey_invalid_ke_then_retry(who):
     mark = len(pair.wire)
     by.tunnel.rekey("ike", pair.now)
     pair.run()
-    first, second = ike_requests(pair, by, mark)
-    refusal = [d for d in sent(pair, peer, mark, "CREATE_CHILD_SA", response=True)][0]
-    assert opened(pair, first).ke()[0] == 19 and opened(pair, second).ke()[0] == 20
-    [(ntype, _, _, data)] = opened(pair, refusal).notifies()
-    assert (ntype, data) == (NOTIFIES["INVALID_KE_PAYLOAD"], b"\x00\x14")
+    [only] = ike_requests(pair, by, mark)
+    assert opened(pair, only).ke()[0] == 20
     for side in (by, peer):
         [new] = [u for u in side.ups if u.rekeyed]
         assert new.dh_group == 20 and side.sa.spi_i == new.spi_i
+
+
+@pytest.mark.parametrize("who", ["a", "b"])
+def test_ike_rekey_invalid_ke_then_retry(who):
+    """The peer's policy no longer allows the agreed group (20) but 21: the rekey
+    guesses 20, the peer answers INVALID_KE_PAYLOAD naming 21 (§1.3), the retry
+    with 21 goes through."""
+    guesser, strict = dict(phase1_dh_groups=(19, 20, 21)), dict(phase1_dh_groups=(20,))
+    pair = make_pair(a=guesser if who == "a" else strict, b=strict if who == "a" else guesser)
+    by, peer = sides(pair, who)
+    [old] = by.ups
+    assert old.dh_group == 20
+    changed = replace(peer.tunnel.policy, phase1_dh_groups=(21,))
+    peer.tunnel.policy = peer.sa.policy = changed
+    mark = len(pair.wire)
+    by.tunnel.rekey("ike", pair.now)
+    pair.run()
+    first, second = ike_requests(pair, by, mark)
+    refusal = [d for d in sent(pair, peer, mark, "CREATE_CHILD_SA", response=True)][0]
+    assert opened(pair, first).ke()[0] == 20 and opened(pair, second).ke()[0] == 21
+    [(ntype, _, _, data)] = opened(pair, refusal).notifies()
+    assert (ntype, data) == (NOTIFIES["INVALID_KE_PAYLOAD"], b"\x00\x15")
+    for side in (by, peer):
+        [new] = [u for u in side.ups if u.rekeyed]
+        assert new.dh_group == 21 and side.sa.spi_i == new.spi_i
         downs = [d.reason for d in side.downs if (d.spi_i, d.spi_r) == (old.spi_i, old.spi_r)]
         assert downs == ["rekeyed"]
 
