@@ -115,3 +115,12 @@ class PeerMoved(Event):
 
     local: Addr
     remote: Addr
+
+
+@dataclass(frozen=True)
+class NatKeepalive(Event):
+    """Send one NAT-keepalive (RFC 3948 §2.3: a 0xFF octet in UDP 4500) to the
+    peer now: vgw is behind a NAT (ikecore.nat)."""
+
+    local: Addr
+    remote: Addr

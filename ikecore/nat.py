@@ -31,3 +31,32 @@ def detect(spi_i: bytes, spi_r: bytes, source_hashes: list[bytes], dest_hash: by
     peer_nat = bool(source_hashes) and nat_hash(spi_i, spi_r, *peer) not in source_hashes
     local_nat = dest_hash is not None and nat_hash(spi_i, spi_r, *local) != dest_hash
     return peer_nat, local_nat
+
+
+# --- NAT keepalives (RFC 3948 §2.3) ------------------------------------------------
+#
+# "The sending node behind the NAT" keeps its mapping alive with one-octet 0xFF
+# UDP packets on port 4500. vgw sends them when it is itself behind a NAT
+# (local_behind_nat), every KEEPALIVE_INTERVAL seconds, strongSwan's
+# charon.keep_alive default. When only the customer gateway is behind a NAT, vgw
+# sends none: the CGW keeps its own mapping alive, and AWS's periodic DPD for
+# NAT peers (exchanges/lifecycle.py: an authenticated request every 10 s,
+# answered from behind the NAT) refreshes it in both directions anyway.
+
+KEEPALIVE_INTERVAL = 20.0
+KEEPALIVE_TIMER = "nat_keepalive"
+
+
+def arm_keepalive(sa, now: float) -> None:
+    if sa.local_behind_nat:
+        sa.timers[KEEPALIVE_TIMER] = now + KEEPALIVE_INTERVAL
+
+
+def fire_keepalive(sa, now: float) -> None:
+    """The timer fired: ask the data path for a keepalive, and again later."""
+    from .events import NatKeepalive
+    from .sa import State
+    if sa.state != State.ESTABLISHED or not sa.local_behind_nat:
+        return
+    sa.emit(NatKeepalive(sa.local, sa.remote))
+    sa.timers[KEEPALIVE_TIMER] = now + KEEPALIVE_INTERVAL

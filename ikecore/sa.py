@@ -201,6 +201,10 @@ class IkeSa:
 
     def _fire(self, name: str, now: float) -> None:
         from .exchanges import lifecycle
+        from .nat import KEEPALIVE_TIMER, fire_keepalive
+        if name == KEEPALIVE_TIMER:
+            fire_keepalive(self, now)
+            return
         lifecycle.fire(self, name, now)
 
     # --- requests we start -----------------------------------------------------
@@ -439,7 +443,13 @@ class IkeSa:
         on authenticated messages (RFC 7296 §2.23)."""
         if authenticated and (local, remote) != (self.local, self.remote):
             moved = remote[0] != self.remote[0] or (self.remote[1] != 500 and remote[1] != self.remote[1])
+            if moved and self.established:
+                self.log(f"AWS tunnel follows cgw from {self.remote[0]}:{self.remote[1]} to "
+                         f"{remote[0]}:{remote[1]} (NAT mapping changed)")
             self.local, self.remote = local, remote
+            if self.pending is not None:
+                # retransmissions go where the peer is now
+                self.pending.local, self.pending.remote = local, remote
             if moved and self.children:
                 from .events import PeerMoved
                 self.emit(PeerMoved(self.local, self.remote))
@@ -501,6 +511,10 @@ class IkeSa:
             "prf": prf_name(s.prf) if s else None,
             "dh_group": s.dh if s else None,
             "nat_t": self.udp_encap,
+            "peer_behind_nat": self.peer_behind_nat,
+            "local_behind_nat": self.local_behind_nat,
+            "fragmentation": self.peer_fragmentation,   # both sides support RFC 7383
+            "auth": "certificate" if self.policy.credentials is not None else "psk",
             "established_at": self.established_at,
             "rekey_at": self.timers.get("ike_rekey"),
             "expire_at": self.timers.get("ike_expire"),

@@ -49,6 +49,8 @@ def _ike_up(sa, now, rekeyed: bool = False) -> None:
                f"(remote id {sa.remote_identity})")
     from . import lifecycle
     lifecycle.on_ike_established(sa, now)
+    from ..nat import arm_keepalive
+    arm_keepalive(sa, now)   # RFC 3948 §2.3, when vgw is behind a NAT
 
 
 def add_child(sa, child: ChildSa, now, shared: bytes | None = None, replaces: int | None = None,

@@ -1,0 +1,86 @@
+"""NAT traversal beyond detection (RFC 7296 §2.23, RFC 3948): keepalives from
+the side behind the NAT, a NAT mapping that changes, a customer gateway with no
+configured address. Side A sits behind the NAPT of ikepair.Nat.
+"""
+
+from __future__ import annotations
+
+from ikecore.events import NatKeepalive, PeerMoved
+from ikepair import ADDR_B, IkePair, Nat, policy_a, policy_b
+
+PUBLIC = "203.0.113.5"
+
+
+def nat_pair(**b):
+    pair = IkePair(policy_a(), policy_b(remote_ip=b.pop("remote_ip", PUBLIC), **b), nat_a=Nat(PUBLIC))
+    pair.handshake()
+    assert len(pair.a.ups) == 1 and len(pair.b.ups) == 1
+    return pair
+
+
+def test_nat_detected_and_port_4500():
+    pair = nat_pair()
+    a, b = pair.a.tunnel.current, pair.b.tunnel.current
+    assert (a.local_behind_nat, a.peer_behind_nat) == (True, False)
+    assert (b.local_behind_nat, b.peer_behind_nat) == (False, True)
+    assert a.remote == (ADDR_B, 4500) and b.remote == (PUBLIC, 40001)   # the NAT's second mapping
+    [child] = pair.b.child_ups
+    assert child.udp_encap and child.remote == (PUBLIC, 40001)
+    status = pair.b.tunnel.status()["ike"]
+    assert status["remote"] == f"{PUBLIC}[40001]" and status["peer_behind_nat"]
+    assert status["auth"] == "psk" and status["fragmentation"] is True
+
+
+def test_keepalives_come_from_the_side_behind_the_nat():
+    """RFC 3948 §2.3: the node behind the NAT sends them (every 20 s here, as
+    strongSwan); the other side relies on its periodic DPD (aws-facts §6.4)."""
+    pair = nat_pair()
+    start = pair.now
+    pair.run_timers(start + 61)
+    a_keepalives = pair.a.of(NatKeepalive)
+    assert len(a_keepalives) == 3
+    assert all(k.remote == (ADDR_B, 4500) for k in a_keepalives)
+    assert pair.b.of(NatKeepalive) == []
+    assert pair.b.tunnel.current.counters.retransmitted_requests == 0   # periodic DPD answered
+
+
+def test_no_keepalives_without_a_nat():
+    pair = IkePair()
+    pair.handshake()
+    pair.run_timers(100)
+    assert pair.a.of(NatKeepalive) == [] and pair.b.of(NatKeepalive) == []
+
+
+def test_nat_mapping_change_is_followed_on_the_next_authenticated_message():
+    pair = nat_pair()
+    b_sa = pair.b.tunnel.current
+    old = b_sa.remote
+    # the NAT forgets its mappings (a reboot, a conntrack flush): A's next packet
+    # leaves from a new public port, and answers to the old one are dropped
+    pair.a.nat.out_map.clear()
+    pair.a.nat.in_map.clear()
+    pair.advance(b_sa.timers["dpd"])              # B's periodic DPD (peer behind NAT)
+    lost = pair.outgoing(pair.b)
+    assert lost and not any(pair.deliver(pair.a, d) for d in lost)
+    assert b_sa.remote == old
+    # unauthenticated junk from the new port moves nothing
+    pair.b.tunnel.receive(b"\x00" * 40, b_sa.local, (PUBLIC, 41000), pair.now)
+    assert b_sa.remote == old and pair.b.of(PeerMoved) == []
+    pair.liveness(pair.a)                         # A's own DPD, from the new mapping
+    pair.transfer(pair.a)
+    [moved] = pair.b.of(PeerMoved)
+    assert moved.remote[0] == PUBLIC and moved.remote[1] != old[1]
+    assert b_sa.remote == moved.remote
+    assert pair.b.logged(f"AWS tunnel follows cgw from {PUBLIC}:{old[1]} to {PUBLIC}:{moved.remote[1]}")
+    # B's DPD retransmission goes to the new mapping and is answered
+    pair.run_timers(pair.now + 30)
+    assert len(pair.b.downs) == 0 and b_sa.established
+    assert pair.b.tunnel.current is b_sa
+
+
+def test_customer_gateway_from_any_address():
+    """customer_gateway.ip omitted: the tunnel accepts the CGW at whatever address
+    its NAT gives it; status shows where it actually is."""
+    pair = nat_pair(remote_ip=None)
+    assert pair.b.ups[0].remote[0] == PUBLIC
+    assert pair.b.tunnel.status()["ike"]["remote"].startswith(f"{PUBLIC}[")
