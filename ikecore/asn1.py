@@ -97,8 +97,10 @@ _STRINGS = {0x0C: "utf-8", 0x13: "ascii", 0x16: "ascii", 0x14: "latin-1",
             0x1E: "utf-16-be", 0x1C: "utf-32-be"}
 
 
-def name_text(der: bytes) -> str:
-    """A DER Name (SEQUENCE OF SET OF AttributeTypeAndValue) as `C=US, O=x, CN=y`."""
+def name_rdns(der: bytes) -> list[list[tuple[str, str]]]:
+    """A DER Name (SEQUENCE OF SET OF AttributeTypeAndValue) as RDNs of
+    (OID, value) pairs; string values decoded whatever their ASN.1 string type,
+    others as "#" + hex."""
     tag, start, end = read(der)
     if tag != SEQUENCE or end != len(der):
         raise ValueError("DER: a Name is one SEQUENCE")
@@ -114,8 +116,31 @@ def name_text(der: bytes) -> str:
             oid = decode_oid(der[fields[0][1]:fields[0][2]])
             vtag, vs, ve = fields[1]
             codec = _STRINGS.get(vtag)
-            value = (der[vs:ve].decode(codec, "replace") if codec else "#" + der[vs:ve].hex())
-            value = value.replace("\\", "\\\\").replace(",", "\\,").replace("+", "\\+")
-            parts.append(f"{_ATTR_NAMES.get(oid, oid)}={value}")
-        rdns.append("+".join(parts))
-    return ", ".join(rdns)
+            parts.append((oid, der[vs:ve].decode(codec, "replace") if codec else "#" + der[vs:ve].hex()))
+        rdns.append(parts)
+    return rdns
+
+
+def name_text(der: bytes) -> str:
+    """A DER Name as `C=US, O=x, CN=y` (first RDN first, as strongSwan prints it)."""
+    def esc(v: str) -> str:
+        return v.replace("\\", "\\\\").replace(",", "\\,").replace("+", "\\+")
+    return ", ".join("+".join(f"{_ATTR_NAMES.get(oid, oid)}={esc(v)}" for oid, v in rdn)
+                     for rdn in name_rdns(der))
+
+
+def names_match(a: bytes, b: bytes) -> bool:
+    """Two DER Names name the same entity (RFC 5280 §7.1, simplified RFC 4518
+    preparation): equal DER, or the same RDNs in the same order whose values are
+    equal ignoring the ASN.1 string type, case and runs of spaces. strongSwan
+    writes an ID_DER_ASN1_DN from text with PrintableString where `cryptography`
+    certificates carry UTF8String, so byte equality alone would refuse it."""
+    if a == b:
+        return True
+    try:
+        ra, rb = name_rdns(a), name_rdns(b)
+    except ValueError:
+        return False
+    def prep(rdn):
+        return sorted((oid, " ".join(v.split()).casefold()) for oid, v in rdn)
+    return len(ra) == len(rb) and all(prep(x) == prep(y) for x, y in zip(ra, rb))

@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtensionOID, NameOID
 
-from .asn1 import name_text
+from .asn1 import name_text, names_match
 from .constants import IdType
 
 MAX_CHAIN_CERTS = 8            # end-entity + intermediates the peer may send
@@ -352,24 +352,25 @@ class Identity:
         return cls("fqdn", text.rstrip("."))
 
     def matches(self, id_type: int, data: bytes) -> bool:
-        """Does an ID payload (type, data) name this identity? A DN matches if it
-        is DER-equal with the RDNs in the written order or in RFC 4514 order."""
+        """Does an ID payload (type, data) name this identity? A DN matches the RDNs
+        in the written order or in RFC 4514 order (asn1.names_match: DER-equal, or
+        equal values whatever their string type, case and spacing)."""
         if self.kind == "dn":
             if id_type != IdType.DER_ASN1_DN:
                 return False
             written = parse_dn(self.text)
             reverse = x509.Name(list(reversed(written.rdns)))
-            return data in (written.public_bytes(), reverse.public_bytes())
+            return names_match(data, written.public_bytes()) or names_match(data, reverse.public_bytes())
         if self.kind == "ipv4":
             return id_type == IdType.IPV4_ADDR and data == ipaddress.IPv4Address(self.text).packed
         return id_type == IdType.FQDN and data.decode("ascii", "replace").lower().rstrip(".") == self.text.lower()
 
 
 def cert_vouches_for(cert: x509.Certificate, id_type: int, data: bytes) -> bool:
-    """Is the peer's ID the certificate's? ID_DER_ASN1_DN: DER-equal to the
+    """Is the peer's ID the certificate's? ID_DER_ASN1_DN: the same DN as the
     subject; ID_FQDN / ID_RFC822_ADDR / ID_IPV4_ADDR: in subjectAltName (RFC 4945 §3.1)."""
     if id_type == IdType.DER_ASN1_DN:
-        return data == cert.subject.public_bytes()
+        return names_match(data, cert.subject.public_bytes())
     san = _ext(cert, x509.SubjectAlternativeName)
     if san is None:
         return False

@@ -281,3 +281,26 @@ def test_certreq_names_cas_by_spki_sha1(pki):
                                         serialization.PublicFormat.SubjectPublicKeyInfo)
             for c in (pki.root, pki.inter)]
     assert anchors.certreq_data() == b"".join(hashlib.sha1(s).digest() for s in spki)
+
+
+def test_dn_matching_ignores_string_type_case_and_spaces(pki):
+    """strongSwan encodes an ID_DER_ASN1_DN written as text with PrintableString;
+    `cryptography` certificates carry UTF8String: the same DN (RFC 5280 §7.1)."""
+    from cryptography.x509.name import _ASN1Type
+    printable = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Example", _ASN1Type.PrintableString),
+                           x509.NameAttribute(NameOID.COMMON_NAME, "cgw.example.net", _ASN1Type.PrintableString)])
+    assert printable.public_bytes() != pki.leaf.subject.public_bytes()
+    assert cert_vouches_for(pki.leaf, IdType.DER_ASN1_DN, printable.public_bytes())
+    spaced = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, " EXAMPLE "),
+                        x509.NameAttribute(NameOID.COMMON_NAME, "CGW.example.net")])
+    assert cert_vouches_for(pki.leaf, IdType.DER_ASN1_DN, spaced.public_bytes())
+    reordered = x509.Name(list(reversed(pki.leaf.subject.rdns)))
+    assert not cert_vouches_for(pki.leaf, IdType.DER_ASN1_DN, reordered.public_bytes())
+    longer = x509.Name([*pki.leaf.subject.rdns, x509.RelativeDistinguishedName(
+        [x509.NameAttribute(NameOID.COUNTRY_NAME, "US")])])
+    assert not cert_vouches_for(pki.leaf, IdType.DER_ASN1_DN, longer.public_bytes())
+    other = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Example"),
+                       x509.NameAttribute(NameOID.COMMON_NAME, "cgw.example.org")])
+    assert not cert_vouches_for(pki.leaf, IdType.DER_ASN1_DN, other.public_bytes())
+    assert not cert_vouches_for(pki.leaf, IdType.DER_ASN1_DN, b"\x30\x03junk")
+    assert Identity.parse("O=Example, CN=cgw.example.net").matches(IdType.DER_ASN1_DN, printable.public_bytes())
