@@ -368,32 +368,62 @@ class Topo:
     onprem_if: str = "eth0"
     vpc_if: str = "eth0"
     nat: bool = False
+    # NAT variant: the CGW's WAN side is a private net behind a masquerading router
+    # in namespace `nat_ns`, whose WAN address is the CGW's public address.
+    nat_ns: str | None = None
+    cgw_public_ip: str = "198.51.100.10"   # what vgw sees (== cgw_wan_ip without NAT)
+    nat_inside_ip: str = "192.168.77.1"
+    nat_inside_if: str = "lan0"
+    nat_wan_if: str = "wan0"
 
 
 def topology(lab: Lab, nat: bool = False) -> Topo:
     """Build onprem -- cgw == wan == vgw -- vpc in ``lab`` and return a :class:`Topo`.
 
     cgw and vgw forward (ip_forward=1) with rp_filter=0: with two tunnels,
-    traffic may leave on one and come back on the other.  ``nat=True`` is
-    reserved for a variant with the CGW behind a masquerading router.
+    traffic may leave on one and come back on the other.
+
+    ``nat=True``: onprem -- cgw == 192.168.77.0/24 == nat == wan == vgw -- vpc.
+    The CGW's WAN address is 192.168.77.10 (``cgw_wan_ip``); namespace
+    ``nat_ns`` masquerades it behind 198.51.100.10 (``cgw_public_ip``) with
+    nftables, ports chosen at random for each new mapping (``masquerade
+    random``), as a carrier-grade NAT does; :func:`nat_flush` forgets the
+    mappings, so the CGW's next packet leaves from a new port.
     """
-    if nat:
-        raise NotImplementedError("the NAT variant of the lab topology is not built yet")
     t = Topo(
         onprem=lab.add_ns("onprem"),
         cgw=lab.add_ns("cgw"),
         vgw=lab.add_ns("vgw"),
         vpc=lab.add_ns("vpc"),
+        nat=nat,
+        nat_ns=lab.add_ns("nat") if nat else None,
+        cgw_wan_ip="192.168.77.10" if nat else Topo.cgw_wan_ip,
     )
     lab.veth(t.onprem, t.cgw, f"{t.onprem_ip}/24", f"{t.cgw_lan_ip}/24", t.onprem_if, t.cgw_lan_if)
-    lab.veth(
-        t.cgw,
-        t.vgw,
-        f"{t.cgw_wan_ip}/24",
-        [f"{ip}/24" for ip in t.vgw_outside_ips],
-        t.cgw_wan_if,
-        t.vgw_wan_if,
-    )
+    if nat:
+        lab.veth(t.cgw, t.nat_ns, f"{t.cgw_wan_ip}/24", f"{t.nat_inside_ip}/24", t.cgw_wan_if,
+                 t.nat_inside_if)
+        lab.veth(t.nat_ns, t.vgw, f"{t.cgw_public_ip}/24", [f"{ip}/24" for ip in t.vgw_outside_ips],
+                 t.nat_wan_if, t.vgw_wan_if)
+        # the CGW reaches the WAN through the NAT; the NAT only knows its two nets
+        lab.route(t.cgw, t.wan_cidr, via=t.nat_inside_ip)
+        lab.sysctl(t.nat_ns, "net.ipv4.ip_forward", 1)
+        lab.run(t.nat_ns, "nft", "-f", "-", input=(
+            "table ip vgwlab_nat {\n"
+            "  chain postrouting {\n"
+            "    type nat hook postrouting priority srcnat; policy accept;\n"
+            f"    oifname \"{t.nat_wan_if}\" masquerade random\n"
+            "  }\n"
+            "}\n"))
+    else:
+        lab.veth(
+            t.cgw,
+            t.vgw,
+            f"{t.cgw_wan_ip}/24",
+            [f"{ip}/24" for ip in t.vgw_outside_ips],
+            t.cgw_wan_if,
+            t.vgw_wan_if,
+        )
     lab.veth(t.vgw, t.vpc, f"{t.vgw_vpc_ip}/24", f"{t.vpc_ip}/24", t.vgw_vpc_if, t.vpc_if)
     lab.route(t.onprem, "default", via=t.cgw_lan_ip)
     lab.route(t.vpc, "default", via=t.vgw_vpc_ip)
@@ -402,6 +432,22 @@ def topology(lab: Lab, nat: bool = False) -> Topo:
         lab.sysctl(ns, "net.ipv4.conf.all.rp_filter", 0)
         lab.sysctl(ns, "net.ipv4.conf.default.rp_filter", 0)
     return t
+
+
+def nat_mappings(lab: Lab, topo: Topo) -> list[str]:
+    """The NAT's UDP mappings, one line each (``proto src sport -> dport``), from
+    its conntrack table (read with pyroute2: no conntrack tool needed)."""
+    script = ("from pyroute2 import Conntrack\n"
+              "for e in Conntrack().dump_entries():\n"
+              "    o, r = e.tuple_orig, e.tuple_reply\n"
+              "    if o.proto == 17: print(o.saddr, o.sport, '->', r.daddr, r.dport)\n")
+    return lab.run(topo.nat_ns, sys.executable, "-c", script).stdout.splitlines()
+
+
+def nat_flush(lab: Lab, topo: Topo) -> None:
+    """Forget every mapping of the NAT (as a NAT reboot or a conntrack flush would):
+    the CGW's next packet gets a new random source port."""
+    lab.run(topo.nat_ns, sys.executable, "-c", "from pyroute2 import Conntrack; Conntrack().flush()")
 
 
 # -- pytest helper --------------------------------------------------------

@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -329,6 +330,31 @@ class Charon:
         what = f"{self.name}: IKE SA {ike} ESTABLISHED" + (f" with CHILD {child} INSTALLED" if child else "")
         return wait_until(ready, timeout, 0.2, what)
 
+    def add_credentials(self, cas: Sequence[str] = (), certs: Sequence[str] = (),
+                        keys: Sequence[str] = ()) -> None:
+        """Copy PEM files where ``swanctl --load-all`` looks for them (next to its
+        swanctl.conf, as the ``net2net-cert`` scenario lays them out): CA
+        certificates in x509ca/, end-entity certificates in x509/, keys in
+        private/. A certificate file may hold a chain (leaf, then intermediates):
+        the intermediates go to x509ca/ as well, so charon can send them."""
+        if self.proc is None:
+            raise RuntimeError("start charon first (it creates the credential directories)")
+        for path in cas:
+            shutil.copy(path, os.path.join(self.swanctl_dir, "x509ca", os.path.basename(path)))
+        for path in certs:
+            base = os.path.basename(path)
+            with open(path) as f:
+                blocks = re.findall(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----\n?", f.read(), re.S)
+            with open(os.path.join(self.swanctl_dir, "x509", base), "w") as f:
+                f.write(blocks[0])
+            for i, block in enumerate(blocks[1:]):
+                with open(os.path.join(self.swanctl_dir, "x509ca", f"{base}.issuer{i}.pem"), "w") as f:
+                    f.write(block)
+        for path in keys:
+            dst = os.path.join(self.swanctl_dir, "private", os.path.basename(path))
+            shutil.copy(path, dst)
+            os.chmod(dst, 0o600)
+
     def log_text(self) -> str:
         try:
             with open(self.log_path, errors="replace") as f:
@@ -489,6 +515,65 @@ def swanctl_conf_psk(
             raise ValueError(f"PSK for {name} may contain only letters, digits, '.', '_' and '-'")
         secrets[f"ike-{name}"] = {"id-1": local, "id-2": remote, "secret": f'"{psk}"'}
     return render_settings({"connections": connections, "secrets": secrets}) + "\n"
+
+
+def swanctl_conf_pubkey(
+    local_ip: str,
+    remote_ips: str | Sequence[str],
+    certs: str | Sequence[str],
+    local_ids: str | Sequence[str],
+    remote_id: str = "%any",
+    *,
+    names: Sequence[str] | None = None,
+    child: str = "net",
+    ike_proposals: str | Sequence[str] = "aes128-sha256-ecp256",
+    esp_proposals: str | Sequence[str] = "aes128gcm16",
+    dpd_delay: str | None = "10s",
+    start_action: str = "none",
+    extra_conn: Mapping[str, Any] | None = None,
+) -> str:
+    """swanctl.conf for certificate tunnels (``auth = pubkey``): per connection
+    ``local { auth = pubkey certs = CERT id = LOCAL_ID }`` and ``remote { auth =
+    pubkey id = REMOTE_ID }`` (peers.md §3, the ``net2net-cert`` layout). CERT is
+    a file name in x509/ (see :meth:`Charon.add_credentials`); IDs are DNs or
+    FQDNs, "%any" accepts any identity the CA vouches for. Connection i (default
+    ``tun1``, ``tun2``...) takes remote_ips[i], certs[i], local_ids[i] (a single
+    value serves all). Selectors 0.0.0.0/0 both ways, MOBIKE off, as
+    :func:`swanctl_conf_psk`."""
+    remotes, cert_list, ids = _as_list(remote_ips), _as_list(certs), _as_list(local_ids)
+    count = max(len(remotes), len(cert_list), len(ids))
+    for what, values in (("remote_ips", remotes), ("certs", cert_list), ("local_ids", ids)):
+        if len(values) not in (1, count):
+            raise ValueError(f"{what} must have 1 or {count} entries, not {len(values)}")
+    names = list(names or [f"tun{i + 1}" for i in range(count)])
+    if len(names) != count:
+        raise ValueError(f"names must have {count} entries")
+
+    def pick(values: list[str], i: int) -> str:
+        return values[i] if len(values) > 1 else values[0]
+
+    connections: dict[str, Any] = {}
+    for i, name in enumerate(names):
+        local_id = pick(ids, i)
+        for value in (local_id, remote_id):
+            if '"' in value:
+                raise ValueError(f"identity {value!r} cannot be quoted in swanctl.conf")
+        conn: dict[str, Any] = {
+            "version": 2,
+            "local_addrs": local_ip,
+            "remote_addrs": pick(remotes, i),
+            "proposals": _as_list(ike_proposals),
+            "dpd_delay": dpd_delay,
+            "mobike": False,
+            "local": {"auth": "pubkey", "certs": pick(cert_list, i), "id": f'"{local_id}"'},
+            "remote": {"auth": "pubkey", "id": f'"{remote_id}"'},
+            "children": {child: {"local_ts": ["0.0.0.0/0"], "remote_ts": ["0.0.0.0/0"],
+                                 "esp_proposals": _as_list(esp_proposals),
+                                 "start_action": start_action}},
+        }
+        conn.update(extra_conn or {})
+        connections[name] = conn
+    return render_settings({"connections": connections}) + "\n"
 
 
 def installed_children(sas: Iterable[dict]) -> list[dict]:

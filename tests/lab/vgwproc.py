@@ -19,9 +19,12 @@ from tests.lab.netns import Lab, wait_until
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def tunnel_yaml(outside_ip: str, inside_cidr: str, psk: str, **options) -> str:
-    lines = [f"- outside_ip: {outside_ip}", f"  inside_cidr: {inside_cidr}",
-             f"  pre_shared_key: {psk}"]
+def tunnel_yaml(outside_ip: str, inside_cidr: str, psk: str | None, **options) -> str:
+    """One tunnel; psk None for a certificate tunnel (pass certificate= and
+    private_key= as options)."""
+    lines = [f"- outside_ip: {outside_ip}", f"  inside_cidr: {inside_cidr}"]
+    if psk is not None:
+        lines.append(f"  pre_shared_key: {psk}")
     for key, value in options.items():
         lines.append(f"  {key}: {json.dumps(value)}")
     return "\n".join(lines)
@@ -29,10 +32,14 @@ def tunnel_yaml(outside_ip: str, inside_cidr: str, psk: str, **options) -> str:
 
 def gateway_yaml(control: str, vpc_cidrs: list[str], name: str, cgw_ip: str | None,
                  static_routes: list[str], tunnels: list[str],
-                 local_cidr: str = "0.0.0.0/0", remote_cidr: str = "0.0.0.0/0") -> str:
-    cgw = f"{{ip: {cgw_ip}}}" if cgw_ip else "{}"
+                 local_cidr: str = "0.0.0.0/0", remote_cidr: str = "0.0.0.0/0",
+                 ca_certificates: list[str] | None = None, cgw_identity: str | None = None) -> str:
+    cgw_keys = ([f"ip: {cgw_ip}"] if cgw_ip else []) + (
+        [f"identity: {json.dumps(cgw_identity)}"] if cgw_identity else [])
+    cgw = "{" + ", ".join(cgw_keys) + "}"
     body = textwrap.indent("\n".join(tunnels), " " * 6)
-    return (f"control_socket: {control}\n"
+    cas = f"ca_certificates: {json.dumps(ca_certificates)}\n" if ca_certificates else ""
+    return (f"control_socket: {control}\n{cas}"
             f"vpc: {{cidrs: {json.dumps(vpc_cidrs)}}}\n"
             f"connections:\n"
             f"  - name: {name}\n"
