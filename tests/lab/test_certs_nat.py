@@ -87,18 +87,22 @@ def test_rsa_chain_fragments_both_ways_and_refusals(lab):
     assert vgw.tunnel(cn.VGW_IP)["status"] == "UP"
 
 
-def test_ecdsa_classic_methods(lab):
-    """strongSwan with RFC 7427 off (charon.signature_authentication = no) sends no
-    SIGNATURE_HASH_ALGORITHMS: both sides use ECDSA on P-384 with SHA-384, AUTH
-    method 10 (RFC 4754)."""
+def test_vgw_initiates_with_ecdsa_classic_methods(lab):
+    """startup_action start with customer_gateway.identity: vgw initiates (AWS
+    side, IKEv2), sends CERT, CERTREQ and IDr naming the CGW (aws-facts §1.7).
+    strongSwan answers with RFC 7427 off (charon.signature_authentication = no),
+    so it announces no SIGNATURE_HASH_ALGORITHMS: both sides sign with ECDSA on
+    P-384 and SHA-384, AUTH method 10 (RFC 4754)."""
     topo = topology(lab)
     d = cn.vgw_pki(lab, "p384", "--key", "ecdsa-p384")
-    vgw = cn.start_vgw(lab, topo, d, topo.cgw_public_ip)
     cgw = cn.start_cgw(lab, topo, os.path.join(d, "ca.pem"), [os.path.join(d, "cgw.pem")],
                        [os.path.join(d, "cgw.key")], settings={"signature_authentication": False})
-    cgw.initiate("net", ike="tun1", timeout=15)
-    vgw.wait_up(cn.VGW_IP)
-    assert "authentication of 'CN=vgw.example.net' with ECDSA-384 signature successful" in cgw.log_text()
+    vgw = cn.start_vgw(lab, topo, d, topo.cgw_public_ip, identity=cn.CGW_ID, startup_action="start")
+    status = vgw.wait_up(cn.VGW_IP)
+    assert status["ike"]["role"] == "initiator" and status["ike"]["remote_id"] == cn.CGW_ID
+    log = cgw.log_text()
+    assert "parsed IKE_AUTH request 1 [ IDi N(INIT_CONTACT) CERT CERTREQ IDr AUTH SA TSi TSr ]" in log
+    assert "authentication of 'CN=vgw.example.net' with ECDSA-384 signature successful" in log
     assert "with ECDSA with SHA2-384 (AUTH method 10)" in vgw.log_text()
     both_ways(lab, topo, tcp=False)
 
