@@ -374,6 +374,9 @@ class IkeTunnel:
         if ike is not None:
             ike["rekey_in"] = left(ike.pop("rekey_at"))
             ike["expires_in"] = left(ike.pop("expire_at"))
+            # what the established SA dropped: forged (bad ICV), old or future
+            # message IDs, exchanges not allowed now (RFC 7296 §2.3, §2.21)
+            ike["counters"] = vars(cur.counters).copy()
         return {
             "phase1_state": self.phase1_state,
             "phase2_state": self.phase2_state,
