@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtensionOID, NameOID
@@ -79,10 +79,14 @@ def parse_der(der: bytes) -> x509.Certificate:
     """A certificate from DER; CertError if it is not one."""
     try:
         cert = x509.load_der_x509_certificate(der)
-        cert.public_key()   # an unknown key type fails here, not later
-        cert.extensions     # and a malformed extension
-    except (ValueError, UnsupportedAlgorithm, TypeError) as exc:
-        raise CertError(f"unparsable certificate ({exc})") from None
+        # cryptography parses lazily: read now everything validation uses, so that
+        # a malformed field fails here (an unknown key type, a bad extension or name)
+        cert.public_key()
+        cert.extensions
+        dn_text(cert.subject), dn_text(cert.issuer)
+        cert.not_valid_before_utc, cert.not_valid_after_utc
+    except Exception as exc:   # hostile bytes: whatever the parser raises (InvalidVersion, ...)
+        raise CertError(f"unparsable certificate ({type(exc).__name__}: {exc})") from None
     return cert
 
 
@@ -248,7 +252,7 @@ def validate_chain(ders: list[bytes], anchors: TrustAnchors,
 def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     try:
         cert.verify_directly_issued_by(issuer)
-    except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
+    except Exception:   # InvalidSignature, or a key/algorithm the check cannot use
         return False
     return True
 
