@@ -48,7 +48,15 @@ class IkeTunnel:
     def __init__(self, policy: TunnelPolicy, guard: DosGuard | None = None):
         self.policy = policy
         self.guard = guard or DosGuard(random_bytes=policy.random_bytes)
-        self._half_open: dict[int, tuple[IkeSa, str]] = {}   # responder SAs the guard counts
+        # responder SAs the guard counts, in creation order (= deadline order: each
+        # expires half_open_timeout after its IKE_SA_INIT, and time only moves on)
+        self._half_open: dict[int, tuple[IkeSa, str]] = {}
+        # every other live SA (established, initiating, rekeying, deleting): few.
+        # Per message and per timer only these and the SA concerned are walked,
+        # never the up to max_half_open half-open ones (O(1) per message, not
+        # O(half-open): found by tests/lab/test_hardening.py::test_ike_sa_init_flood)
+        self._active: dict[int, IkeSa] = {}
+        self._init_keys: dict[int, tuple] = {}          # id(responder SA) -> its _init_index key
         self._unproven: set[int] = set()   # responder SAs whose peer returned no cookie
         self.sas: dict[bytes, IkeSa] = {}                 # by our SPI
         self._init_index: dict[tuple, IkeSa] = {}        # (SPIi, remote) of responder SAs
@@ -91,7 +99,7 @@ class IkeTunnel:
                 self.counters.dropped_amplification += 1
                 self._forget(sa)
                 return
-        self._collect(now)
+        self._collect(now, [sa])
 
     def _find(self, header: Header, remote) -> IkeSa | None:
         if header.from_initiator and not header.is_response:
@@ -140,6 +148,7 @@ class IkeTunnel:
         sa = IkeSa(self.policy, initiator=False, local=local, remote=remote, created=now,
                    spi_i=header.spi_i, state=State.INIT_SENT, proven=proven)
         self._init_index[(header.spi_i, remote)] = sa
+        self._init_keys[id(sa)] = (header.spi_i, remote)
         self.guard.opened(remote[0])
         self._half_open[id(sa)] = (sa, remote[0])
         if not proven:
@@ -163,11 +172,12 @@ class IkeTunnel:
 
     def _forget(self, sa: IkeSa) -> None:
         """Drop a responder SA with no trace (its answer was not sent)."""
-        for key, other in list(self._init_index.items()):
-            if other is sa:
-                del self._init_index[key]
+        key = self._init_keys.pop(id(sa), None)
+        if key is not None and self._init_index.get(key) is sa:
+            del self._init_index[key]
         if self.sas.get(sa.our_spi) is sa:
             del self.sas[sa.our_spi]
+        self._active.pop(id(sa), None)
         entry = self._half_open.pop(id(sa), None)
         if entry is not None:
             self.guard.closed(entry[1])
@@ -180,6 +190,7 @@ class IkeTunnel:
                    remote=(self.policy.remote_ip, 500), created=now,
                    spi_i=new_ike_spi(self.policy.random_bytes))
         self.sas[sa.our_spi] = sa
+        self._active[id(sa)] = sa
         sa.start(IkeInit(), now)
         self._collect(now)
         return sa
@@ -234,15 +245,22 @@ class IkeTunnel:
         self._collect(now)
 
     def handle_timer(self, now: float) -> None:
-        for sa in self._all():
-            deadline = sa.next_deadline()
-            if deadline is not None and deadline <= now:
-                sa.handle_timer(now)
+        due = [sa for sa in self._active.values()
+               if (d := sa.next_deadline()) is not None and d <= now]
+        for sa, _ in self._half_open.values():   # oldest first: stop at the first not due
+            d = sa.next_deadline()
+            if d is None:
+                continue
+            if d > now:
+                break
+            due.append(sa)
+        for sa in due:
+            sa.handle_timer(now)
         if self.restart_at is not None and now >= self.restart_at:
             self.restart_at = None
             if self.accept_new and not self._live():
                 self.initiate(now)
-        self._collect(now)
+        self._collect(now, due)
 
     # --- outputs ----------------------------------------------------------------------
 
@@ -254,7 +272,12 @@ class IkeTunnel:
         return self._events.popleft() if self._events else None
 
     def next_deadline(self) -> float | None:
-        times = [d for d in (sa.next_deadline() for sa in self._all()) if d is not None]
+        times = [d for d in (sa.next_deadline() for sa in self._active.values()) if d is not None]
+        for sa, _ in self._half_open.values():   # the oldest one with a deadline is the earliest
+            d = sa.next_deadline()
+            if d is not None:
+                times.append(d)
+                break
         if self.restart_at is not None:
             times.append(self.restart_at)
         return min(times) if times else None
@@ -265,15 +288,23 @@ class IkeTunnel:
             seen.setdefault(id(s), s)
         return list(seen.values())
 
-    def _collect(self, now: float) -> None:
-        """Gather output of all SAs, index new SPIs (also of IKE SAs born in a
-        rekey), keep one established SA, decide on re-initiation."""
-        work, seen = self._all(), set()
-        while work:
-            sa = work.pop(0)
+    def _collect(self, now: float, touched: list[IkeSa] | None = None) -> None:
+        """Gather output of the SAs, index new SPIs (also of IKE SAs born in a
+        rekey), keep one established SA, decide on re-initiation.
+
+        `touched`: the SAs a message or a timer reached; then the walk covers
+        them and the other live SAs, but not the untouched half-open responders
+        (nothing reached them, and they hold no link to any other SA). None:
+        every SA (operator actions)."""
+        work = self._all() if touched is None else [*touched, *self._active.values()]
+        seen: dict[int, IkeSa] = {}
+        i = 0
+        while i < len(work):
+            sa = work[i]
+            i += 1
             if id(sa) in seen:
                 continue
-            seen.add(id(sa))
+            seen[id(sa)] = sa
             work.extend(sa.spawned)
             sa.spawned = []
             if sa.spi_r != bytes(8) or sa.initiator:
@@ -285,24 +316,33 @@ class IkeTunnel:
                     self._on_up(sa, now)
                 elif isinstance(ev, IkeSaDown):
                     self._on_down(sa, ev, now)
-        for key, sa in list(self.sas.items()):
+        for sa in seen.values():
             if sa.dead:
-                del self.sas[key]
+                if self.sas.get(sa.our_spi) is sa:
+                    del self.sas[sa.our_spi]
                 if self.current is sa:
                     self.current = None
-        # A responder SA stays findable by (SPIi, peer) for its whole life, so that
-        # a late copy of its IKE_SA_INIT reaches it (and is dropped as an old
-        # message ID) instead of opening a second, half-open SA (strongSwan keeps
-        # its IKE_SA_INIT hashes until the IKE SA is destroyed, too).
-        # A responder SA still in INIT_SENT here had its IKE_SA_INIT dropped
-        # (malformed): forget it, or junk with fresh SPIs would pile up forever.
-        for key, sa in list(self._init_index.items()):
-            if sa.dead or (not sa.initiator and sa.state == State.INIT_SENT):
-                del self._init_index[key]
-        for key, (sa, source) in list(self._half_open.items()):
-            if sa.dead or sa.state not in (State.INIT_SENT, State.HALF_OPEN):
-                del self._half_open[key]
-                self.guard.closed(source)
+            # A responder SA stays findable by (SPIi, peer) for its whole life, so
+            # that a late copy of its IKE_SA_INIT reaches it (and is dropped as an
+            # old message ID) instead of opening a second, half-open SA (strongSwan
+            # keeps its IKE_SA_INIT hashes until the IKE SA is destroyed, too).
+            # A responder SA still in INIT_SENT here had its IKE_SA_INIT dropped
+            # (malformed): forget it, or junk with fresh SPIs would pile up forever.
+            unanswered = not sa.initiator and sa.state == State.INIT_SENT
+            if sa.dead or unanswered:
+                key = self._init_keys.pop(id(sa), None)
+                if key is not None and self._init_index.get(key) is sa:
+                    del self._init_index[key]
+            # no longer half-open: established, gone, or never answered (then it
+            # must not hold a slot of the guard's caps, having no timer to expire)
+            entry = self._half_open.get(id(sa))
+            if entry is not None and (sa.dead or unanswered or sa.state != State.HALF_OPEN):
+                del self._half_open[id(sa)]
+                self.guard.closed(entry[1])
+            if sa.dead:
+                self._active.pop(id(sa), None)
+            elif id(sa) not in self._half_open and (sa.initiator or self.sas.get(sa.our_spi) is sa):
+                self._active[id(sa)] = sa
 
     def _on_up(self, sa: IkeSa, now: float) -> None:
         old = self.current

@@ -1,15 +1,103 @@
 """Hardening of the IKE core against what the lab attacks found (issue 8,
-tests/lab/test_hardening.py): the established SA's drops are visible, and no DH
-group costs far more than its exponentiation.
+tests/lab/test_hardening.py): the work per unauthenticated message must not
+grow with the number of half-open SAs, the established SA's drops are visible,
+and no DH group costs far more than its exponentiation.
 """
 
+import os
 import time
+
+import pytest
 
 from ikecore.constants import DhId
 from ikecore.crypto import get_dh_group
-from ikecore.message import Header
-from ikecore.sa import State
+from ikecore.dos import DosGuard, DosSettings
+from ikecore.message import Header, encode_message
+from ikecore.payloads import NotifyPayload
+from ikecore.sa import IkeSa, State
+from ikecore.tunnel import IkeTunnel
 from ikepair import ADDR_A, ADDR_B, IkePair, policy_a, policy_b
+
+FLOOD = "203.0.113.{}"
+
+
+def init_request(src: str, group: int = 19) -> bytes:
+    """A real IKE_SA_INIT request from an initiator at `src` (vgw's own core)."""
+    t = IkeTunnel(policy_a(local_ip=src, phase1_dh_groups=(group,), random_bytes=os.urandom))
+    t.initiate(0.0)
+    [d] = t.datagrams_to_send()
+    return d.data
+
+
+def open_half_open(tunnel: IkeTunnel, count: int, now: float, spread: float = 0.01) -> None:
+    """`count` half-open SAs from the flood's addresses, within `spread` s from `now`."""
+    request = init_request(FLOOD.format(1))
+    for i in range(count):
+        tunnel.receive(os.urandom(8) + request[8:], (ADDR_B, 500), (FLOOD.format(i % 250 + 1), 500),
+                       now + i * spread / count)
+        tunnel.datagrams_to_send()
+        while tunnel.next_event():
+            pass
+
+
+class CallCounter:
+    """Counts calls of IkeSa methods that any walk over the SAs makes."""
+
+    def __init__(self, monkeypatch):
+        self.calls = 0
+        for name in ("next_deadline", "datagrams_to_send", "next_event"):
+            original = getattr(IkeSa, name)
+
+            def counted(sa, *a, _original=original, **kw):
+                self.calls += 1
+                return _original(sa, *a, **kw)
+            monkeypatch.setattr(IkeSa, name, counted)
+
+
+def responder(**kw) -> IkeTunnel:
+    guard = DosGuard(DosSettings(cookie_threshold=10_000, max_half_open_per_source=10_000,
+                                 max_new_per_second=10_000))
+    return IkeTunnel(policy_b(remote_ip=None, **kw), guard)
+
+
+@pytest.mark.parametrize("half_open", [10, 400])
+def test_work_per_message_does_not_grow_with_half_open_sas(monkeypatch, half_open):
+    """Found by the flood test: with 1,024 half-open SAs every IKE message and
+    every timer walked all of them (0.6 ms per message, 2,000 messages a second:
+    the data path starved)."""
+    pair = IkePair(policy_a(), policy_b(remote_ip=None))
+    pair.handshake()
+    tunnel = pair.b.tunnel
+    tunnel.guard.settings = DosSettings(cookie_threshold=10_000, max_half_open_per_source=10_000,
+                                        max_new_per_second=10_000)
+    open_half_open(tunnel, half_open, pair.now, spread=1.0)
+    pair.now += 1.0
+    assert tunnel.guard.half_open == half_open
+    counter = CallCounter(monkeypatch)
+    sa = tunnel.current
+    junk = Header(sa.spi_i, sa.spi_r, 0, 37, 0x08, 99, 0)
+    for _ in range(10):
+        tunnel.receive(encode_message(junk, [NotifyPayload(16384)]), (ADDR_B, 500), (ADDR_A, 500), pair.now)
+        tunnel.next_deadline()
+        tunnel.handle_timer(pair.now)
+    open_half_open(tunnel, 10, pair.now)
+    assert counter.calls < 250, f"{counter.calls} SA method calls for 30 messages and 10 timers"
+    assert tunnel.current is sa and sa.state == State.ESTABLISHED
+
+
+def test_half_open_sas_expire_in_order_and_free_their_slots():
+    tunnel = responder()
+    for step in range(3):
+        open_half_open(tunnel, 5, now=float(step))
+    assert tunnel.guard.half_open == 15
+    timeout = tunnel.policy.half_open_timeout
+    assert tunnel.next_deadline() == timeout
+    tunnel.handle_timer(timeout + 1.5)        # the first two batches are due
+    assert tunnel.guard.half_open == 5
+    assert tunnel.next_deadline() == timeout + 2.0
+    tunnel.handle_timer(timeout + 2.5)
+    assert tunnel.guard.half_open == 0 and tunnel.next_deadline() is None
+    assert not tunnel.sas and not tunnel._init_index and not tunnel._half_open and not tunnel._active
 
 
 def test_status_shows_what_the_established_sa_dropped():
