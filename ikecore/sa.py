@@ -514,6 +514,7 @@ class IkeSa:
             "peer_behind_nat": self.peer_behind_nat,
             "local_behind_nat": self.local_behind_nat,
             "fragmentation": self.peer_fragmentation,   # both sides support RFC 7383
+            "fragments": vars(self.fragments.counters).copy() if self.fragments else None,
             "auth": "certificate" if self.policy.credentials is not None else "psk",
             "established_at": self.established_at,
             "rekey_at": self.timers.get("ike_rekey"),

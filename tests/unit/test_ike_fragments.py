@@ -99,6 +99,10 @@ def test_both_directions_fragmented_on_the_wire(chain):
         assert [c.data for c in certs] == list(chain[who].chain)
     # IKE_SA_INIT is never fragmented (§2.5.3)
     assert not any(is_skf(d) for _, d in pair.wire[:2])
+    # status counts them
+    for side in (pair.a, pair.b):
+        frags = side.tunnel.status()["ike"]["fragments"]
+        assert frags["reassembled"] == 1 and frags["sent"] >= 4 and frags["bad_integrity"] == 0
 
 
 def test_fragments_on_port_4500_leave_room_for_the_marker(chain):
