@@ -67,6 +67,7 @@ class IkeTunnel:
         self.accept_new = True   # False while the operator holds the tunnel down
         self.restart_at: float | None = None
         self._restart_failures = 0
+        self._restarting = False   # DPD restart: keep trying until the tunnel is up again
 
     # --- inputs -------------------------------------------------------------------
 
@@ -199,6 +200,7 @@ class IkeTunnel:
         """The operator took the tunnel down: refuse new IKE SAs, never re-initiate."""
         self.accept_new = False
         self.restart_at = None
+        self._restarting = False
 
     def release(self, now: float) -> None:
         self.accept_new = True
@@ -349,6 +351,7 @@ class IkeTunnel:
         self.current = sa
         self.restart_at = None
         self._restart_failures = 0
+        self._restarting = False
         if old is None or old is sa or old.dead or old.successor is sa:
             return
         if sa.initial_contact:
@@ -374,9 +377,11 @@ class IkeTunnel:
             return
         if ev.reason == "dpd" and p.dpd_action == "restart":
             self.restart_at = now
+            self._restarting = True
             self._events.append(LogLine("AWS tunnel is restarting the IKE_SA "
                                         "(dpd_timeout_action restart)"))
-        elif p.startup_action == "start":
+        elif p.startup_action == "start" or self._restarting:
+            # start: AWS keeps the tunnel up; restart: until the first try succeeds
             delay = min(RESTART_MAX, RESTART_BASE * 2 ** self._restart_failures)
             self._restart_failures += 1
             self.restart_at = now + delay

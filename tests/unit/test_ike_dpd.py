@@ -314,3 +314,19 @@ def test_initiation_needs_the_cgw_address():
     with pytest.raises(ValueError):
         pair.a.tunnel.initiate(0.0)
     assert pair.a.sas == []
+
+
+def test_dpd_restart_keeps_trying_until_the_peer_is_back():
+    """restart 'Restart the IKE session' (aws-facts.md §1.5): with startup add, vgw
+    keeps initiating with the backoff until an attempt succeeds, not only once."""
+    retransmit = RetransmitPolicy(timeout=1.0, base=2.0, tries=1)   # an attempt fails 3 s in
+    pair = make_pair(a=dict(dpd_action="restart", retransmit=retransmit))
+    step(pair, 30.0, deliver=False)            # dead at 30: first attempt at once
+    step(pair, 30.0 + 3 + RESTART_BASE + 3 + 2 * RESTART_BASE, deliver=False)
+    starts = _attempt_starts(pair, 0)
+    assert starts[:3] == [30.0, 33.0 + RESTART_BASE, 36.0 + 3 * RESTART_BASE]
+    step(pair, 200.0)                          # the network is back: up, and no more attempts
+    assert pair.a.sa.established and len(pair.a.ups) == 2
+    mark = len(pair.sends)
+    step(pair, 400.0)
+    assert _attempt_starts(pair, mark) == []
