@@ -136,6 +136,8 @@ _TRAILER = {
 }
 # Version nibble of the inner packet -> next header (RFC 4303 §2.6 tunnel mode).
 _NH_BY_VERSION = {4: NH_IPV4, 6: NH_IPV6}
+# Version nibble -> the trailers of its next header (None: not IP), one index per packet.
+_TRAILERS_BY_VERSION = [_TRAILER.get(_NH_BY_VERSION.get(v)) for v in range(16)]
 _VERSION_BY_NH = {NH_IPV4: 4, NH_IPV6: 6}
 
 
@@ -325,9 +327,8 @@ class _GcmSa(EspSa):
         if seq > MAX_SEQ:
             return self._drop(DropReason.SEQ_EXHAUSTED)
         n = len(inner)
-        try:
-            trailers = _TRAILER[_NH_BY_VERSION[inner[0] >> 4]]
-        except (KeyError, IndexError):
+        trailers = _TRAILERS_BY_VERSION[inner[0] >> 4] if n else None
+        if trailers is None:
             return self._drop(DropReason.NOT_IP)
         self.seq = seq
         hdr = _pack_hdr(self.spi, seq)
