@@ -754,6 +754,20 @@ class MetricsConfig(_Model):
         return int(self.listen.rpartition(":")[2])
 
 
+TUN_OFFLOADS = ("gro", "tso", "none")  # dataplane/tun.py, dataplane/offload.py
+
+
+class DataPathConfig(_Model):
+    """vgw only: data path tuning (README "Performance").
+
+    tun_offload: gro (default) opens the TUN devices with IFF_VNET_HDR and writes
+    decrypted TCP/UDP runs as one super-packet each; tso also takes TCP super-packets
+    from the kernel and cuts them in Python (measured slower on a 2-core machine);
+    none: one packet per read and write."""
+
+    tun_offload: Annotated[Literal["gro", "tso", "none"], _one_of(TUN_OFFLOADS)] = "gro"
+
+
 class DosProtectionConfig(_Model):
     """vgw only: limits on unauthenticated IKE_SA_INIT traffic (RFC 7296 §2.6).
 
@@ -782,6 +796,7 @@ class GatewayConfig(_Model):
     ca_certificates: list[CredentialFile] = Field(default_factory=list)
     metrics: MetricsConfig | None = None  # vgw only; off by default
     dos_protection: DosProtectionConfig = Field(default_factory=DosProtectionConfig)  # vgw only
+    data_path: DataPathConfig = Field(default_factory=DataPathConfig)  # vgw only
     vpc: VpcConfig = Field(description="the VPC behind the gateway, e.g. vpc: {cidrs: [10.0.0.0/16]}")
     connections: Annotated[list[ConnectionConfig], AfterValidator(_check_connection_list)] = Field(
         description="a list of VPN connections, each with a name and its tunnels"

@@ -117,7 +117,8 @@ class Gateway:
             self.packets.add_endpoint(ip)
         except OSError as exc:
             raise StartupError(_bind_hint(ip, 4500, exc)) from None
-        rt = TunnelRuntime(conn, tun, self.packets, guard=self.guard)
+        rt = TunnelRuntime(conn, tun, self.packets, guard=self.guard,
+                           tun_offload=self.config.data_path.tun_offload)
         rt.call_later = self.loop.call_later
         self.tunnels[ip] = rt
         try:

@@ -65,6 +65,7 @@ class TunnelRuntime:
     events_seen: dict[str, int] = field(default_factory=dict)
     call_later: object = None   # loop.call_later, set by the Gateway (grace timers)
     guard: object = None        # the gateway's DosGuard, shared by all tunnels
+    tun_offload: str = "gro"    # data_path.tun_offload: gro | tso | none (at TUN creation)
 
     def __post_init__(self) -> None:
         self.policy = tunnel_policy(self.conn, self.cfg)
@@ -91,7 +92,8 @@ class TunnelRuntime:
         """Create the TUN device with the VGW inside address (network+1 of the /30,
         aws-facts.md §1.2); the kernel then answers pings on it, the AWS heartbeat
         target."""
-        mode = os.environ.get("VGW_TUN_OFFLOAD", "gro")
+        # data_path.tun_offload (config.py); VGW_TUN_OFFLOAD overrides it (benchmarks)
+        mode = os.environ.get("VGW_TUN_OFFLOAD") or self.tun_offload
         self.tun = TunDevice.create(tun_name(self.id), vnet_hdr=mode in ("gro", "tso"), tso=mode == "tso")
         # VGW tunnels are IPv4 inside (aws-facts.md §1.2: VGWs do not support IPv6);
         # without this the kernel sends router solicitations into the tunnel
