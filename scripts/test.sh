@@ -7,9 +7,11 @@ cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
 PY=${PYTHON:-python3}
 set +e
-# Two workers: the machine has 2 cores; --dist loadscope keeps a module's shared
-# lab together. Each lab test builds namespaces with its own prefix.
-"$PY" -m pytest -n 2 --dist loadscope -p no:cacheprovider -q -rs "$@"
+# Two workers: the machine has 2 cores. Each lab test builds namespaces with its
+# own prefix, so tests run side by side; the heavy, timing-sensitive ones (marked
+# xdist_group "heavy": floods, fuzzing, zero-loss rekeys) run one after another
+# on one worker (--dist loadgroup).
+"$PY" -m pytest -n 2 --dist loadgroup -p no:cacheprovider -q -rs "$@"
 code=$?
 set -e
 if [ "$code" -eq 5 ]; then
