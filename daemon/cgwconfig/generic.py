@@ -25,6 +25,18 @@ def _listed(first: str, every: list[str]) -> str:
     return first if len(every) == 1 else f"{first} (also accepted, in vgw's order: {', '.join(every[1:])})"
 
 
+def _auth_rows(connection: ConnectionConfig, tunnel: TunnelConfig) -> list[str]:
+    if tunnel.auth_method != "certificate":
+        return [_row("Authentication Method", "Pre-Shared Key"),
+                _row("Pre-Shared Key", tunnel.pre_shared_key)]
+    from .strongswan import vgw_identity
+    yours = connection.customer_gateway.identity or "any identity your certificate holds"
+    return [_row("Authentication Method", "Certificate (X.509, RFC 7427 signatures)"),
+            _row("Your identity", yours),
+            _row("AWS's identity", vgw_identity(tunnel)),
+            _row("Trusted CA", "the CA in vgw's ca_certificates must have issued your certificate")]
+
+
 def _tunnel(connection: ConnectionConfig, tunnel: TunnelConfig, number: int, vpc_cidrs: list) -> list[str]:
     cgw_ip = connection.customer_gateway.ip or "<your public IP>"
     p1_encr = [XML_ENCRYPTION[e] for e in tunnel.phase1_encryption_algorithms]
@@ -43,13 +55,13 @@ def _tunnel(connection: ConnectionConfig, tunnel: TunnelConfig, number: int, vpc
         "#1: Internet Key Exchange (IKE) Configuration",
         "",
         _row("IKE version", "IKEv2"),
-        _row("Authentication Method", "Pre-Shared Key"),
-        _row("Pre-Shared Key", tunnel.pre_shared_key),
+        *_auth_rows(connection, tunnel),
         _row("Authentication Algorithm", _listed(p1_integ[0], p1_integ)),
         _row("Encryption Algorithm", _listed(p1_encr[0], p1_encr)),
         _row("Lifetime", f"{tunnel.phase1_lifetime_seconds} seconds"),
         _row("Diffie-Hellman", _listed(p1_dh[0], p1_dh)),
-        _row("Identities", f"IP addresses: yours {cgw_ip}, AWS's {tunnel.outside_ip}"),
+        *([] if tunnel.auth_method == "certificate" else
+          [_row("Identities", f"IP addresses: yours {cgw_ip}, AWS's {tunnel.outside_ip}")]),
         "",
         "#2: IPSec Configuration",
         "",

@@ -23,6 +23,8 @@ the hard limit at the lifetime itself (`over_time`/`life_time`).
 
 from __future__ import annotations
 
+from cryptography import x509
+
 from ..config import ConnectionConfig, GatewayConfig, TunnelConfig
 from . import DPD_INTERVAL, TCP_MSS_ADJUSTMENT, ids
 from .names import SWAN_DH, SWAN_ENCRYPTION, SWAN_INTEGRITY, SWAN_PRF, is_gcm
@@ -53,7 +55,17 @@ def _tunnel(connection: ConnectionConfig, tunnel: TunnelConfig, number: int) -> 
                      tunnel.phase1_dh_group_numbers, ike=True)
     esp = _proposals(tunnel.phase2_encryption_algorithms, tunnel.phase2_integrity_algorithms,
                      tunnel.phase2_dh_group_numbers, ike=False)
-    local_id = f"id = {cgw_ip}" if cgw_ip else "# id = <your public IP> (the connection has no customer_gateway.ip)"
+    cert = tunnel.auth_method == "certificate"
+    if cert:
+        cgw_identity = connection.customer_gateway.identity
+        local_id = (f"id = {_quoted(cgw_identity)}" if cgw_identity else
+                    "# id = <the subject DN or a DNS name of your certificate>")
+        local_auth = ["            auth = pubkey", "            certs = cgw-cert.pem   # in swanctl/x509/"]
+        remote_auth = ["            auth = pubkey", f"            id = {_quoted(vgw_identity(tunnel))}"]
+    else:
+        local_id = f"id = {cgw_ip}" if cgw_ip else "# id = <your public IP> (the connection has no customer_gateway.ip)"
+        local_auth = ["            auth = psk"]
+        remote_auth = ["            auth = psk", f"            id = {tunnel.outside_ip}"]
     conn = [
         f"    {name} {{",
         "        version = 2",
@@ -66,12 +78,11 @@ def _tunnel(connection: ConnectionConfig, tunnel: TunnelConfig, number: int) -> 
         "        keyingtries = 0",
         "        mobike = no",
         "        local {",
-        "            auth = psk",
+        *local_auth,
         f"            {local_id}",
         "        }",
         "        remote {",
-        "            auth = psk",
-        f"            id = {tunnel.outside_ip}",
+        *remote_auth,
         "        }",
         "        children {",
         f"            {name} {{",
@@ -91,10 +102,27 @@ def _tunnel(connection: ConnectionConfig, tunnel: TunnelConfig, number: int) -> 
         "        }",
         "    }",
     ]
+    if cert:
+        # the private key goes to swanctl/private/, the CA (ca_certificates) to swanctl/x509ca/
+        return name, conn, []
     ids_line = [f"        id-1 = {cgw_ip}"] if cgw_ip else []
     secret = [f"    ike-{name} {{", *ids_line, f"        id-2 = {tunnel.outside_ip}",
               f'        secret = "{tunnel.pre_shared_key}"', "    }"]
     return name, conn, secret
+
+
+def vgw_identity(tunnel: TunnelConfig) -> str:
+    """The ID vgw presents on a certificate tunnel: certificate_identity (an FQDN)
+    or its certificate's subject DN, written in the certificate's RDN order as
+    strongSwan reads DNs ("C=US, O=Example, CN=vgw")."""
+    if tunnel.certificate_identity:
+        return tunnel.certificate_identity
+    leaf = x509.load_der_x509_certificate(tunnel.certificate_chain[0])
+    return ", ".join(rdn.rfc4514_string() for rdn in leaf.subject.rdns)
+
+
+def _quoted(identity: str) -> str:
+    return f'"{identity}"' if ("," in identity or " " in identity or "=" in identity) else identity
 
 
 def render_swanctl(config: GatewayConfig, connection: ConnectionConfig) -> str:
@@ -118,6 +146,13 @@ def render_swanctl(config: GatewayConfig, connection: ConnectionConfig) -> str:
         f"#   iptables -t mangle -A FORWARD -o aws-tun+ -p tcp --tcp-flags SYN,RST SYN -j TCPMSS --set-mss {TCP_MSS_ADJUSTMENT}",
         "#   sysctl -w net.ipv4.conf.aws-tun1.rp_filter=2 net.ipv4.conf.aws-tun2.rp_filter=2",
         "# (AWS answers on either tunnel: asymmetric routing is normal.) Load with: swanctl --load-all",
+    ]
+    if any(t.auth_method == "certificate" for t in connection.tunnels):
+        head += [
+            "# Certificate tunnels: your certificate in swanctl/x509/cgw-cert.pem, its key in",
+            "# swanctl/private/, and the CA that vgw trusts (ca_certificates) in swanctl/x509ca/.",
+        ]
+    head += [
         f"# This customer gateway: {cgw}. Both tunnels start at load and restart after DPD or a DELETE.",
         "",
     ]

@@ -53,7 +53,8 @@ def _tunnel(root: ET.Element, connection: ConnectionConfig, tunnel: TunnelConfig
     _text(ike, "lifetime", tunnel.phase1_lifetime_seconds)
     _text(ike, "perfect_forward_secrecy", f"group{tunnel.phase1_dh_group_numbers[0]}")
     _text(ike, "mode", "main")
-    _text(ike, "pre_shared_key", tunnel.pre_shared_key)
+    # empty for a certificate tunnel (consumers such as Terraform read the path)
+    _text(ike, "pre_shared_key", tunnel.pre_shared_key or "")
 
     ipsec = _text(element, "ipsec")
     _text(ipsec, "protocol", "esp")

@@ -52,3 +52,26 @@ def test_generated_strongswan_config_brings_both_tunnels_up(lab, topo):
     assert sorted(sa["name"] for sa in sas) == ["vpn-gen-tunnel1", "vpn-gen-tunnel2"]
     assert ping(lab, topo.onprem, topo.vpc_ip)
     assert ping(lab, topo.vpc, topo.onprem_ip)
+
+
+def test_generated_strongswan_config_for_a_certificate_tunnel(lab, topo):
+    """A certificate tunnel: the generated file names pubkey auth and vgw's DN;
+    with the CGW's certificate, key and the CA in place it comes up unchanged."""
+    import os
+    import shutil
+
+    from tests.lab.certnat import CGW_ID, VGW_IP, start_vgw, vgw_pki
+    pki = vgw_pki(lab, "gen")
+    vgw = start_vgw(lab, topo, pki, topo.cgw_wan_ip, identity=CGW_ID)
+    generated = lab.run(topo.vgw, sys.executable, "-m", "daemon", "cgw-config", "--config", vgw.config_path,
+                        "--vendor", "strongswan", env=vgw.env).stdout
+    assert "auth = pubkey" in generated and "secret" not in generated.split("secrets {")[1]
+    cgw = Charon(lab, topo.cgw, settings={"routing_table_prio": 32767}).start()
+    staging = lab.tmpdir("cgw-creds")
+    shutil.copy(os.path.join(pki, "cgw.pem"), os.path.join(staging, "cgw-cert.pem"))
+    cgw.add_credentials(cas=[os.path.join(pki, "ca.pem")], certs=[os.path.join(staging, "cgw-cert.pem")],
+                        keys=[os.path.join(pki, "cgw.key")])
+    cgw.load(generated)
+    vgw.wait_up(VGW_IP, timeout=25)
+    assert vgw.tunnel(VGW_IP)["ike"]["remote_id"] == CGW_ID
+    assert ping(lab, topo.onprem, topo.vpc_ip)
