@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from dataplane.esp import EspSa
 from dataplane.loop import PacketLoop
-from dataplane.tun import TunDevice
+from dataplane.tun import DEFAULT_TXQUEUELEN, TunDevice
 from ikecore.events import ChildSaDown, ChildSaUp, IkeSaDown, IkeSaUp, LogLine, NatKeepalive, PeerMoved
 from ikecore.tunnel import IkeTunnel
 
@@ -22,6 +22,7 @@ from .awslog import TunnelLog
 from .config import ConnectionConfig, TunnelConfig
 from .history import TunnelHistory
 from .policy import esp_algorithms, tunnel_policy
+from .ratelimit import OVERFLOW, LogLimiter, template
 
 log = logging.getLogger("vgw.tunnel")
 
@@ -66,6 +67,10 @@ class TunnelRuntime:
     call_later: object = None   # loop.call_later, set by the Gateway (grace timers)
     guard: object = None        # the gateway's DosGuard, shared by all tunnels
     tun_offload: str = "gro"    # data_path.tun_offload: gro | tso | none (at TUN creation)
+    # log lines per template and interval (daemon/ratelimit.py): whoever sends
+    # IKE_SA_INIT can make the core log; they must not flood stdout or the journal
+    log_limit: LogLimiter = field(default_factory=LogLimiter)
+    _log_flush_armed: bool = False
 
     def __post_init__(self) -> None:
         self.policy = tunnel_policy(self.conn, self.cfg)
@@ -94,7 +99,8 @@ class TunnelRuntime:
         target."""
         # data_path.tun_offload (config.py); VGW_TUN_OFFLOAD overrides it (benchmarks)
         mode = os.environ.get("VGW_TUN_OFFLOAD") or self.tun_offload
-        self.tun = TunDevice.create(tun_name(self.id), vnet_hdr=mode in ("gro", "tso"), tso=mode == "tso")
+        self.tun = TunDevice.create(tun_name(self.id), vnet_hdr=mode in ("gro", "tso"), tso=mode == "tso",
+                                    txqueuelen=DEFAULT_TXQUEUELEN)
         # VGW tunnels are IPv4 inside (aws-facts.md §1.2: VGWs do not support IPv6);
         # without this the kernel sends router solicitations into the tunnel
         try:
@@ -125,7 +131,7 @@ class TunnelRuntime:
         self.events_seen[kind] = self.events_seen.get(kind, 0) + 1
         self.history.record(ev)
         if isinstance(ev, LogLine):
-            self.tunnel_log.write(ev.text, ev.level, self.cfg, self.ike)
+            self._log_line(ev.text, ev.level)
             return False
         was_up = self.up
         if isinstance(ev, ChildSaUp):
@@ -133,8 +139,11 @@ class TunnelRuntime:
         elif isinstance(ev, ChildSaDown):
             self._remove_child(ev.spi_in, ev.reason)
         elif isinstance(ev, IkeSaDown):
-            # invalid-ke is a normal step of a negotiation (RFC 7296 §1.2), not an error
-            if ev.reason not in ("deleted", "replaced", "rekeyed", "redundant", "invalid-ke"):
+            # invalid-ke is a normal step of a negotiation (RFC 7296 §1.2), not an error;
+            # while the tunnel is up, another IKE SA that fails (anyone's stray
+            # IKE_SA_INIT timing out half-open, a bad proposal) is not its error
+            if ev.reason not in ("deleted", "replaced", "rekeyed", "redundant", "invalid-ke") \
+                    and not self.up:
                 self.last_error = f"{ev.reason}: {ev.detail}" if ev.detail else ev.reason
         elif isinstance(ev, IkeSaUp):
             self.last_error = ""
@@ -146,6 +155,33 @@ class TunnelRuntime:
             self.last_status_change = time.time()
             return True
         return False
+
+    def _log_line(self, text: str, level: str) -> None:
+        write, suppressed, key = self.log_limit.admit((level, template(text)))
+        if suppressed:
+            self._log_summary(key, suppressed)
+        if write:
+            self.tunnel_log.write(text, level, self.cfg, self.ike)
+        elif not self._log_flush_armed:
+            self._arm_log_flush()
+
+    def _arm_log_flush(self) -> None:
+        """A timer for the summary of lines being suppressed now, so that it is
+        written when their window ends even if no line of that kind follows."""
+        due = self.log_limit.next_expiry()
+        if due is not None and self.call_later is not None:
+            self._log_flush_armed = True
+            self.call_later(max(0.0, due - self.log_limit.clock()) + 0.01, self.flush_log)
+
+    def flush_log(self) -> None:
+        self._log_flush_armed = False
+        for key, count in self.log_limit.expired():
+            self._log_summary(key, count)
+        self._arm_log_flush()
+
+    def _log_summary(self, key, count: int) -> None:
+        level, text = key if key != OVERFLOW else ("warning", OVERFLOW)
+        self.tunnel_log.write(self.log_limit.summary(count, text), level, self.cfg, self.ike)
 
     def _install_child(self, ev: ChildSaUp) -> None:
         encr, integ = esp_algorithms(ev.encr_id, ev.integ_id)
