@@ -23,6 +23,7 @@ from ikecore.dos import DosGuard, DosSettings
 
 from .config import GatewayConfig
 from .control import ControlServer
+from .ratelimit import LogLimiter, log_limited
 from .routes import RouteTable, choose_primary
 from .runtime import TunnelRuntime
 
@@ -83,6 +84,9 @@ class Gateway:
         self.stopping = False
         self.dropped_no_tunnel = 0
         self.on_state_change: list[Callable[[], None]] = []
+        # lines that input from the network can cause (answers to spoofed
+        # addresses that cannot be sent, internal errors): rate-limited
+        self.log_limit = LogLimiter()
 
     # --- start / stop --------------------------------------------------------------------
 
@@ -227,7 +231,8 @@ class Gateway:
         try:
             rt.ike.receive(data, local, remote, self.loop.time())
         except Exception:  # the core must never raise; if it does, one tunnel logs it
-            log.exception("[%s] internal error on an IKE message (dropped)", rt.name)
+            log_limited(self.log_limit, log, logging.ERROR,
+                        "[%s] internal error on an IKE message (dropped)", rt.name, exc_info=True)
         self._flush_one(rt)
         self._arm_timer()
 
@@ -246,7 +251,8 @@ class Gateway:
                 else:
                     self.ike_socks[d.local[0]].sendto(d.data, d.remote)
             except (OSError, KeyError) as exc:
-                log.warning("[%s] cannot send IKE to %s: %s", rt.name, d.remote, exc)
+                log_limited(self.log_limit, log, logging.WARNING, "[%s] cannot send IKE to %s: %s",
+                            rt.name, d.remote, exc)
         changed = False
         while (ev := rt.ike.next_event()) is not None:
             try:
