@@ -2,7 +2,11 @@
 
 One DosGuard serves every tunnel of a gateway, so that a flood at one outside
 IP counts against the same budget as any other:
-- a cap on half-open IKE SAs in total and per source address;
+- a cap on half-open IKE SAs in total and per source address. The per-source
+  cap counts what a source *proved* it can receive at (SAs opened with a valid
+  cookie); a source over it that has not is challenged, not dropped. Else
+  anyone could lock a customer gateway out by sending a few IKE_SA_INITs with
+  its address every 30 s (found by tests/lab/test_hardening.py);
 - stateless COOKIE challenges once the half-open count passes a threshold (or
   always, when configured): Cookie = version | HMAC(secret, Ni | IPi | SPIi),
   the secret rotated and the previous one still accepted (§2.6);
@@ -53,7 +57,8 @@ class DosGuard:
     settings: DosSettings = field(default_factory=DosSettings)
     random_bytes: Callable[[int], bytes] = os.urandom
     counters: DosCounters = field(default_factory=DosCounters)
-    _per_source: dict[str, int] = field(default_factory=dict)
+    _per_source: dict[str, int] = field(default_factory=dict)          # all half-open SAs
+    _per_source_proven: dict[str, int] = field(default_factory=dict)   # with a valid cookie
     _total: int = 0
     _secrets: list[tuple[int, bytes]] = field(default_factory=list)   # newest first
     _rotated_at: float | None = None
@@ -66,16 +71,19 @@ class DosGuard:
     def half_open(self) -> int:
         return self._total
 
-    def opened(self, source: str) -> None:
+    def opened(self, source: str, proven: bool = False) -> None:
         self._per_source[source] = self._per_source.get(source, 0) + 1
+        if proven:
+            self._per_source_proven[source] = self._per_source_proven.get(source, 0) + 1
         self._total += 1
 
-    def closed(self, source: str) -> None:
-        left = self._per_source.get(source, 0) - 1
-        if left > 0:
-            self._per_source[source] = left
-        else:
-            self._per_source.pop(source, None)
+    def closed(self, source: str, proven: bool = False) -> None:
+        for table in (self._per_source, self._per_source_proven) if proven else (self._per_source,):
+            left = table.get(source, 0) - 1
+            if left > 0:
+                table[source] = left
+            else:
+                table.pop(source, None)
         self._total = max(0, self._total - 1)
 
     # --- admission ---------------------------------------------------------------
@@ -88,15 +96,16 @@ class DosGuard:
         if self._total >= s.max_half_open:
             self.counters.dropped_total_cap += 1
             return "drop", False
-        if self._per_source.get(source, 0) >= s.max_half_open_per_source:
-            self.counters.dropped_source_cap += 1
-            return "drop", False
         if cookie is not None and self.check(cookie, source, spi_i, nonce, now):
+            if self._per_source_proven.get(source, 0) >= s.max_half_open_per_source:
+                self.counters.dropped_source_cap += 1
+                return "drop", False
             self.counters.cookies_accepted += 1
             return self._spend(now), True
         if cookie is not None:
             self.counters.cookies_rejected += 1
-        if not (s.require_cookies or self._total >= s.cookie_threshold):
+        over_source_cap = self._per_source.get(source, 0) >= s.max_half_open_per_source
+        if not (s.require_cookies or over_source_cap or self._total >= s.cookie_threshold):
             return self._spend(now), False   # unproven: the answer must not amplify (CookieRequired)
         self.counters.cookies_sent += 1
         return "cookie", False

@@ -50,7 +50,7 @@ class IkeTunnel:
         self.guard = guard or DosGuard(random_bytes=policy.random_bytes)
         # responder SAs the guard counts, in creation order (= deadline order: each
         # expires half_open_timeout after its IKE_SA_INIT, and time only moves on)
-        self._half_open: dict[int, tuple[IkeSa, str]] = {}
+        self._half_open: dict[int, tuple[IkeSa, str, bool]] = {}   # (SA, source, proven)
         # every other live SA (established, initiating, rekeying, deleting): few.
         # Per message and per timer only these and the SA concerned are walked,
         # never the up to max_half_open half-open ones (O(1) per message, not
@@ -150,8 +150,8 @@ class IkeTunnel:
                    spi_i=header.spi_i, state=State.INIT_SENT, proven=proven)
         self._init_index[(header.spi_i, remote)] = sa
         self._init_keys[id(sa)] = (header.spi_i, remote)
-        self.guard.opened(remote[0])
-        self._half_open[id(sa)] = (sa, remote[0])
+        self.guard.opened(remote[0], proven)
+        self._half_open[id(sa)] = (sa, remote[0], proven)
         if not proven:
             self._unproven.add(id(sa))
         return sa
@@ -181,7 +181,7 @@ class IkeTunnel:
         self._active.pop(id(sa), None)
         entry = self._half_open.pop(id(sa), None)
         if entry is not None:
-            self.guard.closed(entry[1])
+            self.guard.closed(entry[1], entry[2])
 
     def initiate(self, now: float) -> IkeSa:
         """AWS-side initiation (startup_action start, aws-facts.md §1.7)."""
@@ -249,7 +249,7 @@ class IkeTunnel:
     def handle_timer(self, now: float) -> None:
         due = [sa for sa in self._active.values()
                if (d := sa.next_deadline()) is not None and d <= now]
-        for sa, _ in self._half_open.values():   # oldest first: stop at the first not due
+        for sa, _, _ in self._half_open.values():   # oldest first: stop at the first not due
             d = sa.next_deadline()
             if d is None:
                 continue
@@ -275,7 +275,7 @@ class IkeTunnel:
 
     def next_deadline(self) -> float | None:
         times = [d for d in (sa.next_deadline() for sa in self._active.values()) if d is not None]
-        for sa, _ in self._half_open.values():   # the oldest one with a deadline is the earliest
+        for sa, _, _ in self._half_open.values():   # the oldest one with a deadline is the earliest
             d = sa.next_deadline()
             if d is not None:
                 times.append(d)
@@ -340,7 +340,7 @@ class IkeTunnel:
             entry = self._half_open.get(id(sa))
             if entry is not None and (sa.dead or unanswered or sa.state != State.HALF_OPEN):
                 del self._half_open[id(sa)]
-                self.guard.closed(entry[1])
+                self.guard.closed(entry[1], entry[2])
             if sa.dead:
                 self._active.pop(id(sa), None)
             elif id(sa) not in self._half_open and (sa.initiator or self.sas.get(sa.our_spi) is sa):

@@ -518,3 +518,42 @@ def test_ike_sa_init_flood(lab, topo):
     assert dos["cookies_sent"] > 0 and dos["cookies_accepted"] > 0
     assert st["tunnels"][0]["status"] == "UP"
     assert not _log_problems(vgw), _log_problems(vgw)[:5]
+
+
+def test_a_spoofer_of_the_cgw_address_cannot_lock_it_out(lab, topo):
+    """IKE_SA_INIT with the customer gateway's own address, 10 a second, from
+    someone who never sees the answers: the real CGW must still get in. Before
+    the per-source cap counted proven SAs only, 8 such requests per 30 s kept
+    its half-open slots full and its own IKE_SA_INIT was dropped."""
+    vgw, cgw = _start(lab, topo, topo.cgw_wan_ip)
+    bring_up(vgw, cgw, tunnels=1)
+    template = _init_template(topo.cgw_wan_ip, 14)
+    raw = ns_socket(lab, topo.cgw, socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    stop = threading.Event()
+    sent = [0]
+
+    def spoof() -> None:
+        rng = random.Random(8)
+        deadline = time.monotonic() + 90
+        while not stop.wait(0.1) and time.monotonic() < deadline:
+            data = with_spi(template, rng.getrandbits(64).to_bytes(8, "big"))
+            raw.sendto(ipv4_udp(topo.cgw_wan_ip, TUN, 500, 500, data), (TUN, 0))
+            sent[0] += 1
+    spoofer = threading.Thread(target=spoof, daemon=True)
+    spoofer.start()
+    try:
+        time.sleep(3)     # the cgw's half-open slots are full of spoofed SAs by now
+        before = _sa_ids(vgw)[:2]
+        cgw.terminate(ike="tun1")
+        lab.wait_until(lambda: vgw.tunnel(TUN)["status"] == "DOWN", 10, what="the tunnel down")
+        cgw.initiate("net", ike="tun1", timeout=40)
+        vgw.wait_up(TUN, timeout=30)
+    finally:
+        stop.set()
+        spoofer.join(5)
+        raw.close()
+    from daemon.control import request as control
+    dos = control(vgw.control, {"cmd": "status"})["ike_dos"]
+    print(f"\nspoofed cgw: {sent[0]} requests; ike_dos {dos}")
+    assert _sa_ids(vgw)[:2] != before
+    assert dos["cookies_accepted"] >= 1 and dos["dropped_source_cap"] == 0

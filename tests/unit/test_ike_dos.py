@@ -144,13 +144,20 @@ def test_half_open_caps_per_source_and_in_total():
     guard = DosGuard(DosSettings(cookie_threshold=100, max_half_open=5, max_half_open_per_source=2),
                      random_bytes=seeded_random(4))
     tunnel = IkeTunnel(policy_b(remote_ip=None), guard)
-    answered = [bool(_feed(tunnel, _init_request(bytes([0x60 + i]) * 8), source=("192.0.2.20", 500)))
-                for i in range(4)]
-    assert answered == [True, True, False, False]          # per source
-    answered = [bool(_feed(tunnel, _init_request(bytes([0x70 + i]) * 8), source=(f"192.0.2.{30 + i}", 500)))
-                for i in range(5)]
-    assert answered == [True, True, True, False, False]   # 5 in total
-    assert guard.counters.dropped_source_cap == 2 and guard.counters.dropped_total_cap == 2
+    def kind(answers) -> str:
+        if not answers:
+            return "none"
+        return "cookie" if decode_message(answers[0].data).notify(NotifyType.COOKIE) else "answer"
+    got = [kind(_feed(tunnel, _init_request(bytes([0x60 + i]) * 8), source=("192.0.2.20", 500)))
+           for i in range(4)]
+    # per source: over the cap, a source that has not proved its address is
+    # challenged (a spoofer of a CGW's address must not lock the CGW out)
+    assert got == ["answer", "answer", "cookie", "cookie"]
+    assert guard.half_open == 2
+    got = [kind(_feed(tunnel, _init_request(bytes([0x70 + i]) * 8), source=(f"192.0.2.{30 + i}", 500)))
+           for i in range(5)]
+    assert got == ["answer", "answer", "answer", "none", "none"]   # 5 in total
+    assert guard.counters.dropped_total_cap == 2
     # half-open SAs expire (policy.half_open_timeout) and free their places
     tunnel.handle_timer(tunnel.policy.half_open_timeout + 1)
     assert guard.half_open == 0

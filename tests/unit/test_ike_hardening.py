@@ -16,7 +16,7 @@ from ikecore.message import Header, encode_message
 from ikecore.payloads import NotifyPayload
 from ikecore.sa import IkeSa, State
 from ikecore.tunnel import IkeTunnel
-from ikepair import ADDR_A, ADDR_B, IkePair, policy_a, policy_b
+from ikepair import ADDR_A, ADDR_B, IkePair, Side, policy_a, policy_b
 
 FLOOD = "203.0.113.{}"
 
@@ -133,3 +133,24 @@ def test_no_modp_group_costs_far_more_than_its_exponentiation():
             best = min(best, time.perf_counter() - start)
         return best
     assert cost(DhId.MODP1024) < 20 * cost(DhId.MODP1536)
+
+
+def test_a_spoofer_of_the_cgw_address_cannot_lock_the_cgw_out():
+    """Found by tests/lab/test_hardening.py: 8 IKE_SA_INITs with the customer
+    gateway's address every 30 s filled its per-source cap with half-open SAs,
+    and the real CGW was dropped (dropped_source_cap) for as long as that went
+    on. Now a source over the cap is challenged; the real CGW returns the
+    cookie and gets in, the spoofer cannot."""
+    guard = DosGuard(DosSettings(), random_bytes=os.urandom)
+    tunnel = IkeTunnel(policy_b(), guard)          # remote_ip: the CGW, ADDR_A
+    spoofed = init_request(ADDR_A)
+    for _ in range(20):
+        tunnel.receive(os.urandom(8) + spoofed[8:], (ADDR_B, 500), (ADDR_A, 500), 0.0)
+        tunnel.datagrams_to_send()
+    assert guard.half_open == 8
+    pair = IkePair(policy_a(), policy_b(), now=1.0)
+    pair.b = Side("b", tunnel)                     # the real CGW talks to the same tunnel
+    pair.initiate()
+    pair.run()
+    assert pair.a.ups and pair.b.ups, "the customer gateway did not get in"
+    assert guard.counters.cookies_accepted == 1 and guard.counters.dropped_source_cap == 0
