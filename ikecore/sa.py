@@ -316,6 +316,12 @@ class IkeSa:
                 from .fragment import fragment_number
                 if fragment_number(data) != 1:
                     return   # RFC 7383 §2.6.1: only fragment 1 makes us answer again
+            if not self._retransmission(data, header):
+                # §2.1: a retransmission is bitwise identical to the request; junk
+                # with its SPIs and message ID must not buy the cached answer (a
+                # reflection, larger than the junk, to any address)
+                self.counters.dropped_unauthenticated += 1
+                return
             # §2.1: a retransmitted request gets the cached response, byte for byte
             self.counters.retransmitted_responses += 1
             for pkt in self.cached_response[1]:
@@ -369,6 +375,25 @@ class IkeSa:
         elif self.close_after_response:
             detail, reason = self.close_after_response
             self.fail(detail, reason)
+
+    def _retransmission(self, data: bytes, header: Header) -> bool:
+        """Can `data` be a retransmission of the request we answered last? For
+        IKE_SA_INIT: the very bytes; later: its SK/SKF integrity check passes
+        (cheap: the ICV, no parsing of what is inside)."""
+        if header.exchange == ExchangeType.IKE_SA_INIT:
+            return data == self.init_request
+        if self.keys is None:
+            return False
+        from .message import open_sk
+        from .payloads import SkfPayload, SkPayload
+        try:
+            payloads = decode_chain(header.next_payload, data[28:], 28)
+            if len(payloads) != 1 or not isinstance(payloads[0], (SkPayload, SkfPayload)):
+                return False
+            open_sk(data, payloads[0], header, self.keys)
+        except (ParseError, IntegrityError):
+            return False
+        return True
 
     def _request_allowed(self, exchange: int) -> bool:
         if self.state == State.HALF_OPEN:

@@ -154,3 +154,39 @@ def test_a_spoofer_of_the_cgw_address_cannot_lock_the_cgw_out():
     pair.run()
     assert pair.a.ups and pair.b.ups, "the customer gateway did not get in"
     assert guard.counters.cookies_accepted == 1 and guard.counters.dropped_source_cap == 0
+
+
+def test_only_a_true_retransmission_gets_the_cached_response():
+    """RFC 7296 §2.1: a retransmitted request is bitwise identical to the original.
+    Any message with the right SPIs and the answered message ID made vgw send
+    its cached response again, to wherever the message came from: junk of 36
+    bytes bought a 450-byte IKE_SA_INIT answer (from a spoofed address: a
+    reflection with amplification), or an IKE_AUTH answer. Now IKE_SA_INIT must
+    be the very request, anything later must pass its integrity check."""
+    pair = IkePair(policy_a(), policy_b())
+    pair.initiate()
+    [init] = pair.outgoing(pair.a)
+    b = pair.b.tunnel
+    b.receive(init.data, init.remote, init.local, pair.now)
+    [answer] = b.datagrams_to_send()
+    junk = init.data[:16] + bytes([41, 0x20, 34, 0x08]) + bytes(4) + (36).to_bytes(4, "big") \
+        + bytes([0, 0, 0, 8, 0, 0, 0x40, 0])
+    b.receive(junk, init.remote, init.local, pair.now)
+    assert b.datagrams_to_send() == []
+    b.receive(init.data, init.remote, init.local, pair.now)
+    assert [d.data for d in b.datagrams_to_send()] == [answer.data]
+
+    pair = IkePair(policy_a(), policy_b())
+    pair.handshake()
+    b, sa = pair.b.tunnel, pair.b.tunnel.current
+    auth = [d for who, d in pair.wire if who == "a"][1]          # the IKE_AUTH request
+    mid = sa.cached_response[0]
+    forged = bytearray(auth.data)
+    forged[-1] ^= 1                                              # its ICV
+    empty_sk = auth.data[:24] + (32).to_bytes(4, "big") + bytes([0, 0, 0, 4])
+    for data in (bytes(forged), empty_sk):
+        b.receive(data, auth.remote, ("192.0.2.99", 500), pair.now)
+        assert b.datagrams_to_send() == [], f"answered {len(data)} bytes of junk with message ID {mid}"
+    b.receive(auth.data, auth.remote, auth.local, pair.now)
+    assert [d.data for d in b.datagrams_to_send()] == sa.cached_response[1]
+    assert sa.counters.dropped_unauthenticated == 2
