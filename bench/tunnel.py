@@ -72,7 +72,8 @@ def ping_rtt(lab: Lab, ns: str, dst: str, count: int = 40) -> float | None:
 class IkeCapture:
     """tcpdump of IKE on UDP 4500 (non-ESP marker, RFC 3948 §2.2) on one interface."""
 
-    def __init__(self, lab: Lab, ns: str, ifname: str) -> None:
+    def __init__(self, lab: Lab, ns: str, ifname: str, aws_ips=()) -> None:
+        self.aws_ips = set(aws_ips)
         self.path = os.path.join(lab.tmpdir("ikecap"), "ike.pcap")
         self.lab = lab
         self.proc = lab.popen(ns, "tcpdump", "-i", ifname, "-n", "-s", "128", "-U", "-w", self.path,
@@ -80,16 +81,17 @@ class IkeCapture:
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(0.5)
 
-    def answer_times(self, start: float, end: float) -> list[float]:
-        """Seconds from each INFORMATIONAL request sent in [start, end] (wall clock) to its
-        answer; an unanswered request counts as infinity."""
+    def answer_times(self, start: float, end: float) -> dict[str, list[float]]:
+        """Seconds from each INFORMATIONAL request sent in [start, end] (wall clock) to
+        its answer, by the side that answered ("aws" or "cgw"); an unanswered request
+        counts as infinity.  A retransmitted request counts from its first copy."""
         self.lab.stop(self.proc)
         try:
+            from scapy.layers.inet import IP, UDP
             from scapy.utils import rdpcap
-            from scapy.layers.inet import UDP
             pkts = rdpcap(self.path)
         except Exception:  # noqa: BLE001 - no capture, no figure
-            return []
+            return {}
         requests, answers = {}, {}
         for p in pkts:
             if UDP not in p:
@@ -101,8 +103,13 @@ class IkeCapture:
             if d[19] & 0x20:
                 answers.setdefault(key, float(p.time))
             else:
-                requests.setdefault(key, float(p.time))
-        return [answers.get(k, float("inf")) - t for k, t in requests.items() if start <= t <= end]
+                requests.setdefault(key, (float(p.time), p[IP].dst))
+        out: dict[str, list[float]] = {}
+        for k, (t, dst) in requests.items():
+            if start <= t <= end:
+                side = "aws" if dst in self.aws_ips else "cgw"
+                out.setdefault(side, []).append(answers.get(k, float("inf")) - t)
+        return out
 
 
 def run_scenario(name: str, args: argparse.Namespace) -> dict:
@@ -112,7 +119,7 @@ def run_scenario(name: str, args: argparse.Namespace) -> dict:
         topo = topology(lab)
         endpoints = setup(lab, topo, args)
         out["ping_ms"] = ping_rtt(lab, topo.onprem, topo.vpc_ip)
-        cap = IkeCapture(lab, topo.vgw, topo.vgw_wan_if) if name != "plain" else None
+        cap = IkeCapture(lab, topo.vgw, topo.vgw_wan_if, topo.vgw_outside_ips) if name != "plain" else None
         load_start = time.time()
         for mode, size, rate in TESTS:
             before = {n: cpu_seconds(pid) for n, pid in endpoints.items()}
@@ -156,9 +163,11 @@ def summarize(results: list[dict]) -> dict[str, dict]:
     for name, rs in by.items():
         s = {"title": rs[0]["title"], "rounds": len(rs), "ping_ms": _median([r["ping_ms"] for r in rs]),
              "tests": {}}
-        ike = [t for r in rs for t in r.get("ike_answer_s", [])]
-        s["ike_probes"] = len(ike)
-        s["ike_max_s"] = max(ike) if ike else None
+        s["ike"] = {}
+        for side in ("aws", "cgw"):
+            ts = [t for r in rs for t in r.get("ike_answer_s", {}).get(side, [])]
+            if ts:
+                s["ike"][side] = (len(ts), max(ts))
         for mode, _, _ in TESTS:
             rows = [r["tests"][mode] for r in rs]
             m = {"gbps": _median([x["gbps"] for x in rows]),
@@ -204,14 +213,17 @@ def print_table(table: dict[str, dict], args, load_before: str, load_after: str)
             cpu = "  ".join(f"{k} {v:3.0f}%" for k, v in m["cpu"].items()) or "-"
             print(f"{s['title']:40s} {mode:10s} {m['gbps']:7.3f} {pps} {lr} {m['machine']:6.0f}%  {cpu}")
     print()
-    print(f"{'scenario':40s} {'ping RTT idle':>14s} {'over plain':>11s} {'IKE answers under load':>24s}")
+    print(f"{'scenario':40s} {'ping RTT idle':>14s} {'over plain':>11s}   IKE INFORMATIONAL (DPD) under load")
     for name in [n for n in ORDER if n in table]:
         s = table[name]
         p = s["ping_ms"]
         over = f"{(p - plain) * 1000:+8.0f} us" if p is not None and plain is not None and name != "plain" else ""
-        ike = (f"{s['ike_probes']} probe(s), max {s['ike_max_s'] * 1000:.0f} ms" if s.get("ike_probes")
-               else ("" if name == "plain" else "no probe seen"))
-        print(f"{s['title']:40s} {(f'{p:.3f} ms' if p is not None else '-'):>14s} {over:>11s} {ike:>24s}")
+        who = {"aws": "AWS side", "cgw": "CGW side"}
+        ike = "; ".join(
+            f"{who[side]} answered {n}, slowest " + ("never" if mx == float("inf") else f"{mx * 1000:.0f} ms")
+            for side, (n, mx) in s.get("ike", {}).items()
+        ) or ("" if name == "plain" else "no probe seen")
+        print(f"{s['title']:40s} {(f'{p:.3f} ms' if p is not None else '-'):>14s} {over:>11s}   {ike}")
     ref = table.get("reference")
     if ref:
         print()
