@@ -34,7 +34,9 @@ from tests.lab.strongswan import Charon, swanctl_conf_psk
 from tests.lab.traffic import BackgroundPing, run_iperf
 from tests.lab.vgwproc import Vgw, gateway_yaml, tunnel_yaml
 
-pytestmark = pytest.mark.lab
+# heavy: these floods and the fuzz campaign measure vgw under load; with the
+# other timing-sensitive tests they run one after another (scripts/test.sh)
+pytestmark = [pytest.mark.lab, pytest.mark.xdist_group("heavy")]
 
 TUN = VGW_IPS[0]
 
