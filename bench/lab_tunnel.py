@@ -130,36 +130,19 @@ def setup_vgw_vgw(lab: Lab, topo: Topo, args: argparse.Namespace) -> dict[str, i
     return {"site vgw": site.proc.pid, "aws vgw": aws.proc.pid}
 
 
-SITE_PRIVATE_IP = "192.168.77.10"   # the site vgw's outside IP behind the NAT
-
-
-def add_nat(lab: Lab, topo: Topo) -> str:
-    """A real NAT for vgw <-> vgw: the site side's outside IP is private (on lo in the
-    cgw namespace) and nftables masquerades it to cgw's WAN address. Both ends then
-    detect the NAT honestly (RFC 7296 §2.23) and move to ESP in UDP 4500.
-    Used until tests/lab/netns.py has topology(lab, nat=True)."""
-    lab.addr(topo.cgw, "lo", f"{SITE_PRIVATE_IP}/32")
-    lab.run(topo.cgw, "nft", "-f", "-", input=f"""
-table ip vgwbench_nat {{
-  chain postrouting {{
-    type nat hook postrouting priority srcnat; policy accept;
-    oifname "{topo.cgw_wan_if}" ip saddr {SITE_PRIVATE_IP} masquerade
-  }}
-}}
-""")
-    return SITE_PRIVATE_IP
-
-
 def setup_vgw_vgw_nat(lab: Lab, topo: Topo, args: argparse.Namespace) -> dict[str, int]:
-    """vgw on both sides, the site side behind a NAT: ESP in UDP 4500 (RFC 3948)."""
-    site_ip = add_nat(lab, topo)
-    aws = _vgw_aws_side(lab, topo, args, topo.cgw_wan_ip, "vgw-aws3")
+    """vgw on both sides, the site side behind the lab's NAT (topology(nat=True): a
+    masquerading router between cgw and the WAN). Both ends detect the NAT honestly
+    (RFC 7296 §2.23) and move to ESP in UDP 4500 (RFC 3948)."""
+    if not topo.nat:
+        raise ValueError("vgw-vgw-udp needs topology(lab, nat=True)")
+    aws = _vgw_aws_side(lab, topo, args, topo.cgw_public_ip, "vgw-aws3")
     site = Vgw(lab, topo.cgw, name="vgw-site3")
     site.env["VGW_LOG_LEVEL"] = "WARNING"
     site.env.update(getattr(args, "vgw_env", {}))
     site.write_config(gateway_yaml(
         site.control, ["172.16.0.0/16"], "bench-site", topo.vgw_outside_ips[0], ["10.0.0.0/16"],
-        [tunnel_yaml(site_ip, "169.254.42.0/30", PSK, startup_action="start", **VGW_ESP)]))
+        [tunnel_yaml(topo.cgw_wan_ip, "169.254.42.0/30", PSK, startup_action="start", **VGW_ESP)]))
     site.start()
     up = aws.wait_up(topo.vgw_outside_ips[0])
     if not up["ike"].get("nat_t"):
@@ -182,13 +165,15 @@ SCENARIOS: dict[str, tuple[str, Callable[[Lab, Topo, argparse.Namespace], dict[s
     "vgw-vgw": ("vgw <-> vgw (raw ESP)", setup_vgw_vgw),
     "vgw-vgw-udp": ("vgw <-> vgw (ESP in UDP, NAT)", setup_vgw_vgw_nat),
 }
+# Scenarios built on topology(lab, nat=True).
+NAT_SCENARIOS = {"vgw-vgw-udp"}
 
 
 def run_scenario(name: str, args: argparse.Namespace) -> list[dict]:
     title, setup = SCENARIOS[name]
     rows = []
     with Lab() as lab:
-        topo = topology(lab)
+        topo = topology(lab, nat=name in NAT_SCENARIOS)
         endpoints = setup(lab, topo, args)
         for udp_size in (None, *args.udp_size):
             result = measure(lab, topo, endpoints, args.seconds, udp_size, args.udp_rate)

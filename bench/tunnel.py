@@ -9,7 +9,8 @@ measured in the same run and round-robin over ``--rounds`` (the table shows medi
                    latency baseline
 * ``reference``    strongSwan CGW <-> strongSwan as AWS (kernel-libipsec both sides)
 * ``vgw``          strongSwan CGW <-> vgw as AWS (libipsec forces ESP in UDP)
-* ``vgw-vgw-udp``  vgw <-> vgw, the site side behind an nftables masquerade: ESP in UDP
+* ``vgw-vgw-udp``  vgw <-> vgw, the site side behind the lab's NAT (a masquerading
+                   router between cgw and the WAN): ESP in UDP
 * ``vgw-vgw``      vgw <-> vgw without NAT: raw ESP (IP protocol 50)
 
 All with AES128-GCM-16.  For each: ping RTT through the idle tunnel (median of 40 pings,
@@ -42,6 +43,7 @@ import time
 from bench.lab_tunnel import (
     IKE_PROPOSALS,
     ESP_PROPOSALS,
+    NAT_SCENARIOS,
     SCENARIOS,
     machine_busy,
 )
@@ -116,7 +118,7 @@ def run_scenario(name: str, args: argparse.Namespace) -> dict:
     title, setup = SCENARIOS[name]
     out: dict = {"scenario": name, "title": title, "tests": {}}
     with Lab() as lab:
-        topo = topology(lab)
+        topo = topology(lab, nat=name in NAT_SCENARIOS)
         endpoints = setup(lab, topo, args)
         out["ping_ms"] = ping_rtt(lab, topo.onprem, topo.vpc_ip)
         cap = IkeCapture(lab, topo.vgw, topo.vgw_wan_if, topo.vgw_outside_ips) if name != "plain" else None
