@@ -19,7 +19,6 @@ from dataplane.offload import (
     GSO_UDP_L4,
     PLAIN_HDR,
     VNET_F_NEEDS_CSUM,
-    VNET_HDR_LEN,
     parse_vnet_hdr,
     tso_split,
     vnet_hdr,
