@@ -154,6 +154,45 @@ class Gro:
 
     def add(self, p) -> None:
         self.segs += 1
+        run = self.runs.get(p[12:24])
+        if run is not None:
+            # Fast path: the next packet of an open run, compared with whole header
+            # slices (the run's first packet passed every check in _add).
+            # run: [frame, ip[6:10], tcp[28:33], tcp[34:36], next_seq, gso_size, total,
+            #       nsegs, tcp[38:hl], tos, psh, hl, proto, ip[:2], tcp[28:36]]
+            n = len(p)
+            hl = run[11]
+            plen = n - hl
+            if (
+                0 < plen <= run[5]
+                and p[6:10] == run[1]
+                and p[:2] == run[13]
+                and (p[2] << 8 | p[3]) == n
+                and run[7] < MAX_GRO_SEGS
+                and run[6] + plen <= _MAX_IP_LEN
+            ):
+                if run[12] == _PROTO_TCP:
+                    if p[28:36] == run[14] and p[38:hl] == run[8]:
+                        seq = _from_bytes(p[24:28], "big")
+                        if seq == run[4]:
+                            run[0].append(p[hl:])
+                            run[4] = (seq + plen) & 0xFFFFFFFF
+                            run[6] += plen
+                            run[7] += 1
+                            if plen < run[5]:
+                                del self.runs[p[12:24]]
+                            return
+                elif (p[24] << 8 | p[25]) == n - 20:
+                    run[0].append(p[28:])
+                    run[6] += plen
+                    run[7] += 1
+                    if plen < run[5]:
+                        del self.runs[p[12:24]]
+                    return
+        self._add(p)
+
+    def _add(self, p) -> None:
+        """Everything but the fast path of add (which counted the packet)."""
         n = len(p)
         # IPv4 without options, not a fragment, total length = packet length.
         if n < 28 or p[0] != 0x45 or p[6] & 0x3F or p[7] or _from_bytes(p[2:4], "big") != n:
@@ -200,7 +239,7 @@ class Gro:
             frame = [p, p[hl:]]
             # the header is rebuilt at flush time from frame[0]; frame[1:] are payloads
             run = [frame, p[6:10], p[28:33], p[34:36], (seq + plen) & 0xFFFFFFFF, plen, n, 1,
-                   p[38:hl], p[1], bool(flags & _TH_PSH), hl, _PROTO_TCP]
+                   p[38:hl], p[1], bool(flags & _TH_PSH), hl, _PROTO_TCP, p[:2], p[28:36]]
             self.out.append(run)
             if not flags & _TH_PSH:
                 self.runs[key] = run
@@ -227,7 +266,8 @@ class Gro:
                         del self.runs[key]
                     return
                 del self.runs[key]
-            run = [[p, p[28:]], p[6:10], None, None, 0, plen, n, 1, None, p[1], False, 28, _PROTO_UDP]
+            run = [[p, p[28:]], p[6:10], None, None, 0, plen, n, 1, None, p[1], False, 28, _PROTO_UDP,
+                   p[:2], None]
             self.out.append(run)
             self.runs[key] = run
             return
