@@ -118,7 +118,10 @@ def status(args) -> int:
     if answer is None:
         return EXIT_ERROR
     if args.json:
-        print(json.dumps({"tunnels": answer["tunnels"]}, indent=2, default=str))
+        # {"tunnels": [...]} (DESIGN.md), plus what belongs to the whole gateway:
+        # IKE_SA_INIT defences, data path drops no tunnel could be charged with
+        gateway = {k: v for k, v in answer.items() if k not in ("ok", "tunnels")}
+        print(json.dumps({"tunnels": answer["tunnels"], "gateway": gateway}, indent=2, default=str))
     else:
         from .statusfmt import render
         print(render(answer))

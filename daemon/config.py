@@ -779,6 +779,7 @@ class DosProtectionConfig(_Model):
     max_half_open: Annotated[int, _whole_number(1, 100000, why="vgw range")] = 1024
     max_half_open_per_source: Annotated[int, _whole_number(1, 100000, why="vgw range")] = 8
     max_new_per_second: Annotated[int, _whole_number(1, 100000, why="vgw range")] = 200
+    max_reassembly_bytes: Annotated[int, _whole_number(65536, 1 << 30, why="vgw range")] = 4 << 20
 
 
 def _check_connection_list(connections: list[ConnectionConfig]) -> list[ConnectionConfig]:

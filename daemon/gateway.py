@@ -49,7 +49,8 @@ def _dos_settings(config: GatewayConfig) -> DosSettings:
     return DosSettings(cookie_threshold=d.cookie_threshold, require_cookies=d.require_cookies,
                        max_half_open=d.max_half_open,
                        max_half_open_per_source=d.max_half_open_per_source,
-                       max_new_per_second=d.max_new_per_second)
+                       max_new_per_second=d.max_new_per_second,
+                       max_reassembly_bytes=d.max_reassembly_bytes)
 
 IKE_BATCH = 64
 
@@ -413,6 +414,7 @@ class Gateway:
                 "ike_dos": {**vars(self.guard.counters), "half_open": self.guard.half_open,
                             "init_queue": len(self._init_queue),
                             "dropped_init_queue": self.dropped_init_queue,
+                            "reassembly_bytes": self.guard.reassembly_bytes,
                             "init_work_seconds": round(self.init_work_seconds, 3)},
                 "data_path": self.packets.global_stats()}
 

@@ -39,6 +39,10 @@ class DosSettings:
     max_half_open_per_source: int = 8
     secret_lifetime: float = 120.0      # seconds before the cookie secret rotates
     max_new_per_second: float = 200.0   # new responder SAs (each costs a DH computation)
+    # IKE fragments held for reassembly (RFC 7383) by all SAs together: each SA is
+    # limited to one 64 KB message per direction, but 1024 half-open SAs x 64 KB
+    # would be 64 MB; 4 MB holds dozens of certificate chains in flight
+    max_reassembly_bytes: int = 4 << 20
 
 
 @dataclass
@@ -50,6 +54,7 @@ class DosCounters:
     dropped_source_cap: int = 0
     dropped_amplification: int = 0
     dropped_rate: int = 0
+    dropped_reassembly_budget: int = 0
 
 
 @dataclass
@@ -64,6 +69,19 @@ class DosGuard:
     _rotated_at: float | None = None
     _tokens: float | None = None
     _tokens_at: float = 0.0
+    reassembly_bytes: int = 0
+
+    # --- IKE fragment memory (shared budget) ---------------------------------------
+
+    def reserve(self, size: int) -> bool:
+        if self.reassembly_bytes + size > self.settings.max_reassembly_bytes:
+            self.counters.dropped_reassembly_budget += 1
+            return False
+        self.reassembly_bytes += size
+        return True
+
+    def release(self, size: int) -> None:
+        self.reassembly_bytes = max(0, self.reassembly_bytes - size)
 
     # --- half-open accounting -------------------------------------------------
 

@@ -111,11 +111,24 @@ class FragmentCounters:
 
 
 class Reassembler:
-    """One partial message per direction (requests from the peer, responses to us)."""
+    """One partial message per direction (requests from the peer, responses to us).
 
-    def __init__(self) -> None:
+    `budget` (the gateway's DosGuard) bounds the bytes all SAs hold together."""
+
+    def __init__(self, budget=None) -> None:
         self.partial: dict[bool, _Partial] = {}
         self.counters = FragmentCounters()
+        self.budget = budget
+
+    def _drop_partial(self, key: bool) -> None:
+        part = self.partial.pop(key, None)
+        if part is not None and self.budget is not None:
+            self.budget.release(part.size)
+
+    def discard_all(self) -> None:
+        """The SA is gone: give its held bytes back."""
+        for key in list(self.partial):
+            self._drop_partial(key)
 
     def add(self, data: bytes, header: Header, keys) -> tuple[int, bytes] | None:
         """Take one SKF message whose message ID the SA accepted. Returns (type of
@@ -147,18 +160,20 @@ class Reassembler:
         plain = open_sk(data, skf, header, keys)   # integrity first (§2.6)
         if part is None or part.message_id != header.message_id or skf.total > part.total:
             # a new message, or §2.6: more fragments than before: start over with this one
+            self._drop_partial(key)
             part = self.partial[key] = _Partial(header.message_id, skf.total)
+        if part.size + len(plain) > MAX_REASSEMBLED or (
+                self.budget is not None and not self.budget.reserve(len(plain))):
+            c.dropped += 1
+            self._drop_partial(key)
+            return None
         part.parts[skf.number] = plain
         part.size += len(plain)
         if skf.number == 1:
             part.first_inner = skf.first_inner
-        if part.size > MAX_REASSEMBLED:
-            c.dropped += 1
-            del self.partial[key]
-            return None
         if len(part.parts) < part.total:
             return None
-        del self.partial[key]
+        self._drop_partial(key)
         c.reassembled += 1
         return part.first_inner, b"".join(part.parts[n] for n in range(1, part.total + 1))
 

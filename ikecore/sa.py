@@ -116,6 +116,7 @@ class IkeSa:
     queue: deque = field(default_factory=deque)
     cached_response: tuple[int, list[bytes]] | None = field(default=None, repr=False)
     fragments: object = field(default=None, repr=False)   # fragment.Reassembler, once needed
+    frag_budget: object = field(default=None, repr=False)  # the gateway's DosGuard (shared bytes)
     timers: dict[str, float] = field(default_factory=dict)
     _out: list[Datagram] = field(default_factory=list, repr=False)
     _events: deque = field(default_factory=deque, repr=False)
@@ -270,7 +271,7 @@ class IkeSa:
     def _reassembler(self):
         if self.fragments is None:
             from .fragment import Reassembler
-            self.fragments = Reassembler()
+            self.fragments = Reassembler(self.frag_budget)
         return self.fragments
 
     # --- responses to our requests -------------------------------------------
@@ -493,6 +494,8 @@ class IkeSa:
             return
         if self.redundant:
             reason = "redundant"
+        if self.fragments is not None:
+            self.fragments.discard_all()
         from .events import ChildSaDown
         for child in list(self.children.values()):
             self.emit(ChildSaDown(child.spi_in, child.spi_out, reason))

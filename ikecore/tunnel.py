@@ -147,7 +147,8 @@ class IkeTunnel:
                 return None
         # INIT_SENT doubles as "IKE_SA_INIT not answered yet" for a responder
         sa = IkeSa(self.policy, initiator=False, local=local, remote=remote, created=now,
-                   spi_i=header.spi_i, state=State.INIT_SENT, proven=proven)
+                   spi_i=header.spi_i, state=State.INIT_SENT, proven=proven,
+                   frag_budget=self.guard)
         self._init_index[(header.spi_i, remote)] = sa
         self._init_keys[id(sa)] = (header.spi_i, remote)
         self.guard.opened(remote[0], proven)
@@ -189,7 +190,7 @@ class IkeTunnel:
             raise ValueError("initiating needs the customer gateway IP")
         sa = IkeSa(self.policy, initiator=True, local=(self.policy.local_ip, 500),
                    remote=(self.policy.remote_ip, 500), created=now,
-                   spi_i=new_ike_spi(self.policy.random_bytes))
+                   spi_i=new_ike_spi(self.policy.random_bytes), frag_budget=self.guard)
         self.sas[sa.our_spi] = sa
         self._active[id(sa)] = sa
         sa.start(IkeInit(), now)

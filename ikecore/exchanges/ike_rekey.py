@@ -29,7 +29,7 @@ def successor(sa, suite, spi_i: bytes, spi_r: bytes, ni: bytes, nr: bytes, share
     """The IKE SA that replaces `sa` (not yet holding its CHILD SAs)."""
     from ..sa import IkeSa, State
     new = IkeSa(sa.policy, initiator=initiator, local=sa.local, remote=sa.remote, created=now,
-                spi_i=spi_i, spi_r=spi_r, state=State.ESTABLISHED)
+                spi_i=spi_i, spi_r=spi_r, state=State.ESTABLISHED, frag_budget=sa.frag_budget)
     new.nonce_i, new.nonce_r = ni, nr
     new.peer_behind_nat, new.local_behind_nat = sa.peer_behind_nat, sa.local_behind_nat
     new.peer_fragmentation = sa.peer_fragmentation

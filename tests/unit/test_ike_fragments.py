@@ -363,3 +363,27 @@ def test_malformed_reassembled_request_is_invalid_syntax(chain):
     pair.b.drain()
     assert pair.b.logged("AWS tunnel received a malformed INFORMATIONAL request")
     assert [d.reason for d in pair.b.downs] == ["error"]
+
+
+def test_shared_reassembly_budget(keys):
+    """All SAs of a gateway share one byte budget for held fragments: a peer (or
+    many half-open SAs) cannot hold more than max_reassembly_bytes together."""
+    from ikecore.dos import DosGuard, DosSettings
+    _, packets = fragments(keys, notes=20, size=100, budget=300)
+    guard = DosGuard(DosSettings(max_reassembly_bytes=700))
+    first, second = fragment.Reassembler(guard), fragment.Reassembler(guard)
+    # the first SA holds all but its last fragment: within the budget only partly
+    for p in packets[:-1]:
+        first.add(p, Header.decode(p), keys)
+    assert guard.reassembly_bytes <= 700
+    assert guard.counters.dropped_reassembly_budget >= 1 and first.counters.dropped >= 1
+    # what an SA gives up (dropped partial, completed message, death) goes back
+    first.discard_all()
+    assert guard.reassembly_bytes == 0
+    assert feed(second, keys, packets[:3]) is None and guard.reassembly_bytes > 0
+    second.discard_all()
+    assert guard.reassembly_bytes == 0
+    # a message that fits completes and releases its bytes
+    _, small = fragments(keys, notes=3, size=100, budget=300)
+    third = fragment.Reassembler(guard)
+    assert feed(third, keys, small) is not None and guard.reassembly_bytes == 0
