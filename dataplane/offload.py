@@ -149,7 +149,7 @@ class Gro:
     def __init__(self, uso: bool = True) -> None:
         self.uso = uso
         self.out: list[list] = []  # frames, each a list of buffers; runs are placed when opened
-        self.runs: dict[bytes, list] = {}  # flow key -> the open run (a list, see _open)
+        self.runs: dict[bytes, list] = {}  # flow key (addresses, ports) -> its open run (see add)
         self.segs = 0  # packets added since the last flush
 
     def add(self, p) -> None:
