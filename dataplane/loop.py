@@ -175,7 +175,9 @@ class PacketLoop:
         self.global_drops = [0] * _NREASONS
         self.counters = {"ike_in": 0, "keepalive_in": 0, "ike_out": 0, "keepalive_out": 0, "errors": 0,
                          # TUN writes with IFF_VNET_HDR: frames written, packets they carried
-                         "gro_frames": 0, "gro_packets": 0}
+                         "gro_frames": 0, "gro_packets": 0,
+                         # TUN reads with a GSO type or a partial checksum, cut by tso_split
+                         "tso_frames": 0}
         self._last_log: dict[object, float] = {}
         self._closed = False
         self._dirty: list[_Tunnel] = []  # tunnels with GRO output not yet written
@@ -748,6 +750,7 @@ class PacketLoop:
                     if pkts is None:
                         t.drops[DropReason.NOT_IP] += 1
                         continue
+                    self.counters["tso_frames"] += 1
                     inners.extend(pkts)
                 else:
                     add(frame[VNET_HDR_LEN:])
