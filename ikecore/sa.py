@@ -525,7 +525,7 @@ class IkeSa:
         return None
 
     def status(self) -> dict:
-        from .transforms import dh_name, encr_name, integ_name, prf_name
+        from .transforms import integ_name, prf_name
         s = self.suite
         return {
             "state": self.state.value,

@@ -453,8 +453,9 @@ def nat_flush(lab: Lab, topo: Topo) -> None:
 # -- pytest helper --------------------------------------------------------
 
 
-def lab_unavailable_reason() -> str | None:
-    """Why the lab cannot run here, or None if it can (no pytest needed)."""
+def lab_unavailable_reason(strongswan: bool = True) -> str | None:
+    """Why the lab cannot run here, or None if it can (no pytest needed).
+    `strongswan=False`: namespaces and TUN only (data path tests)."""
     if os.geteuid() != 0:
         return "lab tests need root (network namespaces, TUN devices)"
     if not shutil.which("ip"):
@@ -467,6 +468,8 @@ def lab_unavailable_reason() -> str | None:
         return f"'ip netns' not usable: {res.stderr.strip()}"
     if not os.path.exists("/dev/net/tun"):
         return "/dev/net/tun is missing (no TUN support)"
+    if not strongswan:
+        return None
     from tests.lab.strongswan import CHARON_BIN, SWANCTL_BIN  # no cycle at import time
 
     if not os.access(CHARON_BIN, os.X_OK):
@@ -479,7 +482,7 @@ def lab_unavailable_reason() -> str | None:
     return None
 
 
-def require_lab() -> None:
+def require_lab(strongswan: bool = True) -> None:
     """pytest.skip with a clear reason when the lab cannot run.
 
     Under CI (``CI`` set) a missing prerequisite fails instead: a skipped lab
@@ -487,7 +490,7 @@ def require_lab() -> None:
     """
     import pytest
 
-    reason = lab_unavailable_reason()
+    reason = lab_unavailable_reason(strongswan)
     if reason is None:
         return
     if os.environ.get("CI"):

@@ -11,7 +11,7 @@ import pytest
 from tests.lab.netns import wait_until
 from tests.lab.strongswan import Charon, installed_children
 from tests.lab.traffic import ping
-from tests.lab.vgwproc import REPO, Vgw, gateway_yaml, tunnel_yaml
+from tests.lab.vgwproc import Vgw, gateway_yaml, tunnel_yaml
 
 pytestmark = pytest.mark.lab
 

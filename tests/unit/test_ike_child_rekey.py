@@ -277,7 +277,7 @@ def test_invalid_ke_then_retry_with_the_group_the_responder_names(who):
 
 def test_rekey_with_no_common_pfs_group_is_refused_and_the_old_sa_stays():
     pair = make_pair(a=dict(phase2_dh_groups=(21,)), b=dict(phase2_dh_groups=(19, 20)))
-    [ca], [cb] = pair.a.child_ups, pair.b.child_ups
+    [ca], [_cb] = pair.a.child_ups, pair.b.child_ups
     before = snapshot(pair.b.sa)
     mark = len(pair.wire)
     pair.a.tunnel.rekey("child", pair.now)
@@ -375,7 +375,7 @@ def test_additional_child_sa_is_refused_and_the_existing_one_untouched():
     """AWS: one SA pair per tunnel (aws-facts.md §1.8); RFC 7296 §1.3:
     NO_ADDITIONAL_SAS."""
     pair = make_pair()
-    [ca], [cb] = pair.a.child_ups, pair.b.child_ups
+    [_ca], [cb] = pair.a.child_ups, pair.b.child_ups
     before = snapshot(pair.b.sa)
     msg = _forge_child_request(pair, _rekey_payloads(pair, 0, (19,), 19, rekey=False))
     assert msg.notify_types() == [NOTIFIES["NO_ADDITIONAL_SAS"]]
