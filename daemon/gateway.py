@@ -321,6 +321,8 @@ class Gateway:
         rt = self.tunnels.get(ip)
         if rt is None:
             return {"ok": False, "error": f"no tunnel with outside IP {ip}"}
+        if rt.up:
+            rt.last_status_change = time.time()   # UP -> DOWN by the operator
         rt.admin_down = True
         rt.ike.hold()   # new IKE SAs are refused, no re-initiation; the DELETE's answer still counts
         rt.ike.delete(self.loop.time())

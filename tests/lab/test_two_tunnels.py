@@ -89,3 +89,13 @@ def test_failover_between_tunnels(lab, topo):
     assert status[other]["status"] == "DOWN"
     assert status[primary]["primary"]
     assert "AWS tunnel received DELETE for IKE_SA from CGW" in vgw.log_text()
+
+
+def test_operator_down_is_a_status_change(lab, topo):
+    vgw, cgw = start_pair(lab, topo, tunnels=1)
+    bring_up(vgw, cgw, tunnels=1)
+    before = vgw.tunnel(VGW_IPS[0])["last_status_change"]
+    time.sleep(1.2)
+    vgw.cli("tunnel", "down", VGW_IPS[0])
+    after = vgw.tunnel(VGW_IPS[0])
+    assert after["status"] == "DOWN" and after["last_status_change"] >= before + 1
