@@ -327,6 +327,24 @@ def duplicate(out: list[Datagram]) -> list[Datagram]:
     return [d for d in out for _ in (0, 1)]
 
 
+def nth(n: int, action: str) -> Hook:
+    """Drop ("drop") or duplicate ("dup") the n-th datagram (0-based) this hook sees."""
+    seen = {"count": 0}
+
+    def hook(out):
+        result = []
+        for d in out:
+            i = seen["count"]
+            seen["count"] += 1
+            if i == n and action == "drop":
+                continue
+            result.append(d)
+            if i == n and action == "dup":
+                result.append(d)
+        return result
+    return hook
+
+
 def drop_first(n: int) -> Hook:
     """Lose the first `n` datagrams that pass this hook, then let all through."""
     state = {"left": n}

@@ -28,6 +28,7 @@ from ikecore.payloads import (
 )
 from ikecore.proposals import esp_offer
 from ikepair import (
+    nth,
     NOTIFIES, DhRecorder, child_keys, ecp_shared_secret, seal_payloads, snapshot,
 )
 from lifecycle import (
@@ -437,22 +438,6 @@ def test_temporary_failure_while_the_responder_deletes_and_the_retry():
 # --- loss and duplication ----------------------------------------------------------------------
 
 
-def nth(n, action):
-    """A hook that drops or duplicates the n-th datagram (0-based) it sees."""
-    seen = {"count": 0}
-
-    def hook(out):
-        result = []
-        for d in out:
-            i = seen["count"]
-            seen["count"] += 1
-            if i == n and action == "drop":
-                continue
-            result.append(d)
-            if i == n and action == "dup":
-                result.append(d)
-        return result
-    return hook
 
 
 @pytest.mark.parametrize("action", ["drop", "dup"])

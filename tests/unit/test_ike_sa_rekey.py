@@ -20,6 +20,7 @@ import pytest
 from ikecore.crypto import get_dh_group
 from ikecore.exchanges import child_rekey, ike_rekey
 from ikepair import (
+    nth,
     NOTIFIES, DhRecorder, Holder, child_keys, ecp_shared_secret, ike_keys, is_answer,
     is_request, nonce, prf,
 )
@@ -527,21 +528,6 @@ def test_end_of_a_child_rekey_crossing_an_ike_rekey():
 # --- loss and duplication ------------------------------------------------------------------------
 
 
-def nth(n, action):
-    seen = {"count": 0}
-
-    def hook(out):
-        result = []
-        for d in out:
-            i = seen["count"]
-            seen["count"] += 1
-            if i == n and action == "drop":
-                continue
-            result.append(d)
-            if i == n and action == "dup":
-                result.append(d)
-        return result
-    return hook
 
 
 @pytest.mark.parametrize("action", ["drop", "dup"])
