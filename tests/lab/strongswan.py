@@ -438,6 +438,22 @@ def _as_list(value: str | Sequence[str]) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
+def _tunnel_names(names: Sequence[str] | None, count: int, **lists: list[str]) -> list[str]:
+    """Check that every per-tunnel list has 1 or `count` entries; the tunnel names."""
+    for what, values in lists.items():
+        if len(values) not in (1, count):
+            raise ValueError(f"{what} must have 1 or {count} entries, not {len(values)}")
+    names = list(names or [f"tun{i + 1}" for i in range(count)])
+    if len(names) != count:
+        raise ValueError(f"names must have {count} entries")
+    return names
+
+
+def _pick(values: list[str], i: int) -> str:
+    """Tunnel i's entry of a per-tunnel list (a single value serves all)."""
+    return values[i] if len(values) > 1 else values[0]
+
+
 def swanctl_conf_psk(
     local_ips: str | Sequence[str],
     remote_ips: str | Sequence[str],
@@ -469,16 +485,9 @@ def swanctl_conf_psk(
     two tunnels it would only confuse the address pairs).
     """
     locals_, remotes, keys = _as_list(local_ips), _as_list(remote_ips), _as_list(psks)
-    count = max(len(locals_), len(remotes))
-    for what, values in (("local_ips", locals_), ("remote_ips", remotes), ("psks", keys)):
-        if len(values) not in (1, count):
-            raise ValueError(f"{what} must have 1 or {count} entries, not {len(values)}")
-    names = list(names or [f"tun{i + 1}" for i in range(count)])
-    if len(names) != count:
-        raise ValueError(f"names must have {count} entries")
-
-    def pick(values: list[str], i: int) -> str:
-        return values[i] if len(values) > 1 else values[0]
+    names = _tunnel_names(names, max(len(locals_), len(remotes)),
+                          local_ips=locals_, remote_ips=remotes, psks=keys)
+    pick = _pick
 
     connections: dict[str, Any] = {}
     secrets: dict[str, Any] = {}
@@ -541,16 +550,9 @@ def swanctl_conf_pubkey(
     value serves all). Selectors 0.0.0.0/0 both ways, MOBIKE off, as
     :func:`swanctl_conf_psk`."""
     remotes, cert_list, ids = _as_list(remote_ips), _as_list(certs), _as_list(local_ids)
-    count = max(len(remotes), len(cert_list), len(ids))
-    for what, values in (("remote_ips", remotes), ("certs", cert_list), ("local_ids", ids)):
-        if len(values) not in (1, count):
-            raise ValueError(f"{what} must have 1 or {count} entries, not {len(values)}")
-    names = list(names or [f"tun{i + 1}" for i in range(count)])
-    if len(names) != count:
-        raise ValueError(f"names must have {count} entries")
-
-    def pick(values: list[str], i: int) -> str:
-        return values[i] if len(values) > 1 else values[0]
+    names = _tunnel_names(names, max(len(remotes), len(cert_list), len(ids)),
+                          remote_ips=remotes, certs=cert_list, local_ids=ids)
+    pick = _pick
 
     connections: dict[str, Any] = {}
     for i, name in enumerate(names):
