@@ -36,7 +36,7 @@ class TunnelPolicy:
     name: str                      # for logs: "<connection> <outside ip>"
     local_ip: str                  # the tunnel's AWS outside IP
     remote_ip: str | None          # the customer gateway IP; None: any address
-    psk: bytes | None = None
+    psk: bytes | None = field(default=None, repr=False)   # keep it out of logs and tracebacks
     # Traffic selectors. AWS: remote_network_cidr is the AWS side,
     # local_network_cidr the customer side (aws-facts.md §1.8).
     vgw_ts: str = "0.0.0.0/0"

@@ -223,6 +223,18 @@ def test_psk_is_not_in_repr():
     assert PSK1 not in repr(parse_config(DESIGN_EXAMPLE))
 
 
+def test_psk_is_not_in_the_core_policy_repr():
+    from daemon.policy import tunnel_policy
+    from ikecore.sa import IkeSa
+
+    config = parse_config(DESIGN_EXAMPLE)
+    conn = config.connections[0]
+    policy = tunnel_policy(conn, conn.tunnels[0])
+    assert policy.psk == PSK1.encode()
+    sa = IkeSa(policy, initiator=True, local=("198.51.100.1", 500), remote=("198.51.100.10", 500), created=0.0)
+    assert PSK1 not in repr(policy) and PSK1 not in repr(sa)
+
+
 def test_find_tunnel_by_outside_ip():
     config = parse_config(DESIGN_EXAMPLE)
     connection, tunnel = config.find_tunnel("198.51.100.2")
