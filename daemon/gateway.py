@@ -119,28 +119,34 @@ class Gateway:
         self.ike_socks[ip] = sock
         self.loop.add_reader(sock.fileno(), self._read_500, ip, sock)
         try:
-            self.packets.add_endpoint(ip)
-        except OSError as exc:
-            raise StartupError(_bind_hint(ip, 4500, exc)) from None
-        rt = TunnelRuntime(conn, tun, self.packets, guard=self.guard,
-                           tun_offload=self.config.data_path.tun_offload)
-        rt.call_later = self.loop.call_later
-        self.tunnels[ip] = rt
-        try:
-            rt.open()
-        except OSError as exc:
-            raise StartupError(f"cannot create the TUN device for tunnel {ip}: {exc}") from None
+            try:
+                self.packets.add_endpoint(ip)
+            except OSError as exc:
+                raise StartupError(_bind_hint(ip, 4500, exc)) from None
+            rt = TunnelRuntime(conn, tun, self.packets, guard=self.guard,
+                               tun_offload=self.config.data_path.tun_offload)
+            rt.call_later = self.loop.call_later
+            self.tunnels[ip] = rt
+            try:
+                rt.open()
+            except OSError as exc:
+                raise StartupError(f"cannot create the TUN device for tunnel {ip}: {exc}") from None
+        except BaseException:
+            # leave nothing half-made behind: on a reload the tunnel is skipped and
+            # the next reload must be able to bind its sockets again
+            self._remove_tunnel(ip, send_delete=False)
+            raise
         return rt
 
     def _remove_tunnel(self, ip: str, send_delete: bool) -> None:
+        """Close the tunnel's runtime (if any), its port 500 socket and its endpoint."""
         rt = self.tunnels.get(ip)
-        if rt is None:
-            return
-        if send_delete:
-            rt.ike.delete(self.loop.time())
-            self._flush_one(rt)
-        rt.close()
-        del self.tunnels[ip]
+        if rt is not None:
+            if send_delete:
+                rt.ike.delete(self.loop.time())
+                self._flush_one(rt)
+            rt.close()
+            del self.tunnels[ip]
         sock = self.ike_socks.pop(ip, None)
         if sock is not None:
             self.loop.remove_reader(sock.fileno())
