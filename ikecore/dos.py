@@ -65,7 +65,7 @@ class DosGuard:
     _per_source: dict[str, int] = field(default_factory=dict)          # all half-open SAs
     _per_source_proven: dict[str, int] = field(default_factory=dict)   # with a valid cookie
     _total: int = 0
-    _secrets: list[tuple[int, bytes]] = field(default_factory=list)   # newest first
+    _secrets: list[tuple[int, bytes]] = field(default_factory=list, repr=False)   # newest first
     _rotated_at: float | None = None
     _tokens: float | None = None
     _tokens_at: float = 0.0

@@ -179,10 +179,11 @@ class SaKeys:
     `_i` keys protect messages sent by the original initiator (§2.14)."""
 
     cipher: object  # ikecore.crypto.SkCipher
-    sk_ei: bytes
-    sk_er: bytes
-    sk_ai: bytes
-    sk_ar: bytes
+    # keys stay out of logs and tracebacks
+    sk_ei: bytes = field(repr=False)
+    sk_er: bytes = field(repr=False)
+    sk_ai: bytes = field(repr=False)
+    sk_ar: bytes = field(repr=False)
 
     def for_sender(self, initiator: bool) -> tuple[bytes, bytes]:
         return (self.sk_ei, self.sk_ai) if initiator else (self.sk_er, self.sk_ar)

@@ -510,3 +510,16 @@ def chains(draw):
 @given(chains())
 def test_decode_chains_of_junk_bodies(data):
     _decode_defined_errors_only(data)
+
+
+def test_sk_keys_and_cookie_secret_stay_out_of_repr():
+    from ikecore.crypto import get_sk_cipher
+    from ikecore.dos import DosGuard
+    from ikecore.message import SaKeys
+    keys = SaKeys(get_sk_cipher(12, 128, 12), b"\x11" * 16, b"\x12" * 16, b"\x13" * 32, b"\x14" * 32)
+    for key in (keys.sk_ei, keys.sk_er, keys.sk_ai, keys.sk_ar):
+        assert str(key) not in repr(keys) and key.hex() not in repr(keys)
+    guard = DosGuard()
+    guard.make("198.51.100.10", b"\x01" * 8, b"n" * 32, 0.0)
+    secret = guard._secrets[0][1]
+    assert str(secret) not in repr(guard) and secret.hex() not in repr(guard)
