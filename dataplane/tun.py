@@ -179,9 +179,6 @@ class TunDevice:
         with open(f"/proc/sys/net/ipv6/conf/{self.name}/disable_ipv6", "w") as f:
             f.write("1")
 
-    def set_mtu(self, mtu: int) -> None:
-        _netlink(lambda ipr: ipr.link("set", index=self.ifindex, mtu=mtu))
-
     def close(self) -> None:
         """Close the fd and delete the device (idempotent).
 

@@ -14,7 +14,7 @@ from typing import ClassVar
 
 from .constants import (
     CertEncoding, IdType, NotifyType, PayloadType, ProtocolId, TransformAttr,
-    TransformType, TsType,
+    TsType,
 )
 from .errors import ParseError
 
@@ -119,9 +119,6 @@ class Proposal:
         if len(transforms) != ntrans:
             raise ParseError(f"proposal: says {ntrans} transforms, has {len(transforms)}")
         return cls(num, proto, spi, tuple(transforms)), more == 0, length
-
-    def of_type(self, ttype: TransformType) -> list[Transform]:
-        return [t for t in self.transforms if t.type == ttype]
 
 
 class Payload:

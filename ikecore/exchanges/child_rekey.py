@@ -152,9 +152,6 @@ class ChildRekey(Exchange):
             return
         sa.log(f"AWS tunnel rekey of Phase 2 SA {self.spi_in:08x} refused by cgw: {err.name}", "error")
 
-    def timed_out(self, sa, now):
-        super().timed_out(sa, now)
-
 
 def respond(sa, msg, now, local, remote, rekey: NotifyPayload):
     """Responder side of a CHILD SA rekey."""

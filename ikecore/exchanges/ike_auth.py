@@ -148,7 +148,6 @@ class IkeAuth(Exchange):
 def _notify_auth_failed(sa, now) -> None:
     """§2.21.2: tell the responder its AUTH did not verify, without waiting."""
     from .informational import Notify
-    from ..sa import Datagram  # noqa: F401 - the SA sends; nothing else needed
     sa.start(Notify(NotifyType.AUTHENTICATION_FAILED), now)
 
 
