@@ -7,7 +7,7 @@ from ipaddress import IPv4Address
 
 from daemon.config import DEFAULT_CONTROL_SOCKET, ConfigError, GatewayConfig, load_config
 
-EXIT_OK, EXIT_UNAVAILABLE, EXIT_CONFIG = 0, 1, 2
+EXIT_OK, EXIT_CONFIG = 0, 2
 
 
 def _tunnel_name(text: str) -> str:
@@ -131,21 +131,9 @@ def cgw_config(args: argparse.Namespace) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    # Placeholder until daemon.commands exists: imported lazily so that `validate`
-    # works without the rest of the daemon.
-    try:
-        commands = importlib.import_module("daemon.commands")
-        handler = getattr(commands, args.command)
-    except ModuleNotFoundError as exc:
-        if exc.name != "daemon.commands":
-            raise
-        handler = None
-    except AttributeError:
-        handler = None
-    if handler is None:
-        print(f"vgw {args.command}: not available yet", file=sys.stderr)
-        return EXIT_UNAVAILABLE
-    result = handler(args)
+    # imported here so that `vgw validate` needs nothing of the running daemon
+    commands = importlib.import_module("daemon.commands")
+    result = getattr(commands, args.command)(args)
     return EXIT_OK if result is None else int(result)
 
 

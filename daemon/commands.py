@@ -59,7 +59,9 @@ async def _run(config, path: str) -> int:
     notifier = Notifier()   # sd_notify; does nothing outside systemd (daemon/systemd.py)
     try:
         await gw.start()
-    except StartupError as exc:
+    except (StartupError, OSError) as exc:
+        # StartupError says what to change; an OSError here (e.g. the control
+        # socket in use, netlink refused) carries its own message
         print(f"vgw: {exc}", file=sys.stderr)
         return EXIT_ERROR
     metrics = MetricsServer(gw)

@@ -392,6 +392,9 @@ class Gateway:
         self.guard.settings = _dos_settings(new)
         if new.control_socket != self.config.control_socket:
             log.warning("control_socket changed to %s: takes effect after a restart", new.control_socket)
+        if new.data_path != self.config.data_path:
+            # the TUN devices were opened with the old offload mode; new tunnels get the new one
+            log.warning("data_path changed: existing tunnels keep the old setting until a restart")
         self.config = new
         for ip, (conn, tun) in wanted.items():
             if ip not in self.tunnels:

@@ -207,19 +207,23 @@ class TunnelRuntime:
             self.call_later(REKEYED_INBOUND_GRACE, self._retire_inbound, spi_in)
         else:
             self.loop.remove_inbound(spi_in)
-        newest = max(self.children.values(), key=lambda r: r.installed_at, default=None)
+        newest = self._newest()
         if newest is not None:
             self.loop.set_outbound(self.id, newest.outbound, self.id, newest.event.remote,
                                    newest.event.udp_encap)
         else:
             self.loop.clear_outbound(self.id)
 
+    def _newest(self) -> ChildRecord | None:
+        """The CHILD SA installed last: outbound traffic goes there."""
+        return max(self.children.values(), key=lambda r: r.installed_at, default=None)
+
     def _retire_inbound(self, spi_in: int) -> None:
         if spi_in not in self.children and self.tun is not None:
             self.loop.remove_inbound(spi_in)
 
     def _follow_peer(self, ev: PeerMoved) -> None:
-        newest = max(self.children.values(), key=lambda r: r.installed_at, default=None)
+        newest = self._newest()
         if newest is not None:
             self.loop.set_outbound(self.id, newest.outbound, self.id, ev.remote,
                                    newest.event.udp_encap)

@@ -28,6 +28,21 @@ from .base import Exchange
 
 MAX_KE_RETRIES = 3
 TEMPORARY_FAILURE_RETRY = (2.0, 6.0)   # §2.25: retry after a random delay
+# a rekey that was refused or failed: try again (vgw's figure, as strongSwan
+# retries), still before the hard expiry ends the SA
+REFUSED_RETRY = (30.0, 60.0)
+
+
+def retry_later(sa, child, now: float) -> None:
+    """Schedule another rekey of `child` after a failed one, before it expires."""
+    if child is None or child.state != "INSTALLED":
+        return
+    lo, hi = REFUSED_RETRY
+    at = now + lo + (hi - lo) * sa.uniform()
+    if child.expire_at is not None:
+        at = min(at, child.expire_at - 1.0)
+    if at > now:
+        child.rekey_at = at
 
 
 def lost_collision(ours: tuple[bytes, bytes], theirs: tuple[bytes, bytes]) -> bool:
@@ -89,6 +104,7 @@ class ChildRekey(Exchange):
             sa.log(f"AWS tunnel could not rekey Phase 2 SA {self.spi_in:08x}: {exc}", "error")
             if child is not None and child.state == "REKEYING":
                 child.state = "INSTALLED"
+            retry_later(sa, child, now)
             return False
         from .ike_auth import add_child
         from .informational import DeleteChild
@@ -151,6 +167,7 @@ class ChildRekey(Exchange):
             remove_child(sa, child.spi_in, "peer-lost")
             return
         sa.log(f"AWS tunnel rekey of Phase 2 SA {self.spi_in:08x} refused by cgw: {err.name}", "error")
+        retry_later(sa, child, now)
 
 
 def respond(sa, msg, now, local, remote, rekey: NotifyPayload):

@@ -19,9 +19,20 @@ from ..payloads import KePayload, NoncePayload, SaPayload
 from ..proposals import InvalidKe, NoProposalChosen, check_answer, ike_offer, select_ike
 from .base import Exchange
 from .child_rekey import (
-    MAX_KE_RETRIES, REKEYED_DELETE_DELAY, TEMPORARY_FAILURE_RETRY, lost_collision,
+    MAX_KE_RETRIES, REFUSED_RETRY, REKEYED_DELETE_DELAY, TEMPORARY_FAILURE_RETRY, lost_collision,
 )
 from .ike_init import describe_suite, install_keys, new_ike_spi
+
+
+def _retry_later(sa, now: float) -> None:
+    """Another IKE rekey after a failed one, before the hard expiry (REFUSED_RETRY)."""
+    lo, hi = REFUSED_RETRY
+    at = now + lo + (hi - lo) * sa.uniform()
+    expire = sa.timers.get("ike_expire")
+    if expire is not None:
+        at = min(at, expire - 1.0)
+    if at > now:
+        sa.timers["ike_rekey"] = at
 
 
 def successor(sa, suite, spi_i: bytes, spi_r: bytes, ni: bytes, nr: bytes, shared: bytes,
@@ -104,6 +115,7 @@ class IkeRekey(Exchange):
                 sa.timers["ike_rekey"] = now + lo + (hi - lo) * sa.uniform()
                 return False
             sa.log(f"AWS tunnel IKE_SA rekey refused by cgw: {err.name}", "error")
+            _retry_later(sa, now)
             return False
         try:
             sa_p, nonce, ke = msg.get(SaPayload), msg.get(NoncePayload), msg.get(KePayload)
@@ -116,6 +128,7 @@ class IkeRekey(Exchange):
             shared = self.dh.shared_secret(ke.data)
         except (NoProposalChosen, CryptoError) as exc:
             sa.log(f"AWS tunnel could not rekey IKE_SA: {exc}", "error")
+            _retry_later(sa, now)
             return False
         new = successor(sa, suite, self.spi, peer_spi, self.nonce, nonce.data, shared, True, now)
         from .informational import DeleteIke

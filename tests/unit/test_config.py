@@ -647,14 +647,6 @@ def test_other_commands_dispatch_to_daemon_commands(monkeypatch):
     assert seen[4] == ("run", {"command": "run", "config": "x.yaml"})
 
 
-def test_other_commands_placeholder_when_module_missing(monkeypatch, capsys):
-    import sys
-
-    monkeypatch.setitem(sys.modules, "daemon.commands", None)  # import raises ModuleNotFoundError
-    assert cli.main(["status"]) == 1
-    assert "not available yet" in capsys.readouterr().err
-
-
 def test_dpd_restart_needs_the_customer_gateway_ip():
     text = """
 vpc: {cidrs: [10.0.0.0/16]}

@@ -16,6 +16,7 @@ Collisions (§2.8.1) are in test_ike_child_collisions.py.
 """
 
 import struct
+from dataclasses import replace
 
 import pytest
 
@@ -124,6 +125,26 @@ def test_child_hard_expiry_deletes_when_the_peer_refuses_the_rekey():
     assert pair.b.logged(f"AWS tunnel received DELETE for Phase 2 SA with SPI: {ca.spi_in:08x}")
     assert children(pair.a) == children(pair.b) == {}
     assert pair.a.downs == pair.b.downs == []   # the IKE SA stays
+
+
+def test_a_refused_child_rekey_is_tried_again_before_the_lifetime():
+    """A refused rekey is retried 30-60 s later (REFUSED_RETRY; with u=0.5: 45 s)
+    until the hard expiry, so a peer that was only briefly unable to agree (e.g.
+    its config being reloaded) does not cost the tunnel its SA."""
+    pair = make_pair(a=dict(rekey_margin=270, rekey_fuzz=0),
+                     b=dict(phase2_dh_groups=(20,), phase2_lifetime=7200), ua=0.5)
+    jump(pair, 3330.0)
+    assert len(sent(pair, pair.a, 0, "CREATE_CHILD_SA", False)) == 1
+    jump(pair, 3330.0 + 45.0 - 0.01)
+    assert len(sent(pair, pair.a, 0, "CREATE_CHILD_SA", False)) == 1
+    jump(pair, 3330.0 + 45.0)
+    assert len(sent(pair, pair.a, 0, "CREATE_CHILD_SA", False)) == 2
+    # B agrees now (its policy was fixed): the next retry goes through
+    fixed = replace(pair.b.tunnel.policy, phase2_dh_groups=(19, 20))
+    pair.b.tunnel.policy = pair.b.sa.policy = fixed
+    jump(pair, 3330.0 + 90.0)
+    assert [u.replaces for u in pair.a.child_ups][-1] is not None
+    assert pair.a.child_downs and pair.a.child_downs[-1].reason == "rekeyed"
 
 
 def test_child_hard_expiry_when_the_peer_never_answers_the_rekey():
