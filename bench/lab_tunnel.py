@@ -116,16 +116,21 @@ def setup_vgw_strongswan(lab: Lab, topo: Topo, args: argparse.Namespace) -> dict
     return {"cgw charon": cgw.pid, "aws vgw": vgw.proc.pid}
 
 
-def setup_vgw_vgw(lab: Lab, topo: Topo, args: argparse.Namespace) -> dict[str, int]:
-    """vgw on both sides, the site side initiating; raw ESP (no NAT on the path)."""
-    aws = _vgw_aws_side(lab, topo, args, topo.cgw_wan_ip, "vgw-aws2")
-    site = Vgw(lab, topo.cgw, name="vgw-site")
+def _vgw_site(lab: Lab, topo: Topo, args: argparse.Namespace, name: str, inside: str) -> Vgw:
+    """The customer side as a vgw in cgw, initiating (startup_action start)."""
+    site = Vgw(lab, topo.cgw, name=name)
     site.env["VGW_LOG_LEVEL"] = "WARNING"
     site.env.update(getattr(args, "vgw_env", {}))
     site.write_config(gateway_yaml(
         site.control, ["172.16.0.0/16"], "bench-site", topo.vgw_outside_ips[0], ["10.0.0.0/16"],
-        [tunnel_yaml(topo.cgw_wan_ip, "169.254.41.0/30", PSK, startup_action="start", **VGW_ESP)]))
-    site.start()
+        [tunnel_yaml(topo.cgw_wan_ip, inside, PSK, startup_action="start", **VGW_ESP)]))
+    return site.start()
+
+
+def setup_vgw_vgw(lab: Lab, topo: Topo, args: argparse.Namespace) -> dict[str, int]:
+    """vgw on both sides, the site side initiating; raw ESP (no NAT on the path)."""
+    aws = _vgw_aws_side(lab, topo, args, topo.cgw_wan_ip, "vgw-aws2")
+    site = _vgw_site(lab, topo, args, "vgw-site", "169.254.41.0/30")
     aws.wait_up(topo.vgw_outside_ips[0])
     return {"site vgw": site.proc.pid, "aws vgw": aws.proc.pid}
 
@@ -137,13 +142,7 @@ def setup_vgw_vgw_nat(lab: Lab, topo: Topo, args: argparse.Namespace) -> dict[st
     if not topo.nat:
         raise ValueError("vgw-vgw-udp needs topology(lab, nat=True)")
     aws = _vgw_aws_side(lab, topo, args, topo.cgw_public_ip, "vgw-aws3")
-    site = Vgw(lab, topo.cgw, name="vgw-site3")
-    site.env["VGW_LOG_LEVEL"] = "WARNING"
-    site.env.update(getattr(args, "vgw_env", {}))
-    site.write_config(gateway_yaml(
-        site.control, ["172.16.0.0/16"], "bench-site", topo.vgw_outside_ips[0], ["10.0.0.0/16"],
-        [tunnel_yaml(topo.cgw_wan_ip, "169.254.42.0/30", PSK, startup_action="start", **VGW_ESP)]))
-    site.start()
+    site = _vgw_site(lab, topo, args, "vgw-site3", "169.254.42.0/30")
     up = aws.wait_up(topo.vgw_outside_ips[0])
     if not up["ike"].get("nat_t"):
         raise RuntimeError("vgw <-> vgw behind the NAT did not negotiate UDP encapsulation")

@@ -174,12 +174,20 @@ class IkeTunnel:
 
     def _forget(self, sa: IkeSa) -> None:
         """Drop a responder SA with no trace (its answer was not sent)."""
-        key = self._init_keys.pop(id(sa), None)
-        if key is not None and self._init_index.get(key) is sa:
-            del self._init_index[key]
+        self._unindex_init(sa)
         if self.sas.get(sa.our_spi) is sa:
             del self.sas[sa.our_spi]
         self._active.pop(id(sa), None)
+        self._release_half_open(sa)
+
+    def _unindex_init(self, sa: IkeSa) -> None:
+        """Stop finding `sa` by (SPIi, peer address)."""
+        key = self._init_keys.pop(id(sa), None)
+        if key is not None and self._init_index.get(key) is sa:
+            del self._init_index[key]
+
+    def _release_half_open(self, sa: IkeSa) -> None:
+        """Give `sa`'s slot in the guard's half-open caps back."""
         entry = self._half_open.pop(id(sa), None)
         if entry is not None:
             self.guard.closed(entry[1], entry[2])
@@ -333,15 +341,11 @@ class IkeTunnel:
             # (malformed): forget it, or junk with fresh SPIs would pile up forever.
             unanswered = not sa.initiator and sa.state == State.INIT_SENT
             if sa.dead or unanswered:
-                key = self._init_keys.pop(id(sa), None)
-                if key is not None and self._init_index.get(key) is sa:
-                    del self._init_index[key]
+                self._unindex_init(sa)
             # no longer half-open: established, gone, or never answered (then it
             # must not hold a slot of the guard's caps, having no timer to expire)
-            entry = self._half_open.get(id(sa))
-            if entry is not None and (sa.dead or unanswered or sa.state != State.HALF_OPEN):
-                del self._half_open[id(sa)]
-                self.guard.closed(entry[1], entry[2])
+            if sa.dead or unanswered or sa.state != State.HALF_OPEN:
+                self._release_half_open(sa)
             if sa.dead:
                 self._active.pop(id(sa), None)
             elif id(sa) not in self._half_open and (sa.initiator or self.sas.get(sa.our_spi) is sa):
