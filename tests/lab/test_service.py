@@ -162,19 +162,23 @@ def _check_metrics_against_iperf(lab, topo) -> None:
     for (name, labels), value in before.items():
         if name == "TunnelState":
             assert value == 1, labels
-    # onprem -> vpc: the customer gateway encrypts, vgw decrypts: TunnelDataIn
-    fwd = run_iperf(lab, topo.onprem, topo.vpc, topo.vpc_ip, seconds=1, udp_size=UDP_PAYLOAD, udp_rate="20M")
-    middle = scrape(lab, topo.vgw)
+    # onprem -> vpc: the customer gateway encrypts, vgw decrypts: TunnelDataIn;
     # vpc -> onprem (-R: the server in vpc sends): vgw encrypts: TunnelDataOut
-    rev = run_iperf(lab, topo.onprem, topo.vpc, topo.vpc_ip, seconds=1, udp_size=UDP_PAYLOAD, udp_rate="20M",
-                    extra=("-R",))
-    after = scrape(lab, topo.vgw)
-    for run, a, b, direction in ((fwd, before, middle, "In"), (rev, middle, after, "Out")):
+    for direction, extra in (("In", ()), ("Out", ("-R",))):
+        # a datagram lost anywhere on this shared VM (iperf3 says so) makes the
+        # counts inexact: measure again, up to 3 times
+        for _ in range(3):
+            a = scrape(lab, topo.vgw)
+            run = run_iperf(lab, topo.onprem, topo.vpc, topo.vpc_ip, seconds=1, udp_size=UDP_PAYLOAD,
+                            udp_rate="20M", extra=extra)
+            b = scrape(lab, topo.vgw)
+            received = run["json"]["end"]["sum_received"]
+            if received.get("lost_packets", 0) == 0:
+                break
+        assert received.get("lost_packets", 0) == 0, f"iperf3 lost datagrams in 3 runs: {received}"
         sent = run["json"]["end"]["sum_sent"]
-        received = run["json"]["end"]["sum_received"]
         datagrams = sent["bytes"] // UDP_PAYLOAD
         assert sent["bytes"] == datagrams * UDP_PAYLOAD and datagrams > 500
-        assert received.get("lost_packets", 0) == 0, f"iperf3 lost datagrams: {received}"
         d_bytes = total(b, f"TunnelData{direction}_total") - total(a, f"TunnelData{direction}_total")
         d_packets = (total(b, f"vgw_tunnel_packets_{direction.lower()}_total")
                      - total(a, f"vgw_tunnel_packets_{direction.lower()}_total"))
