@@ -23,7 +23,7 @@ from ikecore.dos import DosGuard, DosSettings
 
 from .config import GatewayConfig
 from .control import ControlServer
-from .ratelimit import LogLimiter, log_limited
+from .ratelimit import LimitedLog
 from .routes import RouteTable, choose_primary
 from .runtime import TunnelRuntime
 
@@ -87,7 +87,8 @@ class Gateway:
         self.on_state_change: list[Callable[[], None]] = []
         # lines that input from the network can cause (answers to spoofed
         # addresses that cannot be sent, internal errors): rate-limited
-        self.log_limit = LogLimiter()
+        self.limited_log = LimitedLog(lambda level, text, **kw: log.log(level, text, **kw),
+                                      lambda: self.loop.call_later)
 
     # --- start / stop --------------------------------------------------------------------
 
@@ -238,8 +239,8 @@ class Gateway:
         try:
             rt.ike.receive(data, local, remote, self.loop.time())
         except Exception:  # the core must never raise; if it does, one tunnel logs it
-            log_limited(self.log_limit, log, logging.ERROR,
-                        "[%s] internal error on an IKE message (dropped)", rt.name, exc_info=True)
+            self.limited_log.log(logging.ERROR, f"[{rt.name}] internal error on an IKE message (dropped)",
+                                 exc_info=True)
         self._flush_one(rt)
         self._arm_timer()
 
@@ -258,8 +259,7 @@ class Gateway:
                 else:
                     self.ike_socks[d.local[0]].sendto(d.data, d.remote)
             except (OSError, KeyError) as exc:
-                log_limited(self.log_limit, log, logging.WARNING, "[%s] cannot send IKE to %s: %s",
-                            rt.name, d.remote, exc)
+                self.limited_log.log(logging.WARNING, f"[{rt.name}] cannot send IKE to {d.remote}: {exc}")
         changed = False
         while (ev := rt.ike.next_event()) is not None:
             try:

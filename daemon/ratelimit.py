@@ -22,11 +22,12 @@ bounded whatever the input.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from typing import Callable, Hashable
 
-__all__ = ["LogLimiter", "log_limited", "template", "LINES", "INTERVAL", "OVERFLOW"]
+__all__ = ["LogLimiter", "LimitedLog", "template", "LINES", "INTERVAL", "OVERFLOW"]
 
 LINES = 20            # lines of one kind per window
 INTERVAL = 60.0       # seconds
@@ -121,12 +122,47 @@ class LogLimiter:
         return f"... {count} similar lines suppressed in {self.interval:g} s: {text}"
 
 
-def log_limited(limiter: LogLimiter, logger, level: int, msg: str, *args, **kw) -> None:
-    """logger.log(level, msg, *args) through `limiter`, keyed by the line's template;
-    a summary of what was suppressed comes before the first line of the next window."""
-    text = msg % args if args else msg
-    write, suppressed, key = limiter.admit((level, template(text)))
-    if suppressed:
-        logger.log(level, limiter.summary(suppressed, key[1] if key != OVERFLOW else OVERFLOW))
-    if write:
-        logger.log(level, msg, *args, **kw)
+class LimitedLog:
+    """Lines written through a LogLimiter, and the timer that writes the summary
+    of suppressed lines when their window ends, even if no line of that kind
+    follows (a burst that stopped is still reported, a minute late at most).
+
+    `emit(level, text, **kw)` writes one line; `timer()` returns the event
+    loop's call_later, or None while there is none (then the summary waits for
+    the next line of its kind).
+    """
+
+    def __init__(self, emit: Callable[..., None], timer: Callable[[], Callable | None],
+                 limiter: LogLimiter | None = None, overflow_level=logging.WARNING) -> None:
+        self.emit = emit
+        self.timer = timer
+        self.limiter = limiter if limiter is not None else LogLimiter()
+        self.overflow_level = overflow_level
+        self._armed = False
+
+    def log(self, level, text: str, **kw) -> None:
+        write, suppressed, key = self.limiter.admit((level, template(text)))
+        if suppressed:
+            self._summary(key, suppressed)
+        if write:
+            self.emit(level, text, **kw)
+        elif not self._armed:
+            self._arm()
+
+    def flush(self) -> None:
+        """Write the summaries now due (the timer's callback)."""
+        self._armed = False
+        for key, count in self.limiter.expired():
+            self._summary(key, count)
+        self._arm()
+
+    def _arm(self) -> None:
+        due = self.limiter.next_expiry()
+        call_later = self.timer()
+        if due is not None and call_later is not None:
+            self._armed = True
+            call_later(max(0.0, due - self.limiter.clock()) + 0.01, self.flush)
+
+    def _summary(self, key: Hashable, count: int) -> None:
+        level, text = key if key != OVERFLOW else (self.overflow_level, OVERFLOW)
+        self.emit(level, self.limiter.summary(count, text))

@@ -22,7 +22,7 @@ from .awslog import TunnelLog
 from .config import ConnectionConfig, TunnelConfig
 from .history import TunnelHistory
 from .policy import esp_algorithms, tunnel_policy
-from .ratelimit import OVERFLOW, LogLimiter, template
+from .ratelimit import LimitedLog, LogLimiter
 
 log = logging.getLogger("vgw.tunnel")
 
@@ -70,13 +70,14 @@ class TunnelRuntime:
     # log lines per template and interval (daemon/ratelimit.py): whoever sends
     # IKE_SA_INIT can make the core log; they must not flood stdout or the journal
     log_limit: LogLimiter = field(default_factory=LogLimiter)
-    _log_flush_armed: bool = False
 
     def __post_init__(self) -> None:
         self.policy = tunnel_policy(self.conn, self.cfg)
         self.ike = IkeTunnel(self.policy, self.guard)
         self.tunnel_log = TunnelLog(self.name)   # AWS's tunnel activity log (daemon/awslog.py)
         self.history = TunnelHistory()           # counts for metrics and status (daemon/history.py)
+        self.limited_log = LimitedLog(lambda level, text: self.tunnel_log.write(text, level, self.cfg, self.ike),
+                                      lambda: self.call_later, self.log_limit, overflow_level="warning")
 
     @property
     def id(self) -> str:
@@ -131,7 +132,7 @@ class TunnelRuntime:
         self.events_seen[kind] = self.events_seen.get(kind, 0) + 1
         self.history.record(ev)
         if isinstance(ev, LogLine):
-            self._log_line(ev.text, ev.level)
+            self.limited_log.log(ev.level, ev.text)
             return False
         was_up = self.up
         if isinstance(ev, ChildSaUp):
@@ -155,33 +156,6 @@ class TunnelRuntime:
             self.last_status_change = time.time()
             return True
         return False
-
-    def _log_line(self, text: str, level: str) -> None:
-        write, suppressed, key = self.log_limit.admit((level, template(text)))
-        if suppressed:
-            self._log_summary(key, suppressed)
-        if write:
-            self.tunnel_log.write(text, level, self.cfg, self.ike)
-        elif not self._log_flush_armed:
-            self._arm_log_flush()
-
-    def _arm_log_flush(self) -> None:
-        """A timer for the summary of lines being suppressed now, so that it is
-        written when their window ends even if no line of that kind follows."""
-        due = self.log_limit.next_expiry()
-        if due is not None and self.call_later is not None:
-            self._log_flush_armed = True
-            self.call_later(max(0.0, due - self.log_limit.clock()) + 0.01, self.flush_log)
-
-    def flush_log(self) -> None:
-        self._log_flush_armed = False
-        for key, count in self.log_limit.expired():
-            self._log_summary(key, count)
-        self._arm_log_flush()
-
-    def _log_summary(self, key, count: int) -> None:
-        level, text = key if key != OVERFLOW else ("warning", OVERFLOW)
-        self.tunnel_log.write(self.log_limit.summary(count, text), level, self.cfg, self.ike)
 
     def _install_child(self, ev: ChildSaUp) -> None:
         encr, integ = esp_algorithms(ev.encr_id, ev.integ_id)

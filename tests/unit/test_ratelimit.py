@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 from daemon.config import parse_config
-from daemon.ratelimit import OVERFLOW, LogLimiter, log_limited, template
+from daemon.ratelimit import OVERFLOW, LimitedLog, LogLimiter, template
 from daemon.runtime import TunnelRuntime
 from ikecore.events import IkeSaDown, LogLine
 
@@ -79,21 +79,51 @@ def test_memory_stays_bounded_with_ever_new_kinds():
     assert lim.admit("kind 6000") == (True, 0, "kind 6000")   # ended windows make room
 
 
-def test_log_limited_writes_a_summary_with_the_template(caplog):
-    clock = Clock()
-    lim = LogLimiter(lines=2, interval=60.0, clock=clock)
+def _gateway_style_log(clock) -> tuple[LimitedLog, list]:
+    """A LimitedLog writing to a logger, as daemon/gateway.py uses it, with a
+    recorded timer instead of the event loop's call_later."""
     logger = logging.getLogger("vgw.test")
+    timers: list = []
+    lim = LogLimiter(lines=2, interval=60.0, clock=clock)
+    return LimitedLog(lambda level, text, **kw: logger.log(level, text, **kw),
+                      lambda: lambda delay, fn: timers.append((delay, fn)), lim), timers
+
+
+def test_limited_log_writes_a_summary_with_the_template_before_the_next_line(caplog):
+    clock = Clock()
+    limited, _ = _gateway_style_log(clock)
     with caplog.at_level(logging.WARNING, logger="vgw.test"):
         for i in range(50):
-            log_limited(lim, logger, logging.WARNING, "[%s] cannot send IKE to %s: %s", "t1",
-                        (f"203.0.113.{i}", 500), "Network is unreachable")
+            limited.log(logging.WARNING, f"[t1] cannot send IKE to {(f'203.0.113.{i}', 500)}: "
+                                         "Network is unreachable")
         clock.now += 60.0
-        log_limited(lim, logger, logging.WARNING, "[%s] cannot send IKE to %s: %s", "t1",
-                    ("203.0.113.99", 500), "Network is unreachable")
+        limited.log(logging.WARNING, "[t1] cannot send IKE to ('203.0.113.99', 500): Network is unreachable")
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 2 + 1 + 1
     assert lines[2] == "... 48 similar lines suppressed in 60 s: [t#] cannot send IKE to ('#', #): " \
                        "Network is unreachable"
+
+
+def test_limited_log_reports_a_burst_that_stopped_by_its_timer(caplog):
+    """No line of the kind follows the burst: the timer writes its summary once
+    the window is over, and arms no further timer when nothing is pending."""
+    clock = Clock()
+    limited, timers = _gateway_style_log(clock)
+    with caplog.at_level(logging.WARNING, logger="vgw.test"):
+        for i in range(30):
+            limited.log(logging.ERROR, f"[t{i}] internal error on an IKE message (dropped)", exc_info=False)
+        assert len(timers) == 1
+        delay, flush = timers[0]
+        assert 60.0 <= delay <= 61.0
+        clock.now += 30.0
+        flush()                                   # early: nothing due yet, re-armed
+        assert len(caplog.records) == 2 and len(timers) == 2
+        clock.now += timers[1][0]
+        timers[1][1]()
+    lines = [(r.levelno, r.getMessage()) for r in caplog.records]
+    assert lines[2] == (logging.ERROR, "... 28 similar lines suppressed in 60 s: "
+                                       "[t#] internal error on an IKE message (dropped)")
+    assert len(lines) == 3 and len(timers) == 2
 
 
 def runtime() -> tuple[TunnelRuntime, list, list]:
