@@ -71,9 +71,9 @@ def test_twenty_rekeys_lose_no_packet(lab, topo):
     assert len(done) == REKEYS
     assert sent > 0.8 * DURATION / 0.05
     drops = {k: v for k, v in vgw.tunnel(VGW_IPS[0])["drops"].items() if v}
-    # make-before-break: a rekey that dropped traffic loses a ping in most of
-    # its 20 rounds; one loss is the noise of a shared VM (traffic.assert_few_lost)
-    assert_few_lost(sent, received, 1, f"during {REKEYS} rekeys; vgw drops {drops}")
+    # make-before-break, as the issue asks: not one ping lost (iperf3 is capped
+    # below what fills the path, so no queue overflows by design)
+    assert_few_lost(sent, received, 0, f"during {REKEYS} rekeys; vgw drops {drops}")
     # TCP kept going: every one-second interval moved data
     intervals = iperf["json"]["intervals"]
     assert intervals and min(iv["sum"]["bytes"] for iv in intervals) > 0
