@@ -184,7 +184,7 @@ def test_ike_fuzz_campaign(lab, topo):
           f"SA counters {json.dumps((t['ike'] or {}).get('counters'))}")
     assert sent >= FUZZ_COUNT * 0.99
     ping_sent, ping_received = lost
-    assert_few_lost(ping_sent, ping_received, ping_sent // 100, "during the fuzzing")
+    assert_few_lost(ping_sent, ping_received, 0, "during the fuzzing")   # no iperf3: none may be lost
     # the same IKE SA and the same CHILD SA, still up
     assert _sa_ids(vgw) == (ike_spi_i, ike_spi_r, children)
     assert t["status"] == "UP" and t["ike"]["state"] == "ESTABLISHED"
@@ -354,7 +354,7 @@ def test_esp_replay_and_forgery(lab, topo):
     # every attack packet was dropped and counted under its reason
     for reason, count in sent.items():
         assert delta.get(reason, 0) >= count, f"{reason}: {delta.get(reason, 0)} counted, {count} sent"
-    assert_few_lost(ping_sent, ping_received, ping_sent // 100, "during the ESP attacks")
+    assert_few_lost(ping_sent, ping_received, 0, "during the ESP attacks")   # no iperf3: none may be lost
     assert vgw.tunnel(TUN)["status"] == "UP"
     assert not _log_problems(vgw), _log_problems(vgw)[:5]
 
@@ -507,7 +507,7 @@ def test_ike_sa_init_flood(lab, topo):
     assert answers["first_cookie"] is not None and answers["first_cookie"] < 1.0
     assert during.get("gbps"), "no iperf3 result during the flood"
     assert during["gbps"] >= 0.5 * baseline, f"{during['gbps']:.3f} Gbit/s under flood, baseline {baseline:.3f}"
-    assert after >= 0.8 * baseline, f"{after:.3f} Gbit/s after the flood, baseline {baseline:.3f}"
+    assert after >= 0.9 * baseline, f"{after:.3f} Gbit/s after the flood, baseline {baseline:.3f}"
     assert samples and all(s["status"] == "UP" for s in samples)
     # unauthenticated work never holds the event loop for long: at most 1 % of
     # the pings lost (the reply shares its queue with iperf3's TCP), and
