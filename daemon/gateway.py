@@ -63,7 +63,7 @@ class Gateway:
     def __init__(self, config: GatewayConfig, loop: asyncio.AbstractEventLoop):
         self.config = config
         self.loop = loop
-        self.packets = PacketLoop(loop, self._ike_from_4500)
+        self.packets = PacketLoop(loop, self._ike_from_4500, on_peer_moved=self._esp_from_new_address)
         self.guard = DosGuard(_dos_settings(config))
         # IKE_SA_INIT requests (no responder SPI yet) are unauthenticated work:
         # bounded, droppable, and drained in small batches between the data
@@ -183,6 +183,14 @@ class Gateway:
 
     def _ike_from_4500(self, data: bytes, local: tuple, remote: tuple) -> None:
         self._ike_in(local[0], data, local, remote)
+
+    def _esp_from_new_address(self, tunnel_id: str, remote: tuple) -> None:
+        """Authenticated ESP came from a new address: the core decides whether the
+        tunnel follows (IkeTunnel.esp_from); its PeerMoved moves the outbound ESP."""
+        rt = self.tunnels.get(tunnel_id)
+        if rt is not None and rt.ike.esp_from(remote, self.loop.time()):
+            self._flush_one(rt)
+            self._arm_timer()
 
     def _ike_in(self, ip: str, data: bytes, local: tuple, remote: tuple) -> None:
         rt = self.tunnels.get(ip)

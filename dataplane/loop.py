@@ -75,6 +75,11 @@ IP_MTU_DISCOVER = getattr(socket, "IP_MTU_DISCOVER", 10)
 IP_PMTUDISC_DONT = getattr(socket, "IP_PMTUDISC_DONT", 0)
 
 OnIke = Callable[[bytes, tuple, tuple], None]
+OnPeerMoved = Callable[[str, tuple], None]
+#: Authenticated ESP from a new address is reported at most this often per tunnel
+#: (seconds): packets still in flight from the old NAT mapping must not swing the
+#: tunnel back.
+PEER_MOVE_INTERVAL = 1.0
 
 
 class Endpoint:
@@ -111,7 +116,7 @@ class _Tunnel:
         "id", "tun", "fd", "out_sa", "out_send", "out_addr", "out_ep", "out_udp",
         "inbound", "drops", "last_in",
         "old_in_packets", "old_in_bytes", "old_out_packets", "old_out_bytes", "reader",
-        "vnet", "gro",
+        "vnet", "gro", "moved_at",
     )
 
     def __init__(self, tunnel_id: str, tun: TunDevice) -> None:
@@ -134,6 +139,7 @@ class _Tunnel:
         # IFF_VNET_HDR: reads start with a virtio_net_hdr, writes go through GRO.
         self.vnet = bool(getattr(tun, "vnet_hdr", False))
         self.gro: Gro | None = Gro(uso=bool(getattr(tun, "uso", False))) if self.vnet else None
+        self.moved_at = -PEER_MOVE_INTERVAL   # when ESP from a new peer address was last reported
 
     def retire_in(self, sa: EspSa) -> None:
         self.old_in_packets += sa.packets
@@ -163,9 +169,13 @@ class PacketLoop:
         loop: asyncio.AbstractEventLoop | None,
         on_ike: OnIke,
         batch: int = DEFAULT_BATCH,
+        on_peer_moved: OnPeerMoved | None = None,
     ) -> None:
         self._loop = loop
         self._on_ike = on_ike
+        # authenticated ESP in UDP came from another address or port than the
+        # tunnel sends to (tunnel id, (ip, port)): the peer's NAT mapping changed
+        self.on_peer_moved = on_peer_moved
         self.batch = batch
         self._endpoints: dict[str, Endpoint] = {}
         self._tunnels: dict[str, _Tunnel] = {}
@@ -425,6 +435,8 @@ class PacketLoop:
                         self._sa_drop(sa, t, now)
                         continue
                     t.last_in = now
+                    if addr != t.out_addr:
+                        self._peer_moved(t, addr, now)
                     gro = t.gro
                     if gro is None:
                         try:
@@ -482,6 +494,8 @@ class PacketLoop:
                             self._sa_drop(sa, t, now)
                         if inners:
                             t.last_in = now
+                            if addr != t.out_addr:
+                                self._peer_moved(t, addr, now)
                             gro = t.gro
                             if gro is None:
                                 for inner in inners:
@@ -513,6 +527,8 @@ class PacketLoop:
                         self._sa_drop(sa, t, now)
                         continue
                     t.last_in = now
+                    if addr != t.out_addr:
+                        self._peer_moved(t, addr, now)
                     gro = t.gro
                     if gro is None:
                         try:
@@ -544,6 +560,8 @@ class PacketLoop:
                     self._sa_drop(sa, t, now)
                     return
                 t.last_in = now
+                if addr != t.out_addr:
+                    self._peer_moved(t, addr, now)
                 gro = t.gro
                 if gro is None:
                     try:
@@ -829,6 +847,21 @@ class PacketLoop:
             self.counters["keepalive_in"] += 1  # RFC 3948 §2.3: ignored by the receiver
         else:
             self._drop(ep.owner, DropReason.MALFORMED, "short datagram on port 4500")
+
+    def _peer_moved(self, t: _Tunnel, addr: tuple, now: float) -> None:
+        """Authenticated ESP of ``t`` arrived in UDP from ``addr``, not from where
+        the tunnel sends: tell the daemon, which decides whether to follow
+        (RFC 7296 §2.23, ikecore.tunnel.IkeTunnel.esp_from). At most once per
+        PEER_MOVE_INTERVAL; never for raw-ESP tunnels."""
+        out = t.out_addr
+        if not t.out_udp or out is None or tuple(addr[:2]) == out or now - t.moved_at < PEER_MOVE_INTERVAL:
+            return
+        t.moved_at = now
+        if self.on_peer_moved is not None:
+            try:
+                self.on_peer_moved(t.id, tuple(addr[:2]))
+            except Exception:
+                self._internal_error(t)
 
     def _sa_drop(self, sa: EspSa, t: _Tunnel, now: float) -> None:
         reason = sa.last_drop

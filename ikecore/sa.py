@@ -288,7 +288,7 @@ class IkeSa:
         self.next_request_id = p.message_id + 1
         if msg.encrypted:
             self.last_inbound = max(self.last_inbound, now)
-        self._note_peer_address(local, remote, authenticated=msg.encrypted)
+        self.note_peer_address(local, remote, authenticated=msg.encrypted)
         self.log(f"AWS tunnel processed response (id={p.message_id}) for "
                  f"{ExchangeType(header.exchange).name}",
                  "debug" if header.exchange == ExchangeType.INFORMATIONAL and not msg.payloads else "info")
@@ -351,7 +351,7 @@ class IkeSa:
         self.expected_request_id = mid + 1
         if msg.encrypted:
             self.last_inbound = max(self.last_inbound, now)
-            self._note_peer_address(local, remote, authenticated=True)
+            self.note_peer_address(local, remote, authenticated=True)
         from .exchanges import responders
         handler = responders.HANDLERS.get(header.exchange)
         quiet = header.exchange == ExchangeType.INFORMATIONAL and not msg.payloads
@@ -464,7 +464,7 @@ class IkeSa:
             return None
         return Message(header, payloads, encrypted=True, raw=data)
 
-    def _note_peer_address(self, local: Addr, remote: Addr, authenticated: bool) -> None:
+    def note_peer_address(self, local: Addr, remote: Addr, authenticated: bool) -> None:
         """Follow the peer to port 4500 and across NAT mapping changes, but only
         on authenticated messages (RFC 7296 §2.23)."""
         if authenticated and (local, remote) != (self.local, self.remote):

@@ -102,6 +102,26 @@ class IkeTunnel:
                 return
         self._collect(now, [sa])
 
+    def esp_from(self, remote: tuple, now: float) -> bool:
+        """Authenticated UDP-encapsulated ESP of this tunnel arrived from `remote`,
+        not from where vgw sends: the customer gateway's NAT mapping changed.
+        RFC 7296 §2.23: a host not behind a NAT SHOULD follow a packet whose
+        integrity protection validates (ESP as well as IKE), which spares the
+        CGW a DPD timeout when its NAT rebinds between IKE messages. Not followed
+        when vgw is itself behind a NAT (§2.23: it SHOULD NOT, a DoS risk), nor
+        to another address than a configured customer gateway IP. Returns True
+        when the IKE SA (and with it the ESP, through PeerMoved) now goes there."""
+        sa = self.current
+        if sa is None or not sa.established or sa.local_behind_nat:
+            return False
+        if self.policy.remote_ip and remote[0] != self.policy.remote_ip:
+            return False
+        if tuple(remote) == tuple(sa.remote):
+            return False
+        sa.note_peer_address(sa.local, tuple(remote), authenticated=True)
+        self._collect(now, [sa])
+        return True
+
     def _find(self, header: Header, remote) -> IkeSa | None:
         if header.from_initiator and not header.is_response:
             if header.spi_r == bytes(8):

@@ -124,6 +124,46 @@ def test_psk_cgw_behind_nat_with_its_address(lab):
     both_ways(lab, topo)
 
 
+def test_new_nat_mapping_followed_on_esp_alone(lab):
+    """The NAT forgets its mappings while the CGW runs no DPD: the CGW's next ESP
+    (a ping from on-premises) leaves from a new port, and vgw follows on that
+    authenticated ESP at once (RFC 7296 §2.23) - the first reply already goes to
+    the new port. vgw's own DPD could not have helped: it goes to the dead
+    mapping, and the CGW sends no IKE message."""
+    psk = "example_psk_tunnel1_abcdef"
+    topo = topology(lab, nat=True)
+    vgw = cn.start_vgw(lab, topo, None, topo.cgw_public_ip, psk=psk)
+    cgw = Charon(lab, topo.cgw, settings={"routing_table_prio": 32767}).start()
+    cgw.load(swanctl_conf_psk(topo.cgw_wan_ip, cn.VGW_IP, psk, dpd_delay=None))
+    cgw.initiate("net", ike="tun1", timeout=15)
+    status = vgw.wait_up(cn.VGW_IP)
+    old_port = int(status["ike"]["remote"].split("[")[1].rstrip("]"))
+    both_ways(lab, topo, tcp=False)
+
+    nat_flush(lab, topo)
+    flushed = time.monotonic()
+    bg = BackgroundPing(lab, topo.onprem, topo.vpc_ip, interval=0.05, duration=3)
+    box = {}
+
+    def moved() -> bool:
+        box["t"] = vgw.tunnel(cn.VGW_IP)
+        return box["t"]["ike"] and box["t"]["ike"]["remote"] != status["ike"]["remote"]
+    wait_until(moved, 3, 0.05, "vgw following the CGW's ESP from a new NAT mapping")
+    took = time.monotonic() - flushed
+    sent, received = bg.finish()
+    new_port = int(box["t"]["ike"]["remote"].split("[")[1].rstrip("]"))
+    print(f"vgw followed the new mapping on ESP after {took:.2f} s; pings {received}/{sent}")
+    assert new_port != old_port
+    assert any(m.endswith(f" {new_port}") for m in nat_mappings(lab, topo))
+    assert f"AWS tunnel follows cgw from {topo.cgw_public_ip}:{old_port} to " \
+           f"{topo.cgw_public_ip}:{new_port}" in vgw.log_text()
+    # the ping's first request opened the new mapping; vgw answered it there
+    assert received >= sent - 1, f"{received}/{sent} pings answered after the NAT flush"
+    after = vgw.tunnel(cn.VGW_IP)
+    assert after["ike"]["spi_i"] == status["ike"]["spi_i"] and after["status"] == "UP"
+    assert [c["spi_in"] for c in after["children"]] == [c["spi_in"] for c in status["children"]]
+
+
 def test_certificate_cgw_behind_nat_from_any_address_and_a_new_mapping(lab):
     """No customer_gateway.ip: vgw takes the CGW from whatever address its NAT
     gives it, authenticated by its certificate and the configured identity. The

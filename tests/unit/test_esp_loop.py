@@ -462,3 +462,63 @@ def test_inbound_with_and_without_gro(gro):
         pl.close()
         tun.close()
         peer.close()
+
+
+@pytest.mark.parametrize("mode", ["plain", "gro", "gro-run"])
+def test_authenticated_esp_from_a_new_address_is_reported(mode, monkeypatch):
+    """RFC 7296 §2.23: ESP that validates from another address or port than the
+    tunnel sends to is reported (on_peer_moved), at most once a second; forged
+    packets and packets from the expected address are not. (pump_raw never
+    reports: raw ESP means no NAT on the path, and a raw socket needs root.)"""
+    moved = []
+    pl = PacketLoop(None, lambda *a: None, on_peer_moved=lambda tid, addr: moved.append((tid, addr)))
+    ep = pl.add_endpoint("127.0.0.1", port=0, raw_esp=False, gro=mode != "plain")
+    if mode != "plain" and not ep.gro:
+        pytest.skip("kernel without UDP GRO")
+    tun = FakeTun()
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    peer.bind(("127.0.0.1", 0))
+    clock = [1000.0]
+    monkeypatch.setattr("dataplane.loop.time.monotonic", lambda: clock[0])
+    try:
+        pl.add_tunnel("t1", tun)
+        pl.install_inbound("t1", EspSa(0x1001, "aes-gcm-16", GCM_KEY_AB))
+        tx = EspSa(0x1001, "aes-gcm-16", GCM_KEY_AB)
+
+        def send(n: int, forged: bool = False) -> None:
+            esps = [tx.encrypt(_sized(500, i)) for i in range(n)]
+            if forged:
+                esps = [e[:-1] + bytes([e[-1] ^ 1]) for e in esps]
+            if mode == "gro-run":
+                peer.sendmsg(esps, [(socket.SOL_UDP, 103, len(esps[0]).to_bytes(2, sys.byteorder))],
+                             0, ep.local_addr)
+            else:
+                for e in esps:
+                    peer.sendto(e, ep.local_addr)
+            time.sleep(0.01)
+            pl.pump_udp(ep)
+            _drain(tun.kernel)
+
+        here = peer.getsockname()
+        pl.set_outbound("t1", EspSa(0x2002, "aes-gcm-16", GCM_KEY_BA), "127.0.0.1", here, True)
+        send(3)
+        assert moved == []                                  # from where vgw sends: nothing
+        pl.set_outbound("t1", EspSa(0x2002, "aes-gcm-16", GCM_KEY_BA), "127.0.0.1", ("127.0.0.1", 9), True)
+        send(3, forged=True)
+        assert moved == [] and pl.stats("t1")["drops"]["bad_icv"] == 3
+        send(3)
+        assert moved == [("t1", here)]                      # once, not once per packet
+        clock[0] += 0.5
+        send(2)
+        assert len(moved) == 1                              # within the second: not again
+        clock[0] += 0.6
+        send(2)
+        assert moved == [("t1", here)] * 2                  # the daemon did not follow: again
+        pl.clear_outbound("t1")
+        clock[0] += 2
+        send(2)
+        assert len(moved) == 2                              # nowhere to send: nothing to move
+    finally:
+        pl.close()
+        tun.close()
+        peer.close()

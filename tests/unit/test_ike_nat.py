@@ -84,3 +84,54 @@ def test_customer_gateway_from_any_address():
     pair = nat_pair(remote_ip=None)
     assert pair.b.ups[0].remote[0] == PUBLIC
     assert pair.b.tunnel.status()["ike"]["remote"].startswith(f"{PUBLIC}[")
+
+
+def test_authenticated_esp_from_a_new_mapping_moves_the_tunnel_at_once():
+    """RFC 7296 §2.23: a validated packet - ESP too - from a new port moves the
+    SA there. The data path reports it (IkeTunnel.esp_from); IKE and ESP follow
+    without waiting for the CGW's next IKE message."""
+    pair = nat_pair()
+    b_sa = pair.b.tunnel.current
+    old = b_sa.remote
+    new = (PUBLIC, old[1] + 7)
+    assert pair.b.tunnel.esp_from(new, pair.now)
+    [moved] = pair.b.of(PeerMoved)
+    assert moved.remote == new and b_sa.remote == new
+    assert pair.b.logged(f"AWS tunnel follows cgw from {PUBLIC}:{old[1]} to {PUBLIC}:{new[1]}")
+    # the next IKE request (B's periodic DPD) goes to the new port
+    pair.advance(b_sa.timers["dpd"])
+    out = pair.outgoing(pair.b)
+    assert out and all(d.remote == new for d in out)
+    # the same address again changes nothing
+    assert not pair.b.tunnel.esp_from(new, pair.now)
+    assert len(pair.b.of(PeerMoved)) == 1
+
+
+def test_esp_from_another_address_than_the_configured_cgw_is_not_followed():
+    pair = nat_pair()                               # customer_gateway.ip = PUBLIC
+    b_sa = pair.b.tunnel.current
+    old = b_sa.remote
+    assert not pair.b.tunnel.esp_from(("198.51.100.99", old[1]), pair.now)
+    assert b_sa.remote == old and pair.b.of(PeerMoved) == []
+
+
+def test_esp_from_a_new_address_is_followed_without_a_configured_cgw_ip():
+    pair = nat_pair(remote_ip=None)
+    b_sa = pair.b.tunnel.current
+    assert pair.b.tunnel.esp_from(("198.51.100.99", 4500), pair.now)
+    assert b_sa.remote == ("198.51.100.99", 4500)
+    assert [m.remote for m in pair.b.of(PeerMoved)] == [("198.51.100.99", 4500)]
+
+
+def test_esp_from_a_new_address_is_not_followed_from_behind_a_nat():
+    """§2.23: a host behind a NAT SHOULD NOT update (A is behind the NAT)."""
+    pair = nat_pair()
+    a_sa = pair.a.tunnel.current
+    old = a_sa.remote
+    assert not pair.a.tunnel.esp_from((old[0], 4600), pair.now)
+    assert a_sa.remote == old and pair.a.of(PeerMoved) == []
+
+
+def test_esp_from_before_any_sa_is_up_is_ignored():
+    pair = IkePair()
+    assert not pair.b.tunnel.esp_from((PUBLIC, 4500), pair.now)
