@@ -436,7 +436,7 @@ class PacketLoop:
                         continue
                     t.last_in = now
                     if addr != t.out_addr:
-                        self._peer_moved(t, addr, now)
+                        self._peer_moved(t, addr, now, sa, data)
                     gro = t.gro
                     if gro is None:
                         try:
@@ -495,7 +495,7 @@ class PacketLoop:
                         if inners:
                             t.last_in = now
                             if addr != t.out_addr:
-                                self._peer_moved(t, addr, now)
+                                self._peer_moved(t, addr, now, sa, segs[-1])
                             gro = t.gro
                             if gro is None:
                                 for inner in inners:
@@ -528,7 +528,7 @@ class PacketLoop:
                         continue
                     t.last_in = now
                     if addr != t.out_addr:
-                        self._peer_moved(t, addr, now)
+                        self._peer_moved(t, addr, now, sa, d)
                     gro = t.gro
                     if gro is None:
                         try:
@@ -561,7 +561,7 @@ class PacketLoop:
                     return
                 t.last_in = now
                 if addr != t.out_addr:
-                    self._peer_moved(t, addr, now)
+                    self._peer_moved(t, addr, now, sa, data)
                 gro = t.gro
                 if gro is None:
                     try:
@@ -848,13 +848,21 @@ class PacketLoop:
         else:
             self._drop(ep.owner, DropReason.MALFORMED, "short datagram on port 4500")
 
-    def _peer_moved(self, t: _Tunnel, addr: tuple, now: float) -> None:
-        """Authenticated ESP of ``t`` arrived in UDP from ``addr``, not from where
-        the tunnel sends: tell the daemon, which decides whether to follow
-        (RFC 7296 §2.23, ikecore.tunnel.IkeTunnel.esp_from). At most once per
-        PEER_MOVE_INTERVAL; never for raw-ESP tunnels."""
+    def _peer_moved(self, t: _Tunnel, addr: tuple, now: float, sa: EspSa, packet: bytes) -> None:
+        """Authenticated ESP of ``t`` (``packet``, opened by ``sa``) arrived in UDP
+        from ``addr``, not from where the tunnel sends: tell the daemon, which
+        decides whether to follow (RFC 7296 §2.23, IkeTunnel.esp_from).
+
+        Only the peer's newest packet counts (its sequence number is the top of
+        the replay window): when a NAT rebinds, the peer's next packets come
+        from the new port, while a packet that was delayed, or captured and
+        re-sent from elsewhere, is older than what the peer has sent since
+        (tests/lab/test_hardening.py injects such packets). At most once per
+        PEER_MOVE_INTERVAL; never for raw-ESP tunnels (pump_raw: no NAT)."""
         out = t.out_addr
-        if not t.out_udp or out is None or tuple(addr[:2]) == out or now - t.moved_at < PEER_MOVE_INTERVAL:
+        if not t.out_udp or out is None or tuple(addr[:2]) == out:
+            return
+        if int.from_bytes(packet[4:8], "big") != sa.replay.top or now - t.moved_at < PEER_MOVE_INTERVAL:
             return
         t.moved_at = now
         if self.on_peer_moved is not None:

@@ -124,6 +124,38 @@ def test_psk_cgw_behind_nat_with_its_address(lab):
     both_ways(lab, topo)
 
 
+def _port(status: dict) -> int:
+    """The CGW's port as vgw's status shows it ("ip[port]")."""
+    return int(status["ike"]["remote"].split("[")[1].rstrip("]"))
+
+
+def flush_nat_and_follow(lab, topo, vgw, status: dict, ping_src: str, ping_dst: str,
+                         interval: float, duration: float, timeout: float, what: str) -> tuple:
+    """Make the NAT forget its mappings while a ping runs ping_src -> ping_dst, wait
+    until vgw's tunnel moves to the CGW's new port, and check the move (AWS log line,
+    the NAT's new mapping). Returns (seconds it took, pings sent, pings received)."""
+    old_port = _port(status)
+    nat_flush(lab, topo)
+    flushed = time.monotonic()
+    bg = BackgroundPing(lab, ping_src, ping_dst, interval=interval, duration=duration)
+    box = {}
+
+    def moved() -> bool:
+        box["t"] = vgw.tunnel(cn.VGW_IP)
+        return box["t"]["ike"] and box["t"]["ike"]["remote"] != status["ike"]["remote"]
+    wait_until(moved, timeout, interval, what)
+    took = time.monotonic() - flushed
+    sent, received = bg.finish()
+    new_port = _port(box["t"])
+    print(f"vgw followed the new mapping after {took:.2f} s; pings {received}/{sent}")
+    assert new_port != old_port
+    assert f"AWS tunnel follows cgw from {topo.cgw_public_ip}:{old_port} to " \
+           f"{topo.cgw_public_ip}:{new_port}" in vgw.log_text()
+    assert any(m.endswith(f" {new_port}") for m in nat_mappings(lab, topo))
+    assert box["t"]["status"] == "UP"
+    return took, sent, received
+
+
 def test_new_nat_mapping_followed_on_esp_alone(lab):
     """The NAT forgets its mappings while the CGW runs no DPD: the CGW's next ESP
     (a ping from on-premises) leaves from a new port, and vgw follows on that
@@ -137,26 +169,9 @@ def test_new_nat_mapping_followed_on_esp_alone(lab):
     cgw.load(swanctl_conf_psk(topo.cgw_wan_ip, cn.VGW_IP, psk, dpd_delay=None))
     cgw.initiate("net", ike="tun1", timeout=15)
     status = vgw.wait_up(cn.VGW_IP)
-    old_port = int(status["ike"]["remote"].split("[")[1].rstrip("]"))
     both_ways(lab, topo, tcp=False)
-
-    nat_flush(lab, topo)
-    flushed = time.monotonic()
-    bg = BackgroundPing(lab, topo.onprem, topo.vpc_ip, interval=0.05, duration=3)
-    box = {}
-
-    def moved() -> bool:
-        box["t"] = vgw.tunnel(cn.VGW_IP)
-        return box["t"]["ike"] and box["t"]["ike"]["remote"] != status["ike"]["remote"]
-    wait_until(moved, 3, 0.05, "vgw following the CGW's ESP from a new NAT mapping")
-    took = time.monotonic() - flushed
-    sent, received = bg.finish()
-    new_port = int(box["t"]["ike"]["remote"].split("[")[1].rstrip("]"))
-    print(f"vgw followed the new mapping on ESP after {took:.2f} s; pings {received}/{sent}")
-    assert new_port != old_port
-    assert any(m.endswith(f" {new_port}") for m in nat_mappings(lab, topo))
-    assert f"AWS tunnel follows cgw from {topo.cgw_public_ip}:{old_port} to " \
-           f"{topo.cgw_public_ip}:{new_port}" in vgw.log_text()
+    _, sent, received = flush_nat_and_follow(lab, topo, vgw, status, topo.onprem, topo.vpc_ip, 0.05, 3, 3,
+                                             "vgw following the CGW's ESP from a new NAT mapping")
     # the ping's first request opened the new mapping; vgw answered it there
     assert received >= sent - 1, f"{received}/{sent} pings answered after the NAT flush"
     after = vgw.tunnel(cn.VGW_IP)
@@ -177,29 +192,14 @@ def test_certificate_cgw_behind_nat_from_any_address_and_a_new_mapping(lab):
     cgw.initiate("net", ike="tun1", timeout=15)
     status = vgw.wait_up(cn.VGW_IP)
     assert status["customer_gateway_ip"] is None and status["customer_gateway_identity"] == cn.CGW_ID
-    old_port = int(status["ike"]["remote"].split("[")[1].rstrip("]"))
-    assert status["ike"]["remote"].startswith(f"{topo.cgw_public_ip}[") and old_port != 4500
+    assert status["ike"]["remote"].startswith(f"{topo.cgw_public_ip}[") and _port(status) != 4500
     assert "authentication of 'CN=vgw.example.net' with ECDSA_WITH_SHA256_DER successful" in cgw.log_text()
     assert "as CN=cgw.example.net with ECDSA with SHA2-256 (RFC 7427)" in vgw.log_text()
     both_ways(lab, topo)
 
-    nat_flush(lab, topo)
-    flushed = time.monotonic()
-    bg = BackgroundPing(lab, topo.vpc, topo.onprem_ip, interval=0.1, duration=4)
-    box = {}
-
-    def moved() -> bool:
-        box["t"] = vgw.tunnel(cn.VGW_IP)
-        return box["t"]["ike"] and box["t"]["ike"]["remote"] != status["ike"]["remote"]
-    wait_until(moved, 15, 0.2, "vgw following the CGW's new NAT mapping")
-    print(f"vgw followed the new mapping after {time.monotonic() - flushed:.1f} s")
-    new_port = int(box["t"]["ike"]["remote"].split("[")[1].rstrip("]"))
-    assert new_port != old_port
-    assert f"AWS tunnel follows cgw from {topo.cgw_public_ip}:{old_port} to " \
-           f"{topo.cgw_public_ip}:{new_port}" in vgw.log_text()
-    assert any(m.endswith(f" {new_port}") for m in nat_mappings(lab, topo))
-    sent, received = bg.finish()
-    assert received > 0 and box["t"]["status"] == "UP"
+    _, _, received = flush_nat_and_follow(lab, topo, vgw, status, topo.vpc, topo.onprem_ip, 0.2, 4, 15,
+                                          "vgw following the CGW's new NAT mapping")
+    assert received > 0
     both_ways(lab, topo, tcp=False)
     # the same IKE SA and CHILD SA carried on (no re-authentication)
     assert vgw.tunnel(cn.VGW_IP)["ike"]["spi_i"] == status["ike"]["spi_i"]

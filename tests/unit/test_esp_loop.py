@@ -466,18 +466,21 @@ def test_inbound_with_and_without_gro(gro):
 
 @pytest.mark.parametrize("mode", ["plain", "gro", "gro-run"])
 def test_authenticated_esp_from_a_new_address_is_reported(mode, monkeypatch):
-    """RFC 7296 §2.23: ESP that validates from another address or port than the
-    tunnel sends to is reported (on_peer_moved), at most once a second; forged
-    packets and packets from the expected address are not. (pump_raw never
-    reports: raw ESP means no NAT on the path, and a raw socket needs root.)"""
+    """RFC 7296 §2.23: the peer's newest ESP (top of the replay window) from
+    another address or port than the tunnel sends to is reported
+    (on_peer_moved), at most once a second. Not reported: forged packets, an
+    older authentic packet re-sent from elsewhere, packets from the expected
+    address. (pump_raw never reports: raw ESP means no NAT on the path, and a
+    raw socket needs root.)"""
     moved = []
     pl = PacketLoop(None, lambda *a: None, on_peer_moved=lambda tid, addr: moved.append((tid, addr)))
     ep = pl.add_endpoint("127.0.0.1", port=0, raw_esp=False, gro=mode != "plain")
     if mode != "plain" and not ep.gro:
         pytest.skip("kernel without UDP GRO")
     tun = FakeTun()
-    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    peer, attacker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM), socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     peer.bind(("127.0.0.1", 0))
+    attacker.bind(("127.0.0.1", 0))
     clock = [1000.0]
     monkeypatch.setattr("dataplane.loop.time.monotonic", lambda: clock[0])
     try:
@@ -485,40 +488,48 @@ def test_authenticated_esp_from_a_new_address_is_reported(mode, monkeypatch):
         pl.install_inbound("t1", EspSa(0x1001, "aes-gcm-16", GCM_KEY_AB))
         tx = EspSa(0x1001, "aes-gcm-16", GCM_KEY_AB)
 
-        def send(n: int, forged: bool = False) -> None:
-            esps = [tx.encrypt(_sized(500, i)) for i in range(n)]
-            if forged:
-                esps = [e[:-1] + bytes([e[-1] ^ 1]) for e in esps]
+        def seal(n: int) -> list[bytes]:
+            return [tx.encrypt(_sized(500, i)) for i in range(n)]
+
+        def send(esps: list[bytes], sock=peer) -> None:
             if mode == "gro-run":
-                peer.sendmsg(esps, [(socket.SOL_UDP, 103, len(esps[0]).to_bytes(2, sys.byteorder))],
+                sock.sendmsg(esps, [(socket.SOL_UDP, 103, len(esps[0]).to_bytes(2, sys.byteorder))],
                              0, ep.local_addr)
             else:
                 for e in esps:
-                    peer.sendto(e, ep.local_addr)
+                    sock.sendto(e, ep.local_addr)
             time.sleep(0.01)
             pl.pump_udp(ep)
             _drain(tun.kernel)
 
+        def outbound(addr) -> None:
+            pl.set_outbound("t1", EspSa(0x2002, "aes-gcm-16", GCM_KEY_BA), "127.0.0.1", addr, True)
+
         here = peer.getsockname()
-        pl.set_outbound("t1", EspSa(0x2002, "aes-gcm-16", GCM_KEY_BA), "127.0.0.1", here, True)
-        send(3)
+        outbound(here)
+        send(seal(3))
         assert moved == []                                  # from where vgw sends: nothing
-        pl.set_outbound("t1", EspSa(0x2002, "aes-gcm-16", GCM_KEY_BA), "127.0.0.1", ("127.0.0.1", 9), True)
-        send(3, forged=True)
+        withheld = seal(2)                                  # captured on the way, held back
+        send(seal(3))
+        send(withheld, attacker)                            # authentic, unseen, but older
+        assert pl.stats("t1")["packets_in"] == 8 and moved == []
+        outbound(("127.0.0.1", 9))                          # vgw sends elsewhere: the peer moved
+        send([e[:-1] + bytes([e[-1] ^ 1]) for e in seal(3)])
         assert moved == [] and pl.stats("t1")["drops"]["bad_icv"] == 3
-        send(3)
+        send(seal(3))
         assert moved == [("t1", here)]                      # once, not once per packet
         clock[0] += 0.5
-        send(2)
+        send(seal(2))
         assert len(moved) == 1                              # within the second: not again
         clock[0] += 0.6
-        send(2)
+        send(seal(2))
         assert moved == [("t1", here)] * 2                  # the daemon did not follow: again
         pl.clear_outbound("t1")
         clock[0] += 2
-        send(2)
+        send(seal(2))
         assert len(moved) == 2                              # nowhere to send: nothing to move
     finally:
         pl.close()
         tun.close()
         peer.close()
+        attacker.close()
