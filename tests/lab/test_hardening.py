@@ -389,13 +389,17 @@ def _init_template(src: str, group: int) -> bytes:
     return datagram.data
 
 
-def _iperf_best(lab, topo, runs: int, seconds: float, until: float | None = None) -> float:
+def _iperf_best(lab, topo, runs: int, seconds: float, until: float | None = None,
+                enough: float | None = None) -> float:
     """The best of `runs` iperf3 TCP runs onprem -> VPC (Gbit/s): the other
     lab tests share this 2-core VM, and the best run is the one least disturbed
-    by them. With `until` (monotonic), no run starts that would end after it."""
+    by them. With `until` (monotonic), no run starts that would end after it;
+    with `enough`, no run starts once one reached it."""
     best = 0.0
     for _ in range(runs):
         if until is not None and time.monotonic() + seconds + 1 > until:
+            break
+        if enough is not None and best >= enough:
             break
         best = max(best, run_iperf(lab, topo.onprem, topo.vpc, topo.vpc_ip, seconds=seconds)["gbps"])
     return best
@@ -490,7 +494,10 @@ def test_ike_sa_init_flood(lab, topo):
     sampler.join(5)
     time.sleep(0.5)
     cap.stop()
-    after = _iperf_best(lab, topo, 3, 3)
+    # all of it back right after: up to 6 runs until one reaches 0.9x the baseline
+    # (CI once measured 0.92 after a 1.10 baseline when the test running beside this
+    # one changed; a daemon still busy with the flood stays below in every run)
+    after = _iperf_best(lab, topo, 6, 3, enough=0.9 * baseline)
     st = control(vgw.control, {"cmd": "status"})
     rss_after = rss_kb(pid)
     dos = st["ike_dos"]
