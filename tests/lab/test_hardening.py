@@ -405,6 +405,11 @@ def _iperf_best(lab, topo, runs: int, seconds: float, until: float | None = None
     return best
 
 
+# Throughput before, during and after the flood is compared: measured alone, with
+# no other test on the 2-core VM (marker alone: scripts/test.sh runs these after
+# the parallel pass; side by side, a neighbouring test's load moved the ratio by
+# 20 % in CI rehearsals).
+@pytest.mark.alone
 def test_ike_sa_init_flood(lab, topo):
     from daemon.control import request as control
     from ikecore.dos import DosSettings
@@ -495,8 +500,7 @@ def test_ike_sa_init_flood(lab, topo):
     time.sleep(0.5)
     cap.stop()
     # all of it back right after: up to 6 runs until one reaches 0.9x the baseline
-    # (CI once measured 0.92 after a 1.10 baseline when the test running beside this
-    # one changed; a daemon still busy with the flood stays below in every run)
+    # (a daemon still busy with the flood stays below in every run)
     after = _iperf_best(lab, topo, 6, 3, enough=0.9 * baseline)
     st = control(vgw.control, {"cmd": "status"})
     rss_after = rss_kb(pid)
