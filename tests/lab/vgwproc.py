@@ -117,6 +117,11 @@ class Vgw:
         code = self.lab.stop(self.proc)
         return code
 
+    def wait_log(self, text: str, timeout: float = 5.0) -> None:
+        """Wait until `text` is in vgw's log. For lines about something the test saw
+        through the peer: vgw sends its answer before it writes the line about it."""
+        wait_until(lambda: text in self.log_text(), timeout, interval=0.05, what=f"{text!r} in vgw's log")
+
     def log_text(self) -> str:
         try:
             with open(self.log_path) as f:
