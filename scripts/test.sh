@@ -17,9 +17,10 @@ if [ "$code" -eq 5 ]; then
     echo "test.sh: pytest collected no tests" >&2
     code=1
 fi
-# Tests that compare throughput before/during/after something (marker alone;
-# pyproject's addopts leaves them out of the parallel pass): one at a time with
-# nothing beside them, so that the 2 cores are theirs.
+# Tests that compare throughput before/during/after something or assert that
+# not one packet is lost (marker alone; pyproject's addopts leaves them out of
+# the parallel pass): one at a time with nothing beside them, so that the 2
+# cores are theirs.
 "$PY" -m pytest -p no:cacheprovider -q -rs "$@" -m alone
 alone_code=$?
 if [ "$alone_code" -eq 5 ]; then
@@ -32,7 +33,7 @@ fi
 # out), alone after the rest, each bounded by VGW_SOAK_SECONDS. 300 s: ten
 # rekeys (each of the four kinds at least twice), four iperf3 runs, early and
 # late windows 100 s apart; with the main run (~3 min with 2 workers on this
-# 2-core machine) and the alone pass (~1 min) CI takes about 10 minutes, far
+# 2-core machine) and the alone pass (~3 min) CI takes about 11 minutes, far
 # below its 45.
 # VGW_SOAK=0 skips them, VGW_SOAK=1 runs them outside CI too.
 soak_code=0

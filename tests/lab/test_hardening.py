@@ -103,6 +103,7 @@ def _log_problems(vgw) -> list[str]:
             if "internal error" in line or "Traceback" in line or "cannot apply" in line]
 
 
+@pytest.mark.alone   # zero lost pings asserted: nothing else on the CPU (marker alone)
 def test_ike_fuzz_campaign(lab, topo):
     vgw, cgw = _start(lab, topo, topo.cgw_wan_ip, FUZZ_DOS)
 
@@ -236,6 +237,7 @@ def _drops(vgw) -> dict:
     return dict(vgw.tunnel(TUN)["drops"])
 
 
+@pytest.mark.alone   # zero lost pings asserted: nothing else on the CPU (marker alone)
 def test_esp_replay_and_forgery(lab, topo):
     vgw, cgw = _start(lab, topo, topo.cgw_wan_ip)
     bring_up(vgw, cgw, tunnels=1)

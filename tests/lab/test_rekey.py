@@ -35,6 +35,10 @@ def _ids(vgw, cgw):
             tuple(sorted(c["spi_in"] for c in t["children"])))
 
 
+# zero lost pings asserted: run with nothing beside it (marker alone; a CI
+# rehearsal with two CPU hogs and the parallel pass lost 3 of 800 pings with no
+# drop counted by vgw, and none in 3 runs with the hogs alone)
+@pytest.mark.alone
 def test_twenty_rekeys_lose_no_packet(lab, topo):
     vgw, cgw = start_pair(lab, topo, tunnels=1)
     bring_up(vgw, cgw, tunnels=1)
