@@ -522,12 +522,14 @@ def test_ike_sa_init_flood(lab, topo):
     assert during["gbps"] >= 0.5 * baseline, f"{during['gbps']:.3f} Gbit/s under flood, baseline {baseline:.3f}"
     assert after >= 0.9 * baseline, f"{after:.3f} Gbit/s after the flood, baseline {baseline:.3f}"
     assert samples and all(s["status"] == "UP" for s in samples)
-    # unauthenticated work never holds the event loop for long: at most 1 % of
-    # the pings lost (the reply shares its queue with iperf3's TCP), and
+    # unauthenticated work never holds the event loop for long: at most 5 % of
+    # the pings lost (the reply shares its queue with iperf3's TCP: 0.25 % in CI
+    # runs, 2.25 % with two CPU hogs added; a stalled loop delays replies rather
+    # than losing them, which the RTTs show), and
     # 9 in 10 wait no more than 100 ms (a batch of 32 DH computations held the
     # loop 0.4 s, and each such stall delays the ~8 pings sent meanwhile; the
     # other tests on this VM cause a rare long wait, hence not the maximum)
-    assert_few_lost(ping_sent, ping_received, ping_sent // 100, "during the flood (iperf3 fills the path)")
+    assert_few_lost(ping_sent, ping_received, ping_sent // 20, "during the flood (iperf3 fills the path)")
     assert ping_p90 < 100, f"9 in 10 pings took up to {ping_p90:.0f} ms"
     assert max(s["half_open"] for s in samples) <= cap_half_open
     assert max(s["rss"] for s in samples) <= 2 * rss_before and rss_after <= 2 * rss_before
