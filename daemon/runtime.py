@@ -22,7 +22,7 @@ from .awslog import TunnelLog
 from .config import ConnectionConfig, TunnelConfig
 from .history import TunnelHistory
 from .policy import esp_algorithms, tunnel_policy
-from .ratelimit import LimitedLog, LogLimiter
+from .ratelimit import LimitedLog
 
 log = logging.getLogger("vgw.tunnel")
 
@@ -67,17 +67,16 @@ class TunnelRuntime:
     call_later: object = None   # loop.call_later, set by the Gateway (grace timers)
     guard: object = None        # the gateway's DosGuard, shared by all tunnels
     tun_offload: str = "gro"    # data_path.tun_offload: gro | tso | none (at TUN creation)
-    # log lines per template and interval (daemon/ratelimit.py): whoever sends
-    # IKE_SA_INIT can make the core log; they must not flood stdout or the journal
-    log_limit: LogLimiter = field(default_factory=LogLimiter)
 
     def __post_init__(self) -> None:
         self.policy = tunnel_policy(self.conn, self.cfg)
         self.ike = IkeTunnel(self.policy, self.guard)
         self.tunnel_log = TunnelLog(self.name)   # AWS's tunnel activity log (daemon/awslog.py)
         self.history = TunnelHistory()           # counts for metrics and status (daemon/history.py)
+        # log lines per template and interval (daemon/ratelimit.py): whoever sends
+        # IKE_SA_INIT can make the core log; they must not flood stdout or the journal
         self.limited_log = LimitedLog(lambda level, text: self.tunnel_log.write(text, level, self.cfg, self.ike),
-                                      lambda: self.call_later, self.log_limit, overflow_level="warning")
+                                      lambda: self.call_later, overflow_level="warning")
 
     @property
     def id(self) -> str:

@@ -132,7 +132,7 @@ def runtime() -> tuple[TunnelRuntime, list, list]:
     written, timers = [], []
     rt.tunnel_log.write = lambda text, level, cfg, ike: written.append((level, text))
     rt.call_later = lambda delay, fn: timers.append((delay, fn))
-    rt.log_limit.clock = clock = Clock()
+    rt.limited_log.limiter.clock = clock = Clock()
     rt._clock = clock
     return rt, written, timers
 
