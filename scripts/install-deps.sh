@@ -8,7 +8,8 @@ if [ "$(id -u)" -ne 0 ]; then
     echo "install-deps: run as root (apt-get and network namespaces need it)" >&2
     exit 1
 fi
-PKGS="strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-extra-plugins
+PKGS="strongswan-charon strongswan-swanctl libstrongswan-standard-plugins libcharon-extra-plugins
+      libstrongswan-extra-plugins
       iperf3 iputils-ping iproute2 nftables procps
       docker.io docker-compose debootstrap systemd"
 missing=""
