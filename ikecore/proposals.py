@@ -2,15 +2,18 @@
 
 AWS: "Site-to-Site VPN tunnel endpoints evaluate proposals from your customer
 gateway starting with the lowest configured value ... regardless of the proposal
-order from the customer gateway" (aws-facts.md §1.1). So the responder walks its
-own lists in order (encryption, then integrity, then PRF) and takes the first
-combination that one peer proposal offers whole.
+order from the customer gateway" (aws-facts.md §1.1). So the responder first
+chooses the suite: it walks its own lists in order (encryption with its key
+length, then integrity, then PRF; for ESP encryption and integrity, ESN being
+NO_ESN only) and takes the first combination that one peer proposal holds whole.
+The peer's KE guess never changes that choice.
 
-DH group: if the group the peer guessed in its KE payload is in vgw's list and
-offered in the chosen proposal, it is accepted (AWS does not document this;
-strongSwan does the same, avoiding a needless INVALID_KE round trip). Otherwise
-the answer is INVALID_KE_PAYLOAD naming vgw's most preferred group among those
-the proposal offers (RFC 7296 §1.2, §1.3).
+Then the DH group, among those the peer offers with that suite (RFC 7296 §1.2,
+§1.3): the peer's KE group if it is in vgw's list (AWS does not document this;
+strongSwan does the same, avoiding a needless INVALID_KE round trip); otherwise
+INVALID_KE_PAYLOAD naming vgw's most preferred group that the peer offers with
+that suite. Only when the peer offers no group of vgw's with that suite does
+the walk go on to vgw's next suite; NO_PROPOSAL_CHOSEN when none is left.
 """
 
 from __future__ import annotations
@@ -76,6 +79,11 @@ class _Offer:
                    sets[TransformType.PRF], sets[TransformType.DH], sets[TransformType.ESN],
                    usable)
 
+    def holds(self, encr: Encr, integ: int, prf: int | None) -> bool:
+        """Does this proposal offer the whole suite (the PRF only for IKE)?"""
+        return ((encr.id, encr.key_bits) in self.encr and self.has_integ(encr, integ)
+                and (prf is None or prf in self.prf))
+
     def has_integ(self, encr: Encr, integ: int) -> bool:
         if encr.is_aead:
             # RFC 7296 §3.3: AEAD proposals carry no INTEG (or only NONE)
@@ -129,52 +137,48 @@ def esp_offer(encryption, integrity, spi: bytes, dh_groups=()) -> list[Proposal]
     return proposals
 
 
-def _walk(offers: list[_Offer], encryption, integrity, with_prf: bool):
-    """Yield (offer, encr, integ, prf) in vgw's preference order."""
-    prfs = [INTEGRITY[n].prf for n in integrity] if with_prf else [None]
-    for e in (ENCRYPTION[n] for n in encryption):
-        integs = [IntegId.NONE] if e.is_aead else [INTEGRITY[n].integ for n in integrity]
-        for integ in integs:
-            for prf in prfs:
-                for offer in offers:
-                    if ((e.id, e.key_bits) in offer.encr and offer.has_integ(e, integ)
-                            and (prf is None or prf in offer.prf)):
-                        yield offer, e, integ, prf
-
-
-def _pick_group(offer: _Offer, dh_groups, ke_group: int | None) -> int:
-    wanted = [g for g in dh_groups if g in offer.dh]
-    if not wanted:
-        raise LookupError
-    if ke_group in wanted:
-        return ke_group
-    raise InvalidKe(wanted[0])
-
-
 def _spi_usable(spi: bytes) -> bool:
     """RFC 4303 §2.1: SPI 0 is never sent and 1..255 are reserved; the data path
     cannot install an SA with one of them."""
     return int.from_bytes(spi, "big") > 255
 
 
+def _suites(encryption, integrity, with_prf):
+    """vgw's suites in its own preference order (aws-facts.md §1.1): encryption
+    outranks integrity, integrity outranks PRF. Yields (encr, integ, prf)."""
+    prfs = [INTEGRITY[n].prf for n in integrity] if with_prf else [None]
+    for e in (ENCRYPTION[n] for n in encryption):
+        integs = [IntegId.NONE] if e.is_aead else [INTEGRITY[n].integ for n in integrity]
+        for integ in integs:
+            for prf in prfs:
+                yield e, integ, prf
+
+
 def _select(offers: list[_Offer], encryption, integrity, with_prf: bool, dh_groups,
             ke_group: int | None, need_group: bool) -> tuple[_Offer, Suite]:
-    """The first combination in vgw's preference order that one offer holds whole;
-    with `need_group`, also a DH group (the peer's KE group if acceptable)."""
-    invalid_ke = None
-    for offer, e, integ, prf in _walk(offers, encryption, integrity, with_prf):
-        group = 0
-        if need_group:
-            try:
-                group = _pick_group(offer, dh_groups, ke_group)
-            except LookupError:
-                continue
-            except InvalidKe as exc:
-                invalid_ke = invalid_ke or exc
-                continue
-        return offer, Suite(e, integ, prf, group)
-    if invalid_ke:
-        raise invalid_ke
+    """The suite first, strictly in vgw's order among what the peer offers; then,
+    with `need_group`, a DH group offered with that suite (module docstring).
+
+    The peer's KE group decides only the group, never the suite: a guess that
+    fits a proposal with a less preferred cipher does not win over vgw's
+    preferred one, it gets INVALID_KE_PAYLOAD (RFC 7296 §1.2)."""
+    for e, integ, prf in _suites(encryption, integrity, with_prf):
+        holders = [o for o in offers if o.holds(e, integ, prf)]   # in the peer's order
+        if not holders:
+            continue
+        if not need_group:
+            return holders[0], Suite(e, integ, prf, 0)
+        # The peer's guess is taken when vgw allows it and the peer offers it with
+        # this suite: strongSwan does the same and it saves a round trip. AWS does
+        # not document it either way.
+        if ke_group is not None and ke_group in dh_groups:
+            for offer in holders:
+                if ke_group in offer.dh:
+                    return offer, Suite(e, integ, prf, ke_group)
+        for group in dh_groups:
+            if any(group in offer.dh for offer in holders):
+                raise InvalidKe(group)   # vgw's most preferred group for this suite
+        # no group of vgw's offered with this suite: vgw's next suite
     raise NoProposalChosen("no proposal in common")
 
 

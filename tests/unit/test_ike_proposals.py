@@ -159,11 +159,117 @@ def test_right_suite_other_group_not_in_vgws_list_is_no_proposal():
         select_ike(peer, ALL_ENC, ALL_HASH, (19, 20), 14)
 
 
-def test_a_later_proposal_matching_the_ke_avoids_invalid_ke():
+def test_ke_guess_does_not_buy_a_less_preferred_cipher():
+    """vgw prefers AES128; the peer's KE group (14) is offered only with AES256.
+    The suite is chosen in vgw's order first (aws-facts.md §1.1), so the answer
+    is INVALID_KE_PAYLOAD naming the group offered with AES128, not AES256."""
     peer = [ike(1, AES128, PRF_SHA1, I_SHA1, *dh(19)),
             ike(2, AES256, PRF_SHA1, I_SHA1, *dh(14))]
-    _, suite = select_ike(peer, ALL_ENC, ALL_HASH, (19, 14), 14)
-    assert suite.dh == 14 and suite.encr.key_bits == 256
+    with pytest.raises(InvalidKe) as info:
+        select_ike(peer, ALL_ENC, ALL_HASH, (19, 14), 14)
+    assert info.value.group == 19
+    # the peer retries with 19 (RFC 7296 §1.2): AES128 from proposal 1
+    answer, suite = select_ike(peer, ALL_ENC, ALL_HASH, (19, 14), 19)
+    assert (suite.encr.key_bits, suite.dh, answer.num) == (128, 19, 1)
+    assert picked(answer) == {(1, 12, 128), (2, 2, None), (3, 2, None), (4, 19, None)}
+
+
+def test_invalid_ke_names_the_group_offered_with_the_chosen_suite():
+    """vgw's first group (14) is what the peer guessed, but the peer offers it only
+    with AES256: for AES128 the group to name is 19, vgw's best among AES128's."""
+    peer = [ike(1, AES256, PRF_SHA1, I_SHA1, *dh(14)),
+            ike(2, AES128, PRF_SHA1, I_SHA1, *dh(19, 20))]
+    with pytest.raises(InvalidKe) as info:
+        select_ike(peer, ("AES128", "AES256"), ALL_HASH, (14, 20, 19), 14)
+    assert info.value.group == 20
+
+
+def test_ke_guess_does_not_buy_a_less_preferred_integrity():
+    peer = [ike(1, AES128, PRF_SHA256, I_SHA256, *dh(19)),
+            ike(2, AES128, PRF_SHA1, I_SHA1, *dh(14))]
+    with pytest.raises(InvalidKe) as info:
+        select_ike(peer, ("AES128",), ("SHA2-256", "SHA1"), (19, 14), 14)
+    assert info.value.group == 19
+
+
+def test_ke_guess_does_not_buy_a_less_preferred_prf():
+    """The peer pairs PRF and INTEG freely; both proposals carry INTEG SHA1 (the
+    only one offered), so the PRF decides: vgw prefers SHA2-256, found with
+    group 19 only. The PRF is the last key of vgw's order but still outranks the
+    KE guess."""
+    peer = [ike(1, AES128, PRF_SHA256, I_SHA1, *dh(19)),
+            ike(2, AES128, PRF_SHA1, I_SHA1, *dh(14))]
+    with pytest.raises(InvalidKe) as info:
+        select_ike(peer, ("AES128",), ("SHA2-256", "SHA1"), (19, 14), 14)
+    assert info.value.group == 19
+    _, suite = select_ike(peer, ("AES128",), ("SHA2-256", "SHA1"), (19, 14), 19)
+    assert (int(suite.integ), int(suite.prf), suite.dh) == (2, 5, 19)
+
+
+def test_invalid_ke_group_is_vgws_best_across_the_proposals_holding_the_suite():
+    """The same suite in two proposals with different groups: the guess (2) fits
+    neither; vgw names its most preferred group of both (19, from proposal 2)."""
+    peer = [ike(1, AES128, PRF_SHA1, I_SHA1, *dh(14, 2)),
+            ike(2, AES128, PRF_SHA1, I_SHA1, *dh(19))]
+    with pytest.raises(InvalidKe) as info:
+        select_ike(peer, ALL_ENC, ALL_HASH, (19, 14), 2)
+    assert info.value.group == 19
+    # a guess offered with the suite in either proposal is taken from that proposal
+    answer, suite = select_ike(peer, ALL_ENC, ALL_HASH, (19, 14), 14)
+    assert (suite.dh, answer.num) == (14, 1)
+    answer, suite = select_ike(peer, ALL_ENC, ALL_HASH, (19, 14), 19)
+    assert (suite.dh, answer.num) == (19, 2)
+
+
+def test_suite_without_a_common_group_gives_way_to_the_next():
+    """vgw's preferred AES128 comes only with group 5, which vgw's phase 1 list
+    lacks: that suite cannot be had at all, so AES256 (with 14) is next."""
+    peer = [ike(1, AES128, PRF_SHA1, I_SHA1, *dh(5)),
+            ike(2, AES256, PRF_SHA1, I_SHA1, *dh(14))]
+    answer, suite = select_ike(peer, ALL_ENC, ALL_HASH, (14,), 14)
+    assert (suite.encr.key_bits, suite.dh, answer.num) == (256, 14, 2)
+    with pytest.raises(InvalidKe) as info:   # the guess 5 fits no suite vgw can take
+        select_ike(peer, ALL_ENC, ALL_HASH, (14,), 5)
+    assert info.value.group == 14
+    with pytest.raises(NoProposalChosen):
+        select_ike(peer, ALL_ENC, ALL_HASH, (19, 20), 14)
+
+
+def test_esp_pfs_ke_guess_does_not_buy_a_less_preferred_suite():
+    """CREATE_CHILD_SA with PFS (phase2_dh_group_numbers) follows the same rule."""
+    peer = [esp(1, AES128, I_SHA256, *dh(19), ESN_NO),
+            esp(2, AES256, I_SHA1, *dh(14), ESN_NO)]
+    kw = dict(dh_groups=(19, 14), pfs=True)
+    with pytest.raises(InvalidKe) as info:
+        select_esp(peer, ("AES128", "AES256"), ("SHA2-256", "SHA1"), ESP_SPI, ke_group=14, **kw)
+    assert info.value.group == 19
+    answer, suite = select_esp(peer, ("AES128", "AES256"), ("SHA2-256", "SHA1"), ESP_SPI,
+                               ke_group=19, **kw)
+    assert (suite.encr.key_bits, int(suite.integ), suite.dh, answer.num) == (128, 12, 19, 1)
+    assert picked(answer) == {(1, 12, 128), (3, 12, None), (4, 19, None), (5, 0, None)}
+    # vgw configured the other way round: the peer's guess fits vgw's first suite
+    answer, suite = select_esp(peer, ("AES256", "AES128"), ("SHA1", "SHA2-256"), ESP_SPI,
+                               ke_group=14, **kw)
+    assert (suite.encr.key_bits, suite.dh, answer.num) == (256, 14, 2)
+
+
+def test_esp_pfs_esn_only_proposal_is_not_a_suite():
+    """An ESN-only proposal cannot be taken (no ESN in the data path), so its
+    group is never named: the next suite's group is."""
+    peer = [esp(1, AES128, I_SHA1, *dh(19), ESN_YES),
+            esp(2, AES256, I_SHA1, *dh(14), ESN_NO)]
+    with pytest.raises(InvalidKe) as info:
+        select_esp(peer, ("AES128", "AES256"), ALL_HASH, ESP_SPI, dh_groups=(19, 14),
+                   ke_group=20, pfs=True)
+    assert info.value.group == 14
+
+
+def test_esp_without_pfs_ignores_the_groups_for_the_suite():
+    """IKE_AUTH (no KE): the groups of the proposals play no part in the choice."""
+    peer = [esp(1, AES256, I_SHA1, *dh(14), ESN_NO),
+            esp(2, AES128, I_SHA1, *dh(21), ESN_NO)]
+    answer, suite = select_esp(peer, ("AES128", "AES256"), ALL_HASH, ESP_SPI, dh_groups=(14,))
+    assert (suite.encr.key_bits, suite.dh, answer.num) == (128, 0, 2)
 
 
 # --- ESP ----------------------------------------------------------------------------------------------
