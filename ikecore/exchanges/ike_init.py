@@ -206,11 +206,14 @@ def respond(sa, msg, now, local, remote):
         # no amplification: an address that did not return a cookie gets no more
         # bytes than it sent, and no DH work is spent on it
         raise CookieRequired()
-    dh_key = group.generate()
     try:
+        # RFC 6989: the peer's public value is checked before vgw makes a key of
+        # its own, so a bad one costs no key generation (for groups 22-24 the
+        # check itself is an exponentiation; shared_secret repeats it)
+        group.check_public(ke.data)
+        dh_key = group.generate()
         shared = dh_key.shared_secret(ke.data)
     except InvalidPublicValue as exc:
-        # RFC 6989: a bad public value ends the exchange before any key is derived
         sa.log(f"AWS tunnel rejected the KE payload of cgw: {remote[0]}: {exc}", "warning")
         raise ExchangeError(NotifyType.INVALID_SYNTAX, "invalid KE public value", fatal=True)
     sa.spi_r = new_ike_spi(p.random_bytes)

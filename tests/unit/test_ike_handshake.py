@@ -12,7 +12,13 @@ import pytest
 from scapy.layers.inet import ICMP, IP
 
 from dataplane.esp import EspSa
-from ikepair import ADDR_A, ADDR_B, IkePair, policy_a, policy_b
+from ikecore.constants import ExchangeType, HeaderFlag, NotifyType
+from ikecore.crypto import InvalidPublicValue, get_dh_group
+from ikecore.exchanges import ike_init
+from ikecore.message import Header, decode_message, encode_message
+from ikecore.payloads import KePayload, NoncePayload, NotifyPayload, Proposal, SaPayload, Transform
+from ikecore.tunnel import IkeTunnel
+from ikepair import ADDR_A, ADDR_B, IkePair, Side, policy_a, policy_b
 
 ENCRYPTION = ("AES128", "AES256", "AES128-GCM-16", "AES256-GCM-16")
 INTEGRITY = ("SHA1", "SHA2-256", "SHA2-384", "SHA2-512")
@@ -192,3 +198,126 @@ def test_remote_id_mismatch_fails_authentication():
     assert [d.reason for d in pair.a.downs] == ["auth-failed"]
     assert pair.b.logged("AWS tunnel is sending AUTHENTICATION_FAILED as the response")
     assert pair.a.sas == [] and pair.b.sas == []
+
+
+# --- proposal choice on the wire: vgw's order, then the DH group (aws-facts.md §1.1) ----------
+
+# IANA numbers (RFC 7296 §3.3.2): transform types, ENCR 12 AES-CBC, PRF 5 SHA2-256,
+# INTEG 12 SHA2-256-128; IKE_SA_INIT is exchange 34, INVALID_KE_PAYLOAD notify 17.
+T_ENCR, T_PRF, T_INTEG, T_DH = 1, 2, 3, 4
+
+
+def _scripted_init(spi_i: bytes, proposals, ke_group: int, ke_data: bytes | None = None) -> bytes:
+    """An IKE_SA_INIT request from a scripted peer (not vgw's initiator): any
+    proposals, any KE. Nonce and NAT-D sized so that the answer needs no cookie."""
+    if ke_data is None:
+        ke_data = get_dh_group(ke_group).generate().public_bytes
+    payloads = [SaPayload(list(proposals)), KePayload(ke_group, ke_data),
+                NoncePayload(b"\x33" * 32),
+                NotifyPayload(NotifyType.NAT_DETECTION_SOURCE_IP, b"\x00" * 20),
+                NotifyPayload(NotifyType.NAT_DETECTION_DESTINATION_IP, b"\x00" * 20)]
+    header = Header(spi_i, bytes(8), 0, ExchangeType.IKE_SA_INIT, HeaderFlag.INITIATOR, 0, 0)
+    return encode_message(header, payloads)
+
+
+def _ike_proposal(num, key_bits, group):
+    return Proposal(num, 1, b"", (Transform(T_ENCR, 12, key_bits), Transform(T_PRF, 5),
+                                  Transform(T_INTEG, 12), Transform(T_DH, group)))
+
+
+def _feed(tunnel, data):
+    tunnel.receive(data, (ADDR_B, 500), (ADDR_A, 500), 0.0)
+    return tunnel.datagrams_to_send()
+
+
+def test_peer_ke_guess_does_not_buy_a_less_preferred_cipher_and_the_retry_gets_vgws():
+    """A peer offers AES128 with group 19 and AES256 with group 14, and guesses 14.
+    vgw prefers AES128 (its list, not the peer's KE, decides the suite): it answers
+    INVALID_KE_PAYLOAD(19) and keeps nothing; the peer's retry with 19 gets AES128
+    from proposal 1 (RFC 7296 §1.2, §3.3.1)."""
+    tunnel = IkeTunnel(policy_b(phase1_encryption=("AES128", "AES256"),
+                                phase1_integrity=("SHA2-256",), phase1_dh_groups=(19, 14)))
+    proposals = [_ike_proposal(1, 128, 19), _ike_proposal(2, 256, 14)]
+    spi_i = b"\x5a" * 8
+    [first] = _feed(tunnel, _scripted_init(spi_i, proposals, 14))
+    refusal = decode_message(first.data)
+    assert [(n.notify_type, n.data) for n in refusal.notifies()] == [(17, b"\x00\x13")]  # 19
+    assert refusal.get(SaPayload) is None and refusal.header.spi_r == bytes(8)
+    assert tunnel.sas == {}
+    [second] = _feed(tunnel, _scripted_init(spi_i, proposals, 19))
+    answer = decode_message(second.data)
+    [chosen] = answer.get(SaPayload).proposals
+    assert chosen.num == 1
+    assert [(t.type, t.id, t.key_length) for t in chosen.transforms] == \
+        [(T_ENCR, 12, 128), (T_PRF, 5, None), (T_INTEG, 12, None), (T_DH, 19, None)]
+    assert answer.get(KePayload).group == 19
+
+
+def test_vgw_initiator_retries_with_the_group_the_responder_names():
+    """A prefers AES256 and guesses 14; B prefers AES128 and groups 19, 20 (A lists
+    20 before 19). B names its own first group, 19; A retries with it (RFC 7296
+    §1.2) and both end on B's choices: AES128, 19."""
+    pair = IkePair(policy_a(phase1_encryption=("AES256", "AES128"), phase1_dh_groups=(14, 20, 19)),
+                   policy_b(phase1_encryption=("AES128", "AES256"), phase1_dh_groups=(19, 20)))
+    pair.handshake()
+    answer = decode_message(pair.wire[1][1].data)
+    assert [(n.notify_type, n.data) for n in answer.notifies()] == [(17, b"\x00\x13")]
+    retry = decode_message(pair.wire[2][1].data)
+    assert retry.payloads[1].group == 19
+    [up_a], [up_b] = pair.a.ups, pair.b.ups
+    assert (up_a.encryption, up_a.dh_group) == (up_b.encryption, up_b.dh_group) == ("AES128", 19)
+    assert len(pair.wire) == 6
+
+
+# --- RFC 6989: the peer's KE value is checked before vgw makes a key ------------------------
+
+
+class _SpyGroup:
+    """A real DH group that records, in order, what the responder asks of it."""
+
+    def __init__(self, real, calls: list):
+        self.real, self.calls = real, calls
+        self.id, self.public_size = real.id, real.public_size
+
+    def check_public(self, peer: bytes) -> None:
+        self.calls.append("check")
+        self.real.check_public(peer)
+
+    def generate(self):
+        self.calls.append("generate")
+        return self.real.generate()
+
+
+def _bad_ke(group: int) -> bytes:
+    """A public value RFC 6989 rejects, per kind of group."""
+    size = get_dh_group(group).public_size
+    if group in (19, 20, 21):
+        return bytes(size)                    # (0, 0): not on the curve (§2.3)
+    if group in (22, 23, 24):
+        return (2).to_bytes(size, "big")      # in range, not in the order-q subgroup (§2.2)
+    return (1).to_bytes(size, "big")          # y = 1 (§2.1)
+
+
+@pytest.mark.parametrize("group", [19, 14, 24])
+def test_bad_ke_is_refused_before_any_key_is_generated(monkeypatch, group):
+    bad = _bad_ke(group)
+    with pytest.raises(InvalidPublicValue):   # the premise: the value is one to refuse
+        get_dh_group(group).check_public(bad)
+    calls: list[str] = []
+    monkeypatch.setattr(ike_init, "get_dh_group", lambda g: _SpyGroup(get_dh_group(g), calls))
+    b = Side("b", IkeTunnel(policy_b(phase1_integrity=("SHA2-256",), phase1_dh_groups=(group,))))
+    [out] = _feed(b.tunnel, _scripted_init(b"\x6b" * 8, [_ike_proposal(1, 128, group)], group, bad))
+    assert [n.notify_type for n in decode_message(out.data).notifies()] == [7]  # INVALID_SYNTAX
+    assert "generate" not in calls and "check" in calls
+    assert b.tunnel.sas == {}
+    assert b.logged("AWS tunnel rejected the KE payload of cgw")
+
+
+def test_good_ke_is_checked_then_a_key_generated(monkeypatch):
+    """The same path with a valid value: checked first, then one key made."""
+    calls: list[str] = []
+    monkeypatch.setattr(ike_init, "get_dh_group", lambda g: _SpyGroup(get_dh_group(g), calls))
+    tunnel = IkeTunnel(policy_b(phase1_integrity=("SHA2-256",)))
+    [out] = _feed(tunnel, _scripted_init(b"\x6c" * 8, [_ike_proposal(1, 128, 19)], 19))
+    assert decode_message(out.data).get(KePayload).group == 19
+    assert calls == ["check", "generate"]
