@@ -151,6 +151,9 @@ def shared_secrets(monkeypatch):
         def generate(self):
             return Key(self._group.generate())
 
+        def check_public(self, data):
+            return self._group.check_public(data)
+
     monkeypatch.setattr(ike_init, "get_dh_group", lambda gid: Group(real(gid)))
     return secrets
 
