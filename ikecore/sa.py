@@ -30,6 +30,12 @@ from .policy import TunnelPolicy
 import ipaddress
 
 
+# The cached response goes again at most this often per request, this far apart
+# (vgw's figures: above any real peer's retransmissions, see _resend_allowed).
+RESEND_MAX = 8
+RESEND_INTERVAL = 1.0
+
+
 class State(Enum):
     INIT_SENT = "INIT_SENT"          # initiator: IKE_SA_INIT request out
     AUTH_SENT = "AUTH_SENT"          # initiator: IKE_AUTH request out
@@ -59,7 +65,10 @@ class Counters:
     dropped_unexpected: int = 0
     retransmitted_requests: int = 0
     retransmitted_responses: int = 0
+    resends_refused: int = 0           # a retransmission not answered again (RESEND_*)
+    moves_refused: int = 0             # authenticated, from an address vgw must not follow
     invalid_syntax: int = 0
+    unsupported_critical: int = 0      # requests refused for an unknown critical payload
 
 
 @dataclass
@@ -115,6 +124,8 @@ class IkeSa:
     pending: Pending | None = None
     queue: deque = field(default_factory=deque)
     cached_response: tuple[int, list[bytes]] | None = field(default=None, repr=False)
+    resends: int = 0                    # times the cached response went again
+    last_resend: float = float("-inf")
     fragments: object = field(default=None, repr=False)   # fragment.Reassembler, once needed
     frag_budget: object = field(default=None, repr=False)  # the gateway's DosGuard (shared bytes)
     timers: dict[str, float] = field(default_factory=dict)
@@ -323,8 +334,13 @@ class IkeSa:
                 # reflection, larger than the junk, to any address)
                 self.counters.dropped_unauthenticated += 1
                 return
+            if not self._resend_allowed(remote, now):
+                self.counters.resends_refused += 1
+                return
             # §2.1: a retransmitted request gets the cached response, byte for byte
             self.counters.retransmitted_responses += 1
+            self.resends += 1
+            self.last_resend = now
             for pkt in self.cached_response[1]:
                 self._out.append(Datagram(pkt, local, remote))
             return
@@ -338,6 +354,16 @@ class IkeSa:
         try:
             msg = self._decode(data, header, protected, raise_authenticated=True)
         except ParseError as exc:
+            if exc.notify == NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD:
+                # §2.5: a critical payload vgw does not know: the request is
+                # rejected, the answer names its type; nothing else happens
+                self.counters.unsupported_critical += 1
+                self.expected_request_id = mid + 1
+                self.last_inbound = max(self.last_inbound, now)
+                self.log(f"AWS tunnel rejected {ExchangeType(header.exchange).name} request "
+                         f"(id={mid}): {exc.reason}", "warning")
+                self._respond(header, [NotifyPayload(exc.notify, exc.notify_data)], local, remote)
+                return
             # Authenticated but malformed: answer INVALID_SYNTAX, protected (§3.10.1)
             self.counters.invalid_syntax += 1
             self.log(f"AWS tunnel received a malformed {ExchangeType(header.exchange).name} "
@@ -396,6 +422,18 @@ class IkeSa:
             return False
         return True
 
+    def _resend_allowed(self, remote: Addr, now: float) -> bool:
+        """A true retransmission can still be a captured request replayed, by
+        anyone, from any source address, to reflect the (larger, maybe
+        fragmented) cached answer at a victim. So the answer goes again only to
+        where the peer is (a peer whose NAT mapping changed moves the SA with its
+        next authenticated ESP or new request first), at most RESEND_MAX times
+        per request and RESEND_INTERVAL apart; a real peer retransmits a handful
+        of times, seconds apart (RFC 7296 §2.1; strongSwan: 5 times, from 4 s on)."""
+        if tuple(remote) != tuple(self.remote):
+            return False
+        return self.resends < RESEND_MAX and now >= self.last_resend + RESEND_INTERVAL
+
     def _request_allowed(self, exchange: int) -> bool:
         if self.state == State.HALF_OPEN:
             return exchange == ExchangeType.IKE_AUTH
@@ -414,6 +452,7 @@ class IkeSa:
         packets = self._encode_packets(header, payloads, req.exchange)
         data = packets[0]
         self.cached_response = (req.message_id, packets)
+        self.resends, self.last_resend = 0, float("-inf")
         for pkt in packets:
             self._out.append(Datagram(pkt, local, remote))
         self.log(f"AWS tunnel is sending response (id={req.message_id}) for "
@@ -464,11 +503,25 @@ class IkeSa:
             return None
         return Message(header, payloads, encrypted=True, raw=data)
 
+    def may_move_to(self, remote: Addr) -> bool:
+        """May an authenticated message from `remote` move this SA there (RFC 7296
+        §2.23)? Not when vgw itself is behind a NAT (it SHOULD NOT: a DoS risk),
+        nor to another address than a configured customer gateway IP (AWS checks
+        the registered address, aws-facts §2). The same rule for IKE and ESP."""
+        if self.local_behind_nat:
+            return False
+        return not self.policy.remote_ip or remote[0] == self.policy.remote_ip
+
     def note_peer_address(self, local: Addr, remote: Addr, authenticated: bool) -> None:
         """Follow the peer to port 4500 and across NAT mapping changes, but only
-        on authenticated messages (RFC 7296 §2.23)."""
+        on authenticated messages and where may_move_to allows (RFC 7296 §2.23)."""
         if authenticated and (local, remote) != (self.local, self.remote):
             moved = remote[0] != self.remote[0] or (self.remote[1] != 500 and remote[1] != self.remote[1])
+            if moved and not self.may_move_to(remote):
+                self.counters.moves_refused += 1
+                self.log(f"AWS tunnel does not follow cgw from {self.remote[0]}:{self.remote[1]} "
+                         f"to {remote[0]}:{remote[1]}", "debug")
+                return
             if moved and self.established:
                 self.log(f"AWS tunnel follows cgw from {self.remote[0]}:{self.remote[1]} to "
                          f"{remote[0]}:{remote[1]} (NAT mapping changed)")

@@ -42,6 +42,8 @@ class TunnelCounters:
     cookies_sent: int = 0
     dropped_amplification: int = 0
     dropped_admin_down: int = 0
+    dropped_version: int = 0           # not IKEv2 (RFC 7296 §2.5)
+    internal_errors: int = 0           # exceptions caught at this edge (bugs)
 
 
 class IkeTunnel:
@@ -74,15 +76,36 @@ class IkeTunnel:
     def receive(self, data: bytes, local: tuple, remote: tuple, now: float) -> None:
         try:
             header = Header.decode(data)
-        except ParseError:
-            self.counters.dropped_malformed += 1
+        except ParseError as exc:
+            if exc.notify == NotifyType.INVALID_MAJOR_VERSION:
+                # §2.5 asks for an unauthenticated INVALID_MAJOR_VERSION answer; vgw
+                # answers no junk from anywhere, but says what the CGW got wrong
+                # (AWS also speaks IKEv1, aws-facts §0: a CGW left on IKEv1 is a common mistake)
+                self.counters.dropped_version += 1
+                self._events.append(LogLine(
+                    f"AWS tunnel dropped an IKE message of {exc.reason} from {remote[0]}: "
+                    f"vgw speaks IKEv2 only (set the customer gateway to IKEv2)", "warning"))
+            else:
+                self.counters.dropped_malformed += 1
+            return
+        if self.policy.remote_ip and remote[0] != self.policy.remote_ip:
+            # AWS checks the customer gateway address when one is configured
+            # (aws-facts.md §2: the CGW IP must be static and registered); an
+            # authentic message replayed from elsewhere is no exception
+            self.counters.dropped_unknown_peer += 1
             return
         sa = self._find(header, remote)
-        if sa is None:
+        fresh = sa is None
+        if fresh:
             sa = self._maybe_new_responder(header, data, local, remote, now)
             if sa is None:
                 return
-        sa.receive(data, header, local, remote, now)
+        try:
+            sa.receive(data, header, local, remote, now)
+        except Exception as exc:   # noqa: BLE001 - the last guard: a bug here never spreads
+            self._internal_error(sa, fresh, "a message", exc)
+            if fresh:
+                return
         if sa.cookie_required:
             self._forget(sa)
             nonce = self._nonce_of(data, header)
@@ -112,9 +135,7 @@ class IkeTunnel:
         to another address than a configured customer gateway IP. Returns True
         when the IKE SA (and with it the ESP, through PeerMoved) now goes there."""
         sa = self.current
-        if sa is None or not sa.established or sa.local_behind_nat:
-            return False
-        if self.policy.remote_ip and remote[0] != self.policy.remote_ip:
+        if sa is None or not sa.established or not sa.may_move_to(remote):
             return False
         if tuple(remote) == tuple(sa.remote):
             return False
@@ -140,11 +161,6 @@ class IkeTunnel:
             return None
         if not self.accept_new:
             self.counters.dropped_admin_down += 1
-            return None
-        if self.policy.remote_ip and remote[0] != self.policy.remote_ip:
-            # AWS checks the customer gateway address when one is configured
-            # (aws-facts.md §2: the CGW IP must be static and registered)
-            self.counters.dropped_unknown_peer += 1
             return None
         try:
             msg = decode_message(data, header)
@@ -176,6 +192,20 @@ class IkeTunnel:
         if not proven:
             self._unproven.add(id(sa))
         return sa
+
+    def _internal_error(self, sa: IkeSa, fresh: bool, what: str, exc: Exception) -> None:
+        """An exception escaped an SA: a bug in vgw, never a reason to lose the
+        tunnel's other SAs or the guard's slots. A new responder SA is forgotten
+        (else it would hold a half-open slot with no timer to free it); any other
+        SA is torn down, so that a timer that raises cannot fire again at once."""
+        self.counters.internal_errors += 1
+        self._events.append(LogLine(f"vgw internal error in {what} of IKE_SA "
+                                    f"{sa.spi_i.hex()}_i: {exc!r}", "error"))
+        if fresh:
+            self._unproven.discard(id(sa))
+            self._forget(sa)
+        else:
+            sa.fail(f"internal error: {exc!r}", "error")
 
     def _send_cookie(self, req: Header, cookie: bytes, local, remote) -> None:
         """A stateless COOKIE answer (§2.6): HDR(SPIi, 0), N(COOKIE)."""
@@ -286,7 +316,10 @@ class IkeTunnel:
                 break
             due.append(sa)
         for sa in due:
-            sa.handle_timer(now)
+            try:
+                sa.handle_timer(now)
+            except Exception as exc:   # noqa: BLE001 - one SA's bug stops no other timer
+                self._internal_error(sa, id(sa) in self._half_open, "a timer", exc)
         if self.restart_at is not None and now >= self.restart_at:
             self.restart_at = None
             if self.accept_new and not self._live():

@@ -320,6 +320,34 @@ def test_authenticated_malformed_request_is_fatal_for_both_peers():
     assert len(pair.a.downs) == 1 and len(pair.a.child_downs) == 1 and pair.a.sas == []
 
 
+def test_unknown_critical_payload_is_refused_and_the_sa_lives():
+    """RFC 7296 §2.5: a request with an unknown payload whose critical bit is set
+    is rejected; the answer carries UNSUPPORTED_CRITICAL_PAYLOAD with the one-octet
+    payload type. Nothing says the IKE SA ends (INVALID_SYNTAX would, §2.21.3):
+    the peer still gets its next request answered."""
+    from ikepair import seal_raw
+    pair = IkePair()
+    pair.handshake()
+    a = pair.a.sa
+    pair.liveness(pair.a)
+    [real] = pair.outgoing(pair.a)
+    unknown = struct.pack("!BBH", 0, 0x80, 4 + 4) + b"\x00" * 4      # type 99, critical
+    forged = seal_raw(a, 37, a.pending.message_id, 99, unknown)
+    pair.deliver(pair.b, real.__class__(forged, real.local, real.remote))
+    [answer] = pair.outgoing(pair.b)
+    msg = decode_message(answer.data, keys=a.keys)
+    assert msg.encrypted and msg.is_response and msg.message_id == a.pending.message_id
+    [n] = msg.notifies()
+    assert (n.notify_type, n.data) == (NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD, bytes([99]))
+    assert pair.b.downs == [] and pair.b.sa.established
+    assert pair.b.sa.counters.unsupported_critical == 1
+    pair.deliver(pair.a, answer)
+    pair.run()
+    pair.liveness(pair.a)                          # the next request is answered as usual
+    pair.run()
+    assert pair.a.downs == [] and pair.b.downs == [] and pair.a.sa.pending is None
+
+
 # --- ESP SPIs the data path cannot take ---------------------------------------------------------------
 
 

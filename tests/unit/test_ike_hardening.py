@@ -5,7 +5,6 @@ and no DH group costs far more than its exponentiation.
 """
 
 import os
-import time
 
 import pytest
 
@@ -118,21 +117,28 @@ def test_status_shows_what_the_established_sa_dropped():
     assert tunnel.current is sa and sa.state == State.ESTABLISHED
 
 
-def test_no_modp_group_costs_far_more_than_its_exponentiation():
+@pytest.mark.parametrize("dh_id", [DhId.MODP1024, DhId.MODP1536, DhId.MODP2048, DhId.MODP2048_224])
+def test_the_peer_modp_value_is_loaded_the_cheap_way(dh_id, monkeypatch):
     """Group 2 is not a named group to OpenSSL: loading the peer's key through
     DHPublicNumbers re-checked the prime every time (36 ms, 300 times group 5's
-    0.12 ms). Compared with group 5 (1536 bits, named) so the bound does not
-    depend on the machine's speed."""
-    def cost(dh_id: DhId) -> float:
-        group = get_dh_group(dh_id)
-        a, b = group.generate(), group.generate()
-        best = float("inf")
-        for _ in range(5):
-            start = time.perf_counter()
-            a.shared_secret(b.public_bytes)
-            best = min(best, time.perf_counter() - start)
-        return best
-    assert cost(DhId.MODP1024) < 20 * cost(DhId.MODP1536)
+    0.12 ms; commit acee697). The peer's value must go in as DER, never through
+    DHPublicNumbers (a structural check: no timing on a shared machine)."""
+    import ikecore.crypto.dh as dhmod
+    group = get_dh_group(dh_id)
+    a, b = group.generate(), group.generate()
+    loaded = []
+    real_load, real_dh = dhmod._serialization.load_der_public_key, dhmod._dh
+
+    class NoNumbers:
+        def __getattr__(self, name):
+            if name == "DHPublicNumbers":
+                raise AssertionError("the peer's value went through DHPublicNumbers")
+            return getattr(real_dh, name)
+    monkeypatch.setattr(dhmod, "_dh", NoNumbers())
+    monkeypatch.setattr(dhmod._serialization, "load_der_public_key",
+                        lambda data: loaded.append(data) or real_load(data))
+    assert a.shared_secret(b.public_bytes) == b.shared_secret(a.public_bytes)
+    assert len(loaded) == 2
 
 
 def test_a_spoofer_of_the_cgw_address_cannot_lock_the_cgw_out():
@@ -176,7 +182,7 @@ def test_only_a_true_retransmission_gets_the_cached_response():
     b.receive(init.data, init.remote, init.local, pair.now)
     assert [d.data for d in b.datagrams_to_send()] == [answer.data]
 
-    pair = IkePair(policy_a(), policy_b())
+    pair = IkePair(policy_a(), policy_b(remote_ip=None))       # any CGW address
     pair.handshake()
     b, sa = pair.b.tunnel, pair.b.tunnel.current
     auth = [d for who, d in pair.wire if who == "a"][1]          # the IKE_AUTH request
@@ -190,3 +196,130 @@ def test_only_a_true_retransmission_gets_the_cached_response():
     b.receive(auth.data, auth.remote, auth.local, pair.now)
     assert [d.data for d in b.datagrams_to_send()] == sa.cached_response[1]
     assert sa.counters.dropped_unauthenticated == 2
+
+
+def _auth_replay_setup(**b):
+    """An established pair and B's view of A's IKE_AUTH request (a capture)."""
+    pair = IkePair(policy_a(), policy_b(**b))
+    pair.handshake()
+    b, sa = pair.b.tunnel, pair.b.tunnel.current
+    auth = [d for who, d in pair.wire if who == "a"][1]
+    assert auth.data[18] == 35                     # IKE_AUTH (the exchange type octet)
+    return pair, b, sa, auth
+
+
+@pytest.mark.parametrize("cgw_ip", [True, False], ids=["cgw-ip", "any-address"])
+def test_a_replayed_request_reflects_nothing_to_another_address(cgw_ip):
+    """A captured request passes the integrity check wherever it comes from:
+    replayed from a victim's address it must not buy the cached answer, which
+    is larger (RFC 7296 §2.1). With a configured CGW IP it is dropped as from an
+    unknown peer; without one (any address), the SA answers only where its peer is."""
+    pair, b, sa, auth = _auth_replay_setup(**({} if cgw_ip else {"remote_ip": None}))
+    for i in range(5):
+        b.receive(auth.data, auth.remote, ("192.0.2.99", 500 + i), pair.now + i * 2)
+        assert b.datagrams_to_send() == []
+    if cgw_ip:
+        assert b.counters.dropped_unknown_peer == 5
+    else:
+        assert sa.counters.resends_refused == 5
+    assert sa.counters.retransmitted_responses == 0
+    assert sa.remote == (auth.local[0], auth.local[1])   # and the SA did not move
+
+
+def test_resends_of_the_cached_response_are_spaced_and_capped():
+    """From the peer's own address a retransmission is answered again, but at
+    most RESEND_MAX times and RESEND_INTERVAL apart: a replayed capture cannot
+    turn vgw into a stream of answers."""
+    from ikecore.sa import RESEND_INTERVAL, RESEND_MAX
+    pair, b, sa, auth = _auth_replay_setup()
+    src = auth.local
+    t = pair.now
+    b.receive(auth.data, auth.remote, src, t)
+    assert [d.data for d in b.datagrams_to_send()] == sa.cached_response[1]
+    b.receive(auth.data, auth.remote, src, t + RESEND_INTERVAL / 2)    # too soon
+    assert b.datagrams_to_send() == []
+    answered = 1
+    for i in range(1, 3 * RESEND_MAX):
+        b.receive(auth.data, auth.remote, src, t + i * RESEND_INTERVAL)
+        answered += len(b.datagrams_to_send()) > 0
+    assert answered == RESEND_MAX
+    assert sa.counters.retransmitted_responses == RESEND_MAX
+    assert sa.established and pair.b.downs == []
+
+
+def test_resend_budget_is_per_request():
+    """The cap counts resends of one cached response: the next request answered
+    starts again from zero."""
+    from ikecore.sa import RESEND_MAX
+    pair, b, sa, auth = _auth_replay_setup()
+    for i in range(RESEND_MAX + 2):
+        b.receive(auth.data, auth.remote, auth.local, pair.now + 2 * i)
+    b.datagrams_to_send()
+    pair.now += 2 * (RESEND_MAX + 2)
+    pair.liveness(pair.a)                          # a new request, a new cached response
+    assert pair.transfer(pair.a) == 1
+    [dpd] = [d for who, d in pair.wire if who == "a"][-1:]
+    pair.outgoing(pair.b)
+    b.receive(dpd.data, dpd.remote, dpd.local, pair.now + 5)
+    assert len(b.datagrams_to_send()) == 1
+
+
+def test_an_ikev1_message_is_dropped_with_a_message_saying_why():
+    """RFC 7296 §2.5: another major version is dropped. vgw sends no
+    unauthenticated INVALID_MAJOR_VERSION (an answer to junk from anywhere) but
+    counts it and tells the operator what the customer gateway got wrong."""
+    pair = IkePair(policy_a(), policy_b())
+    pair.initiate()
+    [init] = pair.outgoing(pair.a)
+    v1 = bytearray(init.data)
+    v1[17] = 0x10                                  # version 1.0: IKEv1 (RFC 2408 §3.1)
+    pair.b.tunnel.receive(bytes(v1), init.remote, init.local, pair.now)
+    assert pair.b.tunnel.datagrams_to_send() == []
+    assert pair.b.tunnel.counters.dropped_version == 1
+    assert pair.b.tunnel.counters.dropped_malformed == 0
+    assert any("IKEv2 only" in line and ADDR_A in line for line in pair.b.logs)
+    assert pair.b.sas == []
+
+
+def test_an_exception_inside_an_sa_loses_no_half_open_slot():
+    """A bug that raises inside a new responder SA must not leave the SA holding
+    a slot of the DoS caps with no timer to free it: repeated with fresh SPIs it
+    would fill max_half_open and lock every customer gateway out."""
+    guard = DosGuard(settings=DosSettings(max_half_open=4))
+    tunnel = IkeTunnel(policy_b(remote_ip=None), guard)
+
+    def broken(self, *args):
+        raise RuntimeError("bug")
+    pair = IkePair(policy_a(), policy_b())
+    pair.initiate()
+    [init] = pair.outgoing(pair.a)
+    original = IkeSa.receive
+    IkeSa.receive = broken
+    try:
+        for i in range(10):
+            data = bytes([i + 1]) + init.data[1:]            # a fresh SPIi each time
+            tunnel.receive(data, init.remote, init.local, float(i))
+    finally:
+        IkeSa.receive = original
+    assert guard.half_open == 0 and tunnel.sas == {} and tunnel._half_open == {}
+    assert tunnel.counters.internal_errors == 10
+    tunnel.receive(init.data, init.remote, init.local, 20.0)   # the real CGW still gets in
+    assert len(tunnel.datagrams_to_send()) == 1 and guard.half_open == 1
+
+
+def test_a_timer_that_raises_ends_its_sa_and_no_other():
+    """One SA whose timer raises is torn down (else its deadline stays in the
+    past and the loop spins); the tunnel and its other work go on."""
+    pair = IkePair(policy_a(), policy_b())
+    pair.handshake()
+    b_sa = pair.b.tunnel.current
+
+    def broken(name, now):
+        raise RuntimeError("bug")
+    b_sa._fire = broken
+    deadline = pair.b.tunnel.next_deadline()
+    pair.b.tunnel.handle_timer(deadline)
+    pair.b.drain()
+    assert pair.b.tunnel.counters.internal_errors == 1
+    assert b_sa.dead and [d.reason for d in pair.b.downs] == ["error"]
+    assert pair.b.tunnel.next_deadline() is None or pair.b.tunnel.next_deadline() > deadline

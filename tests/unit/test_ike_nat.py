@@ -135,3 +135,49 @@ def test_esp_from_a_new_address_is_not_followed_from_behind_a_nat():
 def test_esp_from_before_any_sa_is_up_is_ignored():
     pair = IkePair()
     assert not pair.b.tunnel.esp_from((PUBLIC, 4500), pair.now)
+
+
+def _dpd_from(pair, src):
+    """A's DPD request, delivered to B as if it came from `src` (authentic: A's
+    keys sealed it; only the source address differs)."""
+    pair.liveness(pair.a)
+    [req] = pair.outgoing(pair.a)
+    pair.b.tunnel.receive(req.data, (ADDR_B, 4500), src, pair.now)
+    pair.b.drain()
+    return req
+
+
+def test_ike_from_another_address_than_the_configured_cgw_is_not_followed():
+    """RFC 7296 §2.23 with AWS's registered CGW address (aws-facts §2): an
+    authenticated IKE message - a replayed capture, say - from another address
+    answers nothing there and moves nothing, as for ESP."""
+    pair = nat_pair()                               # customer_gateway.ip = PUBLIC
+    b_sa = pair.b.tunnel.current
+    old = b_sa.remote
+    _dpd_from(pair, ("198.51.100.99", old[1]))
+    assert b_sa.remote == old and pair.b.of(PeerMoved) == []
+    assert pair.b.tunnel.counters.dropped_unknown_peer == 1
+    assert pair.b.tunnel.datagrams_to_send() == []   # its answer would go to 198.51.100.99
+    assert not pair.b.logged("AWS tunnel follows cgw")
+
+
+def test_ike_from_a_new_port_of_the_configured_cgw_is_followed():
+    pair = nat_pair()
+    b_sa = pair.b.tunnel.current
+    old = b_sa.remote
+    _dpd_from(pair, (PUBLIC, old[1] + 3))
+    assert b_sa.remote == (PUBLIC, old[1] + 3) and len(pair.b.of(PeerMoved)) == 1
+
+
+def test_ike_from_a_new_address_is_not_followed_from_behind_a_nat():
+    """§2.23: a host behind a NAT SHOULD NOT update its peer's address (A is
+    behind the NAT here): an authenticated answer from elsewhere moves nothing."""
+    pair = nat_pair()
+    a_sa = pair.a.tunnel.current
+    old = a_sa.remote
+    pair.liveness(pair.b)
+    [req] = pair.outgoing(pair.b)
+    private = pair.a.nat.inbound(req.remote)
+    pair.a.tunnel.receive(req.data, private, (old[0], 4600), pair.now)
+    assert a_sa.remote == old and pair.a.of(PeerMoved) == []
+    assert a_sa.counters.moves_refused == 1
