@@ -15,6 +15,12 @@ Validation is deliberately small and strict, the checks a VPN gateway needs
   payloads, ending at a configured CA certificate (the trust anchor), each link
   checked with `verify_directly_issued_by` (issuer name and signature);
 * validity dates of every certificate on the path, the anchor included;
+* signatures: every certificate vgw verifies a signature on (all but the
+  configured anchor, whose self-signature plays no part, RFC 5280 §6.1.1(d))
+  must be signed with SHA-256, SHA-384 or SHA-512 (RSA PKCS#1 v1.5, RSASSA-PSS
+  with MGF1 of one of those, or ECDSA), checked explicitly so the policy does not
+  depend on which `cryptography` is installed; MD5, SHA-1 and anything else are
+  refused with their own reason;
 * issuers: basicConstraints CA:TRUE, keyUsage keyCertSign when present,
   pathLenConstraint; the end-entity: keyUsage digitalSignature when present;
 * keys: RSA of 2048 bits or more, ECDSA on P-256 or P-384 (end-entity); CAs may
@@ -33,19 +39,30 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtensionOID, NameOID
 
+from . import asn1
 from .asn1 import name_text, names_match
 from .constants import IdType
+from .sigauth import OFFERED, RSASSA_PSS, SignatureError, parse_algorithm_identifier
 
 MAX_CHAIN_CERTS = 8            # end-entity + intermediates the peer may send
 MAX_CHAIN_BYTES = 16 * 1024    # their DER, together
 MIN_RSA_BITS = 2048
 LEAF_CURVES = (ec.SECP256R1, ec.SECP384R1)
 CA_CURVES = (ec.SECP256R1, ec.SECP384R1, ec.SECP521R1)
+
+# Hashes a certificate may be signed with: the SHA-2 set vgw also announces for
+# AUTH (RFC 7427 §4), which covers AWS Private CA's signing algorithms
+# (SHA256/384/512 WITH RSA or ECDSA). MD5 and SHA-1 are broken for signatures
+# (RFC 6151, SHAttered); SHA-224 and SHA-3 no IKE peer of AWS needs.
+CERT_SIG_HASHES = {"sha256": "SHA-256", "sha384": "SHA-384", "sha512": "SHA-512"}
+_HASH_NAMES = {"md5": "MD5", "sha1": "SHA-1", "sha224": "SHA-224", **CERT_SIG_HASHES}
+# signature algorithms without a separate hash (cryptography says None)
+_NO_HASH = {"1.3.101.112": "Ed25519", "1.3.101.113": "Ed448"}
 
 # Extensions vgw understands (or may ignore safely); any other critical one refuses
 # the certificate (RFC 5280 §4.2).
@@ -233,15 +250,20 @@ def validate_chain(ders: list[bytes], anchors: TrustAnchors,
         raise CertError("no CA certificate is configured")
     current, path = leaf, [leaf]
     while True:
+        problem = signature_problem(current)
+        if problem:
+            raise CertError(f"certificate {subject_text(current)} {problem}")
+        unusable: list[str] = []
         for root in roots:
-            if root.subject == current.issuer and _issued_by(current, root):
+            if root.subject == current.issuer and _issued_by(current, root, unusable):
                 _check_cert(root, now, issuer=True, below=len(path) - 1)
                 return leaf
         nxt = next((c for c in pool if c.subject == current.issuer and c not in path
-                    and _issued_by(current, c)), None)
+                    and _issued_by(current, c, unusable)), None)
         if nxt is None:
+            why = "".join(f"; {u}" for u in unusable)
             raise CertError(f"certificate {subject_text(current)} is not issued by a configured CA "
-                            f"(issuer {dn_text(current.issuer)})")
+                            f"(issuer {dn_text(current.issuer)}){why}")
         if len(path) >= MAX_CHAIN_CERTS:
             raise CertError("certificate path too long")
         _check_cert(nxt, now, issuer=True, below=len(path) - 1)
@@ -249,12 +271,57 @@ def validate_chain(ders: list[bytes], anchors: TrustAnchors,
         current = nxt
 
 
-def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+def _issued_by(cert: x509.Certificate, issuer: x509.Certificate, unusable: list[str]) -> bool:
+    """Did `issuer` sign `cert`? A wrong signature is simply "no" (another
+    candidate may be the issuer); a signature that cannot be checked at all (its
+    algorithm does not fit the issuer's key, ...) is "no" too, but the reason goes
+    to `unusable` so that the refusal says it rather than only "not issued by"."""
     try:
         cert.verify_directly_issued_by(issuer)
-    except Exception:   # InvalidSignature, or a key/algorithm the check cannot use
+    except InvalidSignature:
+        return False
+    except Exception as exc:   # hostile input: whatever the check raises (ValueError, TypeError, ...)
+        unusable.append(f"its signature cannot be checked against {subject_text(issuer)} "
+                        f"({type(exc).__name__}: {exc})")
         return False
     return True
+
+
+def signature_problem(cert: x509.Certificate) -> str | None:
+    """None if vgw accepts the algorithm `cert` is signed with (CERT_SIG_HASHES,
+    for RSASSA-PSS also as the MGF1 hash), else why not, to follow the subject."""
+    oid = cert.signature_algorithm_oid.dotted_string
+    accepted = ", ".join(CERT_SIG_HASHES.values())
+    try:
+        algo = cert.signature_hash_algorithm
+    except Exception:   # UnsupportedAlgorithm; hostile input may make the parser raise anything
+        return (f"is signed with an unsupported signature algorithm {oid} (vgw accepts RSA or "
+                f"ECDSA signatures with {accepted})")
+    if algo is None:
+        what = _NO_HASH.get(oid, f"signature algorithm {oid}")
+        return f"is signed with {what}, which vgw does not accept (RSA or ECDSA with {accepted})"
+    if algo.name not in CERT_SIG_HASHES:
+        return (f"is signed with {_HASH_NAMES.get(algo.name, algo.name.upper())} (signature "
+                f"algorithm {oid}), which vgw refuses (it accepts {accepted})")
+    if oid == RSASSA_PSS:
+        try:
+            scheme = parse_algorithm_identifier(_signature_algorithm_der(cert))
+        except (SignatureError, ValueError) as exc:
+            return f"has RSASSA-PSS parameters vgw cannot use ({getattr(exc, 'reason', exc)})"
+        if scheme.mgf_hash not in OFFERED:   # the parser knows only SHA-1 besides these
+            return (f"is signed with RSASSA-PSS whose mask uses MGF1 with SHA-1, which vgw "
+                    f"refuses (it accepts {accepted})")
+    return None
+
+
+def _signature_algorithm_der(cert: x509.Certificate) -> bytes:
+    """The outer signatureAlgorithm of a Certificate (RFC 5280 §4.1.1.2), as DER."""
+    data = der(cert)
+    _, start, end = asn1.read(data)
+    fields = asn1.children(data, start, end)
+    if len(fields) != 3:
+        raise ValueError("a Certificate is three fields")
+    return data[fields[0][2]:fields[1][2]]   # from the end of tbsCertificate to its own end
 
 
 def _check_cert(cert: x509.Certificate, now: datetime.datetime, issuer: bool,
@@ -404,5 +471,6 @@ __all__ = [
     "CertError", "TrustAnchors", "LocalCredentials", "Identity", "MAX_CHAIN_CERTS",
     "MAX_CHAIN_BYTES", "parse_der", "load_pem_certificates", "load_pem_private_key",
     "validate_chain", "check_limits", "cert_vouches_for", "describe_id", "dn_text",
-    "parse_dn", "spki_sha1", "key_problem", "same_public_key", "private_key_der", "utc", "der",
+    "parse_dn", "spki_sha1", "key_problem", "signature_problem", "CERT_SIG_HASHES",
+    "same_public_key", "private_key_der", "utc", "der",
 ]
