@@ -22,7 +22,8 @@ Validation is deliberately small and strict, the checks a VPN gateway needs
   depend on which `cryptography` is installed; MD5, SHA-1 and anything else are
   refused with their own reason;
 * issuers: basicConstraints CA:TRUE, keyUsage keyCertSign when present,
-  pathLenConstraint; the end-entity: keyUsage digitalSignature when present;
+  pathLenConstraint; the end-entity: keyUsage digitalSignature or
+  nonRepudiation when present (RFC 4945 §5.1.3.2);
 * keys: RSA of 2048 bits or more, ECDSA on P-256 or P-384 (end-entity); CAs may
   also use P-521;
 * an unknown critical extension refuses the certificate (RFC 5280 §4.2).
@@ -338,8 +339,10 @@ def _check_cert(cert: x509.Certificate, now: datetime.datetime, issuer: bool,
             raise CertError(f"certificate {name} has an unsupported critical extension {ext.oid.dotted_string}")
     if not issuer:
         ku = _ext(cert, x509.KeyUsage)
-        if ku is not None and not ku.digital_signature:
-            raise CertError(f"certificate {name} may not sign (keyUsage lacks digitalSignature)")
+        # RFC 4945 §5.1.3.2: digitalSignature or nonRepudiation (either or both) lets it sign AUTH
+        if ku is not None and not (ku.digital_signature or ku.content_commitment):
+            raise CertError(f"certificate {name} may not sign (keyUsage has neither "
+                            "digitalSignature nor nonRepudiation)")
         return
     bc = _ext(cert, x509.BasicConstraints)
     if bc is None or not bc.ca:

@@ -212,6 +212,26 @@ def test_a_signature_that_cannot_be_checked_says_why(pki):
     assert "cannot be checked" not in refused([pki.leaf, other], pki.anchors)
 
 
+# --- keyUsage (RFC 4945 §5.1.3.2) ----------------------------------------------------------------
+
+
+def ku(digital_signature: bool, non_repudiation: bool, key_encipherment: bool = False) -> x509.KeyUsage:
+    return x509.KeyUsage(digital_signature, non_repudiation, key_encipherment, False, False,
+                         False, False, False, False)
+
+
+@pytest.mark.parametrize("usage", [ku(True, False), ku(False, True), ku(True, True)],
+                         ids=["digitalSignature", "nonRepudiation", "both"])
+def test_either_signing_bit_lets_the_leaf_sign(pki, usage):
+    assert check([pki.issue(key_usage=usage), pki.inter], pki.anchors)
+
+
+def test_neither_signing_bit_is_refused(pki):
+    for usage in (ku(False, False, key_encipherment=True), KU_ENCIPHER):
+        assert "may not sign (keyUsage has neither digitalSignature nor nonRepudiation)" in refused(
+            [pki.issue(key_usage=usage), pki.inter], pki.anchors)
+
+
 # --- through IKE_AUTH: logged and answered AUTHENTICATION_FAILED ----------------------------------
 
 
@@ -236,3 +256,11 @@ def test_sha1_certificate_refused_in_ike_auth(lab):
     pair.handshake()
     refused_by_b(pair, f"AWS tunnel rejected the certificate of cgw: {ADDR_A}: certificate "
                        f"CN=vgw-a.example.net {words}")
+
+
+def test_non_repudiation_only_certificate_authenticates(lab):
+    cert, key = lab_leaf(lab, name("vgw-a.example.net"), key_usage=ku(False, True))
+    pa = dict(credentials=LocalCredentials((der(cert),), private_key_der(key)))
+    pair = IkePair(*cert_policies(lab, a=pa))
+    pair.handshake()
+    up(pair)
