@@ -426,18 +426,30 @@ class Identity:
         return cls("fqdn", text.rstrip("."))
 
     def matches(self, id_type: int, data: bytes) -> bool:
-        """Does an ID payload (type, data) name this identity? A DN matches the RDNs
-        in the written order or in RFC 4514 order (asn1.names_match: DER-equal, or
-        equal values whatever their string type, case and spacing)."""
+        """Does an ID payload (type, data) name this identity? A DN matches only
+        with its RDNs in the written order, which is the DER order (first RDN
+        first, as strongSwan writes DNs and vgw's own IDr carries this one):
+        RFC 5280 §7.1 compares the RDN sequences in order, so `O=A, CN=B` is not
+        `CN=B, O=A`. Values compare as asn1.names_match does (string type, case
+        and spacing aside)."""
         if self.kind == "dn":
-            if id_type != IdType.DER_ASN1_DN:
-                return False
-            written = parse_dn(self.text)
-            reverse = x509.Name(list(reversed(written.rdns)))
-            return names_match(data, written.public_bytes()) or names_match(data, reverse.public_bytes())
+            return id_type == IdType.DER_ASN1_DN and names_match(data, parse_dn(self.text).public_bytes())
         if self.kind == "ipv4":
             return id_type == IdType.IPV4_ADDR and data == ipaddress.IPv4Address(self.text).packed
         return id_type == IdType.FQDN and data.decode("ascii", "replace").lower().rstrip(".") == self.text.lower()
+
+    def mismatch_hint(self, id_type: int, data: bytes) -> str:
+        """For the refusal log: when the peer's DN is this one with the RDNs in
+        reverse (RFC 4514 order, last RDN first, as `openssl x509 -nameopt RFC2253`
+        and `cryptography`'s rfc4514_string() print it), how to write it instead;
+        else ""."""
+        if self.kind != "dn" or id_type != IdType.DER_ASN1_DN or self.matches(id_type, data):
+            return ""
+        rdns = parse_dn(self.text).rdns
+        if len(rdns) < 2 or not names_match(data, x509.Name(list(reversed(rdns))).public_bytes()):
+            return ""
+        return (f" (the same RDNs in reverse order: write the DN first RDN first, as strongSwan "
+                f"does: {name_text(data)})")
 
 
 def cert_vouches_for(cert: x509.Certificate, id_type: int, data: bytes) -> bool:

@@ -232,6 +232,50 @@ def test_neither_signing_bit_is_refused(pki):
             [pki.issue(key_usage=usage), pki.inter], pki.anchors)
 
 
+# --- DN order (RFC 5280 §7.1) ----------------------------------------------------------------
+
+
+CN, O = (x509.NameAttribute(NameOID.COMMON_NAME, "cgw.example.net"),
+         x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Lab"))
+CN_FIRST = x509.Name([CN, O]).public_bytes()      # DER: CN, then O
+O_FIRST = x509.Name([O, CN]).public_bytes()       # DER: O, then CN
+
+
+@pytest.mark.parametrize("written", ["CN=cgw.example.net,O=Lab", "CN=cgw.example.net, O=Lab",
+                                     "CN=CGW.example.net ,  O=lab"])
+def test_dn_written_first_rdn_first_matches_only_that_order(written):
+    ident = Identity.parse(written)
+    assert ident.matches(IdType.DER_ASN1_DN, CN_FIRST)
+    assert not ident.matches(IdType.DER_ASN1_DN, O_FIRST)
+
+
+def test_dn_in_the_other_order():
+    ident = Identity.parse("O=Lab, CN=cgw.example.net")
+    assert ident.matches(IdType.DER_ASN1_DN, O_FIRST)
+    assert not ident.matches(IdType.DER_ASN1_DN, CN_FIRST)
+
+
+def test_dn_as_strongswan_sends_it():
+    """strongSwan encodes `leftid=CN=cgw.example.net, O=Lab` in the written order
+    with PrintableString; the same DN as a certificate's UTF8String CN, O."""
+    sent = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "cgw.example.net", _ASN1Type.PrintableString),
+                      x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Lab", _ASN1Type.PrintableString)])
+    assert sent.public_bytes() != CN_FIRST
+    assert Identity.parse("CN=cgw.example.net, O=Lab").matches(IdType.DER_ASN1_DN, sent.public_bytes())
+    assert not Identity.parse("O=Lab, CN=cgw.example.net").matches(IdType.DER_ASN1_DN, sent.public_bytes())
+
+
+def test_reversed_dn_gets_a_hint():
+    ident = Identity.parse("O=Lab, CN=cgw.example.net")
+    assert ident.mismatch_hint(IdType.DER_ASN1_DN, CN_FIRST) == (
+        " (the same RDNs in reverse order: write the DN first RDN first, as strongSwan does: "
+        "CN=cgw.example.net, O=Lab)")
+    assert ident.mismatch_hint(IdType.DER_ASN1_DN, O_FIRST) == ""              # it matches
+    other = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "x"), O]).public_bytes()
+    assert ident.mismatch_hint(IdType.DER_ASN1_DN, other) == ""                # not a reversal
+    assert Identity.parse("cgw.example.net").mismatch_hint(IdType.DER_ASN1_DN, CN_FIRST) == ""
+
+
 # --- through IKE_AUTH: logged and answered AUTHENTICATION_FAILED ----------------------------------
 
 
@@ -264,3 +308,20 @@ def test_non_repudiation_only_certificate_authenticates(lab):
     pair = IkePair(*cert_policies(lab, a=pa))
     pair.handshake()
     up(pair)
+
+
+@pytest.mark.parametrize("configured,accepted", [("CN=vgw-a.example.net, O=Lab", True),
+                                                 ("O=Lab, CN=vgw-a.example.net", False)])
+def test_configured_dn_order_in_ike_auth(lab, configured, accepted):
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "vgw-a.example.net"), O])
+    cert, key = lab_leaf(lab, subject)
+    pa = dict(credentials=LocalCredentials((der(cert),), private_key_der(key)))
+    pair = IkePair(*cert_policies(lab, a=pa, b=dict(remote_id=configured)))
+    pair.handshake()
+    if accepted:
+        up(pair)
+        assert pair.b.ups[0].remote_id == "CN=vgw-a.example.net, O=Lab"
+    else:
+        refused_by_b(pair, f"AWS tunnel refused cgw: {ADDR_A}: identity CN=vgw-a.example.net, O=Lab "
+                           f"is not the configured {configured}")
+
