@@ -10,7 +10,6 @@ earliest deadline of all cores is armed. Routes follow the tunnels' state.
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 import errno
 import logging
 import signal
@@ -23,24 +22,13 @@ from ikecore.dos import DosGuard, DosSettings
 
 from .config import GatewayConfig
 from .control import ControlServer
+from .initqueue import InitQueue
 from .ratelimit import LimitedLog
 from .routes import RouteTable, choose_primary
 from .runtime import TunnelRuntime
 
 log = logging.getLogger("vgw")
 
-INIT_QUEUE_MAX = 1024
-INIT_QUEUE_BYTES = 4 << 20   # and at most this much data (a datagram can be 64 KB)
-INIT_BATCH = 32
-# Unauthenticated IKE_SA_INIT work (parsing, cookies, and the DH computation of
-# each new SA: up to ~15 ms for group 18) gets at most INIT_SHARE of the event
-# loop's time, in slices of at most INIT_SLICE, so that a flood of requests that
-# return their cookies cannot starve ESP: the rest waits in the bounded queue or
-# is dropped (found by tests/lab/test_hardening.py::test_ike_sa_init_flood:
-# batches of 32 DH computations held the loop for ~0.4 s at a time).
-INIT_SHARE = 0.25
-INIT_SLICE = 0.002
-INIT_BURST = 0.05
 _NO_SPI = bytes(8)
 
 
@@ -66,15 +54,10 @@ class Gateway:
         self.packets = PacketLoop(loop, self._ike_from_4500, on_peer_moved=self._esp_from_new_address)
         self.guard = DosGuard(_dos_settings(config))
         # IKE_SA_INIT requests (no responder SPI yet) are unauthenticated work:
-        # bounded, droppable, and drained in small batches between the data
+        # bounded, droppable, and drained in small slices between the data
         # path's readers, so a flood never delays ESP or established IKE SAs
-        self._init_queue: deque = deque()
-        self._init_queue_bytes = 0
+        self.init_queue = InitQueue()
         self._init_drain_scheduled = False
-        self._init_budget = INIT_BURST          # seconds of work allowed now (token bucket)
-        self._init_budget_at = time.monotonic()
-        self.dropped_init_queue = 0
-        self.init_work_seconds = 0.0
         self.tunnels: dict[str, TunnelRuntime] = {}
         self.ike_socks: dict[str, socket.socket] = {}
         self.routes = RouteTable()
@@ -204,12 +187,7 @@ class Gateway:
                 # too; doing so here keeps the queue for the real one under a flood
                 rt.ike.counters.dropped_unknown_peer += 1
                 return
-            if (len(self._init_queue) >= INIT_QUEUE_MAX
-                    or self._init_queue_bytes + len(data) > INIT_QUEUE_BYTES):
-                self.dropped_init_queue += 1
-                return
-            self._init_queue.append((rt, data, local, remote))
-            self._init_queue_bytes += len(data)
+            self.init_queue.push((rt, data, local, remote), len(data))
             if not self._init_drain_scheduled:
                 self._init_drain_scheduled = True
                 self.loop.call_soon(self._drain_init_queue)
@@ -218,30 +196,19 @@ class Gateway:
 
     def _drain_init_queue(self) -> None:
         self._init_drain_scheduled = False
-        start = time.monotonic()
-        self._init_budget = min(INIT_BURST, self._init_budget + (start - self._init_budget_at) * INIT_SHARE)
-        self._init_budget_at = start
-        now = start
-        for _ in range(INIT_BATCH):
-            if not self._init_queue or self._init_budget <= 0 or now - start >= INIT_SLICE:
-                break
-            rt, data, local, remote = self._init_queue.popleft()
-            self._init_queue_bytes -= len(data)
-            if rt.id in self.tunnels:
-                self._ike_deliver(rt, data, local, remote)
-            done = time.monotonic()
-            self._init_budget -= done - now
-            self.init_work_seconds += done - now
-            now = done
-        self._init_budget_at = now
-        if self._init_queue:
-            # yield to the event loop (ESP readers, timers) before the next slice;
-            # with the budget spent, wait until INIT_SHARE of the time refilled it
+        delay = self.init_queue.drain(self._deliver_init)
+        if delay is not None:
+            # yield to the event loop (ESP readers, timers) before the next slice
             self._init_drain_scheduled = True
-            if self._init_budget > 0:
-                self.loop.call_soon(self._drain_init_queue)
+            if delay > 0:
+                self.loop.call_later(delay, self._drain_init_queue)
             else:
-                self.loop.call_later(-self._init_budget / INIT_SHARE + 0.001, self._drain_init_queue)
+                self.loop.call_soon(self._drain_init_queue)
+
+    def _deliver_init(self, item) -> None:
+        rt, data, local, remote = item
+        if self.tunnels.get(rt.id) is rt:   # not a tunnel a reload replaced or removed
+            self._ike_deliver(rt, data, local, remote)
 
     def _ike_deliver(self, rt: TunnelRuntime, data: bytes, local: tuple, remote: tuple) -> None:
         try:
@@ -255,9 +222,15 @@ class Gateway:
     # --- output, events, timer -----------------------------------------------------------
 
     def _flush(self) -> None:
-        for rt in list(self.tunnels.values()):
-            self._flush_one(rt)
-        self._arm_timer()
+        try:
+            for rt in list(self.tunnels.values()):
+                try:
+                    self._flush_one(rt)
+                except Exception:   # one tunnel's trouble stops no other (nor the timer)
+                    self.limited_log.log(logging.ERROR, f"[{rt.name}] internal error (output)",
+                                         exc_info=True)
+        finally:
+            self._arm_timer()
 
     def _flush_one(self, rt: TunnelRuntime) -> None:
         for d in rt.ike.datagrams_to_send():
@@ -292,16 +265,21 @@ class Gateway:
     def _on_timer(self) -> None:
         self._timer = self._timer_at = None
         now = self.loop.time()
-        for rt in list(self.tunnels.values()):
-            # ESP from the peer counts as life for DPD (aws-facts.md §6.4)
-            rt.ike.note_inbound(self.packets.last_inbound(rt.id) if rt.tun else None)
-            deadline = rt.ike.next_deadline()
-            if deadline is not None and deadline <= now:
+        try:
+            for rt in list(self.tunnels.values()):
                 try:
-                    rt.ike.handle_timer(now)
+                    # ESP from the peer counts as life for DPD (aws-facts.md §6.4)
+                    rt.ike.note_inbound(self.packets.last_inbound(rt.id) if rt.tun else None)
+                    deadline = rt.ike.next_deadline()
+                    if deadline is not None and deadline <= now:
+                        rt.ike.handle_timer(now)
                 except Exception:
-                    log.exception("[%s] internal error in a timer", rt.name)
-        self._flush()
+                    self.limited_log.log(logging.ERROR, f"[{rt.name}] internal error in a timer",
+                                         exc_info=True)
+        finally:
+            # whatever raised, the next deadline is armed again: a timer left
+            # unarmed would stop DPD and rekeys until the next packet arrives
+            self._flush()
 
     # --- tunnel lifecycle ------------------------------------------------------------------
 
@@ -431,10 +409,11 @@ class Gateway:
         return {"tunnels": [rt.status(rt.id in primaries) for rt in self.tunnels.values()],
                 "dropped_no_tunnel": self.dropped_no_tunnel,
                 "ike_dos": {**vars(self.guard.counters), "half_open": self.guard.half_open,
-                            "init_queue": len(self._init_queue),
-                            "dropped_init_queue": self.dropped_init_queue,
+                            "init_queue": len(self.init_queue),
+                            "dropped_init_queue": self.init_queue.dropped_full,
+                            "dropped_init_stale": self.init_queue.dropped_stale,
                             "reassembly_bytes": self.guard.reassembly_bytes,
-                            "init_work_seconds": round(self.init_work_seconds, 3)},
+                            "init_work_seconds": round(self.init_queue.work_seconds, 3)},
                 "data_path": self.packets.global_stats()}
 
     def handle_control(self, req: dict) -> dict:
