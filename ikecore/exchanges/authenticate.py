@@ -109,7 +109,7 @@ def check_peer(sa, msg, id_payload, auth: AuthPayload, octets: bytes) -> None:
     want = sa.policy.remote_id
     if want and not _identity_matches(want, id_payload, sa.remote_identity):
         sa.log(f"AWS tunnel refused cgw: {peer}: identity {sa.remote_identity} "
-               f"is not the configured {want}", "error")
+               f"is not the configured {want}{_identity_hint(want, id_payload)}", "error")
         raise AuthFailed(f"unexpected identity {sa.remote_identity}")
 
 
@@ -118,6 +118,14 @@ def _identity_matches(want: str, id_payload, shown: str) -> bool:
         return Identity.parse(want).matches(id_payload.id_type, id_payload.data)
     except ValueError:
         return want == shown
+
+
+def _identity_hint(want: str, id_payload) -> str:
+    """What to change when the configured DN is the peer's in reverse RDN order."""
+    try:
+        return Identity.parse(want).mismatch_hint(id_payload.id_type, id_payload.data)
+    except ValueError:
+        return ""
 
 
 def _check_signature(sa, msg, id_payload, auth: AuthPayload, octets: bytes) -> None:

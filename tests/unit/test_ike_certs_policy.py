@@ -323,5 +323,6 @@ def test_configured_dn_order_in_ike_auth(lab, configured, accepted):
         assert pair.b.ups[0].remote_id == "CN=vgw-a.example.net, O=Lab"
     else:
         refused_by_b(pair, f"AWS tunnel refused cgw: {ADDR_A}: identity CN=vgw-a.example.net, O=Lab "
-                           f"is not the configured {configured}")
+                           f"is not the configured {configured} (the same RDNs in reverse order: "
+                           "write the DN first RDN first, as strongSwan does: CN=vgw-a.example.net, O=Lab)")
 
