@@ -27,7 +27,7 @@ from daemon.awslog import parse_record
 from tests.lab.netns import wait_until
 from tests.lab.strongswan import Charon, swanctl_conf_psk
 from tests.lab.traffic import BackgroundPing, ping, run_iperf
-from tests.lab.vgwproc import Vgw, gateway_yaml, tunnel_yaml
+from tests.lab.vgwproc import Vgw, as_the_unit_runs_it, gateway_yaml, tunnel_yaml, unit_capabilities
 
 pytestmark = pytest.mark.lab
 
@@ -128,10 +128,13 @@ def test_service_notify_metrics_reload_and_aws_logs(lab, topo):
     log_dir = lab.tmpdir("logs")
     notify = NotifySocket(os.path.join(lab.tmpdir("systemd"), "notify"))
     try:
-        vgw = Vgw(lab, topo.vgw)
+        # with only the capabilities and no_new_privs of systemd/vgw.service: a
+        # capability the unit leaves out that vgw needs fails this whole test
+        vgw = Vgw(lab, topo.vgw, wrapper=as_the_unit_runs_it())
         vgw.write_config(config(vgw, topo, log_dir))
         vgw.env.update(NOTIFY_SOCKET=notify.path, WATCHDOG_USEC="1000000")  # WATCHDOG=1 every 0.5 s
         vgw.start()
+        assert _capabilities(vgw.proc.pid) == (_mask(unit_capabilities()), 1)
         ready = notify.wait_for(lambda m: "READY=1" in m, 10, "READY=1")
         assert "STATUS=0/2 tunnels up" in notify.texts()[ready]
 
@@ -155,6 +158,18 @@ def test_service_notify_metrics_reload_and_aws_logs(lab, topo):
     finally:
         notify.close()
     _check_logs(vgw, log_dir)
+
+
+def _capabilities(pid: int) -> tuple[int, int]:
+    """(CapEff, NoNewPrivs) of a process, from /proc/PID/status."""
+    fields = dict(line.split(":", 1) for line in open(f"/proc/{pid}/status").read().splitlines() if ":" in line)
+    return int(fields["CapEff"], 16), int(fields["NoNewPrivs"])
+
+
+def _mask(names: list[str]) -> int:
+    """capability(7) numbers of the unit's names."""
+    numbers = {"CAP_NET_BIND_SERVICE": 10, "CAP_NET_ADMIN": 12, "CAP_NET_RAW": 13}
+    return sum(1 << numbers[n] for n in names)
 
 
 def _check_metrics_against_iperf(lab, topo) -> None:

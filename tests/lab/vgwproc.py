@@ -19,6 +19,22 @@ from tests.lab.netns import Lab, wait_until
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+def unit_capabilities(unit_path: str = os.path.join(REPO, "systemd", "vgw.service")) -> list[str]:
+    """The capabilities systemd/vgw.service leaves vgw (CapabilityBoundingSet)."""
+    with open(unit_path) as f:
+        for line in f:
+            if line.startswith("CapabilityBoundingSet="):
+                return line.split("=", 1)[1].split()
+    raise ValueError(f"{unit_path} has no CapabilityBoundingSet")
+
+
+def as_the_unit_runs_it(unit_path: str = os.path.join(REPO, "systemd", "vgw.service")) -> tuple[str, ...]:
+    """A wrapper (for Vgw) that runs vgw as root with only the unit's capabilities
+    and no_new_privs, as systemd would (no systemd in the lab: setpriv does it)."""
+    caps = ",".join(["-all"] + [f"+{c.lower().removeprefix('cap_')}" for c in unit_capabilities(unit_path)])
+    return ("setpriv", f"--bounding-set={caps}", "--inh-caps=-all", "--no-new-privs", "--")
+
+
 def tunnel_yaml(outside_ip: str, inside_cidr: str, psk: str | None, **options) -> str:
     """One tunnel; psk None for a certificate tunnel (pass certificate= and
     private_key= as options)."""
@@ -53,9 +69,11 @@ def gateway_yaml(control: str, vpc_cidrs: list[str], name: str, cgw_ip: str | No
 class Vgw:
     """One `vgw run` in one namespace of a Lab."""
 
-    def __init__(self, lab: Lab, ns: str, config_text: str | None = None, name: str = "vgw"):
+    def __init__(self, lab: Lab, ns: str, config_text: str | None = None, name: str = "vgw",
+                 wrapper: tuple[str, ...] = ()):
         self.lab = lab
         self.ns = ns
+        self.wrapper = wrapper          # a command that execs vgw (e.g. setpriv ... --)
         self.dir = lab.tmpdir(name)
         self.control = os.path.join(self.dir, "vgw.sock")
         self.config_path = os.path.join(self.dir, "vgw.yaml")
@@ -71,7 +89,7 @@ class Vgw:
 
     def start(self, timeout: float = 15.0) -> "Vgw":
         log = open(self.log_path, "w")
-        self.proc = self.lab.popen(self.ns, sys.executable, "-m", "daemon", "run", "--config",
+        self.proc = self.lab.popen(self.ns, *self.wrapper, sys.executable, "-m", "daemon", "run", "--config",
                                    self.config_path, stdout=log, stderr=subprocess.STDOUT,
                                    env=self.env)
         log.close()
