@@ -864,10 +864,40 @@ class GatewayConfig(_Model):
                 tunnel.inside_cidr = choose_inside_cidr(tunnel.outside_ip, inside)
                 inside[tunnel.inside_cidr] = f"connections[{ci}].tunnels[{ti}]"
 
+        # vgw puts static routes in the host's main routing table (daemon/routes.py), so
+        # a route must not capture vgw's own IKE/ESP packets to a customer gateway
+        # (they would loop into the TUN) nor replace the host's default route.
+        cgw_ips = [(ci, c.customer_gateway.ip) for ci, c in enumerate(self.connections)
+                   if c.customer_gateway.ip is not None]
         for ci, connection in enumerate(self.connections):
             for ri, route in enumerate(connection.static_routes):
+                route_key = ("connections", ci, "static_routes", ri)
+                if route.prefixlen == 0:
+                    problems.append(
+                        (
+                            route_key,
+                            f"{route} would replace the host's default route (vgw installs static routes in the"
+                            " main routing table) and send vgw's own IKE/ESP packets into the tunnel; list the"
+                            " customer's prefixes instead",
+                        )
+                    )
+                    continue
+                captured = [(cj, ip) for cj, ip in cgw_ips if ip in route]
+                if captured:
+                    cj, ip = captured[0]
+                    owner = "this connection's" if cj == ci else f"connections[{cj}]'s"
+                    problems.append(
+                        (
+                            route_key,
+                            f"{route} contains {ip}, {owner} customer_gateway.ip: vgw's IKE/ESP packets to the"
+                            " customer gateway would be routed into the tunnel itself; split the route so that"
+                            f" it leaves out {ip}, or remove it",
+                        )
+                    )
+                    continue
                 for vpc_cidr in self.vpc.cidrs:
-                    # A supernet (e.g. 0.0.0.0/0) is fine: the VPC's local route is more specific.
+                    # A supernet of the VPC (e.g. 10.0.0.0/8 around 10.0.0.0/16) is fine:
+                    # the VPC's local route is more specific.
                     if route.subnet_of(vpc_cidr):
                         problems.append(
                             (

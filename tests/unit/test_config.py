@@ -432,10 +432,47 @@ def test_outside_ip_and_inside_cidr_unique_across_connections():
 
 
 def test_static_route_that_contains_the_vpc_is_allowed():
-    # 0.0.0.0/0 via the VPN is legitimate: the VPC's local route is more specific.
+    # A supernet of the VPC via the VPN is legitimate: the VPC's local route is more specific.
     data = base()
-    data["connections"][0]["static_routes"] = ["0.0.0.0/0"]
+    data["connections"][0]["static_routes"] = ["10.0.0.0/8"]
+    assert parse_config(dump(data)).connections[0].static_routes == [IPv4Network("10.0.0.0/8")]
+
+
+def test_default_route_is_refused():
+    """vgw's routes go into the host's main table: a /0 would replace the host's
+    default route (and carry vgw's own IKE/ESP into the tunnel)."""
+    data = base()
+    del data["connections"][0]["customer_gateway"]["ip"]   # refused even with no CGW address known
+    data["connections"][0]["static_routes"] = ["172.16.0.0/16", "0.0.0.0/0"]
+    path, message = only_issue(data)
+    assert path == "connections[0].static_routes[1]"
+    assert "default route" in message and "list the customer's prefixes" in message
+
+
+@pytest.mark.parametrize("route", ["198.51.100.0/24", "198.51.100.10/32", "128.0.0.0/1"])
+def test_static_route_containing_the_customer_gateway_is_refused(route):
+    """IKE/ESP to the customer gateway would be routed into the TUN it feeds."""
+    data = base()
+    data["connections"][0]["static_routes"] = ["172.16.0.0/16", route]
+    path, message = only_issue(data)
+    assert path == "connections[0].static_routes[1]"
+    assert "contains 198.51.100.10" in message and "this connection's customer_gateway.ip" in message
+    assert "split the route" in message
+    # the neighbouring prefix that leaves the address out is fine
+    data["connections"][0]["static_routes"] = ["172.16.0.0/16", "198.51.101.0/24"]
     parse_config(dump(data))
+
+
+def test_static_route_containing_another_connections_customer_gateway_is_refused():
+    data = base()
+    data["connections"].append(
+        {"name": "other", "customer_gateway": {"ip": "203.0.113.7"}, "static_routes": ["172.17.0.0/16"],
+         "tunnels": [{"outside_ip": "198.51.100.3", "inside_cidr": "169.254.12.0/30", "pre_shared_key": PSK1}]}
+    )
+    data["connections"][0]["static_routes"] = ["203.0.113.0/24"]
+    path, message = only_issue(data)
+    assert path == "connections[0].static_routes[0]"
+    assert "contains 203.0.113.7, connections[1]'s customer_gateway.ip" in message
 
 
 def test_psk_value_never_appears_in_messages():
