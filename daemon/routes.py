@@ -11,18 +11,31 @@ route (e.g. a default route to the Internet).
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
 from ipaddress import IPv4Network
+
+from pyroute2.netlink.exceptions import NetlinkError
 
 from .netlink import NetlinkWorker
 
 log = logging.getLogger("vgw.routes")
 
 PROTO_VGW = 190   # rtm_protocol for our routes (a private value, visible in `ip route`)
+MAIN_TABLE = 254  # RT_TABLE_MAIN, where `route add` without a table goes
 
 
 class RouteTable:
-    """Owns the kernel routes for a set of prefixes; removes them on close()."""
+    """Owns the kernel routes for a set of prefixes; removes them on close().
+
+    It never takes over a route it did not install: the first route to a prefix is
+    added exclusively (NLM_F_EXCL), so an existing route to the same prefix (the
+    host's default route, a route of the host's own network) makes the add fail and
+    is left as it is, with an error naming it; only the routes vgw added are then
+    replaced (moved between tunnels) and deleted, and deletes match vgw's protocol
+    number so that the kernel refuses to remove anyone else's. A route left behind by
+    an earlier vgw run (protocol PROTO_VGW) is taken over."""
 
     def __init__(self, netlink: NetlinkWorker | None = None):
         self._nl = netlink or NetlinkWorker()
@@ -34,16 +47,33 @@ class RouteTable:
             dst = str(net)
             if self._installed.get(dst, -1) == ifindex:
                 continue
+            target = {"type": "unreachable"} if ifindex is None else {"oif": ifindex}
             try:
-                if ifindex is None:
-                    self._nl.call(lambda ipr: ipr.route("replace", dst=dst, type="unreachable",
-                                                        proto=PROTO_VGW))
-                else:
-                    self._nl.call(lambda ipr: ipr.route("replace", dst=dst, oif=ifindex,
-                                                        proto=PROTO_VGW))
+                if dst in self._installed or not self._add(net, target):
+                    self._nl.call(lambda ipr: ipr.route("replace", dst=dst, proto=PROTO_VGW, **target))
                 self._installed[dst] = ifindex
+            except _NotOurs as exc:
+                log.error("cannot install route %s: the main routing table already has a route to %s that vgw"
+                          " did not install (protocol %s); vgw leaves it alone: remove that route or this"
+                          " static route", dst, dst, exc)
             except Exception as exc:   # netlink errors must not take the daemon down
                 log.error("cannot install route %s: %s", dst, exc)
+
+    def _add(self, net: IPv4Network, target: dict) -> bool:
+        """Add a route to `net` only if none exists. True if added; False if the one
+        there is vgw's own (left by an earlier run: replace it); _NotOurs otherwise."""
+        dst = str(net)
+        try:
+            self._nl.call(lambda ipr: ipr.route("add", dst=dst, proto=PROTO_VGW, **target))
+            return True
+        except NetlinkError as exc:
+            if exc.code != errno.EEXIST:
+                raise
+        protos = self._nl.call(lambda ipr: _protocols_of(ipr, net))
+        if protos and all(p == PROTO_VGW for p in protos):
+            log.info("taking over route %s left by an earlier vgw run", dst)
+            return False
+        raise _NotOurs(", ".join(map(str, protos)) or "unknown")
 
     def remove(self, prefixes: list[IPv4Network]) -> None:
         for net in prefixes:
@@ -69,6 +99,22 @@ class RouteTable:
         for dst in list(self._installed):
             self._delete(dst)
         self._nl.close()
+
+
+class _NotOurs(Exception):
+    """The prefix already has a route that vgw did not install."""
+
+
+def _protocols_of(ipr, net: IPv4Network) -> list[int]:
+    """rtm_protocol of the main table's routes to exactly `net` at metric 0 (the
+    ones an `add` without a metric collides with)."""
+    return [
+        route["proto"]
+        for route in ipr.route("dump", table=MAIN_TABLE)
+        if route["family"] == socket.AF_INET and route["dst_len"] == net.prefixlen
+        and (route.get_attr("RTA_DST") or "0.0.0.0") == str(net.network_address)
+        and not route.get_attr("RTA_PRIORITY")
+    ]
 
 
 def choose_primary(current: str | None, up: list[str]) -> str | None:
