@@ -21,13 +21,19 @@ import asyncio
 import errno
 import fcntl
 import ipaddress
+import logging
 import os
 import struct
 import threading
 
 from pyroute2 import IPRoute
 
-__all__ = ["TunDevice", "DEFAULT_MTU", "IFNAMSIZ"]
+__all__ = ["TunDevice", "DEFAULT_MTU", "IFNAMSIZ", "loosen_rp_filter", "check_ip_forward"]
+
+log = logging.getLogger("vgw.tun")
+
+#: Where the sysctls are; the functions below take it as a parameter (tests).
+PROC_SYS = "/proc/sys"
 
 TUNSETIFF = 0x400454CA  # _IOW('T', 202, int)
 IFF_TUN = 0x0001
@@ -86,6 +92,58 @@ def _netlink(fn):
     if "error" in box:
         raise box["error"]
     return box.get("result")
+
+
+def _read_sysctl(path: str) -> int | None:
+    try:
+        with open(path) as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_sysctl(path: str, value: int) -> None:
+    with open(path, "w") as f:
+        f.write(str(value))
+
+
+def loosen_rp_filter(ifname: str, proc_sys: str = PROC_SYS) -> bool:
+    """Set net.ipv4.conf.<ifname>.rp_filter=2 (loose reverse-path filtering,
+    RFC 3704 §2.4); True if set.
+
+    AWS accepts ingress on both tunnels while egress uses the primary only
+    (aws-facts.md §1.1, §7): a packet decrypted on the other TUN comes from a
+    prefix routed out of the primary, and strict filtering (rp_filter=1, RFC 3704
+    §2.2, the default of many distributions) drops it. The kernel filters with
+    max(conf.all, conf.<dev>), so 2 on the device gives loose mode whatever `all`
+    says. A container's /proc/sys is often read-only: then warn (only if the
+    effective mode is strict or unknown), don't fail."""
+    conf = os.path.join(proc_sys, "net", "ipv4", "conf")
+    try:
+        _write_sysctl(os.path.join(conf, ifname, "rp_filter"), 2)
+        return True
+    except OSError as exc:
+        modes = [_read_sysctl(os.path.join(conf, dev, "rp_filter")) for dev in ("all", ifname)]
+        effective = None if None in modes else max(m for m in modes if m is not None)
+        if effective not in (0, 2):
+            log.warning("cannot set net.ipv4.conf.%s.rp_filter=2 (%s); reverse-path filtering is %s, so the"
+                        " kernel may drop packets arriving on a tunnel that is not the primary (AWS accepts"
+                        " ingress on both): set net.ipv4.conf.default.rp_filter=2 (before vgw starts) or"
+                        " net.ipv4.conf.all.rp_filter=2", ifname, exc,
+                        "strict (1)" if effective == 1 else "unknown")
+        return False
+
+
+def check_ip_forward(ifname: str, proc_sys: str = PROC_SYS) -> bool:
+    """False (with a warning) when net.ipv4.ip_forward is 0: the kernel then
+    does not forward what is decrypted on the TUN `ifname` into the VPC (DESIGN.md:
+    traffic arriving on either tunnel is forwarded into the VPC)."""
+    value = _read_sysctl(os.path.join(proc_sys, "net", "ipv4", "ip_forward"))
+    if value == 0:
+        log.warning("net.ipv4.ip_forward is 0: traffic decrypted on %s will not reach the VPC;"
+                    " set the sysctl net.ipv4.ip_forward=1", ifname)
+        return False
+    return True
 
 
 def _set_offload(fd: int, flags: int) -> bool:
@@ -156,6 +214,9 @@ class TunDevice:
         except BaseException:
             os.close(fd)
             raise
+        # ingress on both tunnels (aws-facts.md §1.1): see loosen_rp_filter
+        loosen_rp_filter(name)
+        check_ip_forward(name)
         return cls(fd, name, ifindex, vnet_hdr, uso, tso)
 
     def add_address(self, cidr: str) -> None:
