@@ -10,6 +10,10 @@ connection), `ike` and `ipsec`. AWS fills ike/ipsec with an illustrative
 AES128/SHA1/group2 profile; vgw writes the first value of each configured list
 (the one vgw prefers), which is the closest the tree can come to the truth.
 `mode` is "main" as AWS writes it even for IKEv2 connections.
+When the preferred phase 2 cipher is AES-GCM, `ipsec` has no
+`authentication_protocol`: GCM authenticates and AWS leaves phase 2 integrity out
+with it (aws-facts §1.4, Phase2IntegrityAlgorithms omitted), as vgw's generic text
+says "none (AES-GCM authenticates)"; `ike` keeps its own, the PRF GCM still needs.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from ipaddress import IPv4Network
 
 from ..config import ConnectionConfig, GatewayConfig, TunnelConfig
 from . import DPD_INTERVAL, DPD_RETRIES, TCP_MSS_ADJUSTMENT, ids
-from .names import XML_ENCRYPTION, XML_ESP_INTEGRITY, XML_IKE_INTEGRITY
+from .names import XML_ENCRYPTION, XML_ESP_INTEGRITY, XML_IKE_INTEGRITY, is_gcm
 
 
 def _text(parent: ET.Element, tag: str, value=None) -> ET.Element:
@@ -58,7 +62,8 @@ def _tunnel(root: ET.Element, connection: ConnectionConfig, tunnel: TunnelConfig
 
     ipsec = _text(element, "ipsec")
     _text(ipsec, "protocol", "esp")
-    _text(ipsec, "authentication_protocol", XML_ESP_INTEGRITY[tunnel.phase2_integrity_algorithms[0]])
+    if not is_gcm(tunnel.phase2_encryption_algorithms[0]):
+        _text(ipsec, "authentication_protocol", XML_ESP_INTEGRITY[tunnel.phase2_integrity_algorithms[0]])
     _text(ipsec, "encryption_protocol", XML_ENCRYPTION[tunnel.phase2_encryption_algorithms[0]])
     _text(ipsec, "lifetime", tunnel.phase2_lifetime_seconds)
     _text(ipsec, "perfect_forward_secrecy", f"group{tunnel.phase2_dh_group_numbers[0]}")

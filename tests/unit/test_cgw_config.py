@@ -107,6 +107,22 @@ def test_xml_ike_and_ipsec_carry_the_preferred_options(config):
     assert t2.findtext("ike/perfect_forward_secrecy") == "group2"
 
 
+def test_xml_leaves_esp_integrity_out_when_gcm_is_preferred():
+    """AWS omits phase 2 integrity with AES-GCM (aws-facts §1.4); a CBC tunnel keeps it."""
+    text = CONFIG.replace("phase2_encryption_algorithms: [AES256]",
+                          "phase2_encryption_algorithms: [AES128-GCM-16, AES256]")
+    config = parse_config(text)
+    _, (gcm, cbc) = xml_tunnels(config)
+    ipsec = gcm.find("ipsec")
+    assert ipsec.findtext("encryption_protocol") == "aes-128-gcm-16"
+    assert ipsec.find("authentication_protocol") is None
+    assert [c.tag for c in ipsec][:3] == ["protocol", "encryption_protocol", "lifetime"]
+    assert gcm.findtext("ike/authentication_protocol") == "sha2-384"   # the IKE PRF stays
+    # tunnel 2, AWS's default lists: CBC first, so its integrity is written
+    assert cbc.findtext("ipsec/encryption_protocol") == "aes-128-cbc"
+    assert cbc.findtext("ipsec/authentication_protocol") == "hmac-sha1-96"
+
+
 def test_ids_are_stable_and_distinct(config):
     a = ids(config, config.connections[0])
     assert a == ids(parse_config(CONFIG), parse_config(CONFIG).connections[0])
