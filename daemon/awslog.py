@@ -24,6 +24,9 @@ case. AWS publishes no sample of the *text* format either; vgw's text record is
 the same keys in the same order as `key=value`, each value a JSON literal (so a
 details string with quotes or spaces stays one value): `parse_text` reads it.
 
+The file gets exactly the records vgw's log gets: a record below vgw's log level
+(VGW_LOG_LEVEL, INFO by default; the IKE core's debug lines) is made for neither.
+
 No key material can reach a record: `details` is only ever a LogLine's text,
 which the core builds from addresses, SPIs and algorithm names. The file is
 opened per record (records are rare: a few per tunnel event), so logrotate can
@@ -150,8 +153,12 @@ class TunnelLog:
         self._file_error: str | None = None
 
     def write(self, text: str, level: str, tunnel_cfg, ike) -> dict | None:
-        """Log one LogLine of this tunnel; returns the record, or None when disabled."""
+        """Log one LogLine of this tunnel; returns the record, or None when logging is
+        disabled or the line is below the logger's level (then log_file does not get
+        it either: file and journal hold the same records)."""
         lvl = _LEVELS.get(level, logging.INFO)
+        if not self.logger.isEnabledFor(lvl):
+            return None
         options = tunnel_cfg.log_options.cloudwatch_log_options
         if not options.log_enabled:
             self.logger.log(lvl, "[%s] %s", self.name, text)

@@ -119,6 +119,29 @@ def test_unwritable_log_file_is_reported_once_and_stdout_keeps_going(tmp_path, c
     assert stream.getvalue().count("\n") == 3
 
 
+@pytest.mark.parametrize("fmt", ["json", "text"])
+def test_log_file_gets_the_records_the_journal_gets_at_info(tmp_path, fmt):
+    """At the default level (INFO) the core's debug lines reach neither the
+    journal nor log_file; at DEBUG both."""
+    log_file = tmp_path / "t1.log"
+    cfg = tunnel_cfg("{cloudwatch_log_options: {log_enabled: true, log_output_format: %s, log_file: %s}}"
+                     % (fmt, log_file))
+    stream, logger = _capture(logging.INFO)
+    tl = TunnelLog("t", logger)
+    assert tl.write("a debug line", "debug", cfg, _FakeIke()) is None
+    assert tl.write("an info line", "info", cfg, _FakeIke())["details"] == "an info line"
+    tl.write("a warning line", "warning", cfg, _FakeIke())
+    file_details = [parse_record(line, fmt)["details"] for line in log_file.read_text().splitlines()]
+    journal_details = [parse_record(line.partition("] ")[2], fmt)["details"]
+                       for line in stream.getvalue().splitlines()]
+    assert file_details == journal_details == ["an info line", "a warning line"]
+    assert tl.records == 2
+    logger.setLevel(logging.DEBUG)
+    tl.write("another debug line", "debug", cfg, _FakeIke())
+    assert parse_record(log_file.read_text().splitlines()[-1], fmt)["details"] == "another debug line"
+    assert stream.getvalue().count("\n") == 3
+
+
 # --- a whole tunnel life, in-process ---------------------------------------------------------
 
 
@@ -129,11 +152,11 @@ class _FakeIke:
     phase2_state = "down"
 
 
-def _capture() -> tuple[io.StringIO, logging.Logger]:
+def _capture(level: int = logging.DEBUG) -> tuple[io.StringIO, logging.Logger]:
     stream = io.StringIO()
     logger = logging.getLogger(f"test.awslog.{id(stream)}")
     logger.propagate = False
-    logger.setLevel(logging.DEBUG)
+    logger.setLevel(level)
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(message)s"))
     logger.addHandler(handler)
