@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 
 class Exchange:
     """A request vgw sends and the processing of its response.
@@ -10,9 +12,15 @@ class Exchange:
     sent() sees the encoded bytes; process() handles the response and returns True
     to resend a rebuilt request with the same message ID; timed_out() runs when
     retransmission gives up.
+
+    kept: the peer was found dead with this request outstanding and
+    dpd_timeout_action is none (lifecycle.on_dpd_timeout): resend every
+    DPD_INTERVAL and never give up, so the SA lives on and the message IDs of
+    both ends still agree when the peer answers again (RFC 7296 §2.1, §2.3).
     """
 
     TYPE: int
+    kept: bool = False
 
     def build(self, sa, now: float):
         raise NotImplementedError
@@ -20,8 +28,10 @@ class Exchange:
     def sent(self, sa, data: bytes) -> None:
         pass
 
-    def delays(self, policy) -> list[float]:
+    def delays(self, policy):
         """Delay before each resend, the last entry before giving up (§2.1)."""
+        if self.kept:
+            return Endless()
         return policy.retransmit.delays()
 
     def process(self, sa, msg, now: float) -> bool:
@@ -31,3 +41,16 @@ class Exchange:
         sa.log(f"AWS tunnel gave up on a request to cgw: {sa.remote[0]} "
                f"after {sa.policy.retransmit.tries} retransmits", "warning")
         sa.fail("peer did not answer", "timeout")
+
+
+class Endless:
+    """A retransmission schedule without end: a resend every DPD_INTERVAL (the
+    sequence IkeSa.handle_timer indexes; its last entry, the give-up, is never
+    reached)."""
+
+    def __len__(self) -> int:
+        return sys.maxsize
+
+    def __getitem__(self, attempt: int) -> float:
+        from .lifecycle import DPD_INTERVAL
+        return DPD_INTERVAL

@@ -77,12 +77,15 @@ def holder(sa, spi_in: int):
 
 
 class Liveness(Exchange):
-    """An empty INFORMATIONAL request: AWS's DPD "R-U-THERE" (aws-facts.md §6.4)."""
+    """An empty INFORMATIONAL request: AWS's DPD "R-U-THERE" (aws-facts.md §6.4),
+    resent every DPD_INTERVAL until the peer is dead at `dead_at`; `kept`: the
+    probe of dpd_timeout_action none after the timeout, resent without end."""
 
     TYPE = ExchangeType.INFORMATIONAL
 
-    def __init__(self, dead_at: float | None = None):
+    def __init__(self, dead_at: float | None = None, kept: bool = False):
         self.dead_at = dead_at     # last traffic + dpd_timeout (lifecycle.py)
+        self.kept = kept
         self.schedule = None
 
     def build(self, sa, now):
@@ -92,7 +95,7 @@ class Liveness(Exchange):
         return []
 
     def delays(self, policy):
-        return self.schedule
+        return super().delays(policy) if self.kept else self.schedule
 
     def process(self, sa, msg, now):
         from . import lifecycle

@@ -15,7 +15,13 @@ keep-alive" (10 s of silence + 30 s; with 40, three probes go unanswered), so th
 peer is dead at last traffic + dpd_timeout_seconds. Peers behind a NAT get
 periodic DPDs whatever the traffic ("periodic DPDs for peers using NAT").
 Then dpd_timeout_action: clear (delete), none (keep), restart (the tunnel
-initiates again; see IkeTunnel).
+initiates again; see IkeTunnel). The peer is dead at that time whatever vgw has
+outstanding: a request of its own (a rekey, a DELETE) takes the probe's place in
+the window of one (RFC 7296 §2.3) and its retransmissions probe, but its own
+give-up (~165 s) must not decide, or the action would be "timeout", not "dpd".
+With none the SA stays: the outstanding request goes on every DPD_INTERVAL
+(the same message ID, so the windows of both ends still agree when the peer
+comes back, RFC 7296 §2.1) and the timeout is logged once per outage.
 
 All timers are deadlines (sa.timers, ChildSa.rekey_at/expire_at/delete_at).
 """
@@ -103,19 +109,31 @@ def fire_child(sa, child, now: float) -> None:
 
 
 def dpd_check(sa, now: float) -> None:
+    """The "dpd" timer: probe after DPD_DELAY of silence, apply the action at
+    last traffic + dpd_timeout. Deadlines are compared as they were computed
+    (`now < last + delay`, never `now - last < delay`: in floating point the
+    difference can fall short at the deadline itself and re-arm the timer at
+    the same instant forever)."""
     from ..sa import State
     from .informational import Liveness
     if sa.state != State.ESTABLISHED:
         return
-    periodic = sa.peer_behind_nat
-    if not periodic and now - sa.last_inbound < DPD_DELAY:
+    dead_at = sa.last_inbound + sa.policy.dpd_timeout
+    if sa.pending is not None and now >= dead_at:
+        # silent for dpd_timeout while our request is out (a probe, or a rekey
+        # or DELETE in the probe's place): dead, whatever the request is
+        on_dpd_timeout(sa, now, sa.pending.attempt)
+        return
+    if not sa.peer_behind_nat and now < sa.last_inbound + DPD_DELAY:
         sa.timers["dpd"] = sa.last_inbound + DPD_DELAY
         return
     if sa.pending is not None or sa.queue:
-        # a request is on its way; its own retransmissions notice a dead peer
-        sa.timers["dpd"] = now + DPD_INTERVAL
+        # the window is busy (RFC 7296 §2.3): the outstanding request probes in
+        # the probe's place; look again in DPD_INTERVAL, or when the peer is dead
+        sa.timers["dpd"] = dead_at if now < dead_at < now + DPD_INTERVAL else now + DPD_INTERVAL
         return
-    sa.start(Liveness(sa.last_inbound + sa.policy.dpd_timeout), now)
+    sa.start(Liveness(dead_at), now)
+    sa.timers["dpd"] = now + DPD_INTERVAL
 
 
 def on_liveness_answered(sa, now: float) -> None:
@@ -123,9 +141,25 @@ def on_liveness_answered(sa, now: float) -> None:
 
 
 def on_dpd_timeout(sa, now: float, retransmits: int) -> None:
-    sa.log(f"AWS tunnel DPD timed out after {retransmits} retransmits", "error")
-    if sa.policy.dpd_action == "none":
-        sa.log("AWS tunnel keeps the tunnel (dpd_timeout_action none)", "warning")
-        sa.timers["dpd"] = now + DPD_DELAY
+    """No traffic from the peer for dpd_timeout: the DPD action (aws-facts.md §1.5).
+
+    none keeps the SA and its CHILD SAs; the request that found the peer silent
+    goes on every DPD_INTERVAL without giving up (a Liveness that gave up is
+    sent again, with the same message ID), so the outage is logged once: the
+    next timeout is logged only after the peer answered in between."""
+    from .informational import Liveness
+    p = sa.pending
+    if p is not None and p.exchange.kept:
+        sa.timers["dpd"] = now + DPD_INTERVAL   # this outage was logged already
         return
-    sa.fail("peer is not responsive", "dpd")
+    sa.log(f"AWS tunnel DPD timed out after {retransmits} retransmits", "error")
+    if sa.policy.dpd_action != "none":
+        sa.fail("peer is not responsive", "dpd")
+        return
+    sa.log("AWS tunnel keeps the tunnel (dpd_timeout_action none)", "warning")
+    if p is None:
+        sa.start(Liveness(kept=True), now, front=True)
+    else:
+        p.exchange.kept = True
+        p.deadline = min(p.deadline, now + DPD_INTERVAL)
+    sa.timers["dpd"] = now + DPD_INTERVAL

@@ -4,7 +4,12 @@
   R-U-THERE message" (§6.4): in IKEv2 an empty INFORMATIONAL request (RFC 7296
   §1.4); inbound ESP counts as traffic; it is resent every 10 s (the generated
   configurations' "DPD Interval: 10"); the peer is dead dpd_timeout seconds
-  after the first probe: 30 s -> the probe and 2 retransmits, 40 s -> 3.
+  after the last traffic (§1.5: "40 seconds ... dead 30 seconds after the first
+  failed keep-alive", 10 s idle + 30 s): 30 s -> the probe and 1 retransmit,
+  40 s -> the probe and 2 (three probes). Dead is dead whatever vgw has
+  outstanding: a rekey unanswered in the probe's place does not defer it.
+- dpd_timeout_action none: the SA stays, probing goes on every 10 s, and the
+  timeout is logged once per outage.
 - "periodic DPDs for peers using NAT": probes every 10 s whatever the traffic.
 - dpd_timeout_action clear / none / restart (§1.5); restart needs the CGW IP.
 - startup_action start: vgw initiates, and again after the tunnel went down,
@@ -18,7 +23,7 @@ import pytest
 from ikecore.policy import RetransmitPolicy
 from ikecore.tunnel import RESTART_BASE, RESTART_MAX
 from ikepair import Holder, Nat, is_request
-from lifecycle import children, make_pair, opened
+from lifecycle import children, live_child_ups, make_pair, opened
 
 IDLE = 10.0        # AWS: R-U-THERE after 10 s without traffic
 INTERVAL = 10.0    # resend interval ("DPD Interval: 10")
@@ -31,12 +36,17 @@ def probe_times(pair, side, since=0):
             and d.data[18] == 37 and not d.data[19] & 0x20 and opened(pair, d).payloads == []]
 
 
+SAME_INSTANT_LIMIT = 50   # timer firings at one instant before a test calls it a loop
+
+
 def step(pair, until, deliver=True, tick=None, on_tick=None):
     """Advance deadline by deadline (and every `tick` seconds) up to `until`,
-    recording what each side sends and when; deliver it or lose it."""
+    recording what each side sends and when; deliver it or lose it. A timer
+    re-armed at the instant it fired, forever, fails the test (no hang)."""
     if not hasattr(pair, "sends"):
         pair.sends = []
     _flush(pair, pair.now, deliver)
+    last, same = None, 0
     while True:
         times = [t for t in (pair.next_deadline(),) if t is not None and t <= until]
         if tick is not None:
@@ -46,6 +56,9 @@ def step(pair, until, deliver=True, tick=None, on_tick=None):
         if not times:
             break
         t = min(times)
+        same = same + 1 if t == last else 0
+        last = t
+        assert same < SAME_INSTANT_LIMIT, f"a timer fires again and again at t={t!r}"
         pair.advance(t)
         if on_tick is not None:
             on_tick(t)
@@ -125,21 +138,128 @@ def test_dpd_clear_ends_the_tunnel_and_does_not_initiate():
     assert pair.a.tunnel.status(pair.now)["phase1_state"] == "down"
 
 
+def dpd_timeouts(side):
+    return [line for line in side.logs if line.startswith("AWS tunnel DPD timed out")]
+
+
 def test_dpd_none_keeps_the_sa_and_goes_on_probing():
+    """none: the SA stays and the probe goes on every 10 s, the same message ID
+    (RFC 7296 §2.1: the peer's window still fits when it answers again); the
+    timeout is logged once per outage, not once per cycle."""
     pair = make_pair(a=dict(dpd_action="none"), b=dict(dpd_action="none"))
     [ca] = pair.a.child_ups
     step(pair, 30.0, deliver=False)
-    assert pair.a.logged("AWS tunnel DPD timed out after 1 retransmits")
+    assert dpd_timeouts(pair.a) == ["AWS tunnel DPD timed out after 1 retransmits"]
     assert pair.a.downs == [] and pair.a.child_downs == []
     assert pair.a.sa.established and children(pair.a) == {ca.spi_in: ca.spi_out}
-    step(pair, 59.99, deliver=False)
-    # after the timeout, a probe every 10 s + its 10 s wait: 40 (gives up at 50), ...
-    assert [t for t, _ in probe_times(pair, pair.a)] == [10.0, 20.0, 40.0]
-    step(pair, 60.0, deliver=False)
-    assert [t for t, _ in probe_times(pair, pair.a)][-1] == 60.0   # probing continues
-    step(pair, 85.0)              # the peer is back: the probe of t=80 is answered
+    step(pair, 200.0, deliver=False)
+    probes = probe_times(pair, pair.a)
+    assert [t for t, _ in probes] == [IDLE + INTERVAL * k for k in range(20)]
+    assert len({data[20:24] for _, data in probes}) == 1     # one message ID
+    assert len(dpd_timeouts(pair.a)) == 1
+    assert pair.a.downs == [] and pair.a.sa.established
+    step(pair, 215.0)             # the peer is back: the probe of t=210 is answered
     assert pair.a.sa.pending is None and pair.a.downs == []
-    assert pair.a.sa.established
+    # a new outage, from that answer: probes at 220 and 230, timed out at 240
+    mark = len(pair.sends)
+    step(pair, 239.99, deliver=False)
+    assert [t for t, _ in probe_times(pair, pair.a, mark)] == [220.0, 230.0]
+    assert len(dpd_timeouts(pair.a)) == 1
+    step(pair, 240.0, deliver=False)
+    assert len(dpd_timeouts(pair.a)) == 2
+    assert pair.a.sa.established and children(pair.a) == {ca.spi_in: ca.spi_out}
+
+
+def requests_of(pair, side, exchange, since=0):
+    """(time, bytes) of each request of `exchange` (IKE exchange type) `side` sent."""
+    return [(t, d.data) for t, who, d in pair.sends[since:]
+            if who == side.name and d.data[18] == exchange and not d.data[19] & 0x20]
+
+
+def resend_times(start, until):
+    """When a request sent at `start` goes out, on the retransmission schedule
+    (RFC 7296 §2.1, RetransmitPolicy), before `until`."""
+    times = [start]
+    for delay in RetransmitPolicy().delays()[:-1]:
+        if times[-1] + delay >= until:
+            break
+        times.append(times[-1] + delay)
+    return times
+
+
+CREATE_CHILD_SA, IKE_SA_INIT = 36, 34
+
+
+@pytest.mark.parametrize("action", ["clear", "restart"])
+def test_dpd_decides_while_a_rekey_is_outstanding(action):
+    """The peer dies just as vgw starts a CHILD rekey (t=5). The rekey holds the
+    window (RFC 7296 §2.3) and its retransmissions probe in the probe's place,
+    but the peer is still dead at the last traffic (t=0) + dpd_timeout, reason
+    "dpd" with AWS's line, not at the rekey's give-up (~165 s) as "timeout"
+    (which restart would not act on)."""
+    pair = make_pair(a=dict(dpd_action=action))
+    [ca] = pair.a.child_ups
+    step(pair, 5.0)
+    pair.a.tunnel.rekey("child", 5.0)
+    dead = 0.0 + pair.a.tunnel.policy.dpd_timeout
+    step(pair, dead - 0.01, deliver=False)
+    assert pair.a.downs == []
+    step(pair, dead, deliver=False)
+    resends = resend_times(5.0, dead)
+    assert [t for t, _ in requests_of(pair, pair.a, CREATE_CHILD_SA)] == pytest.approx(resends)
+    assert [d.reason for d in pair.a.downs] == ["dpd"]
+    assert dpd_timeouts(pair.a) == [f"AWS tunnel DPD timed out after {len(resends) - 1} retransmits"]
+    assert [(d.spi_in, d.reason) for d in pair.a.child_downs] == [(ca.spi_in, "dpd")]
+    inits = [t for t, _ in requests_of(pair, pair.a, IKE_SA_INIT)]
+    if action == "clear":
+        assert inits == []
+        return
+    assert pair.a.logged("AWS tunnel is restarting the IKE_SA") and inits == [dead]
+    step(pair, dead + 30.0)                       # the network is back: up again
+    assert len(pair.a.ups) == 2 and pair.a.sa.established
+
+
+def test_dpd_none_keeps_the_sa_while_a_rekey_is_outstanding():
+    """none, the peer silent while vgw's CHILD rekey is unanswered: the SA
+    outlives the rekey's give-up (~165 s); from the timeout on the rekey is
+    resent every 10 s, byte for byte (the same message ID: the peer's window
+    still fits, RFC 7296 §2.1), and completes once the peer answers again."""
+    pair = make_pair(a=dict(dpd_action="none"), b=dict(dpd_action="none"))
+    [ca] = pair.a.child_ups
+    step(pair, 5.0)
+    pair.a.tunnel.rekey("child", 5.0)
+    dead = 0.0 + pair.a.tunnel.policy.dpd_timeout
+    give_up = 5.0 + sum(RetransmitPolicy().delays())
+    step(pair, 300.0, deliver=False)
+    assert give_up < 300.0
+    assert pair.a.downs == [] and pair.a.child_downs == [] and pair.a.sa.established
+    resends = resend_times(5.0, dead)
+    assert dpd_timeouts(pair.a) == [f"AWS tunnel DPD timed out after {len(resends) - 1} retransmits"]
+    rekeys = requests_of(pair, pair.a, CREATE_CHILD_SA)
+    kept = [dead + INTERVAL * k for k in range(1, int((300.0 - dead) / INTERVAL) + 1)]
+    assert [t for t, _ in rekeys] == pytest.approx(resends + kept)
+    assert len({data for _, data in rekeys}) == 1
+    assert probe_times(pair, pair.a) == []        # the rekey probed in the probe's place
+    step(pair, 315.0)                             # the peer is back
+    [new] = live_child_ups(pair.a)
+    assert new.replaces == ca.spi_in
+    assert [(d.spi_in, d.reason) for d in pair.a.child_downs] == [(ca.spi_in, "rekeyed")]
+    assert pair.a.downs == [] and pair.b.downs == [] and pair.a.sa.pending is None
+    assert children(pair.a) == {new.spi_in: new.spi_out}
+
+
+# 22.90550324885867 + 10.0 - 22.90550324885867 is 9.999999999999995: a deadline
+# compared by subtraction fell short at the deadline itself, and the DPD timer was
+# re-armed at that same instant forever
+@pytest.mark.parametrize("last", [22.90550324885867, 25.39806302766357, 26.13148273697249])
+def test_probe_when_the_deadline_does_not_survive_subtraction(last):
+    assert (last + IDLE) - last < IDLE
+    pair = make_pair()
+    step(pair, last)
+    pair.a.tunnel.note_inbound(last)
+    mark = len(pair.sends)
+    step(pair, last + IDLE + 5.0, deliver=False)
+    assert [t for t, _ in probe_times(pair, pair.a, mark)] == [last + IDLE]
 
 
 def test_dpd_restart_initiates_at_once():
