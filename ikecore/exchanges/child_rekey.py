@@ -116,8 +116,7 @@ class ChildRekey(Exchange):
             new.derive(sa.prf, sa.sk_d, self.shared)
             sa.children[new.spi_in] = new
             sa.start(DeleteChild(new.spi_in, "redundant"), now)
-            if child is not None:
-                child.state = "REKEYED"
+            replaced(child, now)
             return False
         if theirs is not None:
             sa.log("AWS tunnel detected a (CHILD_REKEY) collision as CHILD_REKEY: "
@@ -144,10 +143,12 @@ class ChildRekey(Exchange):
                        now, True, self.nonce, nonce.data)
 
     def _refused(self, sa, child, theirs, err, now) -> None:
-        if child is not None and child.state == "REKEYING":
-            child.state = "REKEYED" if theirs is not None else "INSTALLED"
         if theirs is not None:
-            return  # the peer's own rekey of this SA went through: nothing more to do
+            # the peer's own rekey of this SA went through: it deletes the old SA
+            replaced(child, now)
+            return
+        if child is not None and child.state == "REKEYING":
+            child.state = "INSTALLED"
         ntype = err.notify_type
         if ntype == NotifyType.INVALID_KE_PAYLOAD and child is not None:
             group = struct.unpack("!H", err.data)[0] if len(err.data) == 2 else 0
@@ -168,6 +169,17 @@ class ChildRekey(Exchange):
             return
         sa.log(f"AWS tunnel rekey of Phase 2 SA {self.spi_in:08x} refused by cgw: {err.name}", "error")
         retry_later(sa, child, now)
+
+
+def replaced(child, now: float) -> None:
+    """`child` was replaced by the peer's rekey of it (§2.8.1: the peer, which
+    initiated the surviving SA, deletes it). vgw keeps receiving on it until
+    then, but deletes it itself after REKEYED_DELETE_DELAY should the peer not,
+    as after an ordinary rekey it answered (respond): else vgw would keep it,
+    and send on it, up to its hard expiry."""
+    if child is not None and child.state == "REKEYING":
+        child.state = "REKEYED"
+        child.delete_at = now + REKEYED_DELETE_DELAY
 
 
 def respond(sa, msg, now, local, remote, rekey: NotifyPayload):

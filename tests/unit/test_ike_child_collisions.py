@@ -17,6 +17,7 @@ import struct
 
 import pytest
 
+from ikecore.exchanges import child_rekey
 from ikepair import NOTIFIES, Holder, is_answer, is_request, nonce
 from lifecycle import (
     PROTO_ESP, assert_esp_flows, children, make_pair, opened, rng, sent, spi_of,
@@ -205,3 +206,66 @@ def test_peer_deletes_the_sa_vgw_is_rekeying(first):
     pair.run_timers(60.0)
     assert sent(pair, pair.a, mark, "CREATE_CHILD_SA") == []
     assert pair.a.downs == pair.b.downs == []
+
+
+# --- the winner does not delete the old SA ---------------------------------------------------
+
+
+def _deletes_of(pair, spi):
+    """A predicate for Holder: a DELETE request naming ESP SPI `spi`."""
+    def match(d):
+        return (d.data[18] == 37 and not d.data[19] & 0x20
+                and (PROTO_ESP, [struct.pack("!I", spi)]) in opened(pair, d).deletes())
+    return match
+
+
+def _check_vgw_deletes_the_old_sa(pair, old_a, settled, held):
+    """A deletes its old SA itself REKEYED_DELETE_DELAY after it learnt it was
+    replaced, as after a rekey it answered: the peer's DELETE never came, and
+    until the old SA goes, vgw sends on it."""
+    mark = len(pair.wire)
+    pair.run_timers(settled + child_rekey.REKEYED_DELETE_DELAY - 0.01, held)
+    assert old_a in children(pair.a)
+    pair.run_timers(settled + child_rekey.REKEYED_DELETE_DELAY, held)
+    dels = [opened(pair, d).deletes() for d in sent(pair, pair.a, mark, "INFORMATIONAL", False)]
+    assert [(PROTO_ESP, [struct.pack("!I", old_a)])] in dels
+    assert old_a not in children(pair.a)
+    assert [d.reason for d in pair.a.child_downs if d.spi_in == old_a] == ["rekeyed"]
+    assert children(pair.a) == {v: k for k, v in children(pair.b).items()}
+    assert pair.a.downs == pair.b.downs == []
+
+
+def test_lost_collision_and_the_winner_never_deletes_the_old_sa():
+    """A loses a CHILD rekey collision (§2.8.1: the winner deletes the old SA),
+    but the winner's DELETE never arrives."""
+    nonces, winner = CASES["ni-a-lowest"]
+    assert winner == "b"
+    pair = colliding_pair(nonces)
+    old_a, old_b = pair.a.child_ups[0].spi_in, pair.b.child_ups[0].spi_in
+    held = Holder(_deletes_of(pair, old_b), limit=1000)   # B's DELETE, every copy
+    pair.a.tunnel.rekey("child", pair.now)
+    pair.b.tunnel.rekey("child", pair.now)
+    pair.run(held)
+    assert pair.a.logged(REDUNDANT) and held.held
+    assert old_a in children(pair.a)
+    _check_vgw_deletes_the_old_sa(pair, old_a, pair.now, held)
+
+
+def test_refused_rekey_after_the_peers_went_through_and_no_delete_comes():
+    """A's rekey request is late and meets an SA B is deleting (TEMPORARY_FAILURE,
+    §2.25.1); B's rekey of it went through, but B's DELETE never arrives."""
+    pair = colliding_pair(CASES["ni-a-lowest"][0])
+    old_a, old_b = pair.a.child_ups[0].spi_in, pair.b.child_ups[0].spi_in
+    held_rekey = Holder(is_request("CREATE_CHILD_SA"))
+    held_delete = Holder(_deletes_of(pair, old_b), limit=1000)
+    pair.a.tunnel.rekey("child", pair.now)
+    pair.b.tunnel.rekey("child", pair.now)
+    assert pair.transfer(pair.a, held_rekey) == 0
+    pair.transfer(pair.b)                          # B's request -> A: collision seen by A
+    pair.transfer(pair.a)                          # A's answer -> B: B completes, DELETE held
+    pair.transfer(pair.b, held_delete)
+    assert held_delete.held
+    held_rekey.release(pair, pair.b)               # A's late request: TEMPORARY_FAILURE
+    pair.run(held_delete)
+    assert old_a in children(pair.a)
+    _check_vgw_deletes_the_old_sa(pair, old_a, pair.now, held_delete)
