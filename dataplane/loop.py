@@ -35,6 +35,7 @@ import socket
 import struct
 import sys
 import time
+from enum import IntEnum
 from typing import Callable
 
 from . import encap
@@ -42,7 +43,7 @@ from .esp import DropReason, EspSa
 from .offload import VNET_HDR_LEN, Gro, tso_split
 from .tun import TunDevice
 
-__all__ = ["PacketLoop", "Endpoint", "DEFAULT_BATCH"]
+__all__ = ["PacketLoop", "Endpoint", "DEFAULT_BATCH", "LoopDropReason"]
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,20 @@ _MARKER = encap.NON_ESP_MARKER
 _KEEPALIVE = encap.NAT_KEEPALIVE
 _READ_SIZE = 65535
 _READ_SIZE_VNET = 65535 + 10  # virtio_net_hdr + a 64 KB super-packet
-_NREASONS = len(DropReason)
+
+
+class LoopDropReason(IntEnum):
+    """Drops only the loop sees, numbered after DropReason so that one counter list
+    holds both (the SA's own lists stop at DropReason)."""
+
+    # recv on an outside socket failed, e.g. ECONNREFUSED from an ICMP port
+    # unreachable: no packet was read, so nothing malformed was received
+    SOCKET_ERROR = len(DropReason)
+
+
+#: Every drop reason, in counter order; stats() reports them by lower-case name.
+_REASONS = (*DropReason, *LoopDropReason)
+_NREASONS = len(_REASONS)
 
 IPPROTO_ESP = 50
 SO_NO_CHECK = 11  # linux/asm-generic/socket.h
@@ -150,6 +164,10 @@ class _Tunnel:
         self.old_out_packets += sa.packets
         self.old_out_bytes += sa.bytes
         _add(self.drops, sa.drops)
+
+
+def _errno_name(exc: OSError) -> str:
+    return "receive error " + errno.errorcode.get(exc.errno or 0, str(exc))
 
 
 def _add(acc: list[int], more: list[int]) -> None:
@@ -373,7 +391,7 @@ class PacketLoop:
             "bytes_in": bin_,
             "packets_out": pout,
             "bytes_out": bout,
-            "drops": {r.name.lower(): drops[r] for r in DropReason},
+            "drops": {r.name.lower(): drops[r] for r in _REASONS},
             "last_inbound": t.last_in,
             "inbound_spis": sorted(t.inbound),
             "outbound_spi": None if t.out_sa is None else t.out_sa.spi,
@@ -382,7 +400,7 @@ class PacketLoop:
     def global_stats(self) -> dict:
         """Drops no tunnel could be charged with, and IKE/keepalive counts."""
         return {
-            "drops": {r.name.lower(): self.global_drops[r] for r in DropReason},
+            "drops": {r.name.lower(): self.global_drops[r] for r in _REASONS},
             **self.counters,
         }
 
@@ -419,8 +437,8 @@ class PacketLoop:
             except BlockingIOError:
                 n -= 1
                 break
-            except OSError:
-                self._drop(ep.owner, DropReason.MALFORMED, "receive error")
+            except OSError as exc:
+                self._drop(ep.owner, LoopDropReason.SOCKET_ERROR, _errno_name(exc))
                 continue
             spi = data[:4]
             try:
@@ -473,8 +491,8 @@ class PacketLoop:
                 data, anc, _flags, addr = recvmsg(_READ_SIZE, _GRO_CMSG_SPACE)
             except BlockingIOError:
                 break
-            except OSError:
-                self._drop(ep.owner, DropReason.MALFORMED, "receive error")
+            except OSError as exc:
+                self._drop(ep.owner, LoopDropReason.SOCKET_ERROR, _errno_name(exc))
                 continue
             seg = 0
             if anc:
@@ -592,8 +610,8 @@ class PacketLoop:
             except BlockingIOError:
                 n -= 1
                 break
-            except OSError:
-                self._drop(ep.owner, DropReason.MALFORMED, "receive error")
+            except OSError as exc:
+                self._drop(ep.owner, LoopDropReason.SOCKET_ERROR, _errno_name(exc))
                 continue
             try:
                 if v4:  # raw IPv4 sockets deliver the IP header; skip IHL*4 bytes
@@ -878,14 +896,15 @@ class PacketLoop:
             return
         self._log_drop(t, reason)
 
-    def _drop(self, t: _Tunnel | None, reason: DropReason, detail: object = "") -> None:
+    def _drop(self, t: _Tunnel | None, reason: DropReason | LoopDropReason, detail: object = "") -> None:
         if t is None:
             self.global_drops[reason] += 1
         else:
             t.drops[reason] += 1
         self._log_drop(t, reason, detail)
 
-    def _log_drop(self, t: _Tunnel | None, reason: DropReason, detail: object = "") -> None:
+    def _log_drop(self, t: _Tunnel | None, reason: DropReason | LoopDropReason,
+                  detail: object = "") -> None:
         key = (None if t is None else t.id, reason)
         now = time.monotonic()
         if now - self._last_log.get(key, -LOG_INTERVAL) >= LOG_INTERVAL:

@@ -2,6 +2,7 @@
 the TUN fd (one read/write = one packet, like IFF_NO_PI)."""
 
 import asyncio
+import errno
 import sys
 import socket
 import time
@@ -533,3 +534,62 @@ def test_authenticated_esp_from_a_new_address_is_reported(mode, monkeypatch):
         tun.close()
         peer.close()
         attacker.close()
+
+
+class RefusingSocket:
+    """An outside socket whose next receives fail as after an ICMP port unreachable
+    (ECONNREFUSED), then behave as the real one."""
+
+    def __init__(self, real, errors):
+        self.real = real
+        self.errors = errors
+
+    def _fail(self):
+        if self.errors:
+            self.errors -= 1
+            raise ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
+
+    def recvfrom(self, size):
+        self._fail()
+        return self.real.recvfrom(size)
+
+    def recvmsg(self, *args):
+        self._fail()
+        return self.real.recvmsg(*args)
+
+    def recv(self, size):
+        self._fail()
+        raise BlockingIOError
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+
+@pytest.mark.parametrize("path", ["udp", "udp-gro", "raw"])
+def test_receive_errors_are_socket_errors_not_malformed_esp(path):
+    """A failed recv read no packet: it is counted as socket_error (visible in
+    stats, hence status and metrics), never as malformed ESP, and the loop goes on."""
+    pl = PacketLoop(None, lambda *a: None)
+    ep = pl.add_endpoint("127.0.0.1", port=0, raw_esp=False, gro=path == "udp-gro")
+    tun = FakeTun()
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        pl.add_tunnel("t1", tun, local_ip="127.0.0.1")
+        pl.install_inbound("t1", EspSa(0x1001, "aes-gcm-16", GCM_KEY_AB))
+        if path == "raw":
+            ep.raw = RefusingSocket(ep.udp, errors=2)
+            pl.pump_raw(ep)
+        else:
+            ep.udp = RefusingSocket(ep.udp, errors=2)
+            peer.sendto(EspSa(0x1001, "aes-gcm-16", GCM_KEY_AB).encrypt(INNER), ep.local_addr)
+            time.sleep(0.01)
+            pl.pump_udp(ep)
+            assert tun.kernel.recv(65535) == INNER   # the packet after the errors got through
+        drops = pl.stats("t1")["drops"]
+        assert drops["socket_error"] == 2
+        assert drops["malformed"] == 0
+        assert pl.global_stats()["drops"]["socket_error"] == 0   # charged to the endpoint's tunnel
+    finally:
+        pl.close()
+        tun.close()
+        peer.close()
