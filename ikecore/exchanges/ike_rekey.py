@@ -154,15 +154,27 @@ class IkeRekey(Exchange):
         return False
 
 
+def _child_exchange_in_flight(sa) -> bool:
+    """Is our request to create, rekey or delete a CHILD SA unanswered?"""
+    from .informational import DeleteChild
+    p = sa.pending
+    if p is None:
+        return False
+    if isinstance(p.exchange, DeleteChild):
+        return True
+    return p.exchange.TYPE == ExchangeType.CREATE_CHILD_SA and sa.ike_rekeying is None
+
+
 def respond(sa, msg, now, local, remote):
     from ..sa import State
     p = sa.policy
     if sa.state != State.ESTABLISHED or sa.successor is not None:
         raise ExchangeError(NotifyType.TEMPORARY_FAILURE, "IKE SA is being deleted or rekeyed")
-    if sa.pending is not None and sa.pending.exchange.TYPE == ExchangeType.CREATE_CHILD_SA \
-            and sa.ike_rekeying is None:
-        # §2.25.2: a CHILD SA rekey of ours is in flight; the peer retries later
-        raise ExchangeError(NotifyType.TEMPORARY_FAILURE, "a CHILD SA rekey is in progress")
+    if _child_exchange_in_flight(sa):
+        # §2.25.2: "If a peer receives a request to rekey the IKE SA, and it is
+        # currently creating, rekeying, or closing a Child SA of that IKE SA, it
+        # SHOULD reply with TEMPORARY_FAILURE"; the peer retries later
+        raise ExchangeError(NotifyType.TEMPORARY_FAILURE, "a CHILD SA exchange is in progress")
     sa_p, nonce, ke = msg.get(SaPayload), msg.get(NoncePayload), msg.get(KePayload)
     if not (sa_p and nonce and ke):
         raise ExchangeError(NotifyType.INVALID_SYNTAX, "IKE rekey lacks SA, Nonce or KE")

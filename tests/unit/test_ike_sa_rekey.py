@@ -435,6 +435,39 @@ def test_ike_rekey_during_a_child_rekey_is_retried_later():
     assert children(pair.a) == {c.spi_in: c.spi_out for c in live_child_ups(pair.a)}
 
 
+def test_ike_rekey_during_a_child_delete_is_retried_later():
+    """§2.25.2: "If a peer receives a request to rekey the IKE SA, and it is
+    currently creating, rekeying, or closing a Child SA of that IKE SA, it SHOULD
+    reply with TEMPORARY_FAILURE": B's DELETE of the CHILD SA is unanswered when
+    A's IKE rekey arrives. A tries again later, and then it goes through."""
+    lo, hi = child_rekey.TEMPORARY_FAILURE_RETRY
+    retry = lo + (hi - lo) * 0.5
+    pair = make_pair(ua=0.5)
+    [up] = pair.a.ups
+    [ca], [cb] = pair.a.child_ups, pair.b.child_ups
+    held = Holder(lambda d: d.data[18] == 37 and not d.data[19] & 0x20)
+    pair.delete_child(pair.b, cb.spi_in)
+    pair.transfer(pair.b, held)                    # B's DELETE is in flight
+    assert len(held.held) == 1
+    mark = len(pair.wire)
+    pair.a.tunnel.rekey("ike", pair.now)
+    pair.run()
+    [answer] = sent(pair, pair.b, mark, "CREATE_CHILD_SA", response=True)
+    assert opened(pair, answer).notify_types() == [NOTIFIES["TEMPORARY_FAILURE"]]
+    assert [u.rekeyed for u in pair.b.ups] == [False]
+    assert pair.a.tunnel.status(pair.now)["ike"]["rekey_in"] == retry
+    held.release(pair, pair.a)
+    pair.run()
+    assert children(pair.a) == children(pair.b) == {}
+    assert [d.spi_in for d in pair.a.child_downs] == [ca.spi_in]
+    mark = len(pair.wire)
+    pair.run_timers(retry)
+    assert len(ike_requests(pair, pair.a, mark)) == 1
+    [new] = [u for u in pair.a.ups if u.rekeyed]
+    assert pair.a.sa.spi_i == pair.b.sa.spi_i == new.spi_i != up.spi_i
+    assert pair.a.downs[-1].reason == pair.b.downs[-1].reason == "rekeyed"
+
+
 @pytest.mark.parametrize("queued_on", ["initiator", "responder"])
 def test_child_rekey_queued_behind_an_ike_rekey_is_not_lost(queued_on):
     """A CHILD rekey waits for the window of the IKE SA (`vgw rekey --ike` then
@@ -471,11 +504,12 @@ def test_child_rekey_queued_behind_an_ike_rekey_is_not_lost(queued_on):
 @pytest.mark.parametrize("late", ["none", "delete"])
 @pytest.mark.parametrize("deleter", ["a", "b"])
 def test_child_delete_crossing_an_ike_rekey(deleter, late):
-    """One side deletes the CHILD SA while the other rekeys the IKE SA; the IKE
-    rekey goes through (a DELETE is no CHILD rekey, §2.25.2), so the CHILD SA may
-    have moved to the new IKE SA (§2.18) when the DELETE's answer comes back on
-    the old one, or (the DELETE overtaken by the IKE rekey's answer) when the
-    DELETE itself arrives on the old one: it must still end on both sides."""
+    """One side deletes the CHILD SA while the other rekeys the IKE SA. The
+    deleter refuses the IKE rekey while its DELETE is unanswered
+    (TEMPORARY_FAILURE, §2.25.2), and the rekeyer tries again later; with "none"
+    the DELETE arrives first, and its answer comes back after the rekey went out;
+    with "delete" the DELETE arrives after the refusal. Either way the CHILD SA
+    ends on both sides and the IKE SA is rekeyed in the end."""
     pair = make_pair()
     by, other = (pair.a, pair.b) if deleter == "a" else (pair.b, pair.a)
     [c_by], [c_other] = by.child_ups, other.child_ups
@@ -502,8 +536,9 @@ def test_child_delete_crossing_an_ike_rekey(deleter, late):
 
 def test_end_of_a_child_rekey_crossing_an_ike_rekey():
     """A finishes a CHILD rekey; its DELETE of the old CHILD SA is held back while
-    B rekeys the IKE SA (a DELETE in flight does not refuse it). The old CHILD SA
-    still ends on both sides as rekeyed, the new one lives on the new IKE SA."""
+    B rekeys the IKE SA, which A refuses meanwhile (TEMPORARY_FAILURE, §2.25.2)
+    and B retries. The old CHILD SA still ends on both sides as rekeyed, the new
+    one lives on the new IKE SA."""
     pair = make_pair()
     [ca], [cb] = pair.a.child_ups, pair.b.child_ups
     held = Holder(lambda d: d.data[18] == 37 and not d.data[19] & 0x20)
