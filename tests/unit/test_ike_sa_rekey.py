@@ -506,10 +506,10 @@ def test_child_rekey_queued_behind_an_ike_rekey_is_not_lost(queued_on):
 def test_child_delete_crossing_an_ike_rekey(deleter, late):
     """One side deletes the CHILD SA while the other rekeys the IKE SA. The
     deleter refuses the IKE rekey while its DELETE is unanswered
-    (TEMPORARY_FAILURE, §2.25.2), and the rekeyer tries again later; with "none"
-    the DELETE arrives first, and its answer comes back after the rekey went out;
-    with "delete" the DELETE arrives after the refusal. Either way the CHILD SA
-    ends on both sides and the IKE SA is rekeyed in the end."""
+    (TEMPORARY_FAILURE, §2.25.2), and the rekeyer tries again later. late
+    "none": the DELETE reaches the rekeyer before the refusal does; "delete":
+    after it. Either way the CHILD SA ends on both sides and the IKE SA is
+    rekeyed in the end."""
     pair = make_pair()
     by, other = (pair.a, pair.b) if deleter == "a" else (pair.b, pair.a)
     [c_by], [c_other] = by.child_ups, other.child_ups
