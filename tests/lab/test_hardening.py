@@ -501,13 +501,19 @@ def test_ike_sa_init_flood(lab, topo):
     sampler.join(5)
     time.sleep(0.5)
     cap.stop()
-    # back right after: up to 6 runs until one reaches 0.9x the baseline. Single
-    # runs on this VM spread 0.9-1.2 Gbit/s, and the best of 3 before the flood
-    # is often such an outlier; after it, runs measure 0.78-0.98 of that best
-    # (alone, no hogs) - a shortfall of up to ~20 % whose cause is not found yet
-    # (the half-open SAs linger until their timeout). Asserted: at least 0.7x; a
-    # daemon still busy with the flood stays far below.
+    # back right after. First what vgw does: hardly any flood work left (the
+    # queue serves the newest and drops what waited 2 s: daemon/initqueue.py;
+    # before, it worked off ~1,000 queued requests at a quarter of its time for
+    # seconds; now ~0.1 s of work in the ~18 s after, 0.5 %).
+    # Then the throughput: up to 6 runs until one reaches 0.9x the baseline.
+    # Single 3 s runs on this VM spread 0.6-1.0 Gbit/s through strongSwan's
+    # userspace ESP, alike right after the flood and 35 s later with every
+    # half-open SA gone (measured), so the best of 3 before is often a high
+    # outlier: at least 0.75x is asserted, the rest is the VM's noise.
+    settled = control(vgw.control, {"cmd": "status"})["ike_dos"]
+    after_start = time.monotonic()
     after = _iperf_best(lab, topo, 6, 3, enough=0.9 * baseline)
+    after_seconds = time.monotonic() - after_start
     st = control(vgw.control, {"cmd": "status"})
     rss_after = rss_kb(pid)
     dos = st["ike_dos"]
@@ -519,12 +525,18 @@ def test_ike_sa_init_flood(lab, topo):
     print(f"flood: ping {ping_received}/{ping_sent}, RTT median {percentile(rtts, 50):.1f} ms, "
           f"90th percentile {ping_p90:.1f} ms, max {ping_max:.0f} ms")
     print(f"flood: half-open max {max((s['half_open'] for s in samples), default=0)}; ike_dos {dos}")
+    print(f"flood: after {after_start - flood_end:.1f} s: queue {settled['init_queue']}; "
+          f"IKE_SA_INIT work in the next {after_seconds:.1f} s: "
+          f"{dos['init_work_seconds'] - settled['init_work_seconds']:.3f} s, "
+          f"cookies sent {dos['cookies_sent'] - settled['cookies_sent']}")
 
     assert vgw.proc.poll() is None
     assert answers["first_cookie"] is not None and answers["first_cookie"] < 1.0
     assert during.get("gbps"), "no iperf3 result during the flood"
     assert during["gbps"] >= 0.5 * baseline, f"{during['gbps']:.3f} Gbit/s under flood, baseline {baseline:.3f}"
-    assert after >= 0.7 * baseline, f"{after:.3f} Gbit/s after the flood, baseline {baseline:.3f}"
+    assert dos["init_queue"] == 0, dos
+    assert dos["init_work_seconds"] - settled["init_work_seconds"] < 0.01 * after_seconds, (settled, dos)
+    assert after >= 0.75 * baseline, f"{after:.3f} Gbit/s after the flood, baseline {baseline:.3f}"
     assert samples and all(s["status"] == "UP" for s in samples)
     # unauthenticated work never holds the event loop for long: at most 5 % of
     # the pings lost (the reply shares its queue with iperf3's TCP: 0.25 % in CI
