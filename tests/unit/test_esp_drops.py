@@ -317,3 +317,23 @@ def test_scapy_encrypted_tamper_counted():
     p[40] ^= 1
     expect_drop(rx, bytes(p), DropReason.BAD_ICV)
     assert rx.drop_counts() == {"bad_icv": 1}
+
+
+@pytest.mark.parametrize("key_len", [16, 32], ids=["aes128-gcm", "aes256-gcm"])
+@pytest.mark.parametrize("where", ["iv", "ciphertext", "tag_first", "tag_last"])
+def test_scapy_encrypted_gcm_tamper_is_bad_icv(key_len, where):
+    """A flipped bit anywhere in a scapy-made AES-GCM packet fails the tag
+    (RFC 4106 §3: the ICV covers the IV-derived nonce, header and ciphertext):
+    bad_icv, nothing delivered, the replay window untouched."""
+    key = bytes(range(key_len + 4))   # + 4-byte salt (RFC 4106 §8.1)
+    sa = SecurityAssociation(ESP, spi=SPI, crypt_algo="AES-GCM", crypt_key=key,
+                             tunnel_header=IP(src="192.0.2.1", dst="192.0.2.2"))
+    rx = EspSa(SPI, "aes-gcm-16", key)
+    good = bytes(sa.encrypt(IP(INNER), seq_num=5)[ESP])
+    p = bytearray(good)
+    pos = {"iv": 10, "ciphertext": 20, "tag_first": len(p) - 16, "tag_last": len(p) - 1}[where]
+    p[pos] ^= 0x01
+    expect_drop(rx, bytes(p), DropReason.BAD_ICV)
+    assert rx.drop_counts() == {"bad_icv": 1}
+    assert rx.packets == 0 and rx.replay.top == 0
+    assert rx.decrypt(good) == INNER   # the untampered packet still passes

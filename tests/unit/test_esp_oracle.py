@@ -8,7 +8,7 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.ipsec import ESP, SecurityAssociation
 from scapy.packet import Raw
 
-from dataplane.esp import NH_IPV4, NH_IPV6, EspSa
+from dataplane.esp import NH_IPV4, NH_IPV6, DropReason, EspDrop, EspSa
 
 SPI = 0xC0FFEE01
 OUTER = dict(src="192.0.2.1", dst="192.0.2.2")
@@ -137,3 +137,30 @@ def test_reordered_within_window_from_scapy(suite):
     for n in order:
         assert sa.decrypt(pkts[n]) == inner
     assert sa.packets == len(order)
+
+
+@pytest.mark.parametrize("batch", [False, True], ids=["open", "open_batch"])
+@pytest.mark.parametrize("suite", SUITES, ids=IDS)
+def test_replayed_scapy_packets_are_dropped_and_leave_the_window(suite, batch):
+    """RFC 4303 §3.4.3 with an independent sender: each scapy-made packet passes
+    once; sent again (inside the window or left of it) it is dropped, counted as
+    replay, and the window (top and bitmap) does not move."""
+    ours, theirs = make(suite)
+    sa = ours(replay_window=64)
+    inner = inner_packets()[5]
+    pkts = {n: esp_of(theirs.encrypt(IP(inner), seq_num=n)) for n in (1, 2, 3, 70, 71, 100)}
+    for n in (1, 2, 3, 70, 100, 71):
+        assert sa.decrypt(pkts[n]) == inner
+    window = (sa.replay.top, sa.replay.bits)
+    assert window[0] == 100
+    replays = [pkts[n] for n in (100, 71, 70, 3, 1)]   # 3 and 1: left of the window now
+    if batch:
+        assert sa.open_batch(replays) == []
+    else:
+        for pkt in replays:
+            with pytest.raises(EspDrop) as info:
+                sa.decrypt(pkt)
+            assert info.value.reason is DropReason.REPLAY
+    assert sa.drop_counts() == {"replay": len(replays)}
+    assert (sa.replay.top, sa.replay.bits) == window
+    assert sa.packets == 6
