@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import socket
 from ipaddress import IPv4Network
 
@@ -24,6 +25,25 @@ log = logging.getLogger("vgw.routes")
 
 PROTO_VGW = 190   # rtm_protocol for our routes (a private value, visible in `ip route`)
 MAIN_TABLE = 254  # RT_TABLE_MAIN, where `route add` without a table goes
+PROC_SYS = "/proc/sys"   # a parameter of check_ip_forward and RouteTable (tests)
+
+
+def check_ip_forward(proc_sys: str = PROC_SYS) -> bool:
+    """False, with a warning naming the sysctl, when net.ipv4.ip_forward is 0.
+
+    Traffic decrypted on either tunnel goes to the kernel, which must forward it
+    into the VPC (AWS accepts ingress on both tunnels, aws-facts.md §1.1, §7); with
+    forwarding off it stops at the host. Unreadable (no /proc/sys): no opinion."""
+    try:
+        with open(os.path.join(proc_sys, "net", "ipv4", "ip_forward")) as f:
+            value = int(f.read().strip())
+    except (OSError, ValueError):
+        return True
+    if value == 0:
+        log.warning("net.ipv4.ip_forward is 0: traffic decrypted on the tunnels will not reach the VPC;"
+                    " set the sysctl net.ipv4.ip_forward=1")
+        return False
+    return True
 
 
 class RouteTable:
@@ -35,9 +55,13 @@ class RouteTable:
     is left as it is, with an error naming it; only the routes vgw added are then
     replaced (moved between tunnels) and deleted, and deletes match vgw's protocol
     number so that the kernel refuses to remove anyone else's. A route left behind by
-    an earlier vgw run (protocol PROTO_VGW) is taken over."""
+    an earlier vgw run (protocol PROTO_VGW) is taken over.
 
-    def __init__(self, netlink: NetlinkWorker | None = None):
+    Made once per gateway at startup, it also warns if IPv4 forwarding is off
+    (check_ip_forward)."""
+
+    def __init__(self, netlink: NetlinkWorker | None = None, proc_sys: str = PROC_SYS):
+        check_ip_forward(proc_sys)
         self._nl = netlink or NetlinkWorker()
         self._installed: dict[str, int | None] = {}   # prefix -> ifindex (None: unreachable)
 

@@ -28,7 +28,7 @@ import threading
 
 from pyroute2 import IPRoute
 
-__all__ = ["TunDevice", "DEFAULT_MTU", "IFNAMSIZ", "loosen_rp_filter", "check_ip_forward"]
+__all__ = ["TunDevice", "DEFAULT_MTU", "IFNAMSIZ", "loosen_rp_filter"]
 
 log = logging.getLogger("vgw.tun")
 
@@ -134,18 +134,6 @@ def loosen_rp_filter(ifname: str, proc_sys: str = PROC_SYS) -> bool:
         return False
 
 
-def check_ip_forward(ifname: str, proc_sys: str = PROC_SYS) -> bool:
-    """False (with a warning) when net.ipv4.ip_forward is 0: the kernel then
-    does not forward what is decrypted on the TUN `ifname` into the VPC (DESIGN.md:
-    traffic arriving on either tunnel is forwarded into the VPC)."""
-    value = _read_sysctl(os.path.join(proc_sys, "net", "ipv4", "ip_forward"))
-    if value == 0:
-        log.warning("net.ipv4.ip_forward is 0: traffic decrypted on %s will not reach the VPC;"
-                    " set the sysctl net.ipv4.ip_forward=1", ifname)
-        return False
-    return True
-
-
 def _set_offload(fd: int, flags: int) -> bool:
     """TUNSETOFFLOAD; False if the kernel refuses these flags (e.g. USO before 6.2)."""
     try:
@@ -216,7 +204,6 @@ class TunDevice:
             raise
         # ingress on both tunnels (aws-facts.md §1.1): see loosen_rp_filter
         loosen_rp_filter(name)
-        check_ip_forward(name)
         return cls(fd, name, ifindex, vnet_hdr, uso, tso)
 
     def add_address(self, cidr: str) -> None:

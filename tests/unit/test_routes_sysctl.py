@@ -1,6 +1,7 @@
 """The sysctls that ingress on both tunnels needs (aws-facts.md §1.1, §7): loose
 reverse-path filtering on each TUN (RFC 3704 §2.4) and IPv4 forwarding into the VPC.
-A temporary directory stands in for /proc/sys."""
+A temporary directory stands in for /proc/sys. rp_filter is set where the TUN is
+created (dataplane/tun.py); forwarding is checked once by the gateway's RouteTable."""
 
 import errno
 import logging
@@ -8,6 +9,7 @@ import os
 
 import pytest
 
+from daemon import routes
 from dataplane import tun
 
 DEV = "vgwc6336401"
@@ -71,29 +73,49 @@ def test_no_proc_sys_at_all_warns(tmp_path, caplog):
 
 def test_ip_forward_off_is_named_in_a_warning(tmp_path, caplog):
     root = sysctl_tree(tmp_path, ip_forward=0)
-    with caplog.at_level(logging.WARNING, logger="vgw.tun"):
-        assert tun.check_ip_forward(DEV, str(root)) is False
-    assert "net.ipv4.ip_forward=1" in caplog.text and DEV in caplog.text
+    with caplog.at_level(logging.WARNING, logger="vgw.routes"):
+        assert routes.check_ip_forward(str(root)) is False
+    assert "net.ipv4.ip_forward=1" in caplog.text and "VPC" in caplog.text
     caplog.clear()
     (root / "net" / "ipv4" / "ip_forward").write_text("1\n")
-    with caplog.at_level(logging.WARNING, logger="vgw.tun"):
-        assert tun.check_ip_forward(DEV, str(root)) is True
+    with caplog.at_level(logging.WARNING, logger="vgw.routes"):
+        assert routes.check_ip_forward(str(root)) is True
     assert caplog.records == []
 
 
-def test_creating_a_tun_sets_both(monkeypatch):
-    """TunDevice.create is where each tunnel's device appears: the sysctls are
-    applied there (without root: the ioctl and netlink are stubbed)."""
+def test_unreadable_ip_forward_is_no_warning(tmp_path, caplog):
+    with caplog.at_level(logging.WARNING, logger="vgw.routes"):
+        assert routes.check_ip_forward(str(tmp_path / "missing")) is True
+    assert caplog.records == []
+
+
+def test_the_gateway_route_table_checks_forwarding_once(tmp_path, caplog):
+    """RouteTable is made once per gateway at startup: one warning, not one per tunnel."""
+    root = sysctl_tree(tmp_path, ip_forward=0)
+
+    class NoNetlink:
+        def close(self):
+            pass
+
+    with caplog.at_level(logging.WARNING, logger="vgw.routes"):
+        table = routes.RouteTable(NoNetlink(), proc_sys=str(root))
+    [record] = caplog.records
+    assert "net.ipv4.ip_forward=1" in record.getMessage()
+    table.close()
+
+
+def test_creating_a_tun_loosens_its_rp_filter(monkeypatch):
+    """TunDevice.create is where each tunnel's device appears: its rp_filter is
+    set there (without root: the ioctl and netlink are stubbed)."""
     calls = []
     real_open = os.open
     monkeypatch.setattr(tun.os, "open", lambda path, flags: real_open(os.devnull, os.O_RDWR))
     monkeypatch.setattr(tun.fcntl, "ioctl", lambda *a: 0)
     monkeypatch.setattr(tun, "_netlink", lambda fn: 42)
     monkeypatch.setattr(tun, "loosen_rp_filter", lambda name: calls.append(("rp_filter", name)))
-    monkeypatch.setattr(tun, "check_ip_forward", lambda name: calls.append(("ip_forward", name)))
     device = tun.TunDevice.create(DEV)
     try:
         assert device.ifindex == 42
-        assert calls == [("rp_filter", DEV), ("ip_forward", DEV)]
+        assert calls == [("rp_filter", DEV)]
     finally:
         os.close(device.fd)
