@@ -216,8 +216,10 @@ def respond(sa, msg, now, local, remote, rekey: NotifyPayload):
     their_ts, our_ts = narrow(tsi.selectors, p.cgw_ts), narrow(tsr.selectors, p.vgw_ts)
     if not their_ts or not our_ts:
         raise ExchangeError(NotifyType.TS_UNACCEPTABLE, "selectors outside the configuration")
-    dh = get_dh_group(suite.dh).generate()
     try:
+        group = get_dh_group(suite.dh)
+        group.check_public(ke.data)      # RFC 6989, before vgw makes a key of its own
+        dh = group.generate()
         shared = dh.shared_secret(ke.data)
     except CryptoError as exc:
         sa.log(f"AWS tunnel rejected the KE payload of cgw: {remote[0]}: {exc}", "warning")

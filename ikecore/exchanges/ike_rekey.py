@@ -190,8 +190,10 @@ def respond(sa, msg, now, local, remote):
     peer_spi = next(pp.spi for pp in sa_p.proposals if pp.num == proposal.num)
     if len(peer_spi) != 8:
         raise ExchangeError(NotifyType.INVALID_SYNTAX, "IKE rekey proposal without an 8-byte SPI")
-    dh = get_dh_group(suite.dh).generate()
     try:
+        group = get_dh_group(suite.dh)
+        group.check_public(ke.data)      # RFC 6989, before vgw makes a key of its own
+        dh = group.generate()
         shared = dh.shared_secret(ke.data)
     except CryptoError:
         raise ExchangeError(NotifyType.INVALID_SYNTAX, "invalid KE public value")

@@ -727,6 +727,9 @@ class DhRecorder:
             id = group.id
             public_size = group.public_size
 
+            def check_public(self, data):
+                return group.check_public(data)
+
             def generate(self):
                 x = recorder.rng.getrandbits(150) | (1 << 149)
                 key = group.from_private_int(x)
