@@ -414,6 +414,7 @@ def _iperf_best(lab, topo, runs: int, seconds: float, until: float | None = None
 @pytest.mark.alone
 def test_ike_sa_init_flood(lab, topo):
     from daemon.control import request as control
+    from daemon.initqueue import InitQueueSettings
     from ikecore.dos import DosSettings
     # any customer gateway address (customer_gateway: {}): otherwise vgw drops
     # every spoofed request unread as an unknown peer
@@ -501,15 +502,18 @@ def test_ike_sa_init_flood(lab, topo):
     sampler.join(5)
     time.sleep(0.5)
     cap.stop()
-    # back right after. First what vgw does: hardly any flood work left (the
-    # queue serves the newest and drops what waited 2 s: daemon/initqueue.py;
-    # before, it worked off ~1,000 queued requests at a quarter of its time for
-    # seconds; now ~0.1 s of work in the ~18 s after, 0.5 %).
+    # back right after. First what vgw does: no flood work left 2.5 s after
+    # the flood (the queue serves the newest and drops what waited 2 s:
+    # daemon/initqueue.py; before, it worked off ~1,000 queued requests at a
+    # quarter of its time for seconds).
     # Then the throughput: up to 6 runs until one reaches 0.9x the baseline.
     # Single 3 s runs on this VM spread 0.6-1.0 Gbit/s through strongSwan's
     # userspace ESP, alike right after the flood and 35 s later with every
     # half-open SA gone (measured), so the best of 3 before is often a high
-    # outlier: at least 0.75x is asserted, the rest is the VM's noise.
+    # outlier: at least 0.8x is asserted (measured 1.06-1.26x from 2.5 s on).
+    # the queue holds a request at most 2 s (InitQueueSettings.max_age): then
+    # it must be empty and stay so
+    time.sleep(max(0.0, flood_end + InitQueueSettings().max_age + 0.5 - time.monotonic()))
     settled = control(vgw.control, {"cmd": "status"})["ike_dos"]
     after_start = time.monotonic()
     after = _iperf_best(lab, topo, 6, 3, enough=0.9 * baseline)
@@ -534,9 +538,9 @@ def test_ike_sa_init_flood(lab, topo):
     assert answers["first_cookie"] is not None and answers["first_cookie"] < 1.0
     assert during.get("gbps"), "no iperf3 result during the flood"
     assert during["gbps"] >= 0.5 * baseline, f"{during['gbps']:.3f} Gbit/s under flood, baseline {baseline:.3f}"
-    assert dos["init_queue"] == 0, dos
+    assert settled["init_queue"] == 0 and dos["init_queue"] == 0, (settled, dos)
     assert dos["init_work_seconds"] - settled["init_work_seconds"] < 0.01 * after_seconds, (settled, dos)
-    assert after >= 0.75 * baseline, f"{after:.3f} Gbit/s after the flood, baseline {baseline:.3f}"
+    assert after >= 0.8 * baseline, f"{after:.3f} Gbit/s after the flood, baseline {baseline:.3f}"
     assert samples and all(s["status"] == "UP" for s in samples)
     # unauthenticated work never holds the event loop for long: at most 5 % of
     # the pings lost (the reply shares its queue with iperf3's TCP: 0.25 % in CI
