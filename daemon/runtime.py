@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 
 from dataplane.esp import EspSa
+from dataplane.selectors import Range, Selectors
 from dataplane.loop import PacketLoop
 from dataplane.tun import DEFAULT_TXQUEUELEN, TunDevice
 from ikecore.events import ChildSaDown, ChildSaUp, IkeSaDown, IkeSaUp, LogLine, NatKeepalive, PeerMoved
@@ -35,6 +36,12 @@ def _ipv6_disabled(ifname: str) -> bool:
             return f.read().strip() == "1"
     except OSError:
         return True  # no IPv6 in this kernel or namespace at all
+
+
+def _ranges(selectors) -> tuple[Range, ...]:
+    """ikecore TrafficSelectors as the data path's plain ranges."""
+    return tuple(Range(t.start.version, int(t.start), int(t.end), t.ip_proto, t.start_port, t.end_port)
+                 for t in selectors)
 
 
 def tun_name(outside_ip: str) -> str:
@@ -160,6 +167,9 @@ class TunnelRuntime:
         encr, integ = esp_algorithms(ev.encr_id, ev.integ_id)
         inbound = EspSa(ev.spi_in, encr, ev.encr_key_in, integ, ev.integ_key_in or None,
                         replay_window=ev.replay_window)
+        # RFC 4301 §5.2: what arrives on the SA must come from the CGW's selectors
+        # and go to vgw's (nothing to check with AWS's default 0.0.0.0/0 both sides)
+        inbound.selectors = Selectors.for_inbound(_ranges(ev.remote_ts), _ranges(ev.local_ts))
         outbound = EspSa(ev.spi_out, encr, ev.encr_key_out, integ, ev.integ_key_out or None)
         # Make-before-break (RFC 7296 §2.8): the new inbound SA first; outbound moves
         # to it at once unless we answered the rekey, then only when the initiator
@@ -188,8 +198,10 @@ class TunnelRuntime:
             self.loop.clear_outbound(self.id)
 
     def _newest(self) -> ChildRecord | None:
-        """The CHILD SA installed last: outbound traffic goes there."""
-        return max(self.children.values(), key=lambda r: r.installed_at, default=None)
+        """The CHILD SA installed last: outbound traffic goes there (dicts keep
+        insertion order, so the last one is the newest, even for two SAs
+        installed within one clock tick)."""
+        return next(reversed(self.children.values()), None)
 
     def _retire_inbound(self, spi_in: int) -> None:
         if spi_in not in self.children and self.tun is not None:

@@ -114,6 +114,7 @@ class DropReason(IntEnum):
     SEND_ERROR = 8  # the socket refused the packet (buffer full, no route, ...)
     TUN_ERROR = 9  # the TUN refused the decrypted packet
     NOT_IP = 10  # read from a TUN, but not an IPv4/IPv6 packet
+    POLICY = 11  # authentic, but outside the SA's traffic selectors (RFC 4301 §5.2)
 
 
 class EspError(Exception):
@@ -160,6 +161,7 @@ class EspSa:
         "bytes",
         "drops",
         "last_drop",
+        "selectors",
         "_spi_bytes",
         "_aead",
         "_salt",
@@ -203,6 +205,9 @@ class EspSa:
         self.bytes = 0
         self.drops = [0] * len(DropReason)
         self.last_drop: DropReason | None = None
+        # inbound: a dataplane.selectors.Selectors the inner packets must fit, or
+        # None (the SA covers everything: nothing to check)
+        self.selectors = None
         self._spi_bytes = spi.to_bytes(4, "big")
         self._aead = self._enc = self._dec = self._mac = None
         self._salt = b""
@@ -326,6 +331,8 @@ class EspSa:
         inner = pt[start:inner_end]
         if not inner or inner[0] >> 4 != version:
             return self._drop(DropReason.MALFORMED)
+        if self.selectors is not None and not self.selectors.admits(inner):
+            return self._drop(DropReason.POLICY)
         self.packets += 1
         self.bytes += inner_end - start
         return inner
@@ -400,6 +407,7 @@ class _GcmSa(EspSa):
         pad = _PAD
         version_by_nh = _VERSION_BY_NH
         drop = self._drop
+        selectors = self.selectors
         packets = nbytes = 0
         for pkt in pkts:
             n = len(pkt)
@@ -424,6 +432,9 @@ class _GcmSa(EspSa):
                 inner = self._finish(pt, 0)  # counts what it passes
                 if inner is not None:
                     add(inner)
+                continue
+            if selectors is not None and not selectors.admits(pt):
+                drop(DropReason.POLICY)
                 continue
             packets += 1
             nbytes += end
@@ -455,6 +466,8 @@ class _GcmSa(EspSa):
         end = len(pt) - 2 - pad_len
         if end <= 0 or (pad_len and pt[end:-2] != _PAD[pad_len]) or _VERSION_BY_NH.get(pt[-1]) != pt[0] >> 4:
             return self._finish(pt, 0)
+        if self.selectors is not None and not self.selectors.admits(pt):
+            return self._drop(DropReason.POLICY)
         self.packets += 1
         self.bytes += end
         return pt[:end]
@@ -521,9 +534,12 @@ class _CbcSa(EspSa):
             or _VERSION_BY_NH.get(pt[-1]) != pt[_CBC_BLOCK] >> 4
         ):
             return self._finish(pt, _CBC_BLOCK)
+        inner = pt[_CBC_BLOCK:inner_end]
+        if self.selectors is not None and not self.selectors.admits(inner):
+            return self._drop(DropReason.POLICY)
         self.packets += 1
         self.bytes += inner_end - _CBC_BLOCK
-        return pt[_CBC_BLOCK:inner_end]
+        return inner
 
 
 _SUBCLASS = {"aes-gcm-16": _GcmSa, "aes-cbc": _CbcSa}
