@@ -510,7 +510,9 @@ def test_ike_sa_init_flood(lab, topo):
     # Single 3 s runs on this VM spread 0.6-1.0 Gbit/s through strongSwan's
     # userspace ESP, alike right after the flood and 35 s later with every
     # half-open SA gone (measured), so the best of 3 before is often a high
-    # outlier: at least 0.8x is asserted (measured 1.06-1.26x from 2.5 s on).
+    # outlier: that vgw has no flood work left is asserted exactly; the
+    # throughput only as a sanity bound of 0.7x (measured 0.78-1.26x from 2.5 s on,
+    # with no IKE_SA_INIT work at all in vgw: the spread is the VM's).
     # the queue holds a request at most 2 s (InitQueueSettings.max_age): then
     # it must be empty and stay so
     time.sleep(max(0.0, flood_end + InitQueueSettings().max_age + 0.5 - time.monotonic()))
@@ -540,7 +542,7 @@ def test_ike_sa_init_flood(lab, topo):
     assert during["gbps"] >= 0.5 * baseline, f"{during['gbps']:.3f} Gbit/s under flood, baseline {baseline:.3f}"
     assert settled["init_queue"] == 0 and dos["init_queue"] == 0, (settled, dos)
     assert dos["init_work_seconds"] - settled["init_work_seconds"] < 0.01 * after_seconds, (settled, dos)
-    assert after >= 0.8 * baseline, f"{after:.3f} Gbit/s after the flood, baseline {baseline:.3f}"
+    assert after >= 0.7 * baseline, f"{after:.3f} Gbit/s after the flood, baseline {baseline:.3f}"
     assert samples and all(s["status"] == "UP" for s in samples)
     # unauthenticated work never holds the event loop for long: at most 5 % of
     # the pings lost (the reply shares its queue with iperf3's TCP: 0.25 % in CI
