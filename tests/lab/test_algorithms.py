@@ -92,14 +92,14 @@ def test_algorithm_interop(shared_lab, p1e, p1i, group, p2e, p2i, pfs):
     lab, topo = shared_lab
     vgw_ip = topo.vgw_outside_ips[0]
     psk = "example_psk_algorithms_abc"
-    vgw = Vgw(lab, topo.vgw, name=f"vgw-{group}")
+    vgw = Vgw(lab, topo.vgw, name=f"vgw-pfs{pfs}")
     vgw.write_config(gateway_yaml(
         vgw.control, ["10.0.0.0/16"], "alg", topo.cgw_wan_ip, ["172.16.0.0/16"],
         [tunnel_yaml(vgw_ip, "169.254.20.0/30", psk,
                      phase1_encryption_algorithms=[p1e], phase1_integrity_algorithms=[p1i],
                      phase1_dh_group_numbers=[group], phase2_encryption_algorithms=[p2e],
                      phase2_integrity_algorithms=[p2i], phase2_dh_group_numbers=[pfs])]))
-    cgw = Charon(lab, topo.cgw, name=f"cgw-{group}", settings={"routing_table_prio": 32767})
+    cgw = Charon(lab, topo.cgw, name=f"cgw-pfs{pfs}", settings={"routing_table_prio": 32767})
     try:
         vgw.start()
         cgw.start()
