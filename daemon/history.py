@@ -6,8 +6,9 @@ the result at scrape/status time, so nothing here runs on the data path.
 
 Counted: IKE SAs and CHILD SAs that came up, rekeys (a ChildSaUp that replaces
 another SA; an IkeSaUp marked rekeyed), IKE SAs that went down by reason
-(IkeSaDown.reason: "dpd" is a DPD timeout, AWS's "AWS tunnel DPD timed out
-after N retransmits", aws-facts §3.3). Times are wall-clock (time.time()),
+(IkeSaDown.reason), and DPD timeouts (DpdTimeout, AWS's "AWS tunnel DPD timed
+out after N retransmits", aws-facts §3.3) whatever the action: with
+dpd_timeout_action none the SA stays up and only this count shows the outage. Times are wall-clock (time.time()),
 taken when the event arrives, so that people and scripts can read them.
 """
 
@@ -17,7 +18,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from ikecore.events import ChildSaDown, ChildSaUp, IkeSaDown, IkeSaUp
+from ikecore.events import ChildSaDown, ChildSaUp, DpdTimeout, IkeSaDown, IkeSaUp
 
 __all__ = ["TunnelHistory"]
 
@@ -30,6 +31,7 @@ class TunnelHistory:
     child_rekeys: int = 0
     child_sa_down: int = 0
     ike_sa_down: Counter = field(default_factory=Counter)   # by IkeSaDown.reason
+    dpd_timeouts: int = 0                                    # DpdTimeout events, any action
     last_ike_rekey: float | None = None                      # wall clock
     last_child_rekey: float | None = None
     # when each live SA came up (wall clock), by IKE SPIs (hex) / inbound CHILD SPI
@@ -56,10 +58,8 @@ class TunnelHistory:
         elif isinstance(ev, ChildSaDown):
             self.child_sa_down += 1
             self.child_up_at.pop(ev.spi_in, None)
-
-    @property
-    def dpd_timeouts(self) -> int:
-        return self.ike_sa_down.get("dpd", 0)
+        elif isinstance(ev, DpdTimeout):
+            self.dpd_timeouts += 1
 
     def status(self, core_status: dict) -> dict:
         """For `vgw status --json` (key "history"): counts, and since when the current

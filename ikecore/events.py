@@ -68,6 +68,16 @@ class IkeSaDown(Event):
 
 
 @dataclass(frozen=True)
+class DpdTimeout(Event):
+    """The peer was silent for dpd_timeout_seconds (aws-facts.md §1.5), once per
+    outage; `action` is what vgw does about it: "clear", "restart" (the IKE SA goes
+    down with reason "dpd" next) or "none" (the SA stays). Counted by the daemon,
+    so that an outage shows in the metrics whatever the action."""
+
+    action: str
+
+
+@dataclass(frozen=True)
 class ChildSaUp(Event):
     """A CHILD SA to install: inbound (spi_in, keys_in) and outbound.
 

@@ -28,6 +28,8 @@ All timers are deadlines (sa.timers, ChildSa.rekey_at/expire_at/delete_at).
 
 from __future__ import annotations
 
+from ..events import DpdTimeout
+
 DPD_DELAY = 10.0
 DPD_INTERVAL = 10.0
 
@@ -153,6 +155,7 @@ def on_dpd_timeout(sa, now: float, retransmits: int) -> None:
         sa.timers["dpd"] = now + DPD_INTERVAL   # this outage was logged already
         return
     sa.log(f"AWS tunnel DPD timed out after {retransmits} retransmits", "error")
+    sa.emit(DpdTimeout(sa.policy.dpd_action))
     if sa.policy.dpd_action != "none":
         sa.fail("peer is not responsive", "dpd")
         return

@@ -20,6 +20,7 @@
 
 import pytest
 
+from ikecore.events import DpdTimeout
 from ikecore.policy import RetransmitPolicy
 from ikecore.tunnel import RESTART_BASE, RESTART_MAX
 from ikepair import Holder, Nat, is_request
@@ -167,6 +168,7 @@ def test_dpd_none_keeps_the_sa_and_goes_on_probing():
     assert len(dpd_timeouts(pair.a)) == 1
     step(pair, 240.0, deliver=False)
     assert len(dpd_timeouts(pair.a)) == 2
+    assert pair.a.of(DpdTimeout) == [DpdTimeout("none")] * 2    # what the metrics count
     assert pair.a.sa.established and children(pair.a) == {ca.spi_in: ca.spi_out}
 
 
@@ -209,6 +211,7 @@ def test_dpd_decides_while_a_rekey_is_outstanding(action):
     assert [t for t, _ in requests_of(pair, pair.a, CREATE_CHILD_SA)] == pytest.approx(resends)
     assert [d.reason for d in pair.a.downs] == ["dpd"]
     assert dpd_timeouts(pair.a) == [f"AWS tunnel DPD timed out after {len(resends) - 1} retransmits"]
+    assert pair.a.of(DpdTimeout) == [DpdTimeout(action)]
     assert [(d.spi_in, d.reason) for d in pair.a.child_downs] == [(ca.spi_in, "dpd")]
     inits = [t for t, _ in requests_of(pair, pair.a, IKE_SA_INIT)]
     if action == "clear":

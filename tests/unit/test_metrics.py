@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from daemon.config import parse_config
 from daemon.history import TunnelHistory
 from daemon.metrics import MetricsServer, make_registry
-from ikecore.events import ChildSaUp, IkeSaDown, IkeSaUp
+from ikecore.events import ChildSaUp, DpdTimeout, IkeSaDown, IkeSaUp
 
 
 def fake_gateway():
@@ -77,13 +77,14 @@ def test_rekeys_and_dpd_events_are_counted_from_the_core_events():
                local_behind_nat=False, remote_id="b")
     for ev in (IkeSaUp(**ike), ChildSaUp(spi_in=1, **child), ChildSaUp(spi_in=3, replaces=1, **child),
                IkeSaUp(**dict(ike, rekeyed=True)), IkeSaDown(b"1" * 8, b"2" * 8, "rekeyed"),
-               IkeSaDown(b"1" * 8, b"2" * 8, "dpd")):
+               DpdTimeout("none"), DpdTimeout("clear"), IkeSaDown(b"1" * 8, b"2" * 8, "dpd")):
         h.record(ev)
     s = samples(make_registry(gw))
     assert s[("vgw_child_sa_rekeys_total", L("198.51.100.1"))] == 1
     assert s[("vgw_ike_sa_rekeys_total", L("198.51.100.1"))] == 1
     assert s[("vgw_ike_sa_established_total", L("198.51.100.1"))] == 2
-    assert s[("vgw_dpd_timeouts_total", L("198.51.100.1"))] == 1
+    # an outage under dpd_timeout_action none counts too, though no SA went down
+    assert s[("vgw_dpd_timeouts_total", L("198.51.100.1"))] == 2
     assert s[("vgw_ike_sa_down_total", L("198.51.100.1", reason="dpd"))] == 1
     assert s[("vgw_ike_sa_down_total", L("198.51.100.1", reason="rekeyed"))] == 1
 
