@@ -38,6 +38,11 @@ log = logging.getLogger("vgw.metrics")
 
 LABELS = ["VpnId", "TunnelIpAddress"]
 MAX_REQUEST_HEAD = 8192
+# Scrapers are few (a Prometheus or two); more connections at once than this are
+# closed unanswered, so that idle or slow clients cannot pile up sockets and
+# buffers in the daemon that also moves the packets.
+MAX_CLIENTS = 8
+IO_TIMEOUT = 5.0   # seconds for the request head and for the answer to drain
 
 
 class GatewayCollector:
@@ -120,6 +125,8 @@ class MetricsServer:
         self.registry = make_registry(gateway)
         self.listen: str | None = None
         self._server: asyncio.base_events.Server | None = None
+        self.clients = 0
+        self.refused = 0
 
     async def apply(self, metrics_config) -> None:
         """Start, move or stop the endpoint to match the config (start and reload).
@@ -140,8 +147,19 @@ class MetricsServer:
         log.info("metrics at http://%s/metrics", wanted)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.clients >= MAX_CLIENTS:
+            self.refused += 1
+            writer.transport.abort()
+            return
+        self.clients += 1
         try:
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=5)
+            await self._answer(reader, writer)
+        finally:
+            self.clients -= 1
+
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=IO_TIMEOUT)
             method, path, *_ = head[:MAX_REQUEST_HEAD].decode("latin-1").split(" ", 2) + ["", ""]
             path = path.split("?", 1)[0]
             if method not in ("GET", "HEAD"):
@@ -152,14 +170,14 @@ class MetricsServer:
                 status, ctype, body = "404 Not Found", "text/plain", b"vgw serves /metrics\n"
             writer.write((f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
                           "Connection: close\r\n\r\n").encode() + (b"" if method == "HEAD" else body))
-            await writer.drain()
+            await asyncio.wait_for(writer.drain(), timeout=IO_TIMEOUT)
+            writer.close()
         except (asyncio.TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
                 ConnectionError, OSError):
-            pass
+            writer.transport.abort()   # a silent or slow client: nothing kept for it
         except Exception:  # a scrape must never hurt the gateway
             log.exception("metrics request failed")
-        finally:
-            writer.close()
+            writer.transport.abort()
 
     async def close(self) -> None:
         if self._server is not None:

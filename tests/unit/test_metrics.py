@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from daemon.config import parse_config
 from daemon.history import TunnelHistory
+from daemon import metrics
 from daemon.metrics import MetricsServer, make_registry
 from ikecore.events import ChildSaUp, DpdTimeout, IkeSaDown, IkeSaUp
 
@@ -123,6 +124,47 @@ def test_http_endpoint_serves_metrics_and_nothing_else():
     assert ok.startswith(b"HTTP/1.1 200 OK") and b'TunnelState{TunnelIpAddress="198.51.100.1"' in ok
     assert missing.startswith(b"HTTP/1.1 404")
     assert post.startswith(b"HTTP/1.1 405")
+
+
+def test_http_endpoint_caps_idle_clients_and_drops_them(monkeypatch):
+    """Idle connections cannot pile up: past MAX_CLIENTS a connection is closed
+    unanswered, and an idle one is dropped after IO_TIMEOUT; scrapes work again."""
+    gw, _ = fake_gateway()
+    monkeypatch.setattr(metrics, "IO_TIMEOUT", 0.5)
+
+    async def main():
+        server = MetricsServer(gw)
+        await server.apply(SimpleNamespace(listen="127.0.0.1:0", host="127.0.0.1", port=0))
+        port = server._server.sockets[0].getsockname()[1]
+        idle = [await asyncio.open_connection("127.0.0.1", port) for _ in range(metrics.MAX_CLIENTS)]
+        for _ in range(50):                      # let the server accept them all
+            if server.clients == metrics.MAX_CLIENTS:
+                break
+            await asyncio.sleep(0.01)
+        assert server.clients == metrics.MAX_CLIENTS
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /metrics HTTP/1.1\r\n\r\n")
+        try:
+            over = await asyncio.wait_for(reader.read(), 2)
+        except ConnectionError:
+            over = b""
+        writer.close()
+        # the idle ones are dropped by the server (EOF or reset), not by us
+        ends = [await asyncio.wait_for(r.read(), 3) for r, _ in idle]
+        for _, w in idle:
+            w.close()
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /metrics HTTP/1.1\r\n\r\n")
+        again = await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+        refused, clients = server.refused, server.clients
+        await server.apply(None)
+        return over, ends, again, refused, clients
+
+    over, ends, again, refused, clients = asyncio.run(main())
+    assert over == b"" and refused == 1
+    assert ends == [b""] * metrics.MAX_CLIENTS
+    assert again.startswith(b"HTTP/1.1 200 OK")
 
 
 def test_history_knows_since_when_the_current_sas_are_up():
