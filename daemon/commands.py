@@ -80,7 +80,11 @@ async def _run(config, path: str) -> int:
             except (ConfigError, OSError) as exc:
                 log.error("reload refused, the running configuration stays: %s", exc)
                 return
-            gw.reload(new)
+            try:
+                gw.reload(new)
+            except StartupError as exc:
+                log.error("reload refused, the running configuration stays: %s", exc)
+                return
             await metrics.apply(new.metrics)
         except Exception:  # noqa: BLE001 - a failed reload must not take the gateway down
             log.exception("reload failed part-way; `vgw status` shows what runs now")

@@ -360,6 +360,11 @@ class Gateway:
         """SIGHUP: tunnels whose settings did not change keep their SAs (DESIGN.md)."""
         from .policy import tunnel_policy
         wanted = {str(t.outside_ip): (c, t) for c, t in new.all_tunnels()}
+        # A new tunnel whose address cannot be bound refuses the whole reload before
+        # anything changes, like an invalid file: the running tunnels stay as they are.
+        for ip in wanted:
+            if ip not in self.tunnels:
+                check_bindable(ip)
         kept, replaced, removed, added = [], [], [], []
         for ip, rt in list(self.tunnels.items()):
             pair = wanted.get(ip)
@@ -435,6 +440,20 @@ class Gateway:
         self.loop.add_signal_handler(signal.SIGTERM, on_stop)
         self.loop.add_signal_handler(signal.SIGINT, on_stop)
         self.loop.add_signal_handler(signal.SIGHUP, on_reload)
+
+
+def check_bindable(ip: str, ports: tuple[int, ...] = (500, 4500)) -> None:
+    """Raise StartupError (with _bind_hint's advice) if vgw could not bind `ip` on
+    one of `ports` now. The probe sockets are closed at once; the real ones are
+    bound right after, in the same event-loop step."""
+    for port in ports:
+        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            probe.bind((ip, port))
+        except OSError as exc:
+            raise StartupError(_bind_hint(ip, port, exc)) from None
+        finally:
+            probe.close()
 
 
 def _bind_hint(ip: str, port: int, exc: OSError) -> str:

@@ -247,6 +247,20 @@ def _check_reload(lab, topo, vgw, notify, log_dir) -> None:
     assert spis(vgw) == after
     assert ping(lab, topo.onprem, topo.vpc_ip)
 
+    # a valid file whose new tunnel address is not on this host (TEST-NET-1): refused
+    # before anything changes, tunnel 2 is not torn down for it
+    assert text.count(VGW_IPS[1]) == 1
+    vgw.write_config(text.replace(VGW_IPS[1], "192.0.2.77"))
+    mark = len(notify.messages)
+    vgw.reload()
+    i = notify.wait_for(lambda m: m.startswith("RELOADING=1"), 5, "RELOADING=1", start=mark)
+    notify.wait_for(lambda m: m.startswith("READY=1"), 5, "READY=1 after a refused reload", start=i + 1)
+    wait_until(lambda: "cannot bind 192.0.2.77:500: 192.0.2.77 is not an address of this host" in vgw.log_text(),
+               5, 0.1, "the unbindable address refused, by name")
+    assert spis(vgw) == after
+    assert all(t["status"] == "UP" for t in vgw.status())
+    assert ping(lab, topo.onprem, topo.vpc_ip)
+
 
 def _check_logs(vgw: Vgw, log_dir: str) -> None:
     """Every tunnel record parses and has only AWS's keys; no PSK anywhere."""
