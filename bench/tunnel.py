@@ -36,6 +36,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -142,7 +143,12 @@ def run_scenario(name: str, args: argparse.Namespace) -> dict:
         endpoints = setup(lab, topo, args)
         out["ping_ms"] = ping_rtt(lab, topo.onprem, topo.vpc_ip)
         out["ping_awake_ms"] = ping_rtt_cpus_awake(lab, topo.onprem, topo.vpc_ip)
-        cap = IkeCapture(lab, topo.vgw, topo.vgw_wan_if, topo.vgw_outside_ips) if name != "plain" else None
+        cap = None
+        if name != "plain":
+            if shutil.which("tcpdump"):
+                cap = IkeCapture(lab, topo.vgw, topo.vgw_wan_if, topo.vgw_outside_ips)
+            else:
+                out["ike_note"] = "not measured: no tcpdump (scripts/install-deps.sh installs it)"
         load_start = time.time()
         for mode, size, rate in TESTS:
             before = {n: cpu_seconds(pid) for n, pid in endpoints.items()}
@@ -187,6 +193,7 @@ def summarize(results: list[dict]) -> dict[str, dict]:
         s = {"title": rs[0]["title"], "rounds": len(rs), "ping_ms": _median([r["ping_ms"] for r in rs]),
              "ping_awake_ms": _median([r.get("ping_awake_ms") for r in rs]), "tests": {}}
         s["ike"] = {}
+        s["ike_note"] = rs[0].get("ike_note")
         for side in ("aws", "cgw"):
             ts = [t for r in rs for t in r.get("ike_answer_s", {}).get(side, [])]
             if ts:
@@ -250,7 +257,7 @@ def print_table(table: dict[str, dict], args, load_before: str, load_after: str)
         ike = "; ".join(
             f"{who[side]} answered {n}, slowest " + ("never" if mx == float("inf") else f"{mx * 1000:.0f} ms")
             for side, (n, mx) in s.get("ike", {}).items()
-        ) or ("" if name == "plain" else "no probe seen")
+        ) or ("" if name == "plain" else s.get("ike_note") or "no probe seen")
         print(f"{s['title']:40s}    {cells(s['ping_ms'], plain)} {cells(s.get('ping_awake_ms'), plain_awake)}   {ike}")
     ref = table.get("reference")
     if ref:

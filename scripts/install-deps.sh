@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what vgw, its tests and its lab need on a fresh Debian/Ubuntu machine:
-# strongSwan (charon + swanctl + kernel-libipsec), iperf3, ping, nftables, and
+# strongSwan (charon + swanctl + kernel-libipsec), iperf3, ping, nftables, tcpdump
+# (bench.tunnel's capture of IKE under load), and
 # vgw itself with its test extras. Idempotent; needs root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +11,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 PKGS="strongswan-charon strongswan-swanctl libstrongswan-standard-plugins libcharon-extra-plugins
       libstrongswan-extra-plugins
-      iperf3 iputils-ping iproute2 nftables procps
+      iperf3 iputils-ping iproute2 nftables procps tcpdump
       docker.io docker-compose debootstrap systemd"
 missing=""
 for p in $PKGS; do
