@@ -25,6 +25,7 @@ import json
 import os
 import platform
 import statistics
+from collections import Counter
 import sys
 import time
 
@@ -94,6 +95,7 @@ def run_round(n: int, timeout: float, dh: int | None = None) -> dict:
                 break
             time.sleep(0.2)
         t_all = time.time()
+        dos = json.loads(aws.cli("status", "--json").stdout)["gateway"]["ike_dos"]
         up = [t for t in status if t["status"] == "UP"]
         ike = up[0]["ike"] if up else {}
         algs = f"{ike.get('encryption')}/{ike.get('integrity')}/DH {ike.get('dh_group')}"
@@ -109,6 +111,12 @@ def run_round(n: int, timeout: float, dh: int | None = None) -> dict:
             "aws_rss_up_mib": rss_mib(aws.proc.pid),
             "site_rss_up_mib": rss_mib(site.proc.pid),
             "ike_algorithms": algs,
+            "aws_dos": dos,
+            "up_after_s": [round(c - changes[0], 2) for c in changes],
+            "late": [t["outside_ip"] for t in up if changes and t["last_status_change"] - changes[0] > 8],
+            "aws_ike_sas_made": sum(t.get("history", {}).get("ike_sa_up", 0) for t in status),
+            "aws_ike_sas_ended": dict(sum((Counter(t.get("history", {}).get("ike_sa_down", {}))
+                                           for t in status), Counter())),
         }
         if len(changes) > 1 and res["first_to_last_s"]:
             res["sas_per_s"] = (len(changes) - 1) / res["first_to_last_s"]
@@ -155,6 +163,11 @@ def main(argv: list[str] | None = None) -> int:
          if med("start_to_all_s") else "-"),
         ("responder CPU meanwhile", f"{med('aws_cpu_s'):.1f} s"),
         ("initiator CPU (incl. creating its TUNs)", f"{med('site_cpu_s'):.1f} s"),
+        ("responder IKE SAs made / ended (round 1)",
+         f"{rounds[0]['aws_ike_sas_made']} / {rounds[0]['aws_ike_sas_ended'] or 0}"),
+        ("responder anti-DoS (round 1)", ", ".join(
+            f"{k} {v}" for k, v in rounds[0]["aws_dos"].items()
+            if k.startswith(("cookies", "dropped")) and v)),
         (f"responder RSS, {args.tunnels} tunnels configured, none up", f"{med('aws_rss_idle_mib'):.1f} MiB"),
         (f"responder RSS, {args.tunnels} tunnels up", f"{med('aws_rss_up_mib'):.1f} MiB"),
         (f"initiator RSS, {args.tunnels} tunnels up", f"{med('site_rss_up_mib'):.1f} MiB"),

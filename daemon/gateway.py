@@ -56,7 +56,7 @@ class Gateway:
         # IKE_SA_INIT requests (no responder SPI yet) are unauthenticated work:
         # bounded, droppable, and drained in small slices between the data
         # path's readers, so a flood never delays ESP or established IKE SAs
-        self.init_queue = InitQueue()
+        self.init_queue = InitQueue(cpu_clock=time.thread_time)
         self._init_drain_scheduled = False
         self.tunnels: dict[str, TunnelRuntime] = {}
         self.ike_socks: dict[str, socket.socket] = {}

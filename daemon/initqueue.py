@@ -7,6 +7,14 @@ that a flood never starves ESP or the established IKE SAs (RFC 7296 §2.6 leaves
 the defence to the implementation; found by tests/lab/test_hardening.py's
 IKE_SA_INIT flood: batches of 32 DH computations held the loop ~0.4 s).
 
+The share is for a loop with other work to do. When nothing else ran between two
+drains (the loop's thread used less than half of that time on the CPU: it slept
+in epoll), the queue may use `idle_share` of the time instead: a burst of genuine
+customer gateways (a daemon restart that brings 200 tunnels up at once) is
+served at nearly full speed, instead of at a quarter of it while the loop idles
+and the requests go stale; the first ESP or IKE work that shows up between two
+drains brings the share back down.
+
 Newest first, and stale requests dropped: a request that has waited
 `max_age` would be answered after its sender's first retransmission timer (1-4 s
 in strongSwan) anyway, so serving the newest is what keeps a real customer
@@ -28,7 +36,9 @@ class InitQueueSettings:
     max_items: int = 1024
     max_bytes: int = 4 << 20      # a datagram can be 64 KB
     max_age: float = 2.0          # seconds a request may wait
-    share: float = 0.25           # of the loop's time, at most
+    share: float = 0.25           # of the loop's time, at most, while it has other work
+    idle_share: float = 0.9       # ... and while it has none (see the module docstring)
+    busy: float = 0.5             # CPU / wall time between drains above which the loop has other work
     slice: float = 0.002          # seconds of work before yielding to the loop
     burst: float = 0.05           # seconds of work that may be saved up
     batch: int = 32               # requests per slice, at most
@@ -39,9 +49,15 @@ class InitQueue:
     items while the time budget lasts and says when to drain again."""
 
     def __init__(self, settings: InitQueueSettings | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic,
+                 cpu_clock: Callable[[], float] | None = None):
+        """`cpu_clock`: the CPU time of the thread that runs the loop (the gateway
+        passes time.thread_time); without one, all time between drains counts as
+        the loop's other work, and the queue keeps to `share`."""
         self.settings = settings or InitQueueSettings()
         self.clock = clock
+        self.cpu_clock = cpu_clock or clock
+        self._cpu_at = self.cpu_clock()
         self._items: deque = deque()        # (enqueued at, size, item), oldest left
         self.bytes = 0
         self._budget = self.settings.burst  # seconds of work allowed now (token bucket)
@@ -49,6 +65,7 @@ class InitQueue:
         self.dropped_full = 0               # pushed out by newer requests
         self.dropped_stale = 0              # waited longer than max_age
         self.work_seconds = 0.0
+        self._last_idle = False
 
     def __len__(self) -> int:
         return len(self._items)
@@ -75,7 +92,8 @@ class InitQueue:
         loop has served its other readers)."""
         s = self.settings
         start = self.clock()
-        self._budget = min(s.burst, self._budget + (start - self._budget_at) * s.share)
+        rate = self._refill_rate(start - self._budget_at, self.cpu_clock() - self._cpu_at)
+        self._budget = min(s.burst, self._budget + (start - self._budget_at) * rate)
         now = start
         for _ in range(s.batch):
             while self._items and self._items[0][0] < now - s.max_age:
@@ -93,9 +111,24 @@ class InitQueue:
                 self.work_seconds += done - now
                 now = done
         self._budget_at = now
+        self._cpu_at = self.cpu_clock()
         if not self._items:
             return None
         if self._budget > 0:
             return 0.0
-        # with the budget spent, wait until `share` of the time has refilled it
-        return -self._budget / s.share + 0.001
+        # with the budget spent, wait until the time has refilled it: at the rate
+        # the loop's last state gives (the next drain measures the wait itself)
+        return -self._budget / self._rate() + 0.0002
+
+    def _refill_rate(self, wall: float, cpu: float) -> float:
+        """Note whether the loop's thread spent less than `busy` of the `wall`
+        seconds since the last drain on the CPU (idle), and return the rate."""
+        if wall > 0:
+            self._last_idle = cpu < self.settings.busy * wall
+        return self._rate()
+
+    def _rate(self) -> float:
+        """Budget seconds per second of wall time between drains. The budget does
+        not refill while the queue works, so x/(1-x) makes the work x of the time."""
+        x = self.settings.idle_share if self._last_idle else self.settings.share
+        return x / (1.0 - x)

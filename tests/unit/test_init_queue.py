@@ -82,6 +82,60 @@ def test_the_queue_gets_at_most_its_share_of_the_time(cost):
     assert len(served) > 0
 
 
+class Cpu:
+    """The loop thread's CPU clock: advanced by the work and by the loop's other
+    readers, not by time the loop sleeps in epoll."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def _run(q: InitQueue, clock: Clock, cpu: Cpu, cost: float, seconds: float, others_busy) -> float:
+    """Drive the drains as asyncio would for `seconds` with a full queue of
+    requests costing `cost` each; `others_busy(t)` says whether the loop's other
+    readers use all the time between drains at time t (else the loop sleeps).
+    Returns the share of the time spent on the queue's work."""
+    s = q.settings
+
+    def work(item) -> None:
+        clock.t += cost
+        cpu.t += cost
+    start, worked = clock.t, q.work_seconds
+    while clock.t - start < seconds:
+        while len(q) < s.max_items:
+            q.push("request", 300)
+        delay = q.drain(work)
+        gap = delay if delay else 0.0001
+        clock.t += gap
+        if others_busy(clock.t):
+            cpu.t += gap
+    return (q.work_seconds - worked) / (clock.t - start)
+
+
+@pytest.mark.parametrize("cost", [0.0005, 0.004, 0.015])
+def test_an_idle_loop_gives_the_queue_most_of_its_time(cost):
+    """200 customer gateways at once after a restart: with nothing else to do the
+    loop serves them at nearly full speed (idle_share), not at `share`."""
+    clock, cpu = Clock(), Cpu()
+    s = InitQueueSettings(max_age=1000.0)
+    q = InitQueue(s, clock, cpu)
+    assert _run(q, clock, cpu, cost, 10.0, lambda t: False) >= 0.7
+
+
+def test_the_share_falls_back_as_soon_as_the_loop_has_other_work():
+    """Idle for 2 s, then ESP fills every gap between drains: from then on the
+    queue keeps to `share`."""
+    clock, cpu = Clock(), Cpu()
+    s = InitQueueSettings(max_age=1000.0)
+    q = InitQueue(s, clock, cpu)
+    busy_from = clock.t + 2.0
+    assert _run(q, clock, cpu, 0.004, 2.0, lambda t: t >= busy_from) >= 0.7
+    assert _run(q, clock, cpu, 0.004, 10.0, lambda t: True) <= s.share + s.burst / 10.0
+
+
 def test_a_slice_yields_to_the_loop():
     """Cheap requests: one drain serves at most `batch` of them and stops after
     `slice` seconds of work, then asks to be called again soon."""
