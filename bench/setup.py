@@ -12,7 +12,10 @@ Printed: how long from the first to the last tunnel UP, as the responder itself 
 (``last_status_change`` of each tunnel), and so IKE SAs (each with its first CHILD SA)
 established per second; the wall time from starting the initiator to all UP; the CPU
 each daemon used meanwhile; the responder's resident memory (VmRSS) with no tunnel up,
-and with all up, and the initiator's.  The responder keeps vgw's default
+and with all up, and the initiator's; and from the responder's `vgw status` (round 1)
+the IKE SAs it made and ended, and its anti-DoS counters (cookies, requests dropped):
+a burst this large is above the cookie threshold, and a request dropped unserved
+costs its tunnel the initiator's retransmission time.  The responder keeps vgw's default
 ``dos_protection`` (cookies above 16 half-open SAs, 200 new SAs a second): the figure is
 what a peer gets, not a raw crypto rate.  Both daemons share this machine's cores and
 use AWS's default proposal lists; the algorithms negotiated are printed.
