@@ -447,7 +447,7 @@ def check_bindable(ip: str, ports: tuple[int, ...] = (500, 4500)) -> None:
     one of `ports` now. The probe sockets are closed at once; the real ones are
     bound right after, in the same event-loop step."""
     for port in ports:
-        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        probe = socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_DGRAM)
         try:
             probe.bind((ip, port))
         except OSError as exc:

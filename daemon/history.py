@@ -8,8 +8,9 @@ Counted: IKE SAs and CHILD SAs that came up, rekeys (a ChildSaUp that replaces
 another SA; an IkeSaUp marked rekeyed), IKE SAs that went down by reason
 (IkeSaDown.reason), and DPD timeouts (DpdTimeout, AWS's "AWS tunnel DPD timed
 out after N retransmits", aws-facts §3.3) whatever the action: with
-dpd_timeout_action none the SA stays up and only this count shows the outage. Times are wall-clock (time.time()),
-taken when the event arrives, so that people and scripts can read them.
+dpd_timeout_action none the SA stays up and only this count shows the outage.
+Times are wall-clock (time.time()), taken when the event arrives, so that people
+and scripts can read them.
 """
 
 from __future__ import annotations

@@ -76,7 +76,8 @@ class GatewayCollector:
         child_rekeys = CounterMetricFamily("vgw_child_sa_rekeys", "CHILD SA rekeys", labels=LABELS)
         ike_down = CounterMetricFamily("vgw_ike_sa_down", "IKE SAs ended, by reason (dpd: DPD timeout)",
                                        labels=LABELS + ["reason"])
-        dpd = CounterMetricFamily("vgw_dpd_timeouts", "DPD timeouts (peer silent for dpd_timeout_seconds), whatever dpd_timeout_action", labels=LABELS)
+        dpd = CounterMetricFamily("vgw_dpd_timeouts", "DPD timeouts (peer silent for dpd_timeout_seconds),"
+                                  " whatever dpd_timeout_action", labels=LABELS)
         primaries = set(gw.primary.values())
         for rt in list(gw.tunnels.values()):
             labels = [rt.conn.name, rt.id]
