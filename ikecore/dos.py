@@ -24,6 +24,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import os
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from hashlib import sha256
 from typing import Callable
@@ -55,6 +56,7 @@ class DosCounters:
     dropped_amplification: int = 0
     dropped_rate: int = 0
     dropped_reassembly_budget: int = 0
+    evicted_reassembly: int = 0         # partial messages of others dropped to make room
 
 
 @dataclass
@@ -70,18 +72,38 @@ class DosGuard:
     _tokens: float | None = None
     _tokens_at: float = 0.0
     reassembly_bytes: int = 0
+    _holders: OrderedDict = field(default_factory=OrderedDict, repr=False)
 
     # --- IKE fragment memory (shared budget) ---------------------------------------
 
-    def reserve(self, size: int) -> bool:
-        if self.reassembly_bytes + size > self.settings.max_reassembly_bytes:
-            self.counters.dropped_reassembly_budget += 1
-            return False
+    # Each holder is (Reassembler, direction); _holders keeps them least recently
+    # grown first. When the budget is full, the partial messages that have waited
+    # longest for their next fragment make room (they are dropped; the peer's
+    # retransmission starts them over): SAs that hold fragments and send no more
+    # (proven half-open SAs of an attacker) cannot keep a customer gateway's
+    # certificate chain out, whose fragments arrive back to back.
+
+    def reserve(self, holder, size: int) -> bool:
+        """Room for `size` more bytes held by `holder`; False if there is none
+        even after evicting every other holder."""
+        limit = self.settings.max_reassembly_bytes
+        held = self._holders
+        while self.reassembly_bytes + size > limit:
+            victim = next((h for h in held if h != holder), None)
+            if victim is None:
+                self.counters.dropped_reassembly_budget += 1
+                return False
+            self.counters.evicted_reassembly += 1
+            victim[0].evict(victim[1])          # calls release(victim)
+            if victim in held:                  # an evict that did not release
+                self.release(victim)
         self.reassembly_bytes += size
+        held[holder] = held.get(holder, 0) + size
+        held.move_to_end(holder)
         return True
 
-    def release(self, size: int) -> None:
-        self.reassembly_bytes = max(0, self.reassembly_bytes - size)
+    def release(self, holder) -> None:
+        self.reassembly_bytes = max(0, self.reassembly_bytes - self._holders.pop(holder, 0))
 
     # --- half-open accounting -------------------------------------------------
 

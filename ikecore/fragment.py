@@ -108,12 +108,14 @@ class FragmentCounters:
     dropped: int = 0          # malformed, over the limits, fewer Total Fragments
     reassembled: int = 0
     sent: int = 0
+    evicted: int = 0          # partial messages dropped for the shared budget (DosGuard)
 
 
 class Reassembler:
     """One partial message per direction (requests from the peer, responses to us).
 
-    `budget` (the gateway's DosGuard) bounds the bytes all SAs hold together."""
+    `budget` (the gateway's DosGuard) bounds the bytes all SAs hold together; it
+    may evict a partial message here to make room for another SA's."""
 
     def __init__(self, budget=None) -> None:
         self.partial: dict[bool, _Partial] = {}
@@ -123,7 +125,13 @@ class Reassembler:
     def _drop_partial(self, key: bool) -> None:
         part = self.partial.pop(key, None)
         if part is not None and self.budget is not None:
-            self.budget.release(part.size)
+            self.budget.release((self, key))
+
+    def evict(self, key: bool) -> None:
+        """The shared budget needs the room (DosGuard.reserve): drop this partial
+        message; a later fragment of it starts over."""
+        self.counters.evicted += 1
+        self._drop_partial(key)
 
     def discard_all(self) -> None:
         """The SA is gone: give its held bytes back."""
@@ -163,7 +171,7 @@ class Reassembler:
             self._drop_partial(key)
             part = self.partial[key] = _Partial(header.message_id, skf.total)
         if part.size + len(plain) > MAX_REASSEMBLED or (
-                self.budget is not None and not self.budget.reserve(len(plain))):
+                self.budget is not None and not self.budget.reserve((self, key), len(plain))):
             c.dropped += 1
             self._drop_partial(key)
             return None

@@ -387,3 +387,34 @@ def test_shared_reassembly_budget(keys):
     _, small = fragments(keys, notes=3, size=100, budget=300)
     third = fragment.Reassembler(guard)
     assert feed(third, keys, small) is not None and guard.reassembly_bytes == 0
+
+
+def test_stalled_partial_messages_make_room_for_a_complete_one(keys):
+    """SAs that hold fragments and send no more (an attacker's proven half-open
+    SAs) fill the shared budget; a customer gateway's message whose fragments
+    arrive back to back still completes: the partials that waited longest are
+    evicted, not the newcomer refused. Before, it was refused until the holders'
+    SAs expired (30 s)."""
+    from ikecore.dos import DosGuard, DosSettings
+    _, stalled = fragments(keys, notes=20, size=100, budget=300)
+    payloads, chain = fragments(keys, mid=7, notes=8, size=100, budget=300)
+    guard = DosGuard(DosSettings(max_reassembly_bytes=1200))
+    squatters = [fragment.Reassembler(guard) for _ in range(6)]
+    for r in squatters:                         # each holds two fragments, then stops
+        feed(r, keys, stalled[:2])
+    full = guard.reassembly_bytes
+    assert 600 < full <= 1200 and guard.counters.evicted_reassembly > 0   # full, already churning
+    evicted_before = guard.counters.evicted_reassembly
+    cgw = fragment.Reassembler(guard)
+    first, inner = feed(cgw, keys, chain)
+    assert decode_chain(first, inner) == payloads
+    assert guard.counters.evicted_reassembly > evicted_before
+    assert guard.counters.dropped_reassembly_budget == 0
+    # the oldest squatters went first; what is held stays within the budget and adds up
+    assert sum(r.counters.evicted for r in squatters) == guard.counters.evicted_reassembly
+    holding = [bool(r.partial) for r in squatters]
+    assert not holding[0] and holding == sorted(holding)     # never a newer one before an older
+    assert guard.reassembly_bytes == sum(p.size for r in squatters for p in r.partial.values()) <= 1200
+    for r in squatters:
+        r.discard_all()
+    assert guard.reassembly_bytes == 0 and not guard._holders
