@@ -2,7 +2,7 @@
 §5.2): vgw configured with local_network_cidr / remote_network_cidr narrows the
 CGW's 0.0.0.0/0 proposal, both ends install the narrowed SA, and traffic inside
 the selectors crosses with vgw's inbound selector check active (a packet outside
-them is refused by the check: tests/unit/test_esp_selectors.py)."""
+them is refused by the check: tests/unit/dataplane/test_esp_selectors.py)."""
 
 from __future__ import annotations
 

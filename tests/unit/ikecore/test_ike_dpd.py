@@ -23,8 +23,8 @@ import pytest
 from ikecore.events import DpdTimeout
 from ikecore.policy import RetransmitPolicy
 from ikecore.tunnel import RESTART_BASE, RESTART_MAX
-from ikepair import Holder, Nat, is_request
-from lifecycle import children, live_child_ups, make_pair, opened
+from .ikepair import Holder, Nat, is_request
+from .lifecycle import children, live_child_ups, make_pair, opened
 
 IDLE = 10.0        # AWS: R-U-THERE after 10 s without traffic
 INTERVAL = 10.0    # resend interval ("DPD Interval: 10")

@@ -12,8 +12,8 @@ import struct
 
 import pytest
 
-from ikepair import Holder, is_request
-from lifecycle import PROTO_ESP, PROTO_IKE, jump, live_child_ups, make_pair, opened, sent
+from .ikepair import Holder, is_request
+from .lifecycle import PROTO_ESP, PROTO_IKE, jump, live_child_ups, make_pair, opened, sent
 
 
 def test_status_counts_down_to_the_deadlines():

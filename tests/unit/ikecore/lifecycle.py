@@ -11,7 +11,7 @@ import struct
 
 from dataplane.esp import EspSa
 from ikecore.events import ChildSaUp, Datagram
-from ikepair import (
+from .ikepair import (
     EXCHANGES, FLAG_R, IkePair, ScriptedRandom, Side, exchange_of, open_message, policy_a,
     policy_b,
 )

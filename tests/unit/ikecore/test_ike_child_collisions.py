@@ -18,8 +18,8 @@ import struct
 import pytest
 
 from ikecore.exchanges import child_rekey
-from ikepair import NOTIFIES, Holder, is_answer, is_request, nonce
-from lifecycle import (
+from .ikepair import NOTIFIES, Holder, is_answer, is_request, nonce
+from .lifecycle import (
     PROTO_ESP, assert_esp_flows, children, make_pair, opened, rng, sent, spi_of,
 )
 

@@ -20,7 +20,7 @@ from ikecore.payloads import (
     KePayload, NoncePayload, NotifyPayload, Proposal, SaPayload, Transform,
 )
 from ikecore.tunnel import IkeTunnel
-from tests.unit.ikepair import ADDR_A, ADDR_B, IkePair, policy_b, seeded_random
+from .ikepair import ADDR_A, ADDR_B, IkePair, policy_b, seeded_random
 
 
 def guarded_pair(**settings) -> IkePair:

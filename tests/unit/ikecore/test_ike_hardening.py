@@ -15,7 +15,7 @@ from ikecore.message import Header, encode_message
 from ikecore.payloads import NotifyPayload
 from ikecore.sa import IkeSa, State
 from ikecore.tunnel import IkeTunnel
-from ikepair import ADDR_A, ADDR_B, IkePair, Side, policy_a, policy_b
+from .ikepair import ADDR_A, ADDR_B, IkePair, Side, policy_a, policy_b
 
 FLOOD = "203.0.113.{}"
 

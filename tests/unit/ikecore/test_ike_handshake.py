@@ -18,7 +18,7 @@ from ikecore.exchanges import ike_init
 from ikecore.message import Header, decode_message, encode_message
 from ikecore.payloads import KePayload, NoncePayload, NotifyPayload, Proposal, SaPayload, Transform
 from ikecore.tunnel import IkeTunnel
-from ikepair import ADDR_A, ADDR_B, IkePair, Side, policy_a, policy_b
+from .ikepair import ADDR_A, ADDR_B, IkePair, Side, policy_a, policy_b
 
 ENCRYPTION = ("AES128", "AES256", "AES128-GCM-16", "AES256-GCM-16")
 INTEGRITY = ("SHA1", "SHA2-256", "SHA2-384", "SHA2-512")
@@ -156,7 +156,7 @@ def test_default_policies_agree_on_awss_first_choices():
     """With AWS's default lists on both sides, the responder's first entries win:
     AES128, SHA1, DH 2 in phase 1 (aws-facts.md §0: the lists, in that order)."""
     from ikecore.policy import TunnelPolicy
-    from ikepair import PSK, seeded_random
+    from .ikepair import PSK, seeded_random
     pa = TunnelPolicy(name="a", local_ip=ADDR_A, remote_ip=ADDR_B, psk=PSK,
                       startup_action="start", random_bytes=seeded_random(5))
     pb = TunnelPolicy(name="b", local_ip=ADDR_B, remote_ip=ADDR_A, psk=PSK,

@@ -75,7 +75,7 @@ def test_psk_and_certificate_tunnels_in_one_config(pkidir):
 
 def test_design_example_still_validates():
     from pathlib import Path
-    example = Path(__file__).resolve().parents[2] / "examples" / "vgw.yaml"
+    example = Path(__file__).resolve().parents[3] / "examples" / "vgw.yaml"
     assert all(t.auth_method == "psk" for _, t in load_config(example).all_tunnels())
 
 

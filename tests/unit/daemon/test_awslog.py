@@ -1,6 +1,6 @@
 """The AWS tunnel activity log (daemon/awslog.py, aws-facts.md §3): record shape in
 both formats, config keys, and no key material in any record of a whole tunnel
-life driven in-process (two IKE cores back to back, tests/unit/ikepair.py)."""
+life driven in-process (two IKE cores back to back, tests/unit/ikecore/ikepair.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from daemon.awslog import (
 )
 from daemon.config import ConfigError, parse_config
 from ikecore.events import ChildSaUp, LogLine
-from tests.unit.ikepair import PSK, IkePair, policy_a, policy_b
+from tests.unit.ikecore.ikepair import PSK, IkePair, policy_a, policy_b
 
 BASE = """
 vpc: {cidrs: [10.0.0.0/16]}

@@ -18,7 +18,7 @@ from ikecore.constants import ProtocolId
 from ikecore.events import ChildSaDown, ChildSaUp, Datagram, IkeSaDown, IkeSaUp
 from ikecore.message import decode_message
 from ikecore.payloads import DeletePayload
-from ikepair import IkePair, policy_a, policy_b, seal_payloads, seeded_random, snapshot
+from .ikepair import IkePair, policy_a, policy_b, seal_payloads, seeded_random, snapshot
 
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                       HealthCheck.data_too_large])

@@ -186,7 +186,7 @@ def test_compose_lab_swanctl_conf_is_what_cgw_config_prints():
     from pathlib import Path
 
     from daemon.config import load_config
-    docker = Path(__file__).resolve().parents[2] / "docker" / "lab"
+    docker = Path(__file__).resolve().parents[3] / "docker" / "lab"
     config = load_config(docker / "vgw.yaml")
     expected = render(config, config.connections[0], "strongswan")
     assert (docker / "swanctl.conf").read_text() == expected, (

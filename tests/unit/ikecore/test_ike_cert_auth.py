@@ -20,7 +20,7 @@ from ikecore.constants import AuthMethod, IdType, NotifyType
 from ikecore.exchanges import authenticate
 from ikecore.message import decode_message
 from ikecore.payloads import AuthPayload, CertPayload, CertReqPayload, IdrPayload
-from ikepair import ADDR_A, ADDR_B, IkePair, policy_a, policy_b
+from .ikepair import ADDR_A, ADDR_B, IkePair, policy_a, policy_b
 
 CLOCK = time.time()
 

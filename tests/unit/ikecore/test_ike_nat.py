@@ -6,7 +6,7 @@ configured address. Side A sits behind the NAPT of ikepair.Nat.
 from __future__ import annotations
 
 from ikecore.events import NatKeepalive, PeerMoved
-from ikepair import ADDR_B, IkePair, Nat, policy_a, policy_b
+from .ikepair import ADDR_B, IkePair, Nat, policy_a, policy_b
 
 PUBLIC = "203.0.113.5"
 

@@ -20,7 +20,7 @@ from scapy.contrib.ikev2 import (
 from scapy.packet import NoPayload, Raw
 
 from ikecore.exchanges import ike_init
-from ikepair import (
+from .ikepair import (
     ADDR_A, ADDR_B, CIPHERS, HASHES, PSK, IkePair, child_keys, ike_keys, nat_hash, open_sk,
     policy_a, policy_b, psk_auth,
 )

@@ -175,7 +175,7 @@ def test_the_gateway_hands_no_queued_request_to_a_replaced_tunnel():
     from daemon.config import parse_config
     from daemon.gateway import Gateway
 
-    example = Path(__file__).resolve().parents[2] / "examples" / "vgw.yaml"
+    example = Path(__file__).resolve().parents[3] / "examples" / "vgw.yaml"
     loop = asyncio.new_event_loop()
     try:
         gw = Gateway(parse_config(example.read_text()), loop)

@@ -23,9 +23,9 @@ from cryptography.x509.oid import NameOID
 
 from ikecore.certs import Identity, LocalCredentials, TrustAnchors, private_key_der
 from ikecore.constants import IdType
-from ikepair import ADDR_A, IkePair
-from test_ike_cert_auth import Lab, cert_policies, refused_by_b, up
-from test_ike_certs import KU_CA, KU_ENCIPHER, KU_SIGN, NOW, Pki, build, check, der, name, p256, refused
+from .ikepair import ADDR_A, IkePair
+from .test_ike_cert_auth import Lab, cert_policies, refused_by_b, up
+from .test_ike_certs import KU_CA, KU_ENCIPHER, KU_SIGN, NOW, Pki, build, check, der, name, p256, refused
 
 # --- DER by hand (X.690), independent of the code under test -------------------------------
 

@@ -21,7 +21,7 @@ from daemon.config import (
     parse_config,
 )
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
 # The Interfaces section of DESIGN.md: this must keep loading as written.
 DESIGN_EXAMPLE = """\

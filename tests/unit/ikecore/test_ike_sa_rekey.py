@@ -19,12 +19,12 @@ import pytest
 
 from ikecore.crypto import get_dh_group
 from ikecore.exchanges import child_rekey, ike_rekey
-from ikepair import (
+from .ikepair import (
     nth,
     NOTIFIES, DhRecorder, Holder, child_keys, ecp_shared_secret, ike_keys, is_answer,
     is_request, nonce, prf,
 )
-from lifecycle import (
+from .lifecycle import (
     PROTO_IKE, T_DH, assert_esp_flows, children, live_child_ups, make_pair, opened, rng, sent,
 )
 

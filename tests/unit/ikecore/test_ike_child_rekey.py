@@ -28,11 +28,11 @@ from ikecore.payloads import (
     KePayload, NoncePayload, NotifyPayload, SaPayload, TsiPayload, TsrPayload,
 )
 from ikecore.proposals import esp_offer
-from ikepair import (
+from .ikepair import (
     nth,
     NOTIFIES, DhRecorder, child_keys, ecp_shared_secret, seal_payloads, snapshot,
 )
-from lifecycle import (
+from .lifecycle import (
     PROTO_ESP, T_DH, assert_esp_flows, children, jump, live_child_ups, make_pair, opened,
     sent, spi_of,
 )

@@ -13,7 +13,7 @@ import pytest
 from ikecore.constants import NotifyType
 from ikecore.message import decode_message
 from ikecore.payloads import AuthPayload
-from ikepair import ADDR_A, ADDR_B, IkePair, Nat, nat_hash, policy_a, policy_b, seal_payloads
+from .ikepair import ADDR_A, ADDR_B, IkePair, Nat, nat_hash, policy_a, policy_b, seal_payloads
 
 
 def nets(selectors):
@@ -302,7 +302,7 @@ def test_authenticated_malformed_request_is_fatal_for_both_peers():
     window checks but is badly formatted gets INVALID_SYNTAX in a protected
     answer, and that notification is fatal in both peers: the IKE SA is
     deleted without an INFORMATIONAL Delete."""
-    from ikepair import seal_raw
+    from .ikepair import seal_raw
     pair = IkePair()
     pair.handshake()
     a = pair.a.sa
@@ -325,7 +325,7 @@ def test_unknown_critical_payload_is_refused_and_the_sa_lives():
     is rejected; the answer carries UNSUPPORTED_CRITICAL_PAYLOAD with the one-octet
     payload type. Nothing says the IKE SA ends (INVALID_SYNTAX would, §2.21.3):
     the peer still gets its next request answered."""
-    from ikepair import seal_raw
+    from .ikepair import seal_raw
     pair = IkePair()
     pair.handshake()
     a = pair.a.sa

@@ -25,7 +25,7 @@ from ikecore.events import Datagram
 from ikecore.exchanges import authenticate
 from ikecore.message import Header, SaKeys, decode_chain
 from ikecore.payloads import CertPayload, NotifyPayload
-from ikepair import ADDR_A, IkePair, Nat, policy_a, policy_b
+from .ikepair import ADDR_A, IkePair, Nat, policy_a, policy_b
 
 CLOCK = time.time()
 SIZE = 576          # the IPv4 minimum: IKE_AUTH needs several fragments

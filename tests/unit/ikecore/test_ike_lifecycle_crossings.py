@@ -15,8 +15,8 @@ worked without a test (issue 4).
 
 import pytest
 
-from ikepair import NOTIFIES, Holder, is_request
-from lifecycle import (
+from .ikepair import NOTIFIES, Holder, is_request
+from .lifecycle import (
     PROTO_IKE, assert_esp_flows, children, live_child_ups, make_pair, opened, sent,
 )
 

@@ -17,8 +17,8 @@ from ikecore.events import Datagram
 from ikecore.payloads import (
     KePayload, NoncePayload, NotifyPayload, Proposal, SaPayload, Transform, TsiPayload, TsrPayload,
 )
-from ikepair import NOTIFIES, seal_payloads
-from lifecycle import PROTO_ESP, PROTO_IKE, T_DH, T_ENCR, T_ESN, T_INTEG, T_PRF, make_pair, opened
+from .ikepair import NOTIFIES, seal_payloads
+from .lifecycle import PROTO_ESP, PROTO_IKE, T_DH, T_ENCR, T_ESN, T_INTEG, T_PRF, make_pair, opened
 
 # IANA: ENCR 12 AES-CBC (key length 128/256), INTEG 2 HMAC-SHA1-96, PRF 2 HMAC-SHA1, ESN 0 none
 CREATE_CHILD_SA = 36

@@ -10,7 +10,7 @@ documents it (4 s, then x1.8 per try, 5 tries); AWS publishes none.
 import pytest
 
 from ikecore.policy import RetransmitPolicy
-from ikepair import (
+from .ikepair import (
     ADDR_A, ADDR_B, IkePair, drop_all, drop_first, duplicate, policy_a, policy_b, snapshot,
 )
 
