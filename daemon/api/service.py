@@ -130,7 +130,7 @@ class ApiService:
                     ctx.db.execute("DELETE FROM tags WHERE resource_id = ?", (row["id"],))
         for table in ("vpn_routes", "vpc_attachments"):
             for row in ctx.db.execute(f"SELECT rowid, state, since FROM {table}").fetchall():
-                if states.gone(row["state"], row["since"], ctx.now, ctx.settle, 0):
+                if states.gone(row["state"], row["since"], ctx.now, ctx.settle, ctx.visible):
                     ctx.db.execute(f"DELETE FROM {table} WHERE rowid = ?", (row["rowid"],))
 
     def handle(self, action: str | None, fields: list[tuple[str, str]], now: float) -> tuple[int, bytes]:
