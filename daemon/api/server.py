@@ -48,6 +48,7 @@ class ApiServer:
         self.refused = 0  # connections turned away at the cap
         self._server: asyncio.base_events.Server | None = None
         self._tasks: set[asyncio.Task] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
 
     async def start(self) -> tuple[str, int]:
         """Listen; returns the address and port (the port the OS chose for port 0)."""
@@ -59,15 +60,17 @@ class ApiServer:
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
+            # end each connection by closing its socket: its task then finishes on its own
             tasks = list(self._tasks)
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            for writer in list(self._writers):
+                writer.transport.abort()
+            await asyncio.wait(tasks, timeout=5) if tasks else None
             await self._server.wait_closed()
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         self._tasks.add(task)
+        self._writers.add(writer)
         try:
             if self.clients >= self.max_clients:
                 self.refused += 1
@@ -81,10 +84,9 @@ class ApiServer:
                 self.clients -= 1
         except (ConnectionError, asyncio.TimeoutError, asyncio.IncompleteReadError):
             pass
-        except asyncio.CancelledError:
-            pass  # close(): the connection task ends here (asyncio's stream callback would log it otherwise)
         finally:
             self._tasks.discard(task)
+            self._writers.discard(writer)
             writer.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.wait_closed(), 1.0)

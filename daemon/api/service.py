@@ -73,6 +73,14 @@ ACTIONS: dict[str, Handler] = {
 _PURGEABLE = ("customer_gateways", "vpn_gateways", "vpn_connections")
 
 
+def _handler(action: str) -> Handler:
+    handler = ACTIONS.get(action)
+    if handler is None:
+        raise ApiError("UnsupportedOperation", f"vgw does not implement {action}; see docs/api.md for the"
+                       " actions it supports")
+    return handler
+
+
 class _RollBack(Exception):
     pass
 
@@ -99,10 +107,7 @@ class ApiService:
 
     def run(self, action: str, params: dict[str, Any], now: float, dry_run: bool = False) -> dict[str, Any]:
         """One action in one transaction; tells the gateway what changed once committed."""
-        handler = ACTIONS.get(action)
-        if handler is None:
-            raise ApiError("UnsupportedOperation", f"vgw does not implement {action}; see docs/api.md for the"
-                           " actions it supports")
+        handler = _handler(action)
         ctx = self._context(now)
         try:
             with self.store.transaction():
@@ -140,6 +145,7 @@ class ApiService:
             if not action:
                 raise ApiError("MissingAction", "The request must contain the parameter Action")
             wire.operation(action)  # InvalidAction for what EC2 does not have
+            _handler(action)  # UnsupportedOperation for what vgw does not do
             params = wire.parse_request(action, fields)
             dry_run = bool(params.pop("DryRun", False))
             result = self.run(action, params, now, dry_run)
