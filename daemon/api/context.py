@@ -109,6 +109,8 @@ class Context:
                 raise invalid_value("Tag keys must not be empty")
             if len(key) > MAX_TAG_KEY or len(value) > MAX_TAG_VALUE:
                 raise invalid_value(f"Tag keys may have {MAX_TAG_KEY} characters and values {MAX_TAG_VALUE}")
+            if any(ord(c) < 32 for c in key + (value or "")):
+                raise invalid_value("Tag keys and values must not contain control characters")
             if key.lower().startswith("aws:"):
                 raise invalid_value("Tag keys starting with 'aws:' are reserved for AWS's own use")
             self.db.execute("INSERT OR REPLACE INTO tags VALUES (?, ?, ?)", (resource_id, key, value or ""))

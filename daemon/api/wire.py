@@ -26,6 +26,7 @@ from __future__ import annotations
 import functools
 import re
 import xml.etree.ElementTree as ET
+from xml.sax.saxutils import escape
 from datetime import datetime, timezone
 from typing import Any
 
@@ -211,36 +212,50 @@ def _text(shape, value: Any) -> str:
     return str(value)
 
 
-def _element(parent: ET.Element, tag: str, shape, value: Any) -> None:
-    element = ET.SubElement(parent, tag)
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _xml_text(text: str) -> str:
+    """Escaped, and with the characters XML 1.0 cannot carry replaced (a client's
+    parser would refuse the whole document otherwise)."""
+    return escape(_NOT_XML.sub("?", text))
+
+
+def _element(out: list[str], tag: str, shape, value: Any) -> None:
+    out.append(f"<{tag}>")
     if shape.type_name == "structure":
-        _members(element, shape, value)
+        _members(out, shape, value)
     elif shape.type_name == "list":
         item_tag = shape.member.serialization.get("name", "member")
         for item in value:
-            _element(element, item_tag, shape.member, item)
+            _element(out, item_tag, shape.member, item)
     else:
-        element.text = _text(shape, value)
+        out.append(_xml_text(_text(shape, value)))
+    out.append(f"</{tag}>")
 
 
-def _members(parent: ET.Element, shape, value: dict) -> None:
+def _members(out: list[str], shape, value: dict) -> None:
     unknown = set(value) - set(shape.members)
     if unknown:  # a programming error: the handler built a dict the model does not have
         raise KeyError(f"{shape.name} has no member(s) {sorted(unknown)}")
     for name, member in shape.members.items():
         item = value.get(name)
         if item is not None:
-            _element(parent, member.serialization.get("name", name), member, item)
+            _element(out, member.serialization.get("name", name), member, item)
 
 
 def serialize_response(action: str, result: dict[str, Any], request_id: str) -> bytes:
-    """The XML body of a successful `action` answer carrying `result` (output shape dict)."""
-    root = ET.Element(f"{action}Response", xmlns=XMLNS)
-    ET.SubElement(root, "requestId").text = request_id
+    """The XML body of a successful `action` answer carrying `result` (output shape dict).
+
+    Written as text (escaped) rather than through ElementTree: a DescribeVpnConnections
+    of ten connections is ~100 KB and ElementTree took most of the request's time."""
+    out = [f'<?xml version="1.0" encoding="UTF-8"?>\n<{action}Response xmlns="{XMLNS}">',
+           f"<requestId>{escape(request_id)}</requestId>"]
     shape = operation(action).output_shape
     if shape is not None:
-        _members(root, shape, result)
-    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="utf-8", xml_declaration=False)
+        _members(out, shape, result)
+    out.append(f"</{action}Response>")
+    return "".join(out).encode("utf-8")
 
 
 def serialize_error(code: str, message: str, request_id: str) -> bytes:
@@ -248,6 +263,6 @@ def serialize_error(code: str, message: str, request_id: str) -> bytes:
     root = ET.Element("Response")
     error = ET.SubElement(ET.SubElement(root, "Errors"), "Error")
     ET.SubElement(error, "Code").text = code
-    ET.SubElement(error, "Message").text = message
+    ET.SubElement(error, "Message").text = _NOT_XML.sub("?", message)
     ET.SubElement(root, "RequestID").text = request_id
     return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="utf-8", xml_declaration=False)

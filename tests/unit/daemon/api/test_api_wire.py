@@ -88,3 +88,9 @@ def test_error_document():
 def test_result_key_outside_the_model_is_a_bug():
     with pytest.raises(KeyError):
         wire.serialize_response("DescribeVpcs", {"Vpcz": []}, "r")
+
+
+def test_text_xml_cannot_carry_is_replaced():
+    body = wire.serialize_error("UnknownParameter", "The parameter a\x01b is not recognized", "r")
+    parsed = create_parser("ec2").parse({"body": body, "headers": {}, "status_code": 400}, None)
+    assert parsed["Error"]["Message"] == "The parameter a?b is not recognized"
