@@ -25,7 +25,7 @@ from daemon.config import ConnectionConfig, CustomerGatewayConfig
 from . import alloc, filters
 from .context import Context
 from .customer_gateways import certificate_subject
-from .errors import ApiError, bad_value, combination, invalid_value, missing, not_found
+from .errors import ApiError, bad_value, combination, invalid_value, missing
 from .store import dumps, loads
 from .tunnel_options import options_from_request, tunnel_option, validate_connection
 from .view import ConnectionChange, ConnectionDefinition
@@ -316,13 +316,8 @@ def create_vpn_connection(ctx: Context, params: dict[str, Any]) -> dict[str, Any
 
 
 def describe_vpn_connections(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
-    wanted = params.get("VpnConnectionIds")
     filters.check_names(params.get("Filters"), _FILTERS)
-    rows = [row for row in ctx.db.execute("SELECT * FROM vpn_connections ORDER BY created") if ctx.listed(row)]
-    if wanted:
-        for connection_id in set(wanted) - {row["id"] for row in rows}:
-            raise not_found("InvalidVpnConnectionID", connection_id)
-        rows = [row for row in rows if row["id"] in wanted]
+    rows = ctx.listed_rows("vpn_connections", "InvalidVpnConnectionID", params.get("VpnConnectionIds"), "created")
     result = []
     for row in rows:
         record = _record(ctx, row)

@@ -82,6 +82,23 @@ class Context:
             raise not_found(kind, resource_id)
         return row
 
+    def listed_rows(self, table: str, kind: str, wanted: list[str] | None, order: str = "since") -> list:
+        """A Describe*'s rows: every listed one, or those `wanted` (each must exist)."""
+        rows = [row for row in self.db.execute(f"SELECT * FROM {table} ORDER BY {order}") if self.listed(row)]
+        if not wanted:
+            return rows
+        for resource_id in sorted(set(wanted) - {row["id"] for row in rows}):
+            raise not_found(kind, resource_id)
+        return [row for row in rows if row["id"] in wanted]
+
+    def check_vpc(self, vpc_id: str) -> None:
+        if self.vpc is None or vpc_id != self.vpc.vpc_id:
+            raise not_found("InvalidVpcID", vpc_id)
+
+    def check_route_table(self, table_id: str) -> None:
+        if self.vpc is None or table_id != self.vpc.route_table_id:
+            raise not_found("InvalidRouteTableID", table_id)
+
     def usable(self, table: str, kind: str, resource_id: str, noun: str) -> sqlite3.Row:
         """A resource a new object may refer to: listed and not deleting or deleted."""
         row = self.row(table, kind, resource_id)

@@ -125,15 +125,8 @@ def create_customer_gateway(ctx: Context, params: dict[str, Any]) -> dict[str, A
 
 
 def describe_customer_gateways(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
-    wanted = params.get("CustomerGatewayIds")
     filters.check_names(params.get("Filters"), _FILTERS)
-    rows = [row for row in ctx.db.execute("SELECT * FROM customer_gateways ORDER BY since") if ctx.listed(row)]
-    if wanted:
-        found = {row["id"] for row in rows}
-        for gateway_id in wanted:
-            if gateway_id not in found:
-                ctx.row("customer_gateways", "InvalidCustomerGatewayID", gateway_id)  # raises NotFound
-        rows = [row for row in rows if row["id"] in wanted]
+    rows = ctx.listed_rows("customer_gateways", "InvalidCustomerGatewayID", params.get("CustomerGatewayIds"))
     result = []
     for row in rows:
         item = describe(ctx, row)

@@ -42,8 +42,13 @@ def _set_modifying(ctx: Context, connection_id: str) -> None:
     ctx.db.execute("UPDATE vpn_connections SET state = 'modifying', since = ? WHERE id = ?", (ctx.now, connection_id))
 
 
-def _both(record) -> tuple[str, ...]:
-    return tuple(t["outside_ip"] for t in record.tunnels)
+def _replace_both(ctx: Context, connection_id: str) -> dict[str, Any]:
+    """A connection-wide change: modifying, and both tunnels replaced (§1.10)."""
+    _set_modifying(ctx, connection_id)
+    record = load(ctx, connection_id)
+    validate_connection(entry(ctx, record), lambda p: f"TunnelOptions.{p + 1}.")
+    announce(ctx, "modified", record.id, tuple(t["outside_ip"] for t in record.tunnels))
+    return {"VpnConnection": describe(ctx, record)}
 
 
 def modify_vpn_connection(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
@@ -65,11 +70,7 @@ def modify_vpn_connection(ctx: Context, params: dict[str, Any]) -> dict[str, Any
     check_asns(vgw["amazon_side_asn"], cgw["bgp_asn"], bool(record.row["static_routes_only"]))
     ctx.db.execute("UPDATE vpn_connections SET customer_gateway_id = ?, vpn_gateway_id = ? WHERE id = ?",
                    (cgw_id, vgw_id, record.id))
-    _set_modifying(ctx, record.id)
-    record = load(ctx, record.id)
-    validate_connection(entry(ctx, record), lambda p: f"TunnelOptions.{p + 1}.")
-    announce(ctx, "modified", record.id, _both(record))
-    return {"VpnConnection": describe(ctx, record)}
+    return _replace_both(ctx, record.id)
 
 
 def modify_vpn_connection_options(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
@@ -84,11 +85,7 @@ def modify_vpn_connection_options(ctx: Context, params: dict[str, Any]) -> dict[
     if (local, remote) == (record.row["local_cidr"], record.row["remote_cidr"]):
         raise invalid_value("The request changes no option of the VPN connection")
     ctx.db.execute("UPDATE vpn_connections SET local_cidr = ?, remote_cidr = ? WHERE id = ?", (local, remote, record.id))
-    _set_modifying(ctx, record.id)
-    record = load(ctx, record.id)
-    validate_connection(entry(ctx, record), lambda p: f"TunnelOptions.{p + 1}.")
-    announce(ctx, "modified", record.id, _both(record))
-    return {"VpnConnection": describe(ctx, record)}
+    return _replace_both(ctx, record.id)
 
 
 def modify_vpn_tunnel_options(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:

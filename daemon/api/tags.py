@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from .context import Context
-from .errors import ApiError, not_found
+from .errors import ApiError
 
 _TABLES = {"cgw": ("customer_gateways", "InvalidCustomerGatewayID"),
            "vgw": ("vpn_gateways", "InvalidVpnGatewayID"),
@@ -21,11 +21,9 @@ def _check(ctx: Context, resource_id: str) -> None:
     if prefix in _TABLES:
         ctx.row(*_TABLES[prefix], resource_id)
     elif prefix == "vpc":
-        if ctx.vpc is None or resource_id != ctx.vpc.vpc_id:
-            raise not_found("InvalidVpcID", resource_id)
+        ctx.check_vpc(resource_id)
     elif prefix == "rtb":
-        if ctx.vpc is None or resource_id != ctx.vpc.route_table_id:
-            raise not_found("InvalidRouteTableID", resource_id)
+        ctx.check_route_table(resource_id)
     else:
         raise ApiError("InvalidID", f"The ID '{resource_id}' is not valid")
 

@@ -18,7 +18,7 @@ from daemon.cgwconfig import stable_id
 
 from . import filters
 from .context import Context
-from .errors import ApiError, not_found
+from .errors import ApiError
 
 OWNER_ID = "000000000000"  # vgw has no AWS account
 _VPC_FILTERS = ("cidr", "cidr-block-association.cidr-block", "cidr-block-association.state", "is-default",
@@ -42,8 +42,7 @@ def _vpc(ctx: Context) -> dict[str, Any]:
 def describe_vpcs(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     filters.check_names(params.get("Filters"), _VPC_FILTERS)
     for vpc_id in params.get("VpcIds") or []:
-        if ctx.vpc is None or vpc_id != ctx.vpc.vpc_id:
-            raise not_found("InvalidVpcID", vpc_id)
+        ctx.check_vpc(vpc_id)
     if ctx.vpc is None:
         return {"Vpcs": []}
     cidrs = [str(c) for c in ctx.vpc.cidrs]
@@ -82,8 +81,7 @@ def _routes(ctx: Context, propagating: list[str]) -> list[dict[str, Any]]:
 def describe_route_tables(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     filters.check_names(params.get("Filters"), _ROUTE_TABLE_FILTERS)
     for table_id in params.get("RouteTableIds") or []:
-        if ctx.vpc is None or table_id != ctx.vpc.route_table_id:
-            raise not_found("InvalidRouteTableID", table_id)
+        ctx.check_route_table(table_id)
     if ctx.vpc is None:
         return {"RouteTables": []}
     table_id = ctx.vpc.route_table_id
@@ -108,8 +106,7 @@ def describe_route_tables(ctx: Context, params: dict[str, Any]) -> dict[str, Any
 
 def _propagation(ctx: Context, params: dict[str, Any], enable: bool) -> dict[str, Any]:
     table_id, gateway_id = params["RouteTableId"], params["GatewayId"]
-    if ctx.vpc is None or table_id != ctx.vpc.route_table_id:
-        raise not_found("InvalidRouteTableID", table_id)
+    ctx.check_route_table(table_id)
     ctx.row("vpn_gateways", "InvalidVpnGatewayID", gateway_id)
     if enable:
         attached = ctx.db.execute("SELECT * FROM vpc_attachments WHERE vpn_gateway_id = ? AND vpc_id = ?",

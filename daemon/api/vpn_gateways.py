@@ -14,7 +14,7 @@ from typing import Any
 from . import filters
 from .alloc import new_id
 from .context import Context
-from .errors import ApiError, bad_value, incorrect_state, not_found
+from .errors import ApiError, bad_value, incorrect_state
 
 MAX_VPN_GATEWAYS = 5          # docs/aws.md §4.1: per Region
 DEFAULT_AMAZON_SIDE_ASN = 64512  # docs/aws.md §1.11
@@ -62,13 +62,8 @@ def create_vpn_gateway(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def describe_vpn_gateways(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
-    wanted = params.get("VpnGatewayIds")
     filters.check_names(params.get("Filters"), _FILTERS)
-    rows = [row for row in ctx.db.execute("SELECT * FROM vpn_gateways ORDER BY since") if ctx.listed(row)]
-    if wanted:
-        for gateway_id in set(wanted) - {row["id"] for row in rows}:
-            raise not_found("InvalidVpnGatewayID", gateway_id)
-        rows = [row for row in rows if row["id"] in wanted]
+    rows = ctx.listed_rows("vpn_gateways", "InvalidVpnGatewayID", params.get("VpnGatewayIds"))
     result = []
     for row in rows:
         item = describe(ctx, row)
@@ -84,15 +79,10 @@ def describe_vpn_gateways(ctx: Context, params: dict[str, Any]) -> dict[str, Any
     return {"VpnGateways": result}
 
 
-def _check_vpc(ctx: Context, vpc_id: str) -> None:
-    if ctx.vpc is None or vpc_id != ctx.vpc.vpc_id:
-        raise not_found("InvalidVpcID", vpc_id)
-
-
 def attach_vpn_gateway(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     gateway_id, vpc_id = params["VpnGatewayId"], params["VpcId"]
     ctx.usable("vpn_gateways", "InvalidVpnGatewayID", gateway_id, "virtual private gateway")
-    _check_vpc(ctx, vpc_id)
+    ctx.check_vpc(vpc_id)
     for row in ctx.db.execute("SELECT * FROM vpc_attachments WHERE vpc_id = ?", (vpc_id,)).fetchall():
         state = ctx.state(row)
         if row["vpn_gateway_id"] == gateway_id and state in ("attaching", "attached"):
@@ -110,7 +100,7 @@ def attach_vpn_gateway(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
 def detach_vpn_gateway(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     gateway_id, vpc_id = params["VpnGatewayId"], params["VpcId"]
     ctx.row("vpn_gateways", "InvalidVpnGatewayID", gateway_id)
-    _check_vpc(ctx, vpc_id)
+    ctx.check_vpc(vpc_id)
     row = ctx.db.execute("SELECT * FROM vpc_attachments WHERE vpn_gateway_id = ? AND vpc_id = ?",
                          (gateway_id, vpc_id)).fetchone()
     if row is None or ctx.state(row) in ("detaching", "detached"):
