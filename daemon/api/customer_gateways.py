@@ -110,7 +110,7 @@ def create_customer_gateway(ctx: Context, params: dict[str, Any]) -> dict[str, A
     live = [row for row in rows if ctx.live(row)]
     for row in live:
         # EC2 CreateCustomerGateway: an identical request returns the existing gateway.
-        if (row["ip_address"], row["bgp_asn"], row["type"], row["device_name"], row["certificate"]) == (
+        if ctx.state(row) != "deleting" and (row["ip_address"], row["bgp_asn"], row["type"], row["device_name"], row["certificate"]) == (
                 ip, asn, params["Type"], device, certificate):
             return {"CustomerGateway": describe(ctx, row)}
     if len(live) >= MAX_CUSTOMER_GATEWAYS:
