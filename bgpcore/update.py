@@ -1,0 +1,66 @@
+"""One received UPDATE, decided: which prefixes it withdraws, which it
+announces with which attributes, and what RFC 7606 makes of its errors.
+
+The route-level checks live here because they need the whole message: the
+well-known mandatory attributes must be present when there is NLRI (RFC 7606
+§3 d: else treat-as-withdraw), and the leftmost AS must be the peer's (RFC 4271
+§6.3, handled as treat-as-withdraw by RFC 7606 §7.2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .attributes import Action, parse_attributes, with_values
+from .constants import AttrType
+from .messages import decode_update
+
+
+@dataclass
+class UpdateOutcome:
+    withdrawn: list = field(default_factory=list)       # IPv4Network
+    announced: list = field(default_factory=list)       # (IPv4Network, PathAttributes)
+    problems: list = field(default_factory=list)        # (reason, Action)
+    end_of_rib: bool = False
+
+    @property
+    def action(self) -> Action:
+        return max((a for _, a in self.problems), default=Action.NONE)
+
+    @property
+    def reason(self) -> str:
+        """The problems in one line (at most five, for a bounded log line)."""
+        text = "; ".join(r for r, _ in self.problems[:5])
+        more = len(self.problems) - 5
+        return text + (f"; and {more} more" if more > 0 else "")
+
+
+def decide_update(body: bytes, four_octet: bool, peer_asn: int) -> UpdateOutcome:
+    """Raises BgpError for what still resets the session (RFC 7606 §3, §5.3)."""
+    msg = decode_update(body)
+    out = UpdateOutcome(withdrawn=list(msg.withdrawn), end_of_rib=msg.is_end_of_rib)
+    parsed = parse_attributes(msg.attributes, four_octet)
+    out.problems = list(parsed.problems)
+    out.withdrawn += parsed.mp_unreach
+    mp_prefixes = parsed.mp_reach[1] if parsed.mp_reach else []
+    if msg.nlri or mp_prefixes:
+        wanted = [AttrType.ORIGIN, AttrType.AS_PATH] + ([AttrType.NEXT_HOP] if msg.nlri else [])
+        missing = [t.name for t in wanted if t not in parsed.present]
+        if missing:
+            out.problems.append((f"missing well-known attribute {', '.join(missing)}",
+                                 Action.TREAT_AS_WITHDRAW))
+        path = parsed.values.get("as_path")
+        if path is not None and path.first_as != peer_asn:
+            out.problems.append((f"AS_PATH '{path}' does not start with the peer's AS {peer_asn}",
+                                 Action.TREAT_AS_WITHDRAW))
+    if out.action >= Action.TREAT_AS_WITHDRAW:
+        out.withdrawn += list(msg.nlri) + list(mp_prefixes)
+        return out
+    if msg.nlri:
+        attrs = with_values(parsed.values, parsed.values.get("next_hop"), parsed.others)
+        out.announced += [(p, attrs) for p in msg.nlri]
+    if mp_prefixes:
+        attrs = with_values(parsed.values, parsed.mp_reach[0], parsed.others)
+        out.announced += [(p, attrs) for p in mp_prefixes]
+    return out
+
