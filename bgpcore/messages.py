@@ -129,18 +129,19 @@ def _capabilities(raw: bytes) -> list[tuple[int, bytes]]:
 
 def _optional_parameters(body: bytes, optlen: int) -> list[tuple[int, bytes]]:
     """(type, value) pairs; RFC 9072's extended form is read too (never sent)."""
-    params = body[10:]
-    if optlen != len(params):
-        raise _open_error(OpenError.UNSPECIFIC,
-                          f"optional parameters length {optlen}, {len(params)} octets follow")
-    hdr, pos = 2, 0
-    if optlen and params[0] == OptParam.EXTENDED_LENGTH:      # RFC 9072 §2
-        if len(params) < 3:
+    rest = body[10:]
+    if optlen == 255 and rest[:1] == bytes([OptParam.EXTENDED_LENGTH]):   # RFC 9072 §2
+        if len(rest) < 3:
             raise _open_error(OpenError.UNSPECIFIC, "extended optional parameters truncated")
-        ext_len = struct.unpack_from("!H", params, 1)[0]
-        if ext_len != len(params) - 3:
+        params, hdr = rest[3:], 3
+        if struct.unpack_from("!H", rest, 1)[0] != len(params):
             raise _open_error(OpenError.UNSPECIFIC, "extended optional parameters length")
-        hdr, pos = 3, 3
+    else:
+        params, hdr = rest, 2
+        if optlen != len(params):
+            raise _open_error(OpenError.UNSPECIFIC,
+                              f"optional parameters length {optlen}, {len(params)} octets follow")
+    pos = 0
     out = []
     while pos < len(params):
         if pos + hdr > len(params):

@@ -513,6 +513,11 @@ class BgpPeer:
             self.counters.routes_denied += 1
             self._emit(ev.RouteDenied(prefix, attrs, why))
         limit = self.settings.max_prefixes
+        count = len(self.rib_in.received) + change.limit_exceeded
+        share = self.settings.prefix_warning
+        if limit and share and not self._warned and count >= math.ceil(limit * share):
+            self._warned = True
+            self._emit(ev.PrefixLimitWarning(count, limit))
         if change.limit_exceeded:
             self.counters.prefix_limit_exceeded += 1
             self._emit(ev.PrefixLimitExceeded(limit))
@@ -522,11 +527,6 @@ class BgpPeer:
             return
         if change.announced or change.withdrawn:
             self._emit(ev.RoutesChanged(change.announced, frozenset(change.withdrawn)))
-        count = len(self.rib_in.received)
-        share = self.settings.prefix_warning
-        if limit and share and not self._warned and count >= math.ceil(limit * share):
-            self._warned = True
-            self._emit(ev.PrefixLimitWarning(count, limit))
         if outcome.end_of_rib:
             self._emit(ev.EndOfRib())
 

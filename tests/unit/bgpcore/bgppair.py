@@ -58,18 +58,34 @@ def prefixes(n: int, base: str = "10.100.0.0") -> list[IPv4Network]:
     return [IPv4Network((start + (i << 8), 24)) for i in range(n)]
 
 
+def split(stream: bytes) -> list[bytes]:
+    """The whole messages in a write (a shell's write may hold several)."""
+    out, pos = [], 0
+    while pos + 19 <= len(stream):
+        length = int.from_bytes(stream[pos + 16:pos + 18], "big")
+        out.append(stream[pos:pos + length])
+        pos += length
+    assert pos == len(stream), "a write ended inside a message"
+    return out
+
+
 class Side:
     def __init__(self, name: str, peer: BgpPeer):
         self.name = name
         self.peer = peer
         self.events: list[Event] = []
+        self.times: list[float] = []          # when each event was drained
         self.wants_connect = False
 
     def of(self, kind) -> list:
         return [e for e in self.events if isinstance(e, kind)]
 
+    def when(self, kind) -> list[float]:
+        return [t for t, e in zip(self.times, self.events) if isinstance(e, kind)]
+
     def clear(self) -> None:
         self.events.clear()
+        self.times.clear()
 
 
 @dataclass
@@ -91,7 +107,7 @@ class BgpPair:
         self.auto_connect = True
         self.deaf_sides: set[str] = set()
         self.refuse: set[str] = set()
-        self.sent: dict[str, list[bytes]] = {"a": [], "b": []}   # every write, per sender
+        self.sent: dict[str, list[bytes]] = {"a": [], "b": []}   # every message, per sender
         self._n = 0
 
     def side(self, name: str) -> Side:
@@ -115,13 +131,14 @@ class BgpPair:
         moved = False
         for conn, data in side.peer.transmit():
             moved = True
-            self.sent[side.name].append(data)
+            self.sent[side.name] += split(data)
             for link in self.links:
                 if link.ends[side.name] == conn and side.name not in link.closed_by:
                     link.queues[self.other(side).name].append(data)
         while (e := side.peer.next_event()) is not None:
             moved = True
             side.events.append(e)
+            side.times.append(self.now)
             if isinstance(e, ConnectRequested):
                 side.wants_connect = True
             elif isinstance(e, CloseConnection):
