@@ -133,7 +133,10 @@ class _NotificationEvent(Event):
 
 @dataclass(frozen=True)
 class NotificationSent(_NotificationEvent):
-    pass
+    """`reason` says why in words: "remote AS is 65001, expected 65000",
+    "more than 100 prefixes received", "no message for 30 s"..."""
+
+    reason: str = ""
 
 
 @dataclass(frozen=True)

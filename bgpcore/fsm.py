@@ -7,6 +7,7 @@ the table beside §8.2.2 and check it row by row; bgpcore.peer only carries
 the actions out. vgw runs the optional session attributes of §8.1.1 as:
 DampPeerOscillations on (IdleHold), DelayOpen off, SendNOTIFICATIONwithoutOPEN
 off, CollisionDetectEstablishedState off, PassiveTcpEstablishment by setting.
+With DelayOpen off, events 12 and 20 never occur; they are left to "other".
 
 Rows where vgw departs from the RFC's literal text (docs/bgp.md explains each):
 - (Connect, TcpConnectionFails) -> Active, keeping the ConnectRetryTimer: the

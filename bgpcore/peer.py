@@ -272,7 +272,7 @@ class BgpPeer:
             self._open(c, body, now)
         elif kind == MessageType.UPDATE:
             if c.state != State.ESTABLISHED:
-                self._fire(c, Event.UpdateMsg, now, detail="UPDATE")
+                self._fire(c, Event.UpdateMsg, now, detail="UPDATE")   # FSM Error
                 return
             try:
                 outcome = decide_update(body, c.four_octet, self.settings.peer_asn)
@@ -284,7 +284,8 @@ class BgpPeer:
             self._fire(c, Event.UpdateMsg, now, payload=outcome)
         elif kind == MessageType.NOTIFICATION:
             n = decode_notification(body)
-            self.last_notification_received = n
+            if not _collision(n):
+                self.last_notification_received = n
             self.counters.notifications_received[n.code] += 1
             c.ended_by = (n, False)
             self._emit(ev.NotificationReceived(n.code, n.subcode, n.data))
@@ -379,7 +380,7 @@ class BgpPeer:
             c.state = t.next
         for action in t.actions:
             if action is not Action.SEND_ROUTES:
-                self._do(action, c, old, now, notification, payload)
+                self._do(action, c, old, now, notification, payload, detail)
         reason = event.name + (f": {detail}" if detail else "")
         self._show(reason)
         if old == State.ESTABLISHED and c.state != State.ESTABLISHED:
@@ -389,7 +390,7 @@ class BgpPeer:
             self._session_up(c, now)
 
     def _do(self, action: Action, c: Connection, old: State, now: float,
-            notification: Notification | None, payload) -> None:
+            notification: Notification | None, payload, detail: str) -> None:
         s = self.settings
         if action is Action.INITIALIZE:
             self.connect_retry_counter = 0
@@ -426,11 +427,13 @@ class BgpPeer:
         elif action is Action.SEND_KEEPALIVE:
             self._send(c, KEEPALIVE, MessageType.KEEPALIVE, now)
         elif action in (Action.SEND_CEASE, Action.SEND_ERROR):
-            self._notify(c, notification or Notification(ErrorCode.CEASE, 0), now)
+            self._notify(c, notification or Notification(ErrorCode.CEASE, 0), now, detail)
         elif action is Action.SEND_HOLD_EXPIRED:
-            self._notify(c, Notification(ErrorCode.HOLD_TIMER_EXPIRED, 0), now)
+            self._notify(c, Notification(ErrorCode.HOLD_TIMER_EXPIRED, 0), now,
+                         f"no message for {(c.hold_time or LARGE_HOLD):g} s")
         elif action is Action.SEND_FSM_ERROR:
-            self._notify(c, Notification(ErrorCode.FSM, _FSM_SUBCODE.get(old, 0)), now)
+            self._notify(c, Notification(ErrorCode.FSM, _FSM_SUBCODE.get(old, 0)), now,
+                         f"unexpected {detail or 'event'} in {old}")
         elif action is Action.SET_HOLD_LARGE:
             c.hold.start(now, LARGE_HOLD)
         elif action is Action.SET_HOLD_NEGOTIATED:
@@ -550,14 +553,15 @@ class BgpPeer:
         if kind in (MessageType.KEEPALIVE, MessageType.UPDATE) and c.keepalive_timer.running:
             c.keepalive_timer.start(now, c.keepalive)
 
-    def _notify(self, c: Connection, n: Notification, now: float) -> None:
+    def _notify(self, c: Connection, n: Notification, now: float, reason: str) -> None:
         if c.conn is None or c.lost:
             return
         self._send(c, n.encode(), MessageType.NOTIFICATION, now)
-        self.last_notification_sent = n
+        if not _collision(n):
+            self.last_notification_sent = n
         self.counters.notifications_sent[n.code] += 1
         c.ended_by = (n, True)
-        self._emit(ev.NotificationSent(n.code, n.subcode, n.data))
+        self._emit(ev.NotificationSent(n.code, n.subcode, n.data, reason))
 
     def _malformed(self, reason: str, action: ErrorAction) -> None:
         self.counters.malformed_updates[action.label] += 1
@@ -580,6 +584,13 @@ class BgpPeer:
     def _cease(subcode: int, message: str) -> Notification:
         data = shutdown_data(message) if message and subcode in (2, 4) else b""
         return Notification(ErrorCode.CEASE, subcode, data)
+
+
+def _collision(n: Notification) -> bool:
+    """Cease/7 closes one of two connections, not the session: it is counted
+    and reported, but not kept as the last NOTIFICATION (status shows why a
+    session went down, which a resolved collision never is)."""
+    return (n.code, n.subcode) == (ErrorCode.CEASE, Cease.CONNECTION_COLLISION_RESOLUTION)
 
 
 def _notification(exc: BgpError) -> Notification:

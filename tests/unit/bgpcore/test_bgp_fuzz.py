@@ -203,7 +203,7 @@ def good_update(draw) -> tuple[list, list, bytes]:
     return withdrawn, nlri, Update(tuple(withdrawn), raw, tuple(nlri)).encode()
 
 
-@FUZZ
+@settings(FUZZ, max_examples=200)
 @given(st.lists(good_update(), min_size=1, max_size=10))
 def test_well_formed_updates_respect_the_limit(updates):
     """Accepted and denied prefixes both count; the first UPDATE that takes the

@@ -263,3 +263,53 @@ def test_connection_lost_while_established():
     down = pair.a.of(SessionDown)[0]
     assert down.notification is None and "TcpConnectionFails" in down.reason
     assert not pair.a.of(CloseConnection)      # the shell knows it is gone
+
+
+def test_notifications_sent_say_why():
+    pair = BgpPair(settings_a(), settings_b(local_asn=65001))
+    pair.start()
+    pair.run()
+    assert pair.a.of(NotificationSent)[0].reason == "remote AS is 65001, expected 65000"
+    assert pair.a.peer.last_notification_sent.name == "OPEN Message Error / Bad Peer AS"
+
+
+def test_collision_cease_is_not_kept_as_the_last_notification():
+    pair = BgpPair(settings_a(), settings_b())
+    pair.establish()
+    assert pair.a.peer.counters.notifications_sent[6] == 1
+    assert pair.a.peer.last_notification_sent is None
+    assert pair.b.peer.last_notification_received is None
+
+
+def test_peer_that_reconnects_while_established_moves_the_session():
+    """A CGW that restarts (Cease, then at once a new connection, tracked while
+    the old session was still up) ends Established on the new connection."""
+    pair = BgpPair(settings_a(), settings_b())
+    pair.establish()
+    [(old, _, _)] = pair.a.peer.connections
+    pair.b.peer.stop(pair.now)
+    pair.b.peer.start(pair.now)
+    pair.run()
+    [(new, _, state)] = pair.a.peer.connections
+    assert new != old and state == EST and pair.b.peer.state == EST
+    assert len(pair.a.of(SessionDown)) == 1 and len(pair.a.of(Established)) == 2
+
+
+def test_a_fourth_connection_is_refused():
+    from bgpcore.peer import MAX_CONNECTIONS
+    from .rawpeer import raw_peer
+    peer = raw_peer()
+    for i in range(MAX_CONNECTIONS):
+        peer.connection_made(f"x{i}", 0, outbound=False)
+    assert len(peer.connections) == MAX_CONNECTIONS
+    assert peer.counters.connections_refused == 1
+
+
+def test_deadlines_are_typed_and_ordered():
+    pair = BgpPair(settings_a(), settings_b())
+    pair.establish()
+    ds = pair.a.peer.deadlines()
+    assert [d.kind.value for d in ds] == ["KeepaliveTimer", "HoldTimer"]
+    assert ds[0].at == pair.now + 10 and ds[1].at == pair.now + 30
+    assert ds[0].conn == pair.a.peer.connections[0][0]
+    assert pair.a.peer.next_deadline() == ds[0].at
