@@ -15,7 +15,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field, replace
 from enum import IntEnum
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address
 
 from .aspath import AsPath, MalformedPath, decode_path, drop_confed, encode_path, merge_as4
 from .constants import (
@@ -77,7 +77,9 @@ class PathAttributes:
     others: tuple[RawAttribute, ...] = ()
 
 
-# type: (expected optional/transitive flags, cost of a malformed one) -- RFC 7606 §7
+# type: (expected optional/transitive flags, cost of a malformed one) -- RFC 7606 §7.
+# MP_REACH_NLRI / MP_UNREACH_NLRI are not here: their errors reset the session
+# (RFC 7606 §5.3, §7.11), see _mp_reach.
 SPEC = {
     AttrType.ORIGIN: (WELL_KNOWN, Action.TREAT_AS_WITHDRAW),             # §7.1
     AttrType.AS_PATH: (WELL_KNOWN, Action.TREAT_AS_WITHDRAW),            # §7.2
@@ -89,17 +91,32 @@ SPEC = {
     AttrType.COMMUNITIES: (OPT_TRANS, Action.TREAT_AS_WITHDRAW),         # §7.8
     AttrType.ORIGINATOR_ID: (OPT_NON_TRANS, Action.ATTRIBUTE_DISCARD),   # §7.9 (eBGP)
     AttrType.CLUSTER_LIST: (OPT_NON_TRANS, Action.ATTRIBUTE_DISCARD),    # §7.10 (eBGP)
-    AttrType.MP_REACH_NLRI: (OPT_NON_TRANS, Action.TREAT_AS_WITHDRAW),   # §7.11
-    AttrType.MP_UNREACH_NLRI: (OPT_NON_TRANS, Action.TREAT_AS_WITHDRAW),  # §7.11
     AttrType.EXTENDED_COMMUNITIES: (OPT_TRANS, Action.TREAT_AS_WITHDRAW),  # §7.14
     AttrType.AS4_PATH: (OPT_TRANS, Action.ATTRIBUTE_DISCARD),            # RFC 6793 §6
     AttrType.AS4_AGGREGATOR: (OPT_TRANS, Action.ATTRIBUTE_DISCARD),      # RFC 6793 §6
     AttrType.LARGE_COMMUNITY: (OPT_TRANS, Action.TREAT_AS_WITHDRAW),     # RFC 8092 §6
 }
+MP_ATTRIBUTES = (AttrType.MP_REACH_NLRI, AttrType.MP_UNREACH_NLRI)
 
 
 class Malformed(Exception):
-    """One attribute is wrong; SPEC says what that costs."""
+    """One attribute is wrong; SPEC says what that costs. `subcode` is the
+    RFC 4271 §6.3 one, used if the error has to reset the session after all
+    (RFC 7606 §5.2)."""
+
+    def __init__(self, reason: str, subcode: int = UpdateError.ATTRIBUTE_LENGTH):
+        super().__init__(reason)
+        self.subcode = subcode
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One error in an UPDATE and what RFC 7606 makes of it."""
+
+    reason: str
+    action: Action
+    subcode: int = UpdateError.MALFORMED_ATTRIBUTE_LIST
+    data: bytes = b""
 
 
 @dataclass
@@ -111,15 +128,16 @@ class ParsedAttributes:
     present: set = field(default_factory=set)           # type codes seen (even if malformed)
     mp_reach: tuple | None = None                       # (next_hop, [prefixes]) for IPv4 unicast
     mp_unreach: list = field(default_factory=list)      # IPv4 unicast prefixes
-    problems: list = field(default_factory=list)        # (reason, Action)
+    problems: list = field(default_factory=list)        # Problem
     others: list = field(default_factory=list)          # RawAttribute
 
     @property
     def action(self) -> Action:
-        return max((a for _, a in self.problems), default=Action.NONE)
+        return max((p.action for p in self.problems), default=Action.NONE)
 
-    def problem(self, reason: str, action: Action) -> None:
-        self.problems.append((reason, action))
+    def problem(self, reason: str, action: Action,
+                subcode: int = UpdateError.MALFORMED_ATTRIBUTE_LIST, data: bytes = b"") -> None:
+        self.problems.append(Problem(reason, action, subcode, bytes(data)))
 
 
 def _attr_error(subcode: int, raw: bytes, reason: str) -> BgpError:
@@ -154,13 +172,16 @@ def parse_attributes(data: bytes, four_octet: bool) -> ParsedAttributes:
         pos += hdr + length
         out.present.add(code)
         if code in seen:
-            if code in (AttrType.MP_REACH_NLRI, AttrType.MP_UNREACH_NLRI):   # §3 g
+            if code in MP_ATTRIBUTES:                                        # §3 g
                 raise _attr_error(UpdateError.MALFORMED_ATTRIBUTE_LIST, b"",
                                   f"attribute {code} repeated")
             out.problem(f"attribute {code} repeated: later copy discarded",
                         Action.ATTRIBUTE_DISCARD)
             continue
         seen.add(code)
+        if code in MP_ATTRIBUTES:
+            _mp(out, flags, code, value, raw)
+            continue
         spec = SPEC.get(code)
         if spec is None:
             _unknown(out, flags, code, value, raw)
@@ -168,18 +189,15 @@ def parse_attributes(data: bytes, four_octet: bool) -> ParsedAttributes:
         expected, cost = spec
         try:
             if flags & OPT_TRANS != expected or (flags & PARTIAL and expected != OPT_TRANS):
-                raise Malformed(f"flags 0x{flags:02x}")
+                raise Malformed(f"flags 0x{flags:02x}", UpdateError.ATTRIBUTE_FLAGS)
             if code == AttrType.AS4_PATH:
                 raw_as4_path = value
             elif code == AttrType.AS4_AGGREGATOR:
                 raw_as4_aggr = value
             else:
-                _parse_one(out, flags, code, value, raw, four_octet)
+                _parse_one(out, flags, code, value, four_octet)
         except Malformed as exc:
-            out.problem(f"{AttrType(code).name}: {exc}", cost)
-            if code == AttrType.MP_REACH_NLRI and out.mp_reach is None:
-                # the NLRI must still be read to withdraw it (§5.3)
-                _mp_reach(out, value, raw, lenient=True)
+            out.problem(f"{AttrType(code).name}: {exc}", cost, exc.subcode, raw)
     _as4(out, raw_as4_path, raw_as4_aggr, four_octet)
     return out
 
@@ -198,19 +216,19 @@ def _need(value: bytes, length: int) -> None:
         raise Malformed(f"length {len(value)}, expected {length}")
 
 
-def _parse_one(out: ParsedAttributes, flags: int, code: int, value: bytes, raw: bytes,
+def _parse_one(out: ParsedAttributes, flags: int, code: int, value: bytes,
                four_octet: bool) -> None:
     v = out.values
     if code == AttrType.ORIGIN:
         _need(value, 1)
         if value[0] > Origin.INCOMPLETE:
-            raise Malformed(f"undefined value {value[0]}")
+            raise Malformed(f"undefined value {value[0]}", UpdateError.INVALID_ORIGIN)
         v["origin"] = Origin(value[0])
     elif code == AttrType.AS_PATH:
         try:
             v["as_path"] = decode_path(value, four_octet)
         except MalformedPath as exc:
-            raise Malformed(str(exc)) from None
+            raise Malformed(str(exc), UpdateError.MALFORMED_AS_PATH) from None
     elif code == AttrType.NEXT_HOP:
         _need(value, 4)
         v["next_hop"] = IPv4Address(bytes(value))
@@ -228,55 +246,43 @@ def _parse_one(out: ParsedAttributes, flags: int, code: int, value: bytes, raw: 
         v["aggregator"] = Aggregator(asn, IPv4Address(bytes(value[-4:])))
     elif code == AttrType.COMMUNITIES:
         if not value or len(value) % 4:
-            raise Malformed(f"length {len(value)} is not a non-zero multiple of 4")
+            raise Malformed(f"length {len(value)} is not a non-zero multiple of 4",
+                            UpdateError.OPTIONAL_ATTRIBUTE)
         v["communities"] = struct.unpack(f"!{len(value) // 4}I", value)
     elif code in (AttrType.EXTENDED_COMMUNITIES, AttrType.LARGE_COMMUNITY):
         unit = 8 if code == AttrType.EXTENDED_COMMUNITIES else 12
         if not value or len(value) % unit:
-            raise Malformed(f"length {len(value)} is not a non-zero multiple of {unit}")
+            raise Malformed(f"length {len(value)} is not a non-zero multiple of {unit}",
+                            UpdateError.OPTIONAL_ATTRIBUTE)
         out.others.append(RawAttribute(flags & ~EXTENDED, code, bytes(value)))
-    elif code == AttrType.MP_REACH_NLRI:
-        _mp_reach(out, value, raw, lenient=False)
-    elif code == AttrType.MP_UNREACH_NLRI:
-        _mp_unreach(out, value, raw)
 
 
-def _mp_error(raw: bytes, reason: str) -> BgpError:
-    # RFC 4760 §7 names Optional Attribute Error; RFC 7606 §5.3: MP NLRI that
-    # cannot be parsed leaves session reset as the only safe answer
-    return _attr_error(UpdateError.OPTIONAL_ATTRIBUTE, raw, reason)
-
-
-def _mp_reach(out: ParsedAttributes, value: bytes, raw: bytes, lenient: bool) -> None:
-    """MP_REACH_NLRI (RFC 4760 §3). Other AFI/SAFIs than IPv4 unicast are
-    dropped: vgw did not offer them."""
-    if len(value) < 5:
-        raise _mp_error(raw, "MP_REACH_NLRI shorter than 5 octets")
-    afi, safi, nh_len = struct.unpack_from("!HBB", value, 0)
-    if (afi, safi) != (AFI_IPV4, SAFI_UNICAST):
-        if not lenient:
-            out.problem(f"MP_REACH_NLRI for AFI {afi} SAFI {safi} ignored",
-                        Action.ATTRIBUTE_DISCARD)
-        return
-    if 4 + nh_len + 1 > len(value):
-        raise _mp_error(raw, "MP_REACH_NLRI next hop runs past the attribute")
-    prefixes = decode_prefixes(value[5 + nh_len:], ErrorCode.UPDATE_MESSAGE,
-                               UpdateError.OPTIONAL_ATTRIBUTE, "MP_REACH_NLRI")
-    next_hop = IPv4Address(bytes(value[4:8])) if nh_len == 4 else None
-    out.mp_reach = (next_hop, prefixes)
-    if next_hop is None and not lenient:
-        raise Malformed(f"next hop length {nh_len} for IPv4")       # §7.11
-
-
-def _mp_unreach(out: ParsedAttributes, value: bytes, raw: bytes) -> None:
-    if len(value) < 3:
-        raise _mp_error(raw, "MP_UNREACH_NLRI shorter than 3 octets")
+def _mp(out: ParsedAttributes, flags: int, code: int, value: bytes, raw: bytes) -> None:
+    """MP_REACH_NLRI / MP_UNREACH_NLRI (RFC 4760 §3, §4). For IPv4 unicast,
+    anything wrong leaves its NLRI impossible to trust: session reset (RFC
+    7606 §5.3: flags, length, NLRI; §7.11: next hop length). Other
+    AFI/SAFIs were never offered by vgw and are ignored whatever they hold."""
+    reach = code == AttrType.MP_REACH_NLRI
+    name = "MP_REACH_NLRI" if reach else "MP_UNREACH_NLRI"
+    if len(value) < (5 if reach else 3):
+        raise _attr_error(UpdateError.OPTIONAL_ATTRIBUTE, raw, f"{name} of length {len(value)}")
     afi, safi = struct.unpack_from("!HB", value, 0)
     if (afi, safi) != (AFI_IPV4, SAFI_UNICAST):
-        out.problem(f"MP_UNREACH_NLRI for AFI {afi} SAFI {safi} ignored", Action.ATTRIBUTE_DISCARD)
+        out.problem(f"{name} for AFI {afi} SAFI {safi} ignored", Action.ATTRIBUTE_DISCARD)
         return
-    out.mp_unreach = decode_prefixes(value[3:], ErrorCode.UPDATE_MESSAGE,
-                                     UpdateError.OPTIONAL_ATTRIBUTE, "MP_UNREACH_NLRI")
+    if flags & OPT_TRANS != OPT_NON_TRANS or flags & PARTIAL:
+        raise _attr_error(UpdateError.ATTRIBUTE_FLAGS, raw, f"{name} flags 0x{flags:02x}")
+    if not reach:
+        out.mp_unreach = decode_prefixes(value[3:], ErrorCode.UPDATE_MESSAGE,
+                                         UpdateError.OPTIONAL_ATTRIBUTE, name)
+        return
+    nh_len = value[3]
+    if nh_len != 4 or 5 + nh_len > len(value):
+        raise _attr_error(UpdateError.OPTIONAL_ATTRIBUTE, raw,
+                          f"{name} next hop of length {nh_len} for IPv4")
+    prefixes = decode_prefixes(value[5 + nh_len:], ErrorCode.UPDATE_MESSAGE,
+                               UpdateError.OPTIONAL_ATTRIBUTE, name)
+    out.mp_reach = (IPv4Address(bytes(value[4:8])), prefixes)
 
 
 def _as4(out: ParsedAttributes, as4_path: bytes | None, as4_aggr: bytes | None,

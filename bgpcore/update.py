@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .attributes import Action, parse_attributes, with_values
-from .constants import AttrType
+from .attributes import Action, Problem, parse_attributes, with_values
+from .constants import AttrType, ErrorCode, UpdateError
+from .errors import BgpError
 from .messages import decode_update
 
 
@@ -20,17 +21,17 @@ from .messages import decode_update
 class UpdateOutcome:
     withdrawn: list = field(default_factory=list)       # IPv4Network
     announced: list = field(default_factory=list)       # (IPv4Network, PathAttributes)
-    problems: list = field(default_factory=list)        # (reason, Action)
+    problems: list = field(default_factory=list)        # Problem
     end_of_rib: bool = False
 
     @property
     def action(self) -> Action:
-        return max((a for _, a in self.problems), default=Action.NONE)
+        return max((p.action for p in self.problems), default=Action.NONE)
 
     @property
     def reason(self) -> str:
         """The problems in one line (at most five, for a bounded log line)."""
-        text = "; ".join(r for r, _ in self.problems[:5])
+        text = "; ".join(p.reason for p in self.problems[:5])
         more = len(self.problems) - 5
         return text + (f"; and {more} more" if more > 0 else "")
 
@@ -45,14 +46,23 @@ def decide_update(body: bytes, four_octet: bool, peer_asn: int) -> UpdateOutcome
     mp_prefixes = parsed.mp_reach[1] if parsed.mp_reach else []
     if msg.nlri or mp_prefixes:
         wanted = [AttrType.ORIGIN, AttrType.AS_PATH] + ([AttrType.NEXT_HOP] if msg.nlri else [])
-        missing = [t.name for t in wanted if t not in parsed.present]
-        if missing:
-            out.problems.append((f"missing well-known attribute {', '.join(missing)}",
-                                 Action.TREAT_AS_WITHDRAW))
+        for code in wanted:
+            if code not in parsed.present:
+                out.problems.append(Problem(f"missing well-known attribute {code.name}",
+                                            Action.TREAT_AS_WITHDRAW,
+                                            UpdateError.MISSING_WELL_KNOWN, bytes([code])))
         path = parsed.values.get("as_path")
         if path is not None and path.first_as != peer_asn:
-            out.problems.append((f"AS_PATH '{path}' does not start with the peer's AS {peer_asn}",
-                                 Action.TREAT_AS_WITHDRAW))
+            out.problems.append(Problem(
+                f"AS_PATH '{path}' does not start with the peer's AS {peer_asn}",
+                Action.TREAT_AS_WITHDRAW, UpdateError.MALFORMED_AS_PATH))
+    elif parsed.present - {AttrType.MP_UNREACH_NLRI}:
+        # §5.2: attributes but no NLRI, so nothing proves the message was parsed
+        # right: any error stronger than attribute discard resets the session
+        worst = [p for p in out.problems if p.action > Action.ATTRIBUTE_DISCARD]
+        if worst:
+            raise BgpError(ErrorCode.UPDATE_MESSAGE, worst[0].subcode, worst[0].data,
+                           f"{worst[0].reason} (an UPDATE without NLRI)")
     if out.action >= Action.TREAT_AS_WITHDRAW:
         out.withdrawn += list(msg.nlri) + list(mp_prefixes)
         return out

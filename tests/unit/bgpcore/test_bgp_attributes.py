@@ -146,6 +146,9 @@ SESSION_RESET = [
     ("MP_REACH_NLRI shorter than 5", BASE + attr(0x80, 14, b"\x00\x01\x01"), (3, 9)),
     ("MP_REACH_NLRI prefix of length 33", BASE + mp_reach(nlri=b"\x21" + bytes(5)), (3, 9)),
     ("MP_UNREACH_NLRI prefix overrun", BASE + attr(0x80, 15, b"\x00\x01\x01\x18\x0a"), (3, 9)),
+    ("MP_REACH_NLRI next hop of 16 octets", BASE + mp_reach(nh=bytes(16)), (3, 9)),     # §7.11
+    ("MP_REACH_NLRI flagged transitive", BASE + attr(0xC0, 14, mp_reach()[3:]), (3, 4)),  # §5.3
+    ("MP_UNREACH_NLRI shorter than 3", BASE + attr(0x80, 15, b"\x00\x01"), (3, 9)),
 ]
 
 
@@ -184,9 +187,23 @@ def test_mp_reach_ipv4_unicast_routes_and_mp_unreach_withdrawals():
     assert P2 not in peer.accepted
 
 
-def test_mp_reach_with_a_bad_next_hop_length_is_treat_as_withdraw():
-    peer, action, sent = feed(ORIGIN + AS_PATH + mp_reach(nh=bytes(16)), nlri=())
-    assert action == TAW and sent == [] and peer.accepted == {}
+@pytest.mark.parametrize("raw, expected", [
+    (attr(0x40, 1, b"\x00\x00") + AS_PATH, (3, 5)),      # ORIGIN length
+    (attr(0x40, 1, b"\x07") + AS_PATH, (3, 6)),           # ORIGIN value
+    (ORIGIN + attr(0x40, 2, b"\x02\x00"), (3, 11)),       # AS_PATH zero-length segment
+    (BASE + attr(0xC0, 8, b"\x01"), (3, 9)),               # COMMUNITIES
+    (attr(0x80, 1, b"\x00"), (3, 4)),                      # ORIGIN flags
+])
+def test_errors_in_an_update_without_nlri_reset_the_session(raw, expected):
+    """RFC 7606 §5.2: with attributes but no NLRI nothing shows the message was
+    parsed right, so an error stronger than attribute discard resets."""
+    peer, action, sent = feed(raw, nlri=())
+    assert action == "session-reset" and [n[:2] for n in sent] == [expected]
+
+
+def test_attribute_discard_in_an_update_without_nlri_is_fine():
+    peer, action, sent = feed(BASE + attr(0x40, 6, b"\x01"), nlri=())
+    assert action == DISCARD and sent == [] and peer.state.value == "Established"
 
 
 def test_end_of_rib_and_empty_update():

@@ -15,7 +15,7 @@ from bgpcore.fsm import State
 from bgpcore.messages import decode_update
 from bgpcore.wire import MAX_MESSAGE_LEN
 
-from .bgppair import CGW, VGW, BgpPair, prefixes, route, settings_a, settings_b
+from .bgppair import VGW, BgpPair, prefixes, route, settings_a, settings_b
 
 VPC = IPv4Network("10.0.0.0/16")
 VPC2 = IPv4Network("10.1.0.0/16")

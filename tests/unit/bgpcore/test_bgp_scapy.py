@@ -7,7 +7,7 @@ from ipaddress import IPv4Address, IPv4Network
 import pytest
 
 from bgpcore.aspath import AsPath
-from bgpcore.attributes import Aggregator, PathAttributes
+from bgpcore.attributes import PathAttributes
 from bgpcore.constants import Origin
 from bgpcore.messages import (
     KEEPALIVE, Notification, Open, RouteRefresh, decode_notification, decode_open,
