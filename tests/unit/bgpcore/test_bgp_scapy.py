@@ -23,20 +23,15 @@ from scapy.contrib import bgp as sbgp  # noqa: E402
 VGW, CGW = IPv4Address("169.254.10.1"), IPv4Address("169.254.10.2")
 
 
-@pytest.fixture
-def four_byte_as():
+def _as_size(two_bytes: bool):
     old = sbgp.bgp_module_conf.use_2_bytes_asn
-    sbgp.bgp_module_conf.use_2_bytes_asn = False
+    sbgp.bgp_module_conf.use_2_bytes_asn = two_bytes
     yield
     sbgp.bgp_module_conf.use_2_bytes_asn = old
 
 
-@pytest.fixture
-def two_byte_as():
-    old = sbgp.bgp_module_conf.use_2_bytes_asn
-    sbgp.bgp_module_conf.use_2_bytes_asn = True
-    yield
-    sbgp.bgp_module_conf.use_2_bytes_asn = old
+four_byte_as = pytest.fixture(lambda: (yield from _as_size(False)), name="four_byte_as")
+two_byte_as = pytest.fixture(lambda: (yield from _as_size(True)), name="two_byte_as")
 
 
 def capabilities(param) -> list:
