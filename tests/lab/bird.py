@@ -17,8 +17,9 @@ Facts established on this machine:
   eBGP default), as must the next hop of a route.
 * Errors.  ``show protocols all`` keeps the last error ("Last error: Received:
   Bad peer AS", "Error: Bad peer AS" when BIRD sent it); the log has one line per
-  NOTIFICATION, without its data.  After an error BIRD waits ``error wait time``
-  (60 s by default) before it tries again: 2-16 s here.
+  NOTIFICATION, with the data of one it received.  After an error BIRD waits
+  ``error wait time`` (60 s by default) before it tries again: 2-16 s here; after
+  start-up ``connect delay time`` (5 s by default): 1 s here.
 * ``receive limit N action restart``: the (N+1)th prefix ends the session with
   Cease / Maximum Number of Prefixes Reached.
 """
@@ -114,6 +115,7 @@ class Bird(BgpSpeaker):
             if self.keepalive is not None:
                 lines.append(f"  keepalive time {self.keepalive};")
             lines += [f"  connect retry time {self.connect_retry};",
+                      "  connect delay time 1;",
                       "  error wait time 2, 16;",
                       "  ipv4 {",
                       "    import all;"]
