@@ -113,3 +113,23 @@ def test_bird_config():
     assert "local 169.254.10.2 as 65000;" in text and "neighbor 169.254.10.1 as 64512;" in text
     assert "if net ~ [ 172.16.1.0/24, 172.16.2.0/24 ] then { bgp_med = 50; bgp_path.prepend(65000); accept; }" in text
     assert "receive limit 100 action restart;" in text and "protocol kernel" not in text
+
+
+def test_vgw_config_writes_dynamic_keys_only_when_asked():
+    import yaml
+
+    from tests.lab.bgplab import CgwNode, connection_plan, vgw_config
+
+    nodes = []
+    for k, asn in ((0, 65001), (1, 65002)):
+        wan_ip, tunnels = connection_plan(k)
+        nodes.append(CgwNode(f"s{k + 1}c1", "ns", wan_ip, "172.16.1.1", [f"172.16.{k + 1}.0/24"], tunnels, asn))
+    today = yaml.safe_load(vgw_config("/s", nodes, [False, True]))
+    static, dynamic = today["connections"]
+    assert static["static_routes"] == ["172.16.1.0/24"] and "static_routes" not in dynamic
+    assert "amazon_side_asn" not in today and "bgp_asn" not in dynamic["customer_gateway"]
+    assert [t["inside_cidr"] for t in dynamic["tunnels"]] == ["169.254.12.0/30", "169.254.13.0/30"]
+    later = yaml.safe_load(vgw_config("/s", nodes, True, vpc_cidrs=None, bgp_keys=True))
+    assert later["amazon_side_asn"] == 64512 and "vpc" not in later
+    assert [(c["static_routes_only"], c["customer_gateway"]) for c in later["connections"]] == [
+        (False, {"ip": "198.51.100.101", "bgp_asn": 65001}), (False, {"ip": "198.51.100.102", "bgp_asn": 65002})]
