@@ -54,7 +54,8 @@ class Path:
 @dataclass(frozen=True)
 class Session:
     """One neighbor's session. ``hold_time``/``keepalive``: the values in use once
-    Established (RFC 4271 §4.2: the smaller hold time offered wins)."""
+    Established (RFC 4271 §4.2: the smaller hold time offered wins). ``last_error``:
+    the last NOTIFICATION sent or received, in the daemon's words ("" if none)."""
 
     peer: str
     state: str

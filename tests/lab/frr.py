@@ -224,7 +224,10 @@ class Frr(BgpSpeaker):
     # -- state -------------------------------------------------------------------
 
     def sessions(self) -> list[Session]:
-        return [_session(ip, data) for ip, data in self.show("show bgp neighbors json").items()]
+        # FRR shows the last NOTIFICATION's reason only until the next reset of the
+        # session ("Waiting for peer OPEN" on a retry); the log keeps it
+        logged = {n.peer: n.text for n in self.notifications()}
+        return [_session(ip, data, logged.get(ip, "")) for ip, data in self.show("show bgp neighbors json").items()]
 
     def neighbor_json(self, peer: str) -> dict:
         """``show bgp neighbors PEER json`` as FRR prints it (every field)."""
@@ -254,10 +257,10 @@ class Frr(BgpSpeaker):
         return [self.log_path, os.path.join(self.dir, "bgpd.out"), os.path.join(self.dir, "zebra.out")]
 
 
-def _session(peer: str, d: dict) -> Session:
+def _session(peer: str, d: dict, logged_error: str = "") -> Session:
     established = d.get("bgpState") == "Established"
     af = d.get("addressFamilyInfo", {}).get("ipv4Unicast", {})
-    error = d.get("lastNotificationReason") or d.get("lastResetDueTo") or ""
+    error = d.get("lastNotificationReason") or logged_error
     return Session(
         peer=peer,
         state=d.get("bgpState", ""),

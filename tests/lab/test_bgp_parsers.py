@@ -78,6 +78,12 @@ def test_frr_json():
                                "lastNotificationReason": "OPEN Message Error/Bad Peer AS",
                                "lastResetDueTo": "BGP Notification send"})
     assert s.hold_time is None and s.last_error == "OPEN Message Error/Bad Peer AS"
+    # after a retry FRR shows only the reset's reason: the logged NOTIFICATION stays the error
+    s = _session("192.0.2.2", {"bgpState": "Active", "lastResetDueTo": "Waiting for peer OPEN"},
+                 "Cease/Maximum Number of Prefixes Reached")
+    assert s.last_error == "Cease/Maximum Number of Prefixes Reached"
+    fresh = _session("192.0.2.2", {"bgpState": "Established", "lastResetDueTo": "Waiting for peer OPEN"})
+    assert fresh.last_error == ""
 
 
 def test_as_numbers_and_prefixes():
