@@ -3,7 +3,7 @@ and identities (RFC 7296 §3.5-§3.7, §2.15; RFC 4945 for the PKI profile).
 
 Everything is parsed with the `cryptography` package. The core never reads a
 file or a clock: the daemon hands over DER bytes (config time) and the wall-clock
-time to check validity dates against (TunnelPolicy.wall_time, called only while
+time to check validity dates against (IkeSettings.wall_time, called only while
 a chain is validated).
 
 Validation is deliberately small and strict, the checks a VPN gateway needs
@@ -164,7 +164,7 @@ def spki_sha1(cert: x509.Certificate) -> bytes:
     return h.finalize()
 
 
-# --- what the policy carries --------------------------------------------------------------
+# --- what the settings carry ---------------------------------------------------------------
 
 
 @dataclass(frozen=True)

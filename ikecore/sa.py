@@ -25,7 +25,7 @@ from .errors import CookieRequired, ExchangeError, ParseError
 from .events import Addr, Datagram, Event, IkeSaDown, LogLine
 from .message import Header, Message, SaKeys, decode_chain, decode_message, encode_message
 from .payloads import IdPayload, NotifyPayload, Payload
-from .policy import TunnelPolicy
+from .settings import IkeSettings
 
 import ipaddress
 
@@ -73,7 +73,7 @@ class Counters:
 
 @dataclass
 class IkeSa:
-    policy: TunnelPolicy
+    settings: IkeSettings
     initiator: bool                     # original initiator of this IKE SA?
     local: Addr
     remote: Addr
@@ -153,8 +153,8 @@ class IkeSa:
         return min(times) if times else None
 
     def uniform(self) -> float:
-        """A random float in [0, 1) from the policy's random source (testable)."""
-        return int.from_bytes(self.policy.random_bytes(7), "big") / float(1 << 56)
+        """A random float in [0, 1) from the settings' random source (testable)."""
+        return int.from_bytes(self.settings.random_bytes(7), "big") / float(1 << 56)
 
     def note_inbound(self, when: float | None) -> None:
         """ESP from the peer counts as life for DPD (the data path tells)."""
@@ -188,7 +188,7 @@ class IkeSa:
             return
         p = self.pending
         if p is not None and now >= p.deadline:
-            delays = p.exchange.delays(self.policy)
+            delays = p.exchange.delays(self.settings)
             if p.attempt < len(delays) - 1:
                 p.attempt += 1
                 p.deadline = now + delays[p.attempt]
@@ -249,7 +249,7 @@ class IkeSa:
         packets = self._encode_packets(header, payloads, exchange.TYPE)
         data = packets[0]
         self.pending = Pending(exchange, mid, packets, self.local, self.remote,
-                               now + exchange.delays(self.policy)[0])
+                               now + exchange.delays(self.settings)[0])
         for pkt in packets:
             self._out.append(Datagram(pkt, self.local, self.remote))
         level = "debug" if exchange.TYPE == ExchangeType.INFORMATIONAL and not payloads else "info"
@@ -271,7 +271,7 @@ class IkeSa:
         if exchange == ExchangeType.IKE_SA_INIT or not self.peer_fragmentation:
             return [self._encode(header, payloads, exchange)]
         from . import fragment
-        budget = fragment.message_budget(self.policy.fragment_size, self.local[1])
+        budget = fragment.message_budget(self.settings.fragment_size, self.local[1])
         packets = fragment.encode(header, payloads, self.keys, self.initiator, budget)
         if len(packets) > 1:
             self._reassembler().counters.sent += len(packets)
@@ -510,7 +510,7 @@ class IkeSa:
         the registered address, aws-facts §2). The same rule for IKE and ESP."""
         if self.local_behind_nat:
             return False
-        return not self.policy.remote_ip or remote[0] == self.policy.remote_ip
+        return not self.settings.remote_ip or remote[0] == self.settings.remote_ip
 
     def note_peer_address(self, local: Addr, remote: Addr, authenticated: bool) -> None:
         """Follow the peer to port 4500 and across NAT mapping changes, but only
@@ -563,9 +563,9 @@ class IkeSa:
     def id_payload_body(self) -> tuple[int, bytes]:
         """vgw's identity: its outside IPv4 address as ID_IPV4_ADDR (aws-facts §9.3),
         or with a certificate its subject DN (or a dNSName of it, ikecore.certs)."""
-        if self.policy.credentials is not None:
-            return self.policy.credentials.id_body()
-        return IdType.IPV4_ADDR, ipaddress.IPv4Address(self.policy.local_ip).packed
+        if self.settings.credentials is not None:
+            return self.settings.credentials.id_body()
+        return IdType.IPV4_ADDR, ipaddress.IPv4Address(self.settings.local_ip).packed
 
     def our_id(self, cls) -> IdPayload:
         id_type, data = self.id_payload_body()
@@ -596,7 +596,7 @@ class IkeSa:
             "local_behind_nat": self.local_behind_nat,
             "fragmentation": self.peer_fragmentation,   # both sides support RFC 7383
             "fragments": vars(self.fragments.counters).copy() if self.fragments else None,
-            "auth": "certificate" if self.policy.credentials is not None else "psk",
+            "auth": "certificate" if self.settings.credentials is not None else "psk",
             "established_at": self.established_at,
             "rekey_at": self.timers.get("ike_rekey"),
             "expire_at": self.timers.get("ike_expire"),

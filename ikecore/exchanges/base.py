@@ -28,18 +28,18 @@ class Exchange:
     def sent(self, sa, data: bytes) -> None:
         pass
 
-    def delays(self, policy):
+    def delays(self, settings):
         """Delay before each resend, the last entry before giving up (§2.1)."""
         if self.kept:
             return Endless()
-        return policy.retransmit.delays()
+        return settings.retransmit.delays()
 
     def process(self, sa, msg, now: float) -> bool:
         raise NotImplementedError
 
     def timed_out(self, sa, now: float) -> None:
         sa.log(f"AWS tunnel gave up on a request to cgw: {sa.remote[0]} "
-               f"after {sa.policy.retransmit.tries} retransmits", "warning")
+               f"after {sa.settings.retransmit.tries} retransmits", "warning")
         sa.fail("peer did not answer", "timeout")
 
 

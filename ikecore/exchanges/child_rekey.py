@@ -70,7 +70,7 @@ class ChildRekey(Exchange):
         child = sa.children.get(self.spi_in)
         if child is None or child.state != "INSTALLED":
             return None
-        p = sa.policy
+        p = sa.settings
         # the group agreed last time first (as strongSwan does): saves an
         # INVALID_KE round trip on every rekey with a peer that prefers another
         if self.group is None and child.suite.dh in p.phase2_dh_groups:
@@ -152,7 +152,7 @@ class ChildRekey(Exchange):
         ntype = err.notify_type
         if ntype == NotifyType.INVALID_KE_PAYLOAD and child is not None:
             group = struct.unpack("!H", err.data)[0] if len(err.data) == 2 else 0
-            if group in sa.policy.phase2_dh_groups and self.ke_retries < MAX_KE_RETRIES:
+            if group in sa.settings.phase2_dh_groups and self.ke_retries < MAX_KE_RETRIES:
                 sa.log(f"AWS tunnel received INVALID_KE_PAYLOAD for CREATE_CHILD_SA: cgw wants "
                        f"DH group {group}; retrying")
                 sa.start(ChildRekey(self.spi_in, group, self.ke_retries + 1), now)
@@ -184,7 +184,7 @@ def replaced(child, now: float) -> None:
 
 def respond(sa, msg, now, local, remote, rekey: NotifyPayload):
     """Responder side of a CHILD SA rekey."""
-    p = sa.policy
+    p = sa.settings
     if rekey.protocol != ProtocolId.ESP or len(rekey.spi) != 4:
         raise ExchangeError(NotifyType.CHILD_SA_NOT_FOUND, "REKEY_SA names no ESP SA")
     child = sa.child_by_out(struct.unpack("!I", rekey.spi)[0])

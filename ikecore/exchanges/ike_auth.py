@@ -59,8 +59,8 @@ def add_child(sa, child: ChildSa, now, shared: bytes | None = None, replaces: in
     sa.children[child.spi_in] = child
     from . import lifecycle
     lifecycle.on_child_installed(sa, child, now)
-    sa.emit(child.up_event(sa.local, sa.remote, sa.udp_encap, sa.policy.replay_window,
-                           sa.policy.phase2_lifetime, replaces, outbound_ready))
+    sa.emit(child.up_event(sa.local, sa.remote, sa.udp_encap, sa.settings.replay_window,
+                           sa.settings.phase2_lifetime, replaces, outbound_ready))
     sa.log(f"AWS tunnel phase 2 is established with cgw: {sa.remote[0]}: "
            f"SPI in {child.spi_in:08x} out {child.spi_out:08x}, "
            f"{', '.join(str(t) for t in child.local_ts)} <=> "
@@ -75,7 +75,7 @@ class IkeAuth(Exchange):
     TYPE = ExchangeType.IKE_AUTH
 
     def build(self, sa, now):
-        p = sa.policy
+        p = sa.settings
         self.spi_in = new_spi(p.random_bytes)
         idi = sa.our_id(IdiPayload)
         octets = signed_octets(sa.prf, sa.init_request, sa.nonce_r, sa.sk_pi, idi.encode_body())
@@ -166,7 +166,7 @@ def _wanted_idr(remote_id: str) -> IdrPayload | None:
 
 
 def respond(sa, msg, now, local, remote):
-    p = sa.policy
+    p = sa.settings
     idi, auth = msg.get(IdiPayload), msg.get(AuthPayload)
     if not (idi and auth):
         sa.log(f"AWS tunnel is sending AUTHENTICATION_FAILED as the response: cgw: {remote[0]} "

@@ -88,7 +88,7 @@ class IkeInit(Exchange):
         self.ke_retries = 0
 
     def build(self, sa, now):
-        p = sa.policy
+        p = sa.settings
         if self.group is None:
             self.group = p.phase1_dh_groups[0]
         if not sa.nonce_i:
@@ -120,7 +120,7 @@ class IkeInit(Exchange):
         inv = msg.notify(NotifyType.INVALID_KE_PAYLOAD)
         if inv is not None:
             group = struct.unpack("!H", inv.data)[0] if len(inv.data) == 2 else 0
-            if (group in sa.policy.phase1_dh_groups and group != self.group
+            if (group in sa.settings.phase1_dh_groups and group != self.group
                     and self.ke_retries < MAX_KE_RETRIES):
                 self.ke_retries += 1
                 sa.log(f"AWS tunnel received INVALID_KE_PAYLOAD, cgw: {sa.remote[0]} wants "
@@ -175,7 +175,7 @@ def _answer_size(sa, proposal, group, request) -> int:
     """The exact size of our IKE_SA_INIT response, computed before any DH work."""
     from ..message import encode_chain
     payloads = ([SaPayload([proposal]), KePayload(group.id, bytes(group.public_size)),
-                 NoncePayload(bytes(sa.policy.nonce_size))]
+                 NoncePayload(bytes(sa.settings.nonce_size))]
                 + nat_notifies(sa.spi_i, bytes(8), ("0.0.0.0", 0), ("0.0.0.0", 0))
                 + authenticate.init_payloads(sa, request))   # CERTREQ and notifies
     return 28 + len(encode_chain(payloads)[1])
@@ -184,7 +184,7 @@ def _answer_size(sa, proposal, group, request) -> int:
 def respond(sa, msg, now, local, remote):
     """Responder: choose a suite the AWS way, or refuse with NO_PROPOSAL_CHOSEN /
     INVALID_KE_PAYLOAD (answers that keep no state)."""
-    p = sa.policy
+    p = sa.settings
     sa_p, ke, nonce = msg.get(SaPayload), msg.get(KePayload), msg.get(NoncePayload)
     if not (sa_p and ke and nonce):
         raise ExchangeError(NotifyType.INVALID_SYNTAX, "IKE_SA_INIT without SA, KE or Nonce", fatal=True)

@@ -39,7 +39,7 @@ def successor(sa, suite, spi_i: bytes, spi_r: bytes, ni: bytes, nr: bytes, share
               initiator: bool, now: float):
     """The IKE SA that replaces `sa` (not yet holding its CHILD SAs)."""
     from ..sa import IkeSa, State
-    new = IkeSa(sa.policy, initiator=initiator, local=sa.local, remote=sa.remote, created=now,
+    new = IkeSa(sa.settings, initiator=initiator, local=sa.local, remote=sa.remote, created=now,
                 spi_i=spi_i, spi_r=spi_r, state=State.ESTABLISHED, frag_budget=sa.frag_budget)
     new.nonce_i, new.nonce_r = ni, nr
     new.peer_behind_nat, new.local_behind_nat = sa.peer_behind_nat, sa.local_behind_nat
@@ -81,7 +81,7 @@ class IkeRekey(Exchange):
         from ..sa import State
         if sa.state != State.ESTABLISHED or sa.successor is not None or sa.ike_rekeying is not None:
             return None
-        p = sa.policy
+        p = sa.settings
         if self.group is None and sa.suite.dh in p.phase1_dh_groups:
             self.group = sa.suite.dh     # the group agreed last time first
         self.group = self.group or p.phase1_dh_groups[0]
@@ -107,7 +107,7 @@ class IkeRekey(Exchange):
                 return False
             if err.notify_type == NotifyType.INVALID_KE_PAYLOAD and self.ke_retries < MAX_KE_RETRIES:
                 group = struct.unpack("!H", err.data)[0] if len(err.data) == 2 else 0
-                if group in sa.policy.phase1_dh_groups:
+                if group in sa.settings.phase1_dh_groups:
                     sa.start(IkeRekey(group, self.ke_retries + 1), now)
                     return False
             if err.notify_type == NotifyType.TEMPORARY_FAILURE:
@@ -167,7 +167,7 @@ def _child_exchange_in_flight(sa) -> bool:
 
 def respond(sa, msg, now, local, remote):
     from ..sa import State
-    p = sa.policy
+    p = sa.settings
     if sa.state != State.ESTABLISHED or sa.successor is not None:
         raise ExchangeError(NotifyType.TEMPORARY_FAILURE, "IKE SA is being deleted or rekeyed")
     if _child_exchange_in_flight(sa):

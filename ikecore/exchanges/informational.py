@@ -90,12 +90,12 @@ class Liveness(Exchange):
 
     def build(self, sa, now):
         from .lifecycle import liveness_delays
-        dead_at = self.dead_at if self.dead_at is not None else now + sa.policy.dpd_timeout
+        dead_at = self.dead_at if self.dead_at is not None else now + sa.settings.dpd_timeout
         self.schedule = liveness_delays(now, dead_at)
         return []
 
-    def delays(self, policy):
-        return super().delays(policy) if self.kept else self.schedule
+    def delays(self, settings):
+        return super().delays(settings) if self.kept else self.schedule
 
     def process(self, sa, msg, now):
         from . import lifecycle

@@ -15,7 +15,7 @@ keep-alive" (10 s of silence + 30 s; with 40, three probes go unanswered), so th
 peer is dead at last traffic + dpd_timeout_seconds. Peers behind a NAT get
 periodic DPDs whatever the traffic ("periodic DPDs for peers using NAT").
 Then dpd_timeout_action: clear (delete), none (keep), restart (the tunnel
-initiates again; see IkeTunnel). The peer is dead at that time whatever vgw has
+initiates again; see IkeEndpoint). The peer is dead at that time whatever vgw has
 outstanding: a request of its own (a rekey, a DELETE) takes the probe's place in
 the window of one (RFC 7296 §2.3) and its retransmissions probe, but its own
 give-up (~165 s) must not decide, or the action would be "timeout", not "dpd".
@@ -35,19 +35,19 @@ DPD_INTERVAL = 10.0
 
 
 def rekey_deadline(sa, lifetime: float, now: float) -> float:
-    p = sa.policy
+    p = sa.settings
     return now + lifetime - p.rekey_margin * (1.0 + p.rekey_fuzz / 100.0 * sa.uniform())
 
 
 def on_ike_established(sa, now: float) -> None:
-    p = sa.policy
+    p = sa.settings
     sa.timers["ike_rekey"] = rekey_deadline(sa, p.phase1_lifetime, now)
     sa.timers["ike_expire"] = now + p.phase1_lifetime
     sa.timers["dpd"] = now + DPD_DELAY
 
 
 def on_child_installed(sa, child, now: float) -> None:
-    p = sa.policy
+    p = sa.settings
     child.rekey_at = rekey_deadline(sa, p.phase2_lifetime, now)
     child.expire_at = now + p.phase2_lifetime
 
@@ -120,7 +120,7 @@ def dpd_check(sa, now: float) -> None:
     from .informational import Liveness
     if sa.state != State.ESTABLISHED:
         return
-    dead_at = sa.last_inbound + sa.policy.dpd_timeout
+    dead_at = sa.last_inbound + sa.settings.dpd_timeout
     if sa.pending is not None and now >= dead_at:
         # silent for dpd_timeout while our request is out (a probe, or a rekey
         # or DELETE in the probe's place): dead, whatever the request is
@@ -155,8 +155,8 @@ def on_dpd_timeout(sa, now: float, retransmits: int) -> None:
         sa.timers["dpd"] = now + DPD_INTERVAL   # this outage was logged already
         return
     sa.log(f"AWS tunnel DPD timed out after {retransmits} retransmits", "error")
-    sa.emit(DpdTimeout(sa.policy.dpd_action))
-    if sa.policy.dpd_action != "none":
+    sa.emit(DpdTimeout(sa.settings.dpd_action))
+    if sa.settings.dpd_action != "none":
         sa.fail("peer is not responsive", "dpd")
         return
     sa.log("AWS tunnel keeps the tunnel (dpd_timeout_action none)", "warning")

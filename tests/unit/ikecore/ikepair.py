@@ -48,9 +48,9 @@ from ikecore.events import (
 )
 from ikecore.exchanges.informational import DeleteChild, Liveness
 from ikecore.message import Header, encode_message
-from ikecore.policy import TunnelPolicy
+from ikecore.settings import IkeSettings
 from ikecore.sa import IkeSa, State
-from ikecore.tunnel import IkeTunnel
+from ikecore.endpoint import IkeEndpoint
 
 ADDR_A = "198.51.100.1"     # side A: vgw that initiates (startup_action start)
 ADDR_B = "198.51.100.10"    # side B: vgw as responder
@@ -60,11 +60,11 @@ Hook = Callable[[list[Datagram]], list[Datagram]]
 
 
 def seeded_random(seed: int) -> Callable[[int], bytes]:
-    """A deterministic `random_bytes` for TunnelPolicy (reproducible tests)."""
+    """A deterministic `random_bytes` for IkeSettings (reproducible tests)."""
     return random.Random(seed).randbytes
 
 
-def policy_a(**kw) -> TunnelPolicy:
+def policy_a(**kw) -> IkeSettings:
     """The initiating side. Fast DH group 19 unless the test says otherwise.
 
     The test calls initiate() itself; startup_action stays "add" so that the
@@ -73,15 +73,15 @@ def policy_a(**kw) -> TunnelPolicy:
     args = dict(name="a", local_ip=ADDR_A, remote_ip=ADDR_B, psk=PSK,
                 phase1_dh_groups=(19,), random_bytes=seeded_random(1))
     args.update(kw)
-    return TunnelPolicy(**args)
+    return IkeSettings(**args)
 
 
-def policy_b(**kw) -> TunnelPolicy:
+def policy_b(**kw) -> IkeSettings:
     """The responding side."""
     args = dict(name="b", local_ip=ADDR_B, remote_ip=ADDR_A, psk=PSK,
                 phase1_dh_groups=(19,), random_bytes=seeded_random(2))
     args.update(kw)
-    return TunnelPolicy(**args)
+    return IkeSettings(**args)
 
 
 # --- network -------------------------------------------------------------------------
@@ -112,7 +112,7 @@ class Nat:
 class Side:
     """One tunnel in the pair, with every event it has produced so far."""
 
-    def __init__(self, name: str, tunnel: IkeTunnel, nat: Nat | None = None):
+    def __init__(self, name: str, tunnel: IkeEndpoint, nat: Nat | None = None):
         self.name = name
         self.tunnel = tunnel
         self.nat = nat
@@ -123,7 +123,7 @@ class Side:
 
     @property
     def ip(self) -> str:
-        return self.tunnel.policy.local_ip
+        return self.tunnel.settings.local_ip
 
     @property
     def public_ip(self) -> str:
@@ -177,10 +177,10 @@ class Side:
 class IkePair:
     """Side A (initiator) and side B (responder) joined by an in-memory wire."""
 
-    def __init__(self, a: TunnelPolicy | None = None, b: TunnelPolicy | None = None,
+    def __init__(self, a: IkeSettings | None = None, b: IkeSettings | None = None,
                  nat_a: Nat | None = None, now: float = 0.0):
-        self.a = Side("a", IkeTunnel(a or policy_a()), nat_a)
-        self.b = Side("b", IkeTunnel(b or policy_b()))
+        self.a = Side("a", IkeEndpoint(a or policy_a()), nat_a)
+        self.b = Side("b", IkeEndpoint(b or policy_b()))
         self.now = now
         # every datagram a side handed out, in order: (sender name, datagram)
         self.wire: list[tuple[str, Datagram]] = []
@@ -516,7 +516,7 @@ def psk_auth(hash_name: str, psk: bytes, real_message: bytes, peer_nonce: bytes,
 
 
 class ScriptedRandom:
-    """A `random_bytes` for TunnelPolicy that a test can steer.
+    """A `random_bytes` for IkeSettings that a test can steer.
 
     - Nonces (draws of `nonce_size` bytes) come from the `nonces` queue while it
       holds any (RFC 7296 §2.8.1 collisions are decided by the nonces).

@@ -38,7 +38,7 @@ def make_pair(a: dict | None = None, b: dict | None = None, ua: float | None = N
 
 
 def rng(side: Side) -> ScriptedRandom:
-    return side.tunnel.policy.random_bytes
+    return side.tunnel.settings.random_bytes
 
 
 def sent(pair: IkePair, who: Side, since: int = 0, exchange: str | None = None,

@@ -140,8 +140,8 @@ def test_a_refused_child_rekey_is_tried_again_before_the_lifetime():
     jump(pair, 3330.0 + 45.0)
     assert len(sent(pair, pair.a, 0, "CREATE_CHILD_SA", False)) == 2
     # B agrees now (its policy was fixed): the next retry goes through
-    fixed = replace(pair.b.tunnel.policy, phase2_dh_groups=(19, 20))
-    pair.b.tunnel.policy = pair.b.sa.policy = fixed
+    fixed = replace(pair.b.tunnel.settings, phase2_dh_groups=(19, 20))
+    pair.b.tunnel.settings = pair.b.sa.settings = fixed
     jump(pair, 3330.0 + 90.0)
     assert [u.replaces for u in pair.a.child_ups][-1] is not None
     assert pair.a.child_downs and pair.a.child_downs[-1].reason == "rekeyed"

@@ -19,7 +19,7 @@ from ikecore.message import Header, decode_message, encode_message
 from ikecore.payloads import (
     KePayload, NoncePayload, NotifyPayload, Proposal, SaPayload, Transform,
 )
-from ikecore.tunnel import IkeTunnel
+from ikecore.endpoint import IkeEndpoint
 from .ikepair import ADDR_A, ADDR_B, IkePair, policy_b, seeded_random
 
 
@@ -98,7 +98,7 @@ def _init_request(spi_i: bytes, nonce_len: int = 32, nat: bool = True, cookie: b
     return encode_message(header, payloads)
 
 
-def _feed(tunnel: IkeTunnel, data: bytes, source=(ADDR_A, 500), now=0.0) -> list:
+def _feed(tunnel: IkeEndpoint, data: bytes, source=(ADDR_A, 500), now=0.0) -> list:
     tunnel.receive(data, (ADDR_B, 500), source, now)
     return tunnel.datagrams_to_send()
 
@@ -106,7 +106,7 @@ def _feed(tunnel: IkeTunnel, data: bytes, source=(ADDR_A, 500), now=0.0) -> list
 def test_no_amplification_a_small_request_gets_a_cookie_not_a_bigger_answer():
     """A request that makes the full answer larger than itself is challenged (the
     answer would carry 2x28 bytes of NAT-D and a 32-byte nonce it did not send)."""
-    tunnel = IkeTunnel(policy_b(remote_ip=None))
+    tunnel = IkeEndpoint(policy_b(remote_ip=None))
     small = _init_request(b"\x44" * 8, nonce_len=16, nat=False)
     [answer] = _feed(tunnel, small)
     assert len(answer.data) <= len(small)
@@ -122,7 +122,7 @@ def test_no_amplification_a_small_request_gets_a_cookie_not_a_bigger_answer():
 
 
 def test_a_normal_request_is_answered_without_a_cookie():
-    tunnel = IkeTunnel(policy_b(remote_ip=None))
+    tunnel = IkeEndpoint(policy_b(remote_ip=None))
     req = _init_request(b"\x45" * 8)
     [answer] = _feed(tunnel, req)
     assert decode_message(answer.data).get(KePayload) is not None
@@ -130,7 +130,7 @@ def test_a_normal_request_is_answered_without_a_cookie():
 
 
 def test_cookies_start_at_the_half_open_threshold():
-    tunnel = IkeTunnel(policy_b(remote_ip=None),
+    tunnel = IkeEndpoint(policy_b(remote_ip=None),
                        DosGuard(DosSettings(cookie_threshold=3), random_bytes=seeded_random(3)))
     kinds = []
     for i in range(5):
@@ -143,7 +143,7 @@ def test_cookies_start_at_the_half_open_threshold():
 def test_half_open_caps_per_source_and_in_total():
     guard = DosGuard(DosSettings(cookie_threshold=100, max_half_open=5, max_half_open_per_source=2),
                      random_bytes=seeded_random(4))
-    tunnel = IkeTunnel(policy_b(remote_ip=None), guard)
+    tunnel = IkeEndpoint(policy_b(remote_ip=None), guard)
     def kind(answers) -> str:
         if not answers:
             return "none"
@@ -159,15 +159,15 @@ def test_half_open_caps_per_source_and_in_total():
     assert got == ["answer", "answer", "answer", "none", "none"]   # 5 in total
     assert guard.counters.dropped_total_cap == 2
     # half-open SAs expire (policy.half_open_timeout) and free their places
-    tunnel.handle_timer(tunnel.policy.half_open_timeout + 1)
+    tunnel.handle_timer(tunnel.settings.half_open_timeout + 1)
     assert guard.half_open == 0
     assert _feed(tunnel, _init_request(b"\x7f" * 8), source=("192.0.2.20", 500), now=40.0)
 
 
 def test_one_guard_counts_all_tunnels():
     guard = DosGuard(DosSettings(cookie_threshold=2), random_bytes=seeded_random(7))
-    t1 = IkeTunnel(policy_b(remote_ip=None), guard)
-    t2 = IkeTunnel(policy_b(remote_ip=None, local_ip="198.51.100.99"), guard)
+    t1 = IkeEndpoint(policy_b(remote_ip=None), guard)
+    t2 = IkeEndpoint(policy_b(remote_ip=None, local_ip="198.51.100.99"), guard)
     _feed(t1, _init_request(b"\x81" * 8), source=("192.0.2.40", 500))
     t2.receive(_init_request(b"\x82" * 8), ("198.51.100.99", 500), ("192.0.2.41", 500), 0.0)
     t2.datagrams_to_send()
@@ -177,7 +177,7 @@ def test_one_guard_counts_all_tunnels():
 
 def test_a_forged_cookie_is_challenged_again():
     pair_guard = DosGuard(DosSettings(require_cookies=True), random_bytes=seeded_random(8))
-    tunnel = IkeTunnel(policy_b(remote_ip=None), pair_guard)
+    tunnel = IkeEndpoint(policy_b(remote_ip=None), pair_guard)
     forged = _init_request(b"\x91" * 8, cookie=b"\x00" * (1 + COOKIE_MAC_LEN))
     [answer] = _feed(tunnel, forged)
     assert decode_message(answer.data).notify(NotifyType.COOKIE)
@@ -188,7 +188,7 @@ def test_a_forged_cookie_is_challenged_again():
 def test_new_sas_are_rate_limited():
     guard = DosGuard(DosSettings(max_new_per_second=3, max_half_open_per_source=100),
                      random_bytes=seeded_random(10))
-    tunnel = IkeTunnel(policy_b(remote_ip=None), guard)
+    tunnel = IkeEndpoint(policy_b(remote_ip=None), guard)
     got = [bool(_feed(tunnel, _init_request(bytes([0xa0 + i]) * 8), source=(f"192.0.2.{50 + i}", 500),
                       now=0.0)) for i in range(5)]
     assert got == [True, True, True, False, False] and guard.counters.dropped_rate == 2

@@ -13,7 +13,7 @@
 - "periodic DPDs for peers using NAT": probes every 10 s whatever the traffic.
 - dpd_timeout_action clear / none / restart (§1.5); restart needs the CGW IP.
 - startup_action start: vgw initiates, and again after the tunnel went down,
-  with the back-off of ikecore.tunnel (RESTART_BASE doubling up to RESTART_MAX,
+  with the back-off of ikecore.endpoint (RESTART_BASE doubling up to RESTART_MAX,
   vgw's figures: AWS publishes none); hold() stops it, release() starts again;
   startup_action add never initiates (§1.7).
 """
@@ -21,8 +21,8 @@
 import pytest
 
 from ikecore.events import DpdTimeout
-from ikecore.policy import RetransmitPolicy
-from ikecore.tunnel import RESTART_BASE, RESTART_MAX
+from ikecore.settings import RetransmitSettings
+from ikecore.endpoint import RESTART_BASE, RESTART_MAX
 from .ikepair import Holder, Nat, is_request
 from .lifecycle import children, live_child_ups, make_pair, opened
 
@@ -180,9 +180,9 @@ def requests_of(pair, side, exchange, since=0):
 
 def resend_times(start, until):
     """When a request sent at `start` goes out, on the retransmission schedule
-    (RFC 7296 §2.1, RetransmitPolicy), before `until`."""
+    (RFC 7296 §2.1, RetransmitSettings), before `until`."""
     times = [start]
-    for delay in RetransmitPolicy().delays()[:-1]:
+    for delay in RetransmitSettings().delays()[:-1]:
         if times[-1] + delay >= until:
             break
         times.append(times[-1] + delay)
@@ -203,7 +203,7 @@ def test_dpd_decides_while_a_rekey_is_outstanding(action):
     [ca] = pair.a.child_ups
     step(pair, 5.0)
     pair.a.tunnel.rekey("child", 5.0)
-    dead = 0.0 + pair.a.tunnel.policy.dpd_timeout
+    dead = 0.0 + pair.a.tunnel.settings.dpd_timeout
     step(pair, dead - 0.01, deliver=False)
     assert pair.a.downs == []
     step(pair, dead, deliver=False)
@@ -231,8 +231,8 @@ def test_dpd_none_keeps_the_sa_while_a_rekey_is_outstanding():
     [ca] = pair.a.child_ups
     step(pair, 5.0)
     pair.a.tunnel.rekey("child", 5.0)
-    dead = 0.0 + pair.a.tunnel.policy.dpd_timeout
-    give_up = 5.0 + sum(RetransmitPolicy().delays())
+    dead = 0.0 + pair.a.tunnel.settings.dpd_timeout
+    give_up = 5.0 + sum(RetransmitSettings().delays())
     step(pair, 300.0, deliver=False)
     assert give_up < 300.0
     assert pair.a.downs == [] and pair.a.child_downs == [] and pair.a.sa.established
@@ -385,7 +385,7 @@ def _attempt_starts(pair, since):
 
 def test_failed_attempts_back_off_doubling_up_to_the_maximum():
     # each attempt gives up 3 s after its first IKE_SA_INIT (resend at +1, give up +2 later)
-    retransmit = RetransmitPolicy(timeout=1.0, base=2.0, tries=1)
+    retransmit = RetransmitSettings(timeout=1.0, base=2.0, tries=1)
     give_up = 1.0 + 2.0
     pair = make_pair(a=dict(startup_action="start", retransmit=retransmit))
     pair.b.tunnel.delete(pair.now)
@@ -403,7 +403,7 @@ def test_failed_attempts_back_off_doubling_up_to_the_maximum():
 
 
 def test_hold_stops_reinitiation_and_release_starts_at_once():
-    retransmit = RetransmitPolicy(timeout=1.0, base=2.0, tries=1)
+    retransmit = RetransmitSettings(timeout=1.0, base=2.0, tries=1)
     pair = make_pair(a=dict(startup_action="start", retransmit=retransmit))
     pair.b.tunnel.delete(pair.now)
     pair.run()
@@ -442,7 +442,7 @@ def test_initiation_needs_the_cgw_address():
 def test_dpd_restart_keeps_trying_until_the_peer_is_back():
     """restart 'Restart the IKE session' (aws-facts.md §1.5): with startup add, vgw
     keeps initiating with the backoff until an attempt succeeds, not only once."""
-    retransmit = RetransmitPolicy(timeout=1.0, base=2.0, tries=1)   # an attempt fails 3 s in
+    retransmit = RetransmitSettings(timeout=1.0, base=2.0, tries=1)   # an attempt fails 3 s in
     pair = make_pair(a=dict(dpd_action="restart", retransmit=retransmit))
     step(pair, 30.0, deliver=False)            # dead at 30: first attempt at once
     step(pair, 30.0 + 3 + RESTART_BASE + 3 + 2 * RESTART_BASE, deliver=False)

@@ -17,7 +17,7 @@ from ikecore.crypto import InvalidPublicValue, get_dh_group
 from ikecore.exchanges import ike_init
 from ikecore.message import Header, decode_message, encode_message
 from ikecore.payloads import KePayload, NoncePayload, NotifyPayload, Proposal, SaPayload, Transform
-from ikecore.tunnel import IkeTunnel
+from ikecore.endpoint import IkeEndpoint
 from .ikepair import ADDR_A, ADDR_B, IkePair, Side, policy_a, policy_b
 
 ENCRYPTION = ("AES128", "AES256", "AES128-GCM-16", "AES256-GCM-16")
@@ -155,11 +155,11 @@ def test_phase2_suite(encr, integ):
 def test_default_policies_agree_on_awss_first_choices():
     """With AWS's default lists on both sides, the responder's first entries win:
     AES128, SHA1, DH 2 in phase 1 (aws-facts.md §0: the lists, in that order)."""
-    from ikecore.policy import TunnelPolicy
+    from ikecore.settings import IkeSettings
     from .ikepair import PSK, seeded_random
-    pa = TunnelPolicy(name="a", local_ip=ADDR_A, remote_ip=ADDR_B, psk=PSK,
+    pa = IkeSettings(name="a", local_ip=ADDR_A, remote_ip=ADDR_B, psk=PSK,
                       startup_action="start", random_bytes=seeded_random(5))
-    pb = TunnelPolicy(name="b", local_ip=ADDR_B, remote_ip=ADDR_A, psk=PSK,
+    pb = IkeSettings(name="b", local_ip=ADDR_B, remote_ip=ADDR_A, psk=PSK,
                       random_bytes=seeded_random(6))
     pair = IkePair(pa, pb)
     pair.handshake()
@@ -235,7 +235,7 @@ def test_peer_ke_guess_does_not_buy_a_less_preferred_cipher_and_the_retry_gets_v
     vgw prefers AES128 (its list, not the peer's KE, decides the suite): it answers
     INVALID_KE_PAYLOAD(19) and keeps nothing; the peer's retry with 19 gets AES128
     from proposal 1 (RFC 7296 §1.2, §3.3.1)."""
-    tunnel = IkeTunnel(policy_b(phase1_encryption=("AES128", "AES256"),
+    tunnel = IkeEndpoint(policy_b(phase1_encryption=("AES128", "AES256"),
                                 phase1_integrity=("SHA2-256",), phase1_dh_groups=(19, 14)))
     proposals = [_ike_proposal(1, 128, 19), _ike_proposal(2, 256, 14)]
     spi_i = b"\x5a" * 8
@@ -305,7 +305,7 @@ def test_bad_ke_is_refused_before_any_key_is_generated(monkeypatch, group):
         get_dh_group(group).check_public(bad)
     calls: list[str] = []
     monkeypatch.setattr(ike_init, "get_dh_group", lambda g: _SpyGroup(get_dh_group(g), calls))
-    b = Side("b", IkeTunnel(policy_b(phase1_integrity=("SHA2-256",), phase1_dh_groups=(group,))))
+    b = Side("b", IkeEndpoint(policy_b(phase1_integrity=("SHA2-256",), phase1_dh_groups=(group,))))
     [out] = _feed(b.tunnel, _scripted_init(b"\x6b" * 8, [_ike_proposal(1, 128, group)], group, bad))
     assert [n.notify_type for n in decode_message(out.data).notifies()] == [7]  # INVALID_SYNTAX
     assert "generate" not in calls and "check" in calls
@@ -317,7 +317,7 @@ def test_good_ke_is_checked_then_a_key_generated(monkeypatch):
     """The same path with a valid value: checked first, then one key made."""
     calls: list[str] = []
     monkeypatch.setattr(ike_init, "get_dh_group", lambda g: _SpyGroup(get_dh_group(g), calls))
-    tunnel = IkeTunnel(policy_b(phase1_integrity=("SHA2-256",)))
+    tunnel = IkeEndpoint(policy_b(phase1_integrity=("SHA2-256",)))
     [out] = _feed(tunnel, _scripted_init(b"\x6c" * 8, [_ike_proposal(1, 128, 19)], 19))
     assert decode_message(out.data).get(KePayload).group == 19
     assert calls == ["check", "generate"]

@@ -14,7 +14,7 @@ from ikecore.dos import DosGuard, DosSettings
 from ikecore.message import Header, encode_message
 from ikecore.payloads import NotifyPayload
 from ikecore.sa import IkeSa, State
-from ikecore.tunnel import IkeTunnel
+from ikecore.endpoint import IkeEndpoint
 from .ikepair import ADDR_A, ADDR_B, IkePair, Side, policy_a, policy_b
 
 FLOOD = "203.0.113.{}"
@@ -22,13 +22,13 @@ FLOOD = "203.0.113.{}"
 
 def init_request(src: str, group: int = 19) -> bytes:
     """A real IKE_SA_INIT request from an initiator at `src` (vgw's own core)."""
-    t = IkeTunnel(policy_a(local_ip=src, phase1_dh_groups=(group,), random_bytes=os.urandom))
+    t = IkeEndpoint(policy_a(local_ip=src, phase1_dh_groups=(group,), random_bytes=os.urandom))
     t.initiate(0.0)
     [d] = t.datagrams_to_send()
     return d.data
 
 
-def open_half_open(tunnel: IkeTunnel, count: int, now: float, spread: float = 0.01) -> None:
+def open_half_open(tunnel: IkeEndpoint, count: int, now: float, spread: float = 0.01) -> None:
     """`count` half-open SAs from the flood's addresses, within `spread` s from `now`."""
     request = init_request(FLOOD.format(1))
     for i in range(count):
@@ -53,10 +53,10 @@ class CallCounter:
             monkeypatch.setattr(IkeSa, name, counted)
 
 
-def responder(**kw) -> IkeTunnel:
+def responder(**kw) -> IkeEndpoint:
     guard = DosGuard(DosSettings(cookie_threshold=10_000, max_half_open_per_source=10_000,
                                  max_new_per_second=10_000))
-    return IkeTunnel(policy_b(remote_ip=None, **kw), guard)
+    return IkeEndpoint(policy_b(remote_ip=None, **kw), guard)
 
 
 @pytest.mark.parametrize("half_open", [10, 400])
@@ -89,7 +89,7 @@ def test_half_open_sas_expire_in_order_and_free_their_slots():
     for step in range(3):
         open_half_open(tunnel, 5, now=float(step))
     assert tunnel.guard.half_open == 15
-    timeout = tunnel.policy.half_open_timeout
+    timeout = tunnel.settings.half_open_timeout
     assert tunnel.next_deadline() == timeout
     tunnel.handle_timer(timeout + 1.5)        # the first two batches are due
     assert tunnel.guard.half_open == 5
@@ -148,7 +148,7 @@ def test_a_spoofer_of_the_cgw_address_cannot_lock_the_cgw_out():
     on. Now a source over the cap is challenged; the real CGW returns the
     cookie and gets in, the spoofer cannot."""
     guard = DosGuard(DosSettings(), random_bytes=os.urandom)
-    tunnel = IkeTunnel(policy_b(), guard)          # remote_ip: the CGW, ADDR_A
+    tunnel = IkeEndpoint(policy_b(), guard)          # remote_ip: the CGW, ADDR_A
     spoofed = init_request(ADDR_A)
     for _ in range(20):
         tunnel.receive(os.urandom(8) + spoofed[8:], (ADDR_B, 500), (ADDR_A, 500), 0.0)
@@ -286,7 +286,7 @@ def test_an_exception_inside_an_sa_loses_no_half_open_slot():
     a slot of the DoS caps with no timer to free it: repeated with fresh SPIs it
     would fill max_half_open and lock every customer gateway out."""
     guard = DosGuard(settings=DosSettings(max_half_open=4))
-    tunnel = IkeTunnel(policy_b(remote_ip=None), guard)
+    tunnel = IkeEndpoint(policy_b(remote_ip=None), guard)
 
     def broken(self, *args):
         raise RuntimeError("bug")

@@ -1,6 +1,6 @@
 """The tunnel's life as the status shows it, and DELETEs on the wire.
 
-- IkeTunnel.status(now): rekey_in / expires_in of the IKE SA and of each CHILD
+- IkeEndpoint.status(now): rekey_in / expires_in of the IKE SA and of each CHILD
   SA follow the deadlines of aws-facts.md §1.6 (lifetime - margin x (1 + fuzz x
   random), the random value fixed here), phase 1 / phase 2 "rekeying" while a
   rekey is in flight.

@@ -88,7 +88,7 @@ def test_customer_gateway_from_any_address():
 
 def test_authenticated_esp_from_a_new_mapping_moves_the_tunnel_at_once():
     """RFC 7296 §2.23: a validated packet - ESP too - from a new port moves the
-    SA there. The data path reports it (IkeTunnel.esp_from); IKE and ESP follow
+    SA there. The data path reports it (IkeEndpoint.esp_from); IKE and ESP follow
     without waiting for the CGW's next IKE message."""
     pair = nat_pair()
     b_sa = pair.b.tunnel.current

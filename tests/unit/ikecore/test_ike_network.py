@@ -9,7 +9,7 @@ documents it (4 s, then x1.8 per try, 5 tries); AWS publishes none.
 
 import pytest
 
-from ikecore.policy import RetransmitPolicy
+from ikecore.settings import RetransmitSettings
 from .ikepair import (
     ADDR_A, ADDR_B, IkePair, drop_all, drop_first, duplicate, policy_a, policy_b, snapshot,
 )
@@ -239,7 +239,7 @@ def test_retransmission_schedule_and_give_up():
 
 
 def test_retransmission_schedule_follows_the_policy():
-    pair = IkePair(policy_a(retransmit=RetransmitPolicy(timeout=1.0, base=2.0, tries=3)))
+    pair = IkePair(policy_a(retransmit=RetransmitSettings(timeout=1.0, base=2.0, tries=3)))
     pair.initiate()
     pair.drop(pair.a)
     fired = pair.run_timers(100.0, hook=drop_all)
@@ -299,7 +299,7 @@ def test_half_open_timer_uses_the_default():
     pair.initiate()
     pair.roundtrip(pair.a)
     pair.drop(pair.a)
-    assert pair.b.tunnel.next_deadline() == pytest.approx(30.0)  # TunnelPolicy default
+    assert pair.b.tunnel.next_deadline() == pytest.approx(30.0)  # IkeSettings default
 
 
 # --- DELETE ---------------------------------------------------------------------------------------------

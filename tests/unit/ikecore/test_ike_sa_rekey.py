@@ -95,7 +95,7 @@ def test_ike_hard_expiry_deletes_when_the_peer_refuses_the_rekey():
                             rekey_fuzz=0),
                      b=dict(phase1_lifetime=7200, phase2_lifetime=900))
     [up] = pair.a.ups
-    pair.b.sa.policy = replace(pair.b.sa.policy, phase1_dh_groups=(20,))
+    pair.b.sa.settings = replace(pair.b.sa.settings, phase1_dh_groups=(20,))
     pair.run_timers(3330.0)
     [req] = ike_requests(pair, pair.a, 0)
     [answer] = [d for d in sent(pair, pair.b, 0, "CREATE_CHILD_SA", response=True)
@@ -254,8 +254,8 @@ def test_ike_rekey_invalid_ke_then_retry(who):
     by, peer = sides(pair, who)
     [old] = by.ups
     assert old.dh_group == 20
-    changed = replace(peer.tunnel.policy, phase1_dh_groups=(21,))
-    peer.tunnel.policy = peer.sa.policy = changed
+    changed = replace(peer.tunnel.settings, phase1_dh_groups=(21,))
+    peer.tunnel.settings = peer.sa.settings = changed
     mark = len(pair.wire)
     by.tunnel.rekey("ike", pair.now)
     pair.run()

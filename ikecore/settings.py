@@ -1,6 +1,6 @@
 """What one tunnel is allowed to negotiate, as the core sees it.
 
-The daemon builds a TunnelPolicy from the validated YAML config; ikecore never
+The daemon builds a IkeSettings from the validated YAML config; ikecore never
 reads files. Defaults are AWS's (aws-facts.md §0) so that unit tests can build a
 policy with a name, addresses and a PSK only.
 """
@@ -17,7 +17,7 @@ from .transforms import DEFAULT_ENCRYPTION, DEFAULT_INTEGRITY, PHASE1_DH_GROUPS,
 
 
 @dataclass(frozen=True)
-class RetransmitPolicy:
+class RetransmitSettings:
     """Request retransmission (RFC 7296 §2.1). AWS does not document its schedule;
     these are strongSwan's defaults (charon.retransmit_timeout 4 s, base 1.8,
     5 tries; peers.md §3): resends at 4, 11.2, 24.2, 47.5, 89.5 s, give up at 165 s."""
@@ -32,7 +32,7 @@ class RetransmitPolicy:
 
 
 @dataclass(frozen=True)
-class TunnelPolicy:
+class IkeSettings:
     name: str                      # for logs: "<connection> <outside ip>"
     local_ip: str                  # the tunnel's AWS outside IP
     remote_ip: str | None          # the customer gateway IP; None: any address
@@ -70,6 +70,6 @@ class TunnelPolicy:
     # strongSwan's charon.half_open_timeout is 30 s; AWS logs "Timeout: deleting
     # un-established Phase 1 IKE_SA" (aws-facts.md §3.3) without a documented figure.
     half_open_timeout: float = 30.0
-    retransmit: RetransmitPolicy = RetransmitPolicy()
+    retransmit: RetransmitSettings = RetransmitSettings()
     nonce_size: int = 32
     random_bytes: Callable[[int], bytes] = field(default=os.urandom, compare=False, repr=False)

@@ -23,7 +23,7 @@ from .exchanges.ike_init import IkeInit, new_ike_spi
 from .exchanges.informational import DeleteIke
 from .message import Header, decode_message, encode_message
 from .payloads import KePayload, NoncePayload, NotifyPayload
-from .policy import TunnelPolicy
+from .settings import IkeSettings
 from .sa import IkeSa, State
 from .transforms import integ_name
 
@@ -34,7 +34,7 @@ QUIET_DOWN = ("rekeyed", "replaced", "redundant", "deleted")
 
 
 @dataclass
-class TunnelCounters:
+class EndpointCounters:
     dropped_malformed: int = 0
     dropped_unknown_spi: int = 0
     dropped_unknown_peer: int = 0
@@ -46,10 +46,10 @@ class TunnelCounters:
     internal_errors: int = 0           # exceptions caught at this edge (bugs)
 
 
-class IkeTunnel:
-    def __init__(self, policy: TunnelPolicy, guard: DosGuard | None = None):
-        self.policy = policy
-        self.guard = guard or DosGuard(random_bytes=policy.random_bytes)
+class IkeEndpoint:
+    def __init__(self, settings: IkeSettings, guard: DosGuard | None = None):
+        self.settings = settings
+        self.guard = guard or DosGuard(random_bytes=settings.random_bytes)
         # responder SAs the guard counts, in creation order (= deadline order: each
         # expires half_open_timeout after its IKE_SA_INIT, and time only moves on)
         self._half_open: dict[int, tuple[IkeSa, str, bool]] = {}   # (SA, source, proven)
@@ -64,7 +64,7 @@ class IkeTunnel:
         self._init_index: dict[tuple, IkeSa] = {}        # (SPIi, remote) of responder SAs
         self._events: deque[Event] = deque()
         self._out: list[Datagram] = []
-        self.counters = TunnelCounters()
+        self.counters = EndpointCounters()
         self.current: IkeSa | None = None               # the established IKE SA
         self.accept_new = True   # False while the operator holds the tunnel down
         self.restart_at: float | None = None
@@ -88,7 +88,7 @@ class IkeTunnel:
             else:
                 self.counters.dropped_malformed += 1
             return
-        if self.policy.remote_ip and remote[0] != self.policy.remote_ip:
+        if self.settings.remote_ip and remote[0] != self.settings.remote_ip:
             # AWS checks the customer gateway address when one is configured
             # (aws-facts.md §2: the CGW IP must be static and registered); an
             # authentic message replayed from elsewhere is no exception
@@ -182,7 +182,7 @@ class IkeTunnel:
                                   local, remote)
                 return None
         # INIT_SENT doubles as "IKE_SA_INIT not answered yet" for a responder
-        sa = IkeSa(self.policy, initiator=False, local=local, remote=remote, created=now,
+        sa = IkeSa(self.settings, initiator=False, local=local, remote=remote, created=now,
                    spi_i=header.spi_i, state=State.INIT_SENT, proven=proven,
                    frag_budget=self.guard)
         self._init_index[(header.spi_i, remote)] = sa
@@ -244,11 +244,11 @@ class IkeTunnel:
 
     def initiate(self, now: float) -> IkeSa:
         """AWS-side initiation (startup_action start, aws-facts.md §1.7)."""
-        if not self.policy.remote_ip:
+        if not self.settings.remote_ip:
             raise ValueError("initiating needs the customer gateway IP")
-        sa = IkeSa(self.policy, initiator=True, local=(self.policy.local_ip, 500),
-                   remote=(self.policy.remote_ip, 500), created=now,
-                   spi_i=new_ike_spi(self.policy.random_bytes), frag_budget=self.guard)
+        sa = IkeSa(self.settings, initiator=True, local=(self.settings.local_ip, 500),
+                   remote=(self.settings.remote_ip, 500), created=now,
+                   spi_i=new_ike_spi(self.settings.random_bytes), frag_budget=self.guard)
         self.sas[sa.our_spi] = sa
         self._active[id(sa)] = sa
         sa.start(IkeInit(), now)
@@ -264,7 +264,7 @@ class IkeTunnel:
     def release(self, now: float) -> None:
         self.accept_new = True
         self._restart_failures = 0
-        if self.policy.startup_action == "start" and self.policy.remote_ip and not self._live():
+        if self.settings.startup_action == "start" and self.settings.remote_ip and not self._live():
             self.initiate(now)
 
     def rekey(self, kind: str, now: float) -> str | None:
@@ -430,7 +430,7 @@ class IkeTunnel:
             return
         if not (sa is self.current or (sa.initiator and sa.established_at is None)):
             return   # a half-open responder SA failing is no reason to initiate
-        p = self.policy
+        p = self.settings
         if not p.remote_ip:
             return
         if ev.reason == "dpd" and p.dpd_action == "restart":
@@ -499,4 +499,4 @@ class IkeTunnel:
         }
 
 
-__all__ = ["IkeTunnel", "IkeSaDown"]
+__all__ = ["IkeEndpoint", "IkeSaDown"]
