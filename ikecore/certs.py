@@ -48,6 +48,7 @@ from cryptography.x509.oid import ExtensionOID, NameOID
 from . import asn1
 from .asn1 import name_text, names_match
 from .constants import IdType
+from .payloads import format_identity
 from .sigauth import OFFERED, RSASSA_PSS, SignatureError, parse_algorithm_identifier
 
 MAX_CHAIN_CERTS = 8            # end-entity + intermediates the peer may send
@@ -478,7 +479,6 @@ def describe_id(id_type: int, data: bytes) -> str:
             return name_text(data)
         except ValueError:
             return f"DER_ASN1_DN:{data.hex()}"
-    from .payloads import format_identity
     return format_identity(id_type, data)
 
 

@@ -15,22 +15,60 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
+from . import nat
 from .constants import ExchangeType, HeaderFlag, NotifyType
 from .dos import DosGuard
 from .errors import ParseError
 from .events import Datagram, Event, IkeSaDown, IkeSaUp, LogLine
-from .exchanges.ike_init import IkeInit, new_ike_spi
+from .exchanges import create_child_sa, ike_auth, ike_init, ike_rekey, informational
+from .exchanges.create_child_sa import ChildRekey
+from .exchanges.ike_init import IkeInit
+from .exchanges.ike_rekey import IkeRekey
 from .exchanges.informational import DeleteIke
 from .message import Header, decode_message, encode_message
 from .payloads import KePayload, NoncePayload, NotifyPayload
+from .sa import IkeSa, SaHandlers
+from .sa_operations import new_ike_spi
 from .settings import IkeSettings
-from .sa import IkeSa, State
+from .state import IKE_INITIAL, ChildState, IkeState
+from .timers import ChildTimer, IkeTimer
 from .transforms import integ_name
 
 # Re-initiation backoff for startup_action start (AWS keeps trying; the figures are vgw's)
 RESTART_BASE = 5.0
 RESTART_MAX = 120.0
 QUIET_DOWN = ("rekeyed", "replaced", "redundant", "deleted")
+
+# What the SAs' upper half does (the SA imports no exchange; ikecore.sa.SaHandlers):
+# who answers each request, what each timer does when it fires.
+SA_HANDLERS = SaHandlers(
+    requests={
+        ExchangeType.IKE_SA_INIT: ike_init.respond,
+        ExchangeType.IKE_AUTH: ike_auth.respond,
+        ExchangeType.CREATE_CHILD_SA: create_child_sa.respond,
+        ExchangeType.INFORMATIONAL: informational.respond,
+    },
+    timers={
+        IkeTimer.HALF_OPEN: ike_auth.half_open_expired,
+        IkeTimer.REKEY: ike_rekey.rekey_due,
+        IkeTimer.EXPIRE: informational.ike_expired,
+        IkeTimer.DPD: informational.dpd_check,
+        IkeTimer.DELETE_REKEYED: informational.delete_rekeyed,
+        IkeTimer.DELETE_REDUNDANT: informational.delete_redundant,
+        IkeTimer.NAT_KEEPALIVE: nat.fire_keepalive,
+    },
+    child_timers={
+        ChildTimer.DELETE: informational.delete_replaced_child,
+        ChildTimer.EXPIRE: informational.child_expired,
+        ChildTimer.REKEY: create_child_sa.rekey_due,
+    },
+)
+
+
+# IKE SAs that keep the endpoint from initiating again: one is on its way up, or up
+# and not replaced (a REKEYED one has a successor; a redundant one lost a collision)
+_NEGOTIATING = (IkeState.INIT_SENT, IkeState.INIT_RECEIVED, IkeState.AUTH_SENT, IkeState.HALF_OPEN)
+_LIVE = _NEGOTIATING + (IkeState.ESTABLISHED, IkeState.REKEYING)
 
 
 @dataclass
@@ -181,10 +219,9 @@ class IkeEndpoint:
                 self._send_cookie(header, self.guard.make(remote[0], header.spi_i, nonce.data, now),
                                   local, remote)
                 return None
-        # INIT_SENT doubles as "IKE_SA_INIT not answered yet" for a responder
         sa = IkeSa(self.settings, initiator=False, local=local, remote=remote, created=now,
-                   spi_i=header.spi_i, state=State.INIT_SENT, proven=proven,
-                   frag_budget=self.guard)
+                   spi_i=header.spi_i, state=IKE_INITIAL["responder"], handlers=SA_HANDLERS,
+                   proven=proven, frag_budget=self.guard)
         self._init_index[(header.spi_i, remote)] = sa
         self._init_keys[id(sa)] = (header.spi_i, remote)
         self.guard.opened(remote[0], proven)
@@ -248,7 +285,8 @@ class IkeEndpoint:
             raise ValueError("initiating needs the customer gateway IP")
         sa = IkeSa(self.settings, initiator=True, local=(self.settings.local_ip, 500),
                    remote=(self.settings.remote_ip, 500), created=now,
-                   spi_i=new_ike_spi(self.settings.random_bytes), frag_budget=self.guard)
+                   spi_i=new_ike_spi(self.settings.random_bytes), state=IKE_INITIAL["initiator"],
+                   handlers=SA_HANDLERS, frag_budget=self.guard)
         self.sas[sa.our_spi] = sa
         self._active[id(sa)] = sa
         sa.start(IkeInit(), now)
@@ -269,17 +307,15 @@ class IkeEndpoint:
 
     def rekey(self, kind: str, now: float) -> str | None:
         """Start a rekey now (`vgw rekey`); returns an error text or None."""
-        from .exchanges.child_rekey import ChildRekey
-        from .exchanges.ike_rekey import IkeRekey
         sa = self.current
         if sa is None or not sa.established:
             return "the tunnel has no established IKE SA"
         if kind == "ike":
-            if sa.successor is not None or sa.ike_rekeying is not None:
+            if sa.state is not IkeState.ESTABLISHED:
                 return "an IKE SA rekey is already in progress"
             sa.start(IkeRekey(), now)
         else:
-            children = [c for c in sa.children.values() if c.state == "INSTALLED"]
+            children = [c for c in sa.children.values() if c.state is ChildState.INSTALLED]
             if not children:
                 return "the tunnel has no installed CHILD SA to rekey"
             for c in children:
@@ -293,15 +329,14 @@ class IkeEndpoint:
             self.current.note_inbound(when)
 
     def _live(self) -> bool:
-        return any(s.state in (State.INIT_SENT, State.AUTH_SENT, State.HALF_OPEN, State.ESTABLISHED)
-                   and not s.redundant and s.successor is None for s in self.sas.values())
+        return any(s.state in _LIVE and not s.redundant for s in self.sas.values())
 
     def delete(self, now: float) -> None:
         """Send DELETE for every live IKE SA (vgw tunnel down, SIGTERM)."""
         for sa in list(self.sas.values()):
-            if sa.state == State.ESTABLISHED:
+            if sa.established:
                 sa.start(DeleteIke(), now)
-            elif sa.state != State.DELETING:
+            elif sa.state is not IkeState.DELETING:
                 sa.fail("tunnel taken down", "deleted")
         self._collect(now)
 
@@ -390,14 +425,14 @@ class IkeEndpoint:
             # that a late copy of its IKE_SA_INIT reaches it (and is dropped as an
             # old message ID) instead of opening a second, half-open SA (strongSwan
             # keeps its IKE_SA_INIT hashes until the IKE SA is destroyed, too).
-            # A responder SA still in INIT_SENT here had its IKE_SA_INIT dropped
+            # A responder SA still in INIT_RECEIVED here had its IKE_SA_INIT dropped
             # (malformed): forget it, or junk with fresh SPIs would pile up forever.
-            unanswered = not sa.initiator and sa.state == State.INIT_SENT
+            unanswered = sa.state is IkeState.INIT_RECEIVED
             if sa.dead or unanswered:
                 self._unindex_init(sa)
             # no longer half-open: established, gone, or never answered (then it
             # must not hold a slot of the guard's caps, having no timer to expire)
-            if sa.dead or unanswered or sa.state != State.HALF_OPEN:
+            if sa.dead or unanswered or sa.state is not IkeState.HALF_OPEN:
                 self._release_half_open(sa)
             if sa.dead:
                 self._active.pop(id(sa), None)
@@ -453,15 +488,15 @@ class IkeEndpoint:
         """AWS's TunnelIKEPhase1State vocabulary (aws-facts.md §3.2)."""
         cur = self.current
         if cur is not None and cur.established:
-            return "rekeying" if cur.ike_rekeying is not None else "established"
-        if any(s.state in (State.INIT_SENT, State.AUTH_SENT, State.HALF_OPEN) for s in self._all()):
+            return "rekeying" if cur.state is IkeState.REKEYING else "established"
+        if any(s.state in _NEGOTIATING for s in self._all()):
             return "negotiating"
         return "down"
 
     @property
     def phase2_state(self) -> str:
         if self.current is not None and self.current.children:
-            if any(c.state == "REKEYING" for c in self.current.children.values()):
+            if any(c.state is ChildState.REKEYING for c in self.current.children.values()):
                 return "rekeying"
             return "established"
         if self.current is not None and self.current.established:
@@ -491,10 +526,11 @@ class IkeEndpoint:
                  "dh_group": c.suite.dh or None,
                  "local_ts": [str(t) for t in c.local_ts],
                  "remote_ts": [str(t) for t in c.remote_ts],
-                 "state": c.state, "rekey_in": left(c.rekey_at), "expires_in": left(c.expire_at)}
+                 "state": c.state.value, "rekey_in": left(c.timers.get(ChildTimer.REKEY)),
+                 "expires_in": left(c.timers.get(ChildTimer.EXPIRE))}
                 for c in (cur.children.values() if cur else [])
             ],
-            "half_open": sum(1 for s in self._all() if s.state == State.HALF_OPEN),
+            "half_open": sum(1 for s in self._all() if s.state is IkeState.HALF_OPEN),
             "counters": vars(self.counters).copy(),
         }
 

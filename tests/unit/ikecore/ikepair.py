@@ -49,7 +49,7 @@ from ikecore.events import (
 from ikecore.exchanges.informational import DeleteChild, Liveness
 from ikecore.message import Header, encode_message
 from ikecore.settings import IkeSettings
-from ikecore.sa import IkeSa, State
+from ikecore.sa import IkeSa
 from ikecore.endpoint import IkeEndpoint
 
 ADDR_A = "198.51.100.1"     # side A: vgw that initiates (startup_action start)
@@ -758,7 +758,7 @@ __all__ = [
     "ADDR_A", "ADDR_B", "PSK", "IkePair", "Nat", "Side", "policy_a", "policy_b",
     "seeded_random", "drop_all", "duplicate", "drop_first", "snapshot", "seal_raw",
     "seal_payloads", "prf", "prf_plus", "ike_keys", "child_keys", "open_sk", "nat_hash",
-    "psk_auth", "HASHES", "CIPHERS", "State", "replace",
+    "psk_auth", "HASHES", "CIPHERS", "replace",
     "ScriptedRandom", "nonce", "Holder", "EXCHANGES", "PAYLOADS", "NOTIFIES", "exchange_of",
     "is_response", "is_request", "is_answer", "Opened", "walk_payloads", "open_message",
     "DhRecorder", "ecp_shared_secret",

@@ -17,7 +17,7 @@ import struct
 
 import pytest
 
-from ikecore.exchanges import child_rekey
+from ikecore import timers
 from .ikepair import NOTIFIES, Holder, is_answer, is_request, nonce
 from .lifecycle import (
     PROTO_ESP, assert_esp_flows, children, make_pair, opened, rng, sent, spi_of,
@@ -224,9 +224,9 @@ def _check_vgw_deletes_the_old_sa(pair, old_a, settled, held):
     replaced, as after a rekey it answered: the peer's DELETE never came, and
     until the old SA goes, vgw sends on it."""
     mark = len(pair.wire)
-    pair.run_timers(settled + child_rekey.REKEYED_DELETE_DELAY - 0.01, held)
+    pair.run_timers(settled + timers.REKEYED_DELETE_DELAY - 0.01, held)
     assert old_a in children(pair.a)
-    pair.run_timers(settled + child_rekey.REKEYED_DELETE_DELAY, held)
+    pair.run_timers(settled + timers.REKEYED_DELETE_DELAY, held)
     dels = [opened(pair, d).deletes() for d in sent(pair, pair.a, mark, "INFORMATIONAL", False)]
     assert [(PROTO_ESP, [struct.pack("!I", old_a)])] in dels
     assert old_a not in children(pair.a)

@@ -23,7 +23,9 @@ import pytest
 from ikecore.constants import NotifyType, ProtocolId
 from ikecore.crypto import get_dh_group
 from ikecore.events import Datagram
-from ikecore.exchanges import child_rekey
+from ikecore import sa_operations, timers
+from ikecore.state import ChildState
+from ikecore.exchanges import create_child_sa
 from ikecore.payloads import (
     KePayload, NoncePayload, NotifyPayload, SaPayload, TsiPayload, TsrPayload,
 )
@@ -44,7 +46,8 @@ LIFETIME = 3600   # phase 2 default (aws-facts.md §0)
 def dh(monkeypatch):
     """Known DH private values for CHILD rekeys (both sides share the module)."""
     recorder = DhRecorder(get_dh_group)
-    monkeypatch.setattr(child_rekey, "get_dh_group", recorder)
+    monkeypatch.setattr(create_child_sa, "get_dh_group", recorder)
+    monkeypatch.setattr(sa_operations, "get_dh_group", recorder)   # the responder
     return recorder
 
 
@@ -98,7 +101,8 @@ def test_child_rekey_margin_counts_from_the_install_time():
     pair.now = 1000.0
     pair.handshake()
     [c] = pair.a.sa.children.values()
-    assert c.rekey_at == 1000.0 + 3195.0 and c.expire_at == 1000.0 + LIFETIME
+    assert c.timers[timers.ChildTimer.REKEY] == 1000.0 + 3195.0
+    assert c.timers[timers.ChildTimer.EXPIRE] == 1000.0 + LIFETIME
 
 
 def test_child_hard_expiry_deletes_when_the_peer_refuses_the_rekey():
@@ -310,7 +314,7 @@ def test_rekey_with_no_common_pfs_group_is_refused_and_the_old_sa_stays():
     after = snapshot(pair.b.sa)
     assert after["children"] == before["children"] and after["state"] == before["state"]
     assert children(pair.a) == {ca.spi_in: ca.spi_out}
-    assert pair.a.sa.children[ca.spi_in].state == "INSTALLED"
+    assert pair.a.sa.children[ca.spi_in].state == ChildState.INSTALLED
     assert pair.a.child_downs == pair.b.child_downs == [] and len(pair.a.child_ups) == 1
     assert pair.a.downs == pair.b.downs == []
 
@@ -420,9 +424,9 @@ def test_additional_child_sa_is_refused_and_the_existing_one_untouched():
 def test_temporary_failure_while_the_responder_deletes_and_the_retry():
     """B is deleting the SA (its DELETE lost on the way): A's rekey of it gets
     TEMPORARY_FAILURE (§2.25.1) and A retries after the delay vgw documents
-    (child_rekey.TEMPORARY_FAILURE_RETRY, drawn with the fuzz source: u = 0.25),
+    (timers.TEMPORARY_FAILURE_RETRY, drawn with the fuzz source: u = 0.25),
     until B's retransmitted DELETE ends the SA on both sides."""
-    lo, hi = child_rekey.TEMPORARY_FAILURE_RETRY
+    lo, hi = timers.TEMPORARY_FAILURE_RETRY
     retry = lo + (hi - lo) * 0.25
     pair = make_pair(ua=0.25)
     [ca], [cb] = pair.a.child_ups, pair.b.child_ups
@@ -433,7 +437,7 @@ def test_temporary_failure_while_the_responder_deletes_and_the_retry():
     pair.run()
     [answer] = sent(pair, pair.b, mark, "CREATE_CHILD_SA", response=True)
     assert opened(pair, answer).notify_types() == [NOTIFIES["TEMPORARY_FAILURE"]]
-    assert pair.a.sa.children[ca.spi_in].state == "INSTALLED"
+    assert pair.a.sa.children[ca.spi_in].state == ChildState.INSTALLED
     [c] = pair.a.tunnel.status(pair.now)["children"]
     assert c["rekey_in"] == retry
     assert retry < 4.0     # the case needs the retry before B's resend

@@ -14,7 +14,7 @@ from scapy.layers.inet import ICMP, IP
 from dataplane.esp import EspSa
 from ikecore.constants import ExchangeType, HeaderFlag, NotifyType
 from ikecore.crypto import InvalidPublicValue, get_dh_group
-from ikecore.exchanges import ike_init
+from ikecore import sa_operations
 from ikecore.message import Header, decode_message, encode_message
 from ikecore.payloads import KePayload, NoncePayload, NotifyPayload, Proposal, SaPayload, Transform
 from ikecore.endpoint import IkeEndpoint
@@ -304,7 +304,7 @@ def test_bad_ke_is_refused_before_any_key_is_generated(monkeypatch, group):
     with pytest.raises(InvalidPublicValue):   # the premise: the value is one to refuse
         get_dh_group(group).check_public(bad)
     calls: list[str] = []
-    monkeypatch.setattr(ike_init, "get_dh_group", lambda g: _SpyGroup(get_dh_group(g), calls))
+    monkeypatch.setattr(sa_operations, "get_dh_group", lambda g: _SpyGroup(get_dh_group(g), calls))
     b = Side("b", IkeEndpoint(policy_b(phase1_integrity=("SHA2-256",), phase1_dh_groups=(group,))))
     [out] = _feed(b.tunnel, _scripted_init(b"\x6b" * 8, [_ike_proposal(1, 128, group)], group, bad))
     assert [n.notify_type for n in decode_message(out.data).notifies()] == [7]  # INVALID_SYNTAX
@@ -316,7 +316,7 @@ def test_bad_ke_is_refused_before_any_key_is_generated(monkeypatch, group):
 def test_good_ke_is_checked_then_a_key_generated(monkeypatch):
     """The same path with a valid value: checked first, then one key made."""
     calls: list[str] = []
-    monkeypatch.setattr(ike_init, "get_dh_group", lambda g: _SpyGroup(get_dh_group(g), calls))
+    monkeypatch.setattr(sa_operations, "get_dh_group", lambda g: _SpyGroup(get_dh_group(g), calls))
     tunnel = IkeEndpoint(policy_b(phase1_integrity=("SHA2-256",)))
     [out] = _feed(tunnel, _scripted_init(b"\x6c" * 8, [_ike_proposal(1, 128, 19)], 19))
     assert decode_message(out.data).get(KePayload).group == 19

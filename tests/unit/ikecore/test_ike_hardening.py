@@ -13,7 +13,8 @@ from ikecore.crypto import get_dh_group
 from ikecore.dos import DosGuard, DosSettings
 from ikecore.message import Header, encode_message
 from ikecore.payloads import NotifyPayload
-from ikecore.sa import IkeSa, State
+from ikecore.sa import IkeSa
+from ikecore.state import IkeState
 from ikecore.endpoint import IkeEndpoint
 from .ikepair import ADDR_A, ADDR_B, IkePair, Side, policy_a, policy_b
 
@@ -81,7 +82,7 @@ def test_work_per_message_does_not_grow_with_half_open_sas(monkeypatch, half_ope
         tunnel.handle_timer(pair.now)
     open_half_open(tunnel, 10, pair.now)
     assert counter.calls < 250, f"{counter.calls} SA method calls for 30 messages and 10 timers"
-    assert tunnel.current is sa and sa.state == State.ESTABLISHED
+    assert tunnel.current is sa and sa.state == IkeState.ESTABLISHED
 
 
 def test_half_open_sas_expire_in_order_and_free_their_slots():
@@ -114,7 +115,7 @@ def test_status_shows_what_the_established_sa_dropped():
         tunnel.receive(data, (ADDR_B, 500), (ADDR_A, 500), pair.now)
     counters = tunnel.status(pair.now)["ike"]["counters"]
     assert counters["dropped_unauthenticated"] == 1 and counters["dropped_bad_message_id"] == 1
-    assert tunnel.current is sa and sa.state == State.ESTABLISHED
+    assert tunnel.current is sa and sa.state == IkeState.ESTABLISHED
 
 
 @pytest.mark.parametrize("dh_id", [DhId.MODP1024, DhId.MODP1536, DhId.MODP2048, DhId.MODP2048_224])

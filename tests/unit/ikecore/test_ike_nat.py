@@ -6,6 +6,7 @@ configured address. Side A sits behind the NAPT of ikepair.Nat.
 from __future__ import annotations
 
 from ikecore.events import NatKeepalive, PeerMoved
+from ikecore.timers import IkeTimer
 from .ikepair import ADDR_B, IkePair, Nat, policy_a, policy_b
 
 PUBLIC = "203.0.113.5"
@@ -59,7 +60,7 @@ def test_nat_mapping_change_is_followed_on_the_next_authenticated_message():
     # leaves from a new public port, and answers to the old one are dropped
     pair.a.nat.out_map.clear()
     pair.a.nat.in_map.clear()
-    pair.advance(b_sa.timers["dpd"])              # B's periodic DPD (peer behind NAT)
+    pair.advance(b_sa.timers[IkeTimer.DPD])              # B's periodic DPD (peer behind NAT)
     lost = pair.outgoing(pair.b)
     assert lost and not any(pair.deliver(pair.a, d) for d in lost)
     assert b_sa.remote == old
@@ -99,7 +100,7 @@ def test_authenticated_esp_from_a_new_mapping_moves_the_tunnel_at_once():
     assert moved.remote == new and b_sa.remote == new
     assert pair.b.logged(f"AWS tunnel follows cgw from {PUBLIC}:{old[1]} to {PUBLIC}:{new[1]}")
     # the next IKE request (B's periodic DPD) goes to the new port
-    pair.advance(b_sa.timers["dpd"])
+    pair.advance(b_sa.timers[IkeTimer.DPD])
     out = pair.outgoing(pair.b)
     assert out and all(d.remote == new for d in out)
     # the same address again changes nothing

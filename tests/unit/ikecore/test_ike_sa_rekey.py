@@ -18,7 +18,8 @@ from dataclasses import replace
 import pytest
 
 from ikecore.crypto import get_dh_group
-from ikecore.exchanges import child_rekey, ike_rekey
+from ikecore import sa_operations, timers
+from ikecore.exchanges import create_child_sa, ike_rekey
 from .ikepair import (
     nth,
     NOTIFIES, DhRecorder, Holder, child_keys, ecp_shared_secret, ike_keys, is_answer,
@@ -33,7 +34,8 @@ from .lifecycle import (
 def dh(monkeypatch):
     recorder = DhRecorder(get_dh_group)
     monkeypatch.setattr(ike_rekey, "get_dh_group", recorder)
-    monkeypatch.setattr(child_rekey, "get_dh_group", recorder)
+    monkeypatch.setattr(create_child_sa, "get_dh_group", recorder)
+    monkeypatch.setattr(sa_operations, "get_dh_group", recorder)   # the responders
     return recorder
 
 
@@ -408,7 +410,7 @@ def test_ike_collision_with_a_delayed_request(case):
 
 
 def test_ike_rekey_during_a_child_rekey_is_retried_later():
-    lo, hi = child_rekey.TEMPORARY_FAILURE_RETRY
+    lo, hi = timers.TEMPORARY_FAILURE_RETRY
     retry = lo + (hi - lo) * 0.5
     pair = make_pair(ua=0.5)
     [up] = pair.a.ups
@@ -440,7 +442,7 @@ def test_ike_rekey_during_a_child_delete_is_retried_later():
     currently creating, rekeying, or closing a Child SA of that IKE SA, it SHOULD
     reply with TEMPORARY_FAILURE": B's DELETE of the CHILD SA is unanswered when
     A's IKE rekey arrives. A tries again later, and then it goes through."""
-    lo, hi = child_rekey.TEMPORARY_FAILURE_RETRY
+    lo, hi = timers.TEMPORARY_FAILURE_RETRY
     retry = lo + (hi - lo) * 0.5
     pair = make_pair(ua=0.5)
     [up] = pair.a.ups

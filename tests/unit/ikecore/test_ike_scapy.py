@@ -19,6 +19,7 @@ from scapy.contrib.ikev2 import (
 )
 from scapy.packet import NoPayload, Raw
 
+from ikecore import sa_operations
 from ikecore.exchanges import ike_init
 from .ikepair import (
     ADDR_A, ADDR_B, CIPHERS, HASHES, PSK, IkePair, child_keys, ike_keys, nat_hash, open_sk,
@@ -154,7 +155,8 @@ def shared_secrets(monkeypatch):
         def check_public(self, data):
             return self._group.check_public(data)
 
-    monkeypatch.setattr(ike_init, "get_dh_group", lambda gid: Group(real(gid)))
+    monkeypatch.setattr(ike_init, "get_dh_group", lambda gid: Group(real(gid)))        # the initiator
+    monkeypatch.setattr(sa_operations, "get_dh_group", lambda gid: Group(real(gid)))   # the responder
     return secrets
 
 
