@@ -1,7 +1,8 @@
 """CHILD SA records and their keys (RFC 7296 §2.17).
 
 A ChildSa is bookkeeping only: the ESP work happens in the data path, which gets
-the keys through a ChildSaUp event.
+the keys through a ChildSaUp event. Its state (ikecore.state.ChildState) and
+timers (ikecore.timers.ChildTimer) are changed by the exchanges.
 """
 
 from __future__ import annotations

@@ -1,10 +1,13 @@
-"""One AWS tunnel (one outside IP) as the daemon sees the IKE core.
+"""The IKE side of one AWS tunnel (one outside IP): AWS calls it the tunnel
+endpoint. The daemon sees the IKE core through it.
 
 The daemon hands every IKE datagram that reaches the tunnel's outside IP to
-`receive(data, local, remote, now)`; the tunnel finds the SA by our SPI (or, for
-an IKE_SA_INIT request, by the initiator's SPI and address), creates responder
-SAs for new peers, and keeps one established IKE SA at a time: AWS allows one SA
-pair per tunnel (aws-facts.md §1.8).
+`receive(data, local, remote, now)`; the endpoint finds the SA by our SPI (or,
+for an IKE_SA_INIT request, by the initiator's SPI and address), creates
+responder SAs for new peers, and keeps one established IKE SA at a time: AWS
+allows one SA pair per tunnel (docs/aws.md §1.8). It is the top of ikecore: the
+SAs it creates get SA_HANDLERS, the exchange that answers each request and the
+action of each timer, so that no lower module imports an exchange.
 
 Same sans-I/O surface as IkeSa: datagrams_to_send(), next_event(),
 next_deadline(), handle_timer(now).
@@ -85,6 +88,9 @@ class EndpointCounters:
 
 
 class IkeEndpoint:
+    """The IKE SAs of one tunnel: the established one, those on the way up or
+    down, half-open responders; re-initiation (startup_action, DPD restart)."""
+
     def __init__(self, settings: IkeSettings, guard: DosGuard | None = None):
         self.settings = settings
         self.guard = guard or DosGuard(random_bytes=settings.random_bytes)
@@ -118,7 +124,7 @@ class IkeEndpoint:
             if exc.notify == NotifyType.INVALID_MAJOR_VERSION:
                 # §2.5 asks for an unauthenticated INVALID_MAJOR_VERSION answer; vgw
                 # answers no junk from anywhere, but says what the CGW got wrong
-                # (AWS also speaks IKEv1, aws-facts §0: a CGW left on IKEv1 is a common mistake)
+                # (AWS also speaks IKEv1, docs/aws.md §0: a CGW left on IKEv1 is a common mistake)
                 self.counters.dropped_version += 1
                 self._events.append(LogLine(
                     f"AWS tunnel dropped an IKE message of {exc.reason} from {remote[0]}: "
@@ -128,7 +134,7 @@ class IkeEndpoint:
             return
         if self.settings.remote_ip and remote[0] != self.settings.remote_ip:
             # AWS checks the customer gateway address when one is configured
-            # (aws-facts.md §2: the CGW IP must be static and registered); an
+            # (docs/aws.md §2: the CGW IP must be static and registered); an
             # authentic message replayed from elsewhere is no exception
             self.counters.dropped_unknown_peer += 1
             return
@@ -280,7 +286,7 @@ class IkeEndpoint:
             self.guard.closed(entry[1], entry[2])
 
     def initiate(self, now: float) -> IkeSa:
-        """AWS-side initiation (startup_action start, aws-facts.md §1.7)."""
+        """AWS-side initiation (startup_action start, docs/aws.md §1.7)."""
         if not self.settings.remote_ip:
             raise ValueError("initiating needs the customer gateway IP")
         sa = IkeSa(self.settings, initiator=True, local=(self.settings.local_ip, 500),
@@ -459,7 +465,7 @@ class IkeEndpoint:
             self._events.append(e)
 
     def _on_down(self, sa: IkeSa, ev: IkeSaDown, now: float) -> None:
-        """DPD restart and startup_action start bring the tunnel back (aws-facts.md
+        """DPD restart and startup_action start bring the tunnel back (docs/aws.md
         §1.5, §1.7); a tunnel that clears or waits for the CGW stays down."""
         if ev.reason in QUIET_DOWN or not self.accept_new:
             return
@@ -485,7 +491,7 @@ class IkeEndpoint:
 
     @property
     def phase1_state(self) -> str:
-        """AWS's TunnelIKEPhase1State vocabulary (aws-facts.md §3.2)."""
+        """AWS's TunnelIKEPhase1State vocabulary (docs/aws.md §3.2)."""
         cur = self.current
         if cur is not None and cur.established:
             return "rekeying" if cur.state is IkeState.REKEYING else "established"

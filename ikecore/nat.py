@@ -1,4 +1,4 @@
-"""NAT detection (RFC 7296 §2.23).
+"""NAT detection (RFC 7296 §2.23) and NAT keepalives (RFC 3948 §2.3).
 
 The hash covers the SPIs as they appear in the header of the message that
 carries the notify (SPIr is zero in the IKE_SA_INIT request), then the address

@@ -2,7 +2,7 @@
 
 AWS: "Site-to-Site VPN tunnel endpoints evaluate proposals from your customer
 gateway starting with the lowest configured value ... regardless of the proposal
-order from the customer gateway" (aws-facts.md §1.1). So the responder first
+order from the customer gateway" (docs/aws.md §1.1). So the responder first
 chooses the suite: it walks its own lists in order (encryption with its key
 length, then integrity, then PRF; for ESP encryption and integrity, ESN being
 NO_ESN only) and takes the first combination that one peer proposal holds whole.
@@ -144,7 +144,7 @@ def _spi_usable(spi: bytes) -> bool:
 
 
 def _suites(encryption, integrity, with_prf):
-    """vgw's suites in its own preference order (aws-facts.md §1.1): encryption
+    """vgw's suites in its own preference order (docs/aws.md §1.1): encryption
     outranks integrity, integrity outranks PRF. Yields (encr, integ, prf)."""
     prfs = [INTEGRITY[n].prf for n in integrity] if with_prf else [None]
     for e in (ENCRYPTION[n] for n in encryption):

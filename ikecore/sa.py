@@ -9,7 +9,8 @@ The SA is the message layer: message IDs, the window of one outstanding request
 each way, the response cache (a retransmitted request gets the same bytes back,
 §2.1), request retransmission with backoff and give-up. What each exchange says
 lives in ikecore/exchanges/, one module per exchange, as strongSwan keeps one
-task per exchange.
+task per exchange; the SA reaches them only through the SaHandlers the endpoint
+passes in (it imports no exchange). Its state moves by ikecore.state.transition.
 """
 
 from __future__ import annotations
@@ -513,7 +514,7 @@ class IkeSa:
         """May an authenticated message from `remote` move this SA there (RFC 7296
         §2.23)? Not when vgw itself is behind a NAT (it SHOULD NOT: a DoS risk),
         nor to another address than a configured customer gateway IP (AWS checks
-        the registered address, aws-facts §2). The same rule for IKE and ESP."""
+        the registered address, docs/aws.md §2). The same rule for IKE and ESP."""
         if self.local_behind_nat:
             return False
         return not self.settings.remote_ip or remote[0] == self.settings.remote_ip
@@ -565,7 +566,7 @@ class IkeSa:
         self.emit(IkeSaDown(self.spi_i, self.spi_r, reason, detail))
 
     def id_payload_body(self) -> tuple[int, bytes]:
-        """vgw's identity: its outside IPv4 address as ID_IPV4_ADDR (aws-facts §9.3),
+        """vgw's identity: its outside IPv4 address as ID_IPV4_ADDR (docs/aws.md §9.3),
         or with a certificate its subject DN (or a dNSName of it, ikecore.certs)."""
         if self.settings.credentials is not None:
             return self.settings.credentials.id_body()

@@ -1,6 +1,6 @@
 """Who vgw is and how it proves it in IKE_AUTH, and how it checks the customer
 gateway: a pre-shared key (RFC 7296 §2.15) or certificates with signatures
-(RFC 7296 §3.6-§3.8, RFC 7427), as AWS offers both (aws-facts.md §2: "PSK or AWS
+(RFC 7296 §3.6-§3.8, RFC 7427), as AWS offers both (docs/aws.md §2: "PSK or AWS
 Private CA certificate"). ike_auth.py keeps the flow of the exchange; this
 module holds the two methods. Also the IKE_SA_INIT notifies that prepare them.
 
