@@ -384,10 +384,10 @@ def _init_template(src: str, group: int) -> bytes:
     `src`) offering AWS's default phase 1 suite with one DH group."""
     from ikecore.settings import IkeSettings
     from ikecore.endpoint import IkeEndpoint
-    tunnel = IkeEndpoint(IkeSettings(name="flood", local_ip=src, remote_ip=TUN, psk=b"x" * 16,
-                                    phase1_dh_groups=(group,)))
-    tunnel.initiate(0.0)
-    [datagram] = tunnel.datagrams_to_send()
+    endpoint = IkeEndpoint(IkeSettings(name="flood", local_ip=src, remote_ip=TUN, psk=b"x" * 16,
+                                      phase1_dh_groups=(group,)))
+    endpoint.initiate(0.0)
+    [datagram] = endpoint.datagrams_to_send()
     return datagram.data
 
 

@@ -75,7 +75,7 @@ def test_child_rekey_fires_at_lifetime_minus_margin_fuzzed(margin, fuzz, u, at):
     pair = make_pair(a=dict(rekey_margin=margin, rekey_fuzz=fuzz), ua=u,
                      b=dict(rekey_margin=60, rekey_fuzz=0))
     [old] = pair.a.child_ups
-    [child] = pair.a.tunnel.status(0.0)["children"]
+    [child] = pair.a.endpoint.status(0.0)["children"]
     assert (child["rekey_in"], child["expires_in"]) == (at, LIFETIME)
 
     jump(pair, at - 0.01)
@@ -89,7 +89,7 @@ def test_child_rekey_fires_at_lifetime_minus_margin_fuzzed(margin, fuzz, u, at):
     # the rekey went through at `at`; the new SA runs on the same schedule from there
     [new] = live_child_ups(pair.a)
     assert new.replaces == old.spi_in
-    [child] = pair.a.tunnel.status(at)["children"]
+    [child] = pair.a.endpoint.status(at)["children"]
     assert child["spi_in"] == f"{new.spi_in:08x}"
     assert (child["rekey_in"], child["expires_in"]) == (at, LIFETIME)
 
@@ -144,8 +144,8 @@ def test_a_refused_child_rekey_is_tried_again_before_the_lifetime():
     jump(pair, 3330.0 + 45.0)
     assert len(sent(pair, pair.a, 0, "CREATE_CHILD_SA", False)) == 2
     # B agrees now (its policy was fixed): the next retry goes through
-    fixed = replace(pair.b.tunnel.settings, phase2_dh_groups=(19, 20))
-    pair.b.tunnel.settings = pair.b.sa.settings = fixed
+    fixed = replace(pair.b.endpoint.settings, phase2_dh_groups=(19, 20))
+    pair.b.endpoint.settings = pair.b.sa.settings = fixed
     jump(pair, 3330.0 + 90.0)
     assert [u.replaces for u in pair.a.child_ups][-1] is not None
     assert pair.a.child_downs and pair.a.child_downs[-1].reason == "rekeyed"
@@ -181,10 +181,10 @@ def test_child_rekey_by_either_side(who, dh):
     first_mid = 2 if who == "a" else 0    # A used 0 and 1 for IKE_SA_INIT and IKE_AUTH
     mark = len(pair.wire)
 
-    assert by.tunnel.rekey("child", pair.now) is None
-    status = by.tunnel.status(pair.now)
+    assert by.endpoint.rekey("child", pair.now) is None
+    status = by.endpoint.status(pair.now)
     assert status["phase2_state"] == "rekeying" and status["children"][0]["state"] == "REKEYING"
-    assert peer.tunnel.status(pair.now)["phase2_state"] == "established"
+    assert peer.endpoint.status(pair.now)["phase2_state"] == "established"
     pair.run()
 
     # the request: REKEY_SA names the old SA, a new SPI, KE of the PFS group, Ni
@@ -250,7 +250,7 @@ def test_child_rekey_by_either_side(who, dh):
     assert peer.logged(f"AWS tunnel is sending response (id={first_mid}) for CREATE_CHILD_SA")
     assert peer.logged(f"AWS tunnel received DELETE for Phase 2 SA with SPI: {old_by.spi_in:08x}")
     for side in (by, peer):
-        assert side.tunnel.status(pair.now)["phase2_state"] == "established"
+        assert side.endpoint.status(pair.now)["phase2_state"] == "established"
         assert side.downs == [] and side.sa.pending is None
 
 
@@ -260,7 +260,7 @@ def test_pfs_group_and_ke_size(group, ke_len):
     is 256 bytes; RFC 5903 §7: ECP x | y); the new SA reports the group."""
     pair = make_pair(a=dict(phase2_dh_groups=(group, 21)), b=dict(phase2_dh_groups=(21, group)))
     mark = len(pair.wire)
-    pair.a.tunnel.rekey("child", pair.now)
+    pair.a.endpoint.rekey("child", pair.now)
     pair.run()
     [req] = sent(pair, pair.a, mark, "CREATE_CHILD_SA", response=False)
     ke_group, data = opened(pair, req).ke()
@@ -268,7 +268,7 @@ def test_pfs_group_and_ke_size(group, ke_len):
     [ua] = live_child_ups(pair.a)
     [ub] = live_child_ups(pair.b)
     assert ua.dh_group == ub.dh_group == group
-    assert pair.a.tunnel.status(pair.now)["children"][0]["dh_group"] == group
+    assert pair.a.endpoint.status(pair.now)["children"][0]["dh_group"] == group
 
 
 @pytest.mark.parametrize("who", ["a", "b"])
@@ -281,7 +281,7 @@ def test_invalid_ke_then_retry_with_the_group_the_responder_names(who):
     by, peer = sides(pair, who)
     [old_by] = by.child_ups
     mark = len(pair.wire)
-    by.tunnel.rekey("child", pair.now)
+    by.endpoint.rekey("child", pair.now)
     pair.run()
     first, second = sent(pair, by, mark, "CREATE_CHILD_SA", response=False)
     refusal, accept = sent(pair, peer, mark, "CREATE_CHILD_SA", response=True)
@@ -306,7 +306,7 @@ def test_rekey_with_no_common_pfs_group_is_refused_and_the_old_sa_stays():
     [ca], [_cb] = pair.a.child_ups, pair.b.child_ups
     before = snapshot(pair.b.sa)
     mark = len(pair.wire)
-    pair.a.tunnel.rekey("child", pair.now)
+    pair.a.endpoint.rekey("child", pair.now)
     pair.run()
     [answer] = sent(pair, pair.b, mark, "CREATE_CHILD_SA", response=True)
     assert opened(pair, answer).notify_types() == [NOTIFIES["NO_PROPOSAL_CHOSEN"]]
@@ -364,7 +364,7 @@ def test_rekey_request_without_acceptable_ke_is_refused(dh_groups, ke_group, ref
     assert after["children"] == before["children"]
     assert pair.b.child_ups[1:] == [] and pair.b.child_downs == []
     # the old SA is still the one a real rekey replaces afterwards
-    pair.a.tunnel.rekey("child", pair.now)
+    pair.a.endpoint.rekey("child", pair.now)
     pair.run()
     [new_a] = live_child_ups(pair.a)
     assert new_a.replaces == ca.spi_in
@@ -387,7 +387,7 @@ def test_initiator_drops_the_sa_the_peer_does_not_know():
     [ca] = pair.a.child_ups
     pair.b.sa.children.clear()
     mark = len(pair.wire)
-    pair.a.tunnel.rekey("child", pair.now)
+    pair.a.endpoint.rekey("child", pair.now)
     pair.run()
     [answer] = sent(pair, pair.b, mark, "CREATE_CHILD_SA", response=True)
     assert opened(pair, answer).notify_types() == [NOTIFIES["CHILD_SA_NOT_FOUND"]]
@@ -412,7 +412,7 @@ def test_additional_child_sa_is_refused_and_the_existing_one_untouched():
     pair.liveness(pair.b)
     pair.run()
     assert pair.b.sa.pending is None
-    pair.b.tunnel.rekey("child", pair.now)
+    pair.b.endpoint.rekey("child", pair.now)
     pair.run()
     [new_b] = live_child_ups(pair.b)
     assert new_b.replaces == cb.spi_in
@@ -433,12 +433,12 @@ def test_temporary_failure_while_the_responder_deletes_and_the_retry():
     pair.delete_child(pair.b, cb.spi_in)
     pair.drop(pair.b)                          # B's DELETE is lost; B resends at +4 s
     mark = len(pair.wire)
-    pair.a.tunnel.rekey("child", pair.now)
+    pair.a.endpoint.rekey("child", pair.now)
     pair.run()
     [answer] = sent(pair, pair.b, mark, "CREATE_CHILD_SA", response=True)
     assert opened(pair, answer).notify_types() == [NOTIFIES["TEMPORARY_FAILURE"]]
     assert pair.a.sa.children[ca.spi_in].state == ChildState.INSTALLED
-    [c] = pair.a.tunnel.status(pair.now)["children"]
+    [c] = pair.a.endpoint.status(pair.now)["children"]
     assert c["rekey_in"] == retry
     assert retry < 4.0     # the case needs the retry before B's resend
 
@@ -473,7 +473,7 @@ def test_lossy_child_rekey_converges(who, n, action):
     by, peer = sides(pair, who)
     [old_by], [old_peer] = by.child_ups, peer.child_ups
     hook = nth(n, action)
-    by.tunnel.rekey("child", pair.now)
+    by.endpoint.rekey("child", pair.now)
     pair.run(hook)
     pair.run_timers(30.0, hook)
     # one new SA on each side, announced once, the same pair of SPIs; the old one gone once
@@ -498,7 +498,7 @@ def test_stale_copies_of_a_finished_rekey_change_nothing(who):
     pair = make_pair()
     by, _ = sides(pair, who)
     mark = len(pair.wire)
-    by.tunnel.rekey("child", pair.now)
+    by.endpoint.rekey("child", pair.now)
     pair.run()
     before = {s.name: (children(s), len(s.child_ups), len(s.child_downs)) for s in (pair.a, pair.b)}
     for name, d in list(pair.wire[mark:]):

@@ -20,7 +20,7 @@ from ikecore.state import (
     CHILD_INITIAL, CHILD_TRANSITIONS, ESTABLISHED_STATES, IKE_INITIAL, IKE_TRANSITIONS, ChildState,
     IkeState, IllegalTransition, transition,
 )
-from .ikepair import IkePair, drop_all, policy_a, policy_b
+from .ikepair import IkePair, drop_all, settings_a, settings_b
 
 I, C = IkeState, ChildState
 
@@ -79,7 +79,7 @@ def test_the_child_table_reads_as_the_rfc_says():
 
 
 def test_transition_moves_real_sas_and_refuses_on_them():
-    sa = IkeSa(policy_a(), initiator=True, local=("198.51.100.1", 500),
+    sa = IkeSa(settings_a(), initiator=True, local=("198.51.100.1", 500),
                remote=("198.51.100.10", 500), created=0.0)
     assert sa.state is IKE_INITIAL["initiator"]
     with pytest.raises(IllegalTransition, match="INIT_SENT -> ESTABLISHED"):
@@ -151,7 +151,7 @@ def test_ike_sa_init_and_ike_auth(spy):
 
 def test_ike_sa_init_refused(spy):
     """§1.2: NO_PROPOSAL_CHOSEN ends both: the responder keeps no state."""
-    pair = IkePair(policy_a(phase1_dh_groups=(2,)), policy_b(phase1_dh_groups=(14, 19)))
+    pair = IkePair(settings_a(phase1_dh_groups=(2,)), settings_b(phase1_dh_groups=(14, 19)))
     pair.initiate()
     a = pair.a.sa
     pair.run()
@@ -162,7 +162,7 @@ def test_ike_sa_init_refused(spy):
 
 def test_ike_auth_refused(spy):
     """§2.21.2: a PSK mismatch ends both in their IKE_AUTH states."""
-    pair = IkePair(policy_a(psk=b"example_psk_abcdef"), policy_b(psk=b"example_psk_zyxwvu"))
+    pair = IkePair(settings_a(psk=b"example_psk_abcdef"), settings_b(psk=b"example_psk_zyxwvu"))
     pair.initiate()
     pair.roundtrip(pair.a)
     a, b = pair.a.sa, pair.b.sa
@@ -176,7 +176,7 @@ def test_half_open_expires(spy):
     pair.initiate()
     pair.roundtrip(pair.a)               # IKE_SA_INIT answered
     b = pair.b.sa
-    pair.run_timers(pair.b.tunnel.settings.half_open_timeout, hook=drop_all)
+    pair.run_timers(pair.b.endpoint.settings.half_open_timeout, hook=drop_all)
     assert spy.path(b) == [I.INIT_RECEIVED, I.HALF_OPEN, I.DEAD]
     assert [d.reason for d in pair.b.downs] == ["half-open"]
 
@@ -184,10 +184,10 @@ def test_half_open_expires(spy):
 def test_child_sa_rekey(spy):
     """§1.3.3, §2.8: the initiator's old CHILD SA INSTALLED -> REKEYING -> REKEYED
     -> DELETING; the responder's INSTALLED -> REKEYED; both are then removed."""
-    pair = IkePair(policy_a(phase2_dh_groups=(19,)), policy_b(phase2_dh_groups=(19,)))
+    pair = IkePair(settings_a(phase2_dh_groups=(19,)), settings_b(phase2_dh_groups=(19,)))
     pair.handshake()
     [old_a], [old_b] = pair.a.sa.children.values(), pair.b.sa.children.values()
-    assert pair.a.tunnel.rekey("child", pair.now) is None
+    assert pair.a.endpoint.rekey("child", pair.now) is None
     pair.run()
     assert spy.path(old_a) == [C.INSTALLED, C.REKEYING, C.REKEYED, C.DELETING]
     assert spy.path(old_b) == [C.INSTALLED, C.REKEYED]
@@ -199,11 +199,11 @@ def test_child_sa_rekey(spy):
 
 def test_child_sa_rekey_refused(spy):
     """§1.3.3: a refused rekey leaves the CHILD SA INSTALLED (a retry is armed)."""
-    pair = IkePair(policy_a(phase2_dh_groups=(19,)), policy_b(phase2_dh_groups=(19,)))
+    pair = IkePair(settings_a(phase2_dh_groups=(19,)), settings_b(phase2_dh_groups=(19,)))
     pair.handshake()
     pair.b.sa.settings = replace(pair.b.sa.settings, phase2_dh_groups=(21,))
     [old_a] = pair.a.sa.children.values()
-    pair.a.tunnel.rekey("child", pair.now)
+    pair.a.endpoint.rekey("child", pair.now)
     pair.run()
     assert spy.path(old_a) == [C.INSTALLED, C.REKEYING, C.INSTALLED]
 
@@ -215,7 +215,7 @@ def test_ike_sa_rekey(spy):
     pair = IkePair()
     pair.handshake()
     a, b = pair.a.sa, pair.b.sa
-    assert pair.a.tunnel.rekey("ike", pair.now) is None
+    assert pair.a.endpoint.rekey("ike", pair.now) is None
     pair.run()
     assert spy.path(a) == [I.INIT_SENT, I.AUTH_SENT, I.ESTABLISHED, I.REKEYING, I.REKEYED,
                            I.DELETING, I.DEAD]
@@ -231,7 +231,7 @@ def test_ike_sa_rekey_refused(spy):
     pair.handshake()
     pair.b.sa.settings = replace(pair.b.sa.settings, phase1_dh_groups=(20,))
     a = pair.a.sa
-    pair.a.tunnel.rekey("ike", pair.now)
+    pair.a.endpoint.rekey("ike", pair.now)
     pair.run()
     assert spy.path(a)[2:] == [I.ESTABLISHED, I.REKEYING, I.ESTABLISHED]
     assert pair.a.sa is a and a.state is I.ESTABLISHED
@@ -243,8 +243,8 @@ def test_simultaneous_ike_rekeys(spy):
     pair = IkePair()
     pair.handshake()
     a, b = pair.a.sa, pair.b.sa
-    pair.a.tunnel.rekey("ike", pair.now)
-    pair.b.tunnel.rekey("ike", pair.now)
+    pair.a.endpoint.rekey("ike", pair.now)
+    pair.b.endpoint.rekey("ike", pair.now)
     pair.run()
     for old in (a, b):
         assert spy.path(old)[2:4] == [I.ESTABLISHED, I.REKEYING]
@@ -257,7 +257,7 @@ def test_delete_ike_sa(spy):
     pair = IkePair()
     pair.handshake()
     a, b = pair.a.sa, pair.b.sa
-    pair.a.tunnel.delete(pair.now)
+    pair.a.endpoint.delete(pair.now)
     pair.run()
     assert spy.path(a)[2:] == [I.ESTABLISHED, I.DELETING, I.DEAD]
     assert spy.path(b)[2:] == [I.ESTABLISHED, I.DEAD]

@@ -13,7 +13,7 @@ from ikecore.sa import SaHandlers
 from ikecore.timers import (
     DPD_DELAY, REFUSED_RETRY, ChildTimer, IkeTimer, liveness_delays, retry_at,
 )
-from .ikepair import IkePair, Nat, drop_all, policy_a, policy_b
+from .ikepair import IkePair, Nat, drop_all, settings_a, settings_b
 
 
 def test_every_kind_has_an_action_and_every_request_an_answer():
@@ -27,14 +27,14 @@ def test_every_kind_has_an_action_and_every_request_an_answer():
 def test_what_an_established_sa_arms():
     """IKE_AUTH done: the IKE SA's rekey, expiry and DPD, each CHILD SA's rekey and
     expiry, all typed; the responder's HALF_OPEN is gone."""
-    pair = IkePair(policy_a(rekey_fuzz=0), policy_b(rekey_fuzz=0), now=100.0)
+    pair = IkePair(settings_a(rekey_fuzz=0), settings_b(rekey_fuzz=0), now=100.0)
     pair.initiate()
     pair.roundtrip(pair.a)
     assert set(pair.b.sa.timers) == {IkeTimer.HALF_OPEN}
-    assert pair.b.sa.timers[IkeTimer.HALF_OPEN] == 100.0 + pair.b.tunnel.settings.half_open_timeout
+    assert pair.b.sa.timers[IkeTimer.HALF_OPEN] == 100.0 + pair.b.endpoint.settings.half_open_timeout
     pair.run()
     for side in (pair.a, pair.b):
-        sa, s = side.sa, side.tunnel.settings
+        sa, s = side.sa, side.endpoint.settings
         assert sa.timers == {IkeTimer.REKEY: 100.0 + s.phase1_lifetime - s.rekey_margin,
                              IkeTimer.EXPIRE: 100.0 + s.phase1_lifetime,
                              IkeTimer.DPD: 100.0 + DPD_DELAY}
@@ -45,7 +45,7 @@ def test_what_an_established_sa_arms():
 
 
 def test_keepalive_timer_only_behind_a_nat():
-    pair = IkePair(policy_a(), policy_b(remote_ip=None), nat_a=Nat("203.0.113.7"))
+    pair = IkePair(settings_a(), settings_b(remote_ip=None), nat_a=Nat("203.0.113.7"))
     pair.handshake()
     assert IkeTimer.NAT_KEEPALIVE in pair.a.sa.timers          # A is behind the NAT
     assert IkeTimer.NAT_KEEPALIVE not in pair.b.sa.timers
