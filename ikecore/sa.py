@@ -175,7 +175,7 @@ class IkeSa:
 
     @property
     def established(self) -> bool:
-        """Authenticated and carrying its CHILD SAs (also while rekeyed)."""
+        """Authenticated and not being deleted (ikecore.state.ESTABLISHED_STATES)."""
         return self.state in ESTABLISHED_STATES
 
     @property

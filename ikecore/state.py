@@ -95,7 +95,8 @@ CHILD_TRANSITIONS: dict[tuple[ChildState, ChildState], str] = {
     (_C.REKEYED, _C.DELETING): "the replaced SA: our DELETE goes out (§2.8)",
 }
 
-# The IKE states in which the SA is authenticated and carries its CHILD SAs.
+# The IKE states of an authenticated SA that is not being deleted: it answers
+# requests and has its timers; a REKEYED one has handed its CHILD SAs on (§2.18).
 ESTABLISHED_STATES = frozenset({IkeState.ESTABLISHED, IkeState.REKEYING, IkeState.REKEYED})
 
 

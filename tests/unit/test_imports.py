@@ -2,9 +2,10 @@
 
 daemon -> ikecore, daemon -> dataplane, daemon -> bgpcore; the sans-I/O cores
 (ikecore, bgpcore) and dataplane import none of the others, nor daemon. Inside
-ikecore the modules import one way (no cycle), and every import sits at the top
-of its module: an import inside a function is how a cycle hides, so none is
-allowed there (no allow-list).
+ikecore the modules import one way (no cycle), in layers (endpoint -> exchanges
+-> sa_operations -> sa -> the rest), and every import sits at the top of its
+module: an import inside a function is how a cycle hides, so none is allowed
+there (no allow-list).
 
 Every module is parsed with `ast`, never imported, so all imports count: those
 at the top, inside functions, under `if TYPE_CHECKING` or `try`.
@@ -26,6 +27,9 @@ FORBIDDEN = {
 }
 # packages whose module graph must have no cycle and no import inside a function
 ONE_WAY = ("ikecore",)
+# ikecore's layers, top first (ikecore/__init__.py): a module imports from its own
+# layer or those below, never above; everything not named here is the bottom layer
+IKECORE_LAYERS = ("ikecore.endpoint", "ikecore.exchanges", "ikecore.sa_operations", "ikecore.sa")
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,20 @@ def function_imports(imports: list[Import], package: str) -> list[str]:
             if i.in_function and top(i.module) == package]
 
 
+def layer(module: str) -> int:
+    """0 for the top of IKECORE_LAYERS, len(IKECORE_LAYERS) for the bottom."""
+    for i, name in enumerate(IKECORE_LAYERS):
+        if module == name or module.startswith(name + "."):
+            return i
+    return len(IKECORE_LAYERS)
+
+
+def upward_imports(imports: list[Import]) -> list[str]:
+    return [f"{i.module}:{i.line} imports {i.target}, a layer above it" for i in imports
+            if top(i.module) == "ikecore" and top(i.target) == "ikecore"
+            and i.target != "ikecore" and layer(i.target) < layer(i.module)]
+
+
 def cycles(imports: list[Import], package: str) -> list[list[str]]:
     """The strongly connected components (more than one module, or a module
     importing itself) of `package`'s module graph (Tarjan)."""
@@ -168,6 +186,12 @@ def test_ikecore_imports_one_way():
         assert cycles(imports, package) == [], f"import cycles in {package}"
 
 
+def test_ikecore_layers_import_downwards():
+    """endpoint -> exchanges -> sa_operations -> sa -> the rest: the SA imports no
+    exchange (it gets SaHandlers from the endpoint), no exchange the endpoint."""
+    assert upward_imports(scan(ROOT, ONE_WAY)) == []
+
+
 def test_no_import_inside_a_function_in_ikecore():
     imports = scan(ROOT, ONE_WAY)
     for package in ONE_WAY:
@@ -208,9 +232,23 @@ def test_the_checker_finds_cycles_function_imports_and_wrong_directions(tmp_path
         "bgpcore.fsm:1 imports daemon.gateway",
         "dataplane.loop:1 imports ikecore.events",
     ]
+    assert upward_imports(imports) == []        # all in the bottom layer
     edges = {(i.module, i.target) for i in imports}
     assert ("ikecore.sub.e", "ikecore.a") in edges and ("ikecore.sub.e", "ikecore.d") in edges
     assert ("ikecore.c", "ikecore.d") in edges
+
+
+def test_the_checker_finds_an_upward_import(tmp_path):
+    root = _tree(tmp_path, {
+        "ikecore/__init__.py": "",
+        "ikecore/sa.py": "from .exchanges import ike_auth\n",
+        "ikecore/sa_operations.py": "from .sa import IkeSa\n",
+        "ikecore/exchanges/__init__.py": "",
+        "ikecore/exchanges/ike_auth.py": "from ..sa_operations import ike_up\nfrom .. import state\n",
+        "ikecore/state.py": "",
+    })
+    assert upward_imports(scan(root, ("ikecore",))) == [
+        "ikecore.sa:1 imports ikecore.exchanges.ike_auth, a layer above it"]
 
 
 def test_a_module_importing_itself_is_a_cycle(tmp_path):

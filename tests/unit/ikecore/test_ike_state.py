@@ -65,7 +65,7 @@ def test_the_ike_table_reads_as_the_rfc_says():
                 todo.append(new)
     assert reached == set(IkeState)
     assert all((s, I.DEAD) in IKE_TRANSITIONS for s in IkeState if s is not I.DEAD)
-    # the established states are those a CHILD SA can live in, rekeys included (§2.18)
+    # authenticated and not being deleted: rekeys included (§2.8, §2.18)
     assert ESTABLISHED_STATES == {I.ESTABLISHED, I.REKEYING, I.REKEYED}
 
 
