@@ -169,7 +169,7 @@ class Gateway:
 
     def _esp_from_new_address(self, tunnel_id: str, remote: tuple) -> None:
         """Authenticated ESP came from a new address: the core decides whether the
-        tunnel follows (IkeTunnel.esp_from); its PeerMoved moves the outbound ESP."""
+        tunnel follows (IkeEndpoint.esp_from); its PeerMoved moves the outbound ESP."""
         rt = self.tunnels.get(tunnel_id)
         if rt is not None and rt.ike.esp_from(remote, self.loop.time()):
             self._flush_one(rt)
@@ -285,7 +285,7 @@ class Gateway:
 
     def _initiate(self, rt: TunnelRuntime) -> None:
         """startup_action start (aws-facts.md §1.7); later re-initiations (after DPD
-        restart, or a tunnel that went down) are decided by the core (IkeTunnel)."""
+        restart, or a tunnel that went down) are decided by the core (IkeEndpoint)."""
         if self.stopping or rt.admin_down or rt.ike.current is not None:
             return
         rt.ike.initiate(self.loop.time())

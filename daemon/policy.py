@@ -1,7 +1,7 @@
 """From the validated YAML config to what the IKE core and the data path need.
 
 ikecore never sees pydantic models; this is the one place that translates AWS
-option names (VpnTunnelOptionsSpecification) into a TunnelPolicy, and IANA
+option names (VpnTunnelOptionsSpecification) into an IkeSettings, and IANA
 algorithm numbers from ikecore's events into the data path's cipher names.
 """
 
@@ -11,14 +11,14 @@ import time
 
 from ikecore.certs import LocalCredentials, TrustAnchors
 from ikecore.constants import EncrId, IntegId
-from ikecore.policy import TunnelPolicy
+from ikecore.settings import IkeSettings
 
 from .config import ConnectionConfig, TunnelConfig
 
 
-def tunnel_policy(conn: ConnectionConfig, tun: TunnelConfig) -> TunnelPolicy:
+def tunnel_policy(conn: ConnectionConfig, tun: TunnelConfig) -> IkeSettings:
     cgw_ip = conn.customer_gateway.ip
-    return TunnelPolicy(
+    return IkeSettings(
         name=f"{conn.name} {tun.outside_ip}",
         local_ip=str(tun.outside_ip),
         remote_ip=str(cgw_ip) if cgw_ip else None,

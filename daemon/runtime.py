@@ -2,7 +2,7 @@
 
 Turns the core's events into data path actions (install / remove ESP SAs), log
 lines and status. Sockets, the timer and routes belong to the Gateway, which
-calls `on_event` for every event this tunnel's IkeTunnel produces.
+calls `on_event` for every event this tunnel's IkeEndpoint produces.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataplane.selectors import Range, Selectors
 from dataplane.loop import PacketLoop
 from dataplane.tun import DEFAULT_TXQUEUELEN, TunDevice
 from ikecore.events import ChildSaDown, ChildSaUp, IkeSaDown, IkeSaUp, LogLine, NatKeepalive, PeerMoved
-from ikecore.tunnel import IkeTunnel
+from ikecore.endpoint import IkeEndpoint
 
 from .awslog import TunnelLog
 from .config import ConnectionConfig, TunnelConfig
@@ -64,7 +64,7 @@ class TunnelRuntime:
     conn: ConnectionConfig
     cfg: TunnelConfig
     loop: PacketLoop
-    ike: IkeTunnel = None
+    ike: IkeEndpoint = None
     tun: TunDevice | None = None
     admin_down: bool = False
     children: dict[int, ChildRecord] = field(default_factory=dict)
@@ -77,7 +77,7 @@ class TunnelRuntime:
 
     def __post_init__(self) -> None:
         self.policy = tunnel_policy(self.conn, self.cfg)
-        self.ike = IkeTunnel(self.policy, self.guard)
+        self.ike = IkeEndpoint(self.policy, self.guard)
         self.tunnel_log = TunnelLog(self.name)   # AWS's tunnel activity log (daemon/awslog.py)
         self.history = TunnelHistory()           # counts for metrics and status (daemon/history.py)
         # log lines per template and interval (daemon/ratelimit.py): whoever sends

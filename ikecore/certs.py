@@ -3,7 +3,7 @@ and identities (RFC 7296 §3.5-§3.7, §2.15; RFC 4945 for the PKI profile).
 
 Everything is parsed with the `cryptography` package. The core never reads a
 file or a clock: the daemon hands over DER bytes (config time) and the wall-clock
-time to check validity dates against (TunnelPolicy.wall_time, called only while
+time to check validity dates against (IkeSettings.wall_time, called only while
 a chain is validated).
 
 Validation is deliberately small and strict, the checks a VPN gateway needs
@@ -48,6 +48,7 @@ from cryptography.x509.oid import ExtensionOID, NameOID
 from . import asn1
 from .asn1 import name_text, names_match
 from .constants import IdType
+from .payloads import format_identity
 from .sigauth import OFFERED, RSASSA_PSS, SignatureError, parse_algorithm_identifier
 
 MAX_CHAIN_CERTS = 8            # end-entity + intermediates the peer may send
@@ -164,7 +165,7 @@ def spki_sha1(cert: x509.Certificate) -> bytes:
     return h.finalize()
 
 
-# --- what the policy carries --------------------------------------------------------------
+# --- what the settings carry ---------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -478,7 +479,6 @@ def describe_id(id_type: int, data: bytes) -> str:
             return name_text(data)
         except ValueError:
             return f"DER_ASN1_DN:{data.hex()}"
-    from .payloads import format_identity
     return format_identity(id_type, data)
 
 

@@ -1,7 +1,8 @@
 """CHILD SA records and their keys (RFC 7296 §2.17).
 
 A ChildSa is bookkeeping only: the ESP work happens in the data path, which gets
-the keys through a ChildSaUp event.
+the keys through a ChildSaUp event. Its state (ikecore.state.ChildState) and
+timers (ikecore.timers.ChildTimer) are changed by the exchanges.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from .crypto import derive_child_keys, get_integ
 from .events import ChildSaUp
 from .payloads import TrafficSelector
 from .proposals import Suite
+from .state import CHILD_INITIAL, ChildState
+from .timers import ChildTimer
+from .transforms import integ_name
 
 
 def esp_key_sizes(suite: Suite) -> tuple[int, int]:
@@ -44,10 +48,8 @@ class ChildSa:
     nonce_i: bytes = field(repr=False, default=b"")
     nonce_r: bytes = field(repr=False, default=b"")
     keys: object = field(repr=False, default=None)
-    rekey_at: float | None = None
-    expire_at: float | None = None
-    delete_at: float | None = None  # a rekeyed SA the peer did not delete in time
-    state: str = "INSTALLED"     # INSTALLED, REKEYING, REKEYED, DELETING
+    timers: dict[ChildTimer, float] = field(default_factory=dict)   # deadlines (ikecore.timers)
+    state: ChildState = CHILD_INITIAL    # changed by ikecore.state.transition only
 
     def derive(self, prf, sk_d: bytes, shared: bytes | None = None) -> None:
         encr_size, integ_size = esp_key_sizes(self.suite)
@@ -55,8 +57,7 @@ class ChildSa:
                                       encr_size, integ_size, shared)
 
     def deadline(self) -> float | None:
-        times = [t for t in (self.rekey_at, self.expire_at, self.delete_at) if t is not None]
-        return min(times) if times else None
+        return min(self.timers.values()) if self.timers else None
 
     def up_event(self, local, remote, udp_encap: bool, replay_window: int,
                  lifetime: float, replaces: int | None = None,
@@ -67,7 +68,6 @@ class ChildSa:
             out_e, out_a, in_e, in_a = k.encr_i, k.integ_i, k.encr_r, k.integ_r
         else:
             out_e, out_a, in_e, in_a = k.encr_r, k.integ_r, k.encr_i, k.integ_i
-        from .transforms import integ_name
         return ChildSaUp(
             spi_in=self.spi_in, spi_out=self.spi_out,
             encr_id=self.suite.encr.id, encr_key_bits=self.suite.encr.key_bits,

@@ -14,7 +14,7 @@ IP counts against the same budget as any other:
   than the request, except the IKE_SA_INIT response to a request that returned
   a valid cookie (the peer then proved it receives at its address). The
   responder computes its answer's exact size before any DH work and raises
-  CookieRequired (ikecore/exchanges/ike_init.py); the tunnel challenges.
+  CookieRequired (ikecore/exchanges/ike_init.py); the endpoint challenges.
 
 Sans-I/O like the rest of ikecore: time is passed in, randomness injectable.
 """

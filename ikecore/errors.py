@@ -44,4 +44,4 @@ class ExchangeError(Exception):
 
 class CookieRequired(Exception):
     """The answer to an unproven IKE_SA_INIT would be larger than the request:
-    the tunnel answers with a stateless COOKIE challenge instead (RFC 7296 §2.6)."""
+    the endpoint answers with a stateless COOKIE challenge instead (RFC 7296 §2.6)."""

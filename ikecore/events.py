@@ -31,7 +31,7 @@ class Event:
 
 @dataclass(frozen=True)
 class LogLine(Event):
-    """A tunnel log line; AWS's wording where AWS has one (aws-facts.md §3.3).
+    """A tunnel log line; AWS's wording where AWS has one (docs/aws.md §3.3).
     level: "info", "warning", "error" or "debug"."""
 
     text: str
@@ -69,7 +69,7 @@ class IkeSaDown(Event):
 
 @dataclass(frozen=True)
 class DpdTimeout(Event):
-    """The peer was silent for dpd_timeout_seconds (aws-facts.md §1.5), once per
+    """The peer was silent for dpd_timeout_seconds (docs/aws.md §1.5), once per
     outage; `action` is what vgw does about it: "clear", "restart" (the IKE SA goes
     down with reason "dpd" next) or "none" (the SA stays). Counted by the daemon,
     so that an outage shows in the metrics whatever the action."""

@@ -1,6 +1,6 @@
 """IKE message framing (RFC 7296 §3.1-§3.2) and SK protection (§3.14).
 
-`Header` is parsed first and cheaply, so the tunnel can find the SA (by SPI)
+`Header` is parsed first and cheaply, so the endpoint can find the SA (by SPI)
 before any payload is read. `decode_chain` walks a payload chain strictly;
 `Message` is a parsed message (after decryption) and `encode_message` builds one,
 sealing the payloads in an SK payload when keys are given.

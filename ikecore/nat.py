@@ -1,4 +1,4 @@
-"""NAT detection (RFC 7296 §2.23).
+"""NAT detection (RFC 7296 §2.23) and NAT keepalives (RFC 3948 §2.3).
 
 The hash covers the SPIs as they appear in the header of the message that
 carries the notify (SPIr is zero in the IKE_SA_INIT request), then the address
@@ -13,6 +13,9 @@ import ipaddress
 import struct
 
 from cryptography.hazmat.primitives import hashes
+
+from .events import NatKeepalive
+from .timers import IkeTimer
 
 
 def nat_hash(spi_i: bytes, spi_r: bytes, ip: str, port: int) -> bytes:
@@ -40,23 +43,20 @@ def detect(spi_i: bytes, spi_r: bytes, source_hashes: list[bytes], dest_hash: by
 # (local_behind_nat), every KEEPALIVE_INTERVAL seconds, strongSwan's
 # charon.keep_alive default. When only the customer gateway is behind a NAT, vgw
 # sends none: the CGW keeps its own mapping alive, and AWS's periodic DPD for
-# NAT peers (exchanges/lifecycle.py: an authenticated request every 10 s,
+# NAT peers (exchanges/informational.py: an authenticated request every 10 s,
 # answered from behind the NAT) refreshes it in both directions anyway.
 
 KEEPALIVE_INTERVAL = 20.0
-KEEPALIVE_TIMER = "nat_keepalive"
 
 
 def arm_keepalive(sa, now: float) -> None:
     if sa.local_behind_nat:
-        sa.timers[KEEPALIVE_TIMER] = now + KEEPALIVE_INTERVAL
+        sa.timers[IkeTimer.NAT_KEEPALIVE] = now + KEEPALIVE_INTERVAL
 
 
 def fire_keepalive(sa, now: float) -> None:
-    """The timer fired: ask the data path for a keepalive, and again later."""
-    from .events import NatKeepalive
-    from .sa import State
-    if sa.state != State.ESTABLISHED or not sa.local_behind_nat:
+    """IkeTimer.NAT_KEEPALIVE fired: ask the data path for a keepalive, and again later."""
+    if not sa.established or not sa.local_behind_nat:
         return
     sa.emit(NatKeepalive(sa.local, sa.remote))
-    sa.timers[KEEPALIVE_TIMER] = now + KEEPALIVE_INTERVAL
+    sa.timers[IkeTimer.NAT_KEEPALIVE] = now + KEEPALIVE_INTERVAL

@@ -2,7 +2,7 @@
 
 AWS: "Site-to-Site VPN tunnel endpoints evaluate proposals from your customer
 gateway starting with the lowest configured value ... regardless of the proposal
-order from the customer gateway" (aws-facts.md §1.1). So the responder first
+order from the customer gateway" (docs/aws.md §1.1). So the responder first
 chooses the suite: it walks its own lists in order (encryption with its key
 length, then integrity, then PRF; for ESP encryption and integrity, ESN being
 NO_ESN only) and takes the first combination that one peer proposal holds whole.
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from .constants import EsnId, IntegId, ProtocolId, TransformType
 from .payloads import Proposal, Transform
-from .transforms import ENCRYPTION, INTEGRITY, Encr
+from .transforms import ENCRYPTION, INTEGRITY, Encr, dh_name, encr_name, integ_name, prf_name
 
 KNOWN_TYPES = {t.value for t in TransformType}
 
@@ -144,7 +144,7 @@ def _spi_usable(spi: bytes) -> bool:
 
 
 def _suites(encryption, integrity, with_prf):
-    """vgw's suites in its own preference order (aws-facts.md §1.1): encryption
+    """vgw's suites in its own preference order (docs/aws.md §1.1): encryption
     outranks integrity, integrity outranks PRF. Yields (encr, integ, prf)."""
     prfs = [INTEGRITY[n].prf for n in integrity] if with_prf else [None]
     for e in (ENCRYPTION[n] for n in encryption):
@@ -253,3 +253,27 @@ def check_answer(offered: list[Proposal], answer: list[Proposal], protocol: int)
     esn_t = picked.get(TransformType.ESN)
     return Suite(encr, integ, prf_t.id if prf_t else None, dh_t.id if dh_t else 0,
                  bool(esn_t and esn_t.id == EsnId.ESN))
+
+
+# --- for the logs ---------------------------------------------------------------------------
+
+
+def describe_suite(suite: Suite) -> str:
+    """A negotiated suite as the logs name it: "AES128, SHA2-256, PRF ..., DH ..."."""
+    parts = [encr_name(suite.encr.id, suite.encr.key_bits)]
+    if integ_name(suite.integ):
+        parts.append(integ_name(suite.integ))
+    if suite.prf is not None:
+        parts.append(f"PRF {prf_name(suite.prf)}")
+    if suite.dh:
+        parts.append(f"DH {dh_name(suite.dh)}")
+    return ", ".join(parts)
+
+
+def describe_offer(proposals) -> str:
+    """A peer's proposals, transform by transform (type:id-keylength), for a debug log."""
+    out = []
+    for p in proposals:
+        out.append("/".join(f"{t.type}:{t.id}" + (f"-{t.key_length}" if t.key_length else "")
+                            for t in p.transforms))
+    return "; ".join(out)

@@ -9,25 +9,30 @@ The SA is the message layer: message IDs, the window of one outstanding request
 each way, the response cache (a retransmitted request gets the same bytes back,
 §2.1), request retransmission with backoff and give-up. What each exchange says
 lives in ikecore/exchanges/, one module per exchange, as strongSwan keeps one
-task per exchange.
+task per exchange; the SA reaches them only through the SaHandlers the endpoint
+passes in (it imports no exchange). Its state moves by ikecore.state.transition.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections import deque
 from dataclasses import dataclass, field
-from enum import Enum
+from typing import Callable, Mapping
 
 from .child import ChildSa
-from .constants import ExchangeType, HeaderFlag, IdType, NotifyType, PayloadType, ProtocolId
+from .constants import ExchangeType, HeaderFlag, IdType, NotifyType, PayloadType
 from .crypto import IntegrityError
 from .errors import CookieRequired, ExchangeError, ParseError
-from .events import Addr, Datagram, Event, IkeSaDown, LogLine
-from .message import Header, Message, SaKeys, decode_chain, decode_message, encode_message
-from .payloads import IdPayload, NotifyPayload, Payload
-from .policy import TunnelPolicy
-
-import ipaddress
+from .events import Addr, ChildSaDown, Datagram, Event, IkeSaDown, LogLine, PeerMoved
+from .fragment import Reassembler, fragment_number, message_budget
+from .fragment import encode as encode_fragments
+from .message import Header, Message, SaKeys, decode_chain, decode_message, encode_message, open_sk
+from .payloads import IdPayload, NotifyPayload, Payload, SkfPayload, SkPayload
+from .settings import IkeSettings
+from .state import ESTABLISHED_STATES, IKE_INITIAL, IkeState, transition
+from .timers import ChildTimer, IkeTimer
+from .transforms import integ_name, prf_name
 
 
 # The cached response goes again at most this often per request, this far apart
@@ -36,13 +41,15 @@ RESEND_MAX = 8
 RESEND_INTERVAL = 1.0
 
 
-class State(Enum):
-    INIT_SENT = "INIT_SENT"          # initiator: IKE_SA_INIT request out
-    AUTH_SENT = "AUTH_SENT"          # initiator: IKE_AUTH request out
-    HALF_OPEN = "HALF_OPEN"          # responder: IKE_SA_INIT answered, no IKE_AUTH yet
-    ESTABLISHED = "ESTABLISHED"
-    DELETING = "DELETING"            # our DELETE for the IKE SA is out
-    DEAD = "DEAD"
+@dataclass(frozen=True)
+class SaHandlers:
+    """What the layers above the SA do for it. The endpoint passes these in
+    (ikecore.endpoint.SA_HANDLERS), so the SA imports no exchange: the answer
+    to each request type, and the action of each timer kind when it fires."""
+
+    requests: Mapping[int, Callable] = field(default_factory=dict)         # (sa, msg, now, local, remote) -> payloads
+    timers: Mapping[IkeTimer, Callable] = field(default_factory=dict)       # (sa, now)
+    child_timers: Mapping[ChildTimer, Callable] = field(default_factory=dict)  # (sa, child, now)
 
 
 @dataclass
@@ -73,14 +80,15 @@ class Counters:
 
 @dataclass
 class IkeSa:
-    policy: TunnelPolicy
+    settings: IkeSettings
     initiator: bool                     # original initiator of this IKE SA?
     local: Addr
     remote: Addr
     created: float
     spi_i: bytes = bytes(8)
     spi_r: bytes = bytes(8)
-    state: State = State.INIT_SENT
+    state: IkeState = IKE_INITIAL["initiator"]   # changed by ikecore.state.transition only
+    handlers: SaHandlers = field(default_factory=SaHandlers, repr=False)
 
     # negotiated / derived
     suite: object = None
@@ -105,10 +113,10 @@ class IkeSa:
     close_after_response: tuple[str, str] | None = None  # set by a DELETE of the IKE SA
     last_inbound: float = 0.0           # last authenticated IKE message or ESP packet (DPD)
     # rekeying (RFC 7296 §2.8): the IKE SA that replaced this one, every IKE SA
-    # object this one created (for the tunnel to index), exchanges in flight
+    # object this one created (for the endpoint to index), the peer's new IKE SA
+    # while our own rekey is in flight (a collision, §2.8.1)
     successor: "IkeSa | None" = field(default=None, repr=False)
     spawned: list = field(default_factory=list, repr=False)
-    ike_rekeying: object = field(default=None, repr=False)
     ike_collision: "IkeSa | None" = field(default=None, repr=False)
     collisions: dict = field(default_factory=dict, repr=False)   # old spi_in -> peer's new child
     redundant: bool = False             # lost a rekey collision: goes down as "redundant"
@@ -128,7 +136,7 @@ class IkeSa:
     last_resend: float = float("-inf")
     fragments: object = field(default=None, repr=False)   # fragment.Reassembler, once needed
     frag_budget: object = field(default=None, repr=False)  # the gateway's DosGuard (shared bytes)
-    timers: dict[str, float] = field(default_factory=dict)
+    timers: dict[IkeTimer, float] = field(default_factory=dict)   # deadlines (ikecore.timers)
     _out: list[Datagram] = field(default_factory=list, repr=False)
     _events: deque = field(default_factory=deque, repr=False)
 
@@ -153,8 +161,8 @@ class IkeSa:
         return min(times) if times else None
 
     def uniform(self) -> float:
-        """A random float in [0, 1) from the policy's random source (testable)."""
-        return int.from_bytes(self.policy.random_bytes(7), "big") / float(1 << 56)
+        """A random float in [0, 1) from the settings' random source (testable)."""
+        return int.from_bytes(self.settings.random_bytes(7), "big") / float(1 << 56)
 
     def note_inbound(self, when: float | None) -> None:
         """ESP from the peer counts as life for DPD (the data path tells)."""
@@ -163,11 +171,12 @@ class IkeSa:
 
     @property
     def dead(self) -> bool:
-        return self.state == State.DEAD
+        return self.state is IkeState.DEAD
 
     @property
     def established(self) -> bool:
-        return self.state == State.ESTABLISHED
+        """Authenticated and not being deleted (ikecore.state.ESTABLISHED_STATES)."""
+        return self.state in ESTABLISHED_STATES
 
     @property
     def udp_encap(self) -> bool:
@@ -175,7 +184,7 @@ class IkeSa:
         return self.peer_behind_nat or self.local_behind_nat
 
     def receive(self, data: bytes, header: Header, local: Addr, remote: Addr, now: float) -> None:
-        if self.state == State.DEAD:
+        if self.dead:
             return
         if header.is_response:
             self._receive_response(data, header, local, remote, now)
@@ -184,11 +193,11 @@ class IkeSa:
         self._send_next(now)
 
     def handle_timer(self, now: float) -> None:
-        if self.state == State.DEAD:
+        if self.dead:
             return
         p = self.pending
         if p is not None and now >= p.deadline:
-            delays = p.exchange.delays(self.policy)
+            delays = p.exchange.delays(self.settings)
             if p.attempt < len(delays) - 1:
                 p.attempt += 1
                 p.deadline = now + delays[p.attempt]
@@ -200,24 +209,25 @@ class IkeSa:
             else:
                 self.pending = None
                 p.exchange.timed_out(self, now)
-        for name, when in list(self.timers.items()):
-            if now >= when and name in self.timers and self.state != State.DEAD:
-                del self.timers[name]
-                self._fire(name, now)
-        from .exchanges import lifecycle
+        for kind, when in list(self.timers.items()):
+            if now >= when and kind in self.timers and not self.dead:
+                del self.timers[kind]
+                self._fire(kind, now)
         for child in list(self.children.values()):
             deadline = child.deadline()
-            if deadline is not None and now >= deadline and self.state != State.DEAD:
-                lifecycle.fire_child(self, child, now)
+            if deadline is not None and now >= deadline and not self.dead:
+                self._fire_child(child, now)
         self._send_next(now)
 
-    def _fire(self, name: str, now: float) -> None:
-        from .exchanges import lifecycle
-        from .nat import KEEPALIVE_TIMER, fire_keepalive
-        if name == KEEPALIVE_TIMER:
-            fire_keepalive(self, now)
-            return
-        lifecycle.fire(self, name, now)
+    def _fire(self, kind: IkeTimer, now: float) -> None:
+        self.handlers.timers[kind](self, now)
+
+    def _fire_child(self, child: ChildSa, now: float) -> None:
+        for kind in ChildTimer:   # in the enum's order (delete, expire, rekey)
+            when = child.timers.get(kind)
+            if when is not None and now >= when:
+                del child.timers[kind]
+                self.handlers.child_timers[kind](self, child, now)
 
     # --- requests we start -----------------------------------------------------
 
@@ -230,7 +240,7 @@ class IkeSa:
         self._send_next(now)
 
     def _send_next(self, now: float) -> None:
-        while self.pending is None and self.queue and self.state != State.DEAD:
+        while self.pending is None and self.queue and not self.dead:
             exchange = self.queue.popleft()
             try:
                 payloads = exchange.build(self, now)
@@ -249,7 +259,7 @@ class IkeSa:
         packets = self._encode_packets(header, payloads, exchange.TYPE)
         data = packets[0]
         self.pending = Pending(exchange, mid, packets, self.local, self.remote,
-                               now + exchange.delays(self.policy)[0])
+                               now + exchange.delays(self.settings)[0])
         for pkt in packets:
             self._out.append(Datagram(pkt, self.local, self.remote))
         level = "debug" if exchange.TYPE == ExchangeType.INFORMATIONAL and not payloads else "info"
@@ -270,9 +280,8 @@ class IkeSa:
         support them and the message does not fit the path; never IKE_SA_INIT."""
         if exchange == ExchangeType.IKE_SA_INIT or not self.peer_fragmentation:
             return [self._encode(header, payloads, exchange)]
-        from . import fragment
-        budget = fragment.message_budget(self.policy.fragment_size, self.local[1])
-        packets = fragment.encode(header, payloads, self.keys, self.initiator, budget)
+        budget = message_budget(self.settings.fragment_size, self.local[1])
+        packets = encode_fragments(header, payloads, self.keys, self.initiator, budget)
         if len(packets) > 1:
             self._reassembler().counters.sent += len(packets)
             self.log(f"AWS tunnel is sending {ExchangeType(exchange).name} in {len(packets)} "
@@ -281,7 +290,6 @@ class IkeSa:
 
     def _reassembler(self):
         if self.fragments is None:
-            from .fragment import Reassembler
             self.fragments = Reassembler(self.frag_budget)
         return self.fragments
 
@@ -325,7 +333,6 @@ class IkeSa:
         mid = header.message_id
         if self.cached_response is not None and mid == self.cached_response[0]:
             if header.next_payload == PayloadType.SKF:
-                from .fragment import fragment_number
                 if fragment_number(data) != 1:
                     return   # RFC 7383 §2.6.1: only fragment 1 makes us answer again
             if not self._retransmission(data, header):
@@ -378,8 +385,10 @@ class IkeSa:
         if msg.encrypted:
             self.last_inbound = max(self.last_inbound, now)
             self.note_peer_address(local, remote, authenticated=True)
-        from .exchanges import responders
-        handler = responders.HANDLERS.get(header.exchange)
+        handler = self.handlers.requests.get(header.exchange)
+        if handler is None:
+            self.counters.dropped_unexpected += 1   # nobody answers it (no handlers passed in)
+            return
         quiet = header.exchange == ExchangeType.INFORMATIONAL and not msg.payloads
         self.log(f"AWS tunnel processed request (id={mid}) for "
                  f"{ExchangeType(header.exchange).name}", "debug" if quiet else "info")
@@ -387,8 +396,8 @@ class IkeSa:
         try:
             payloads = handler(self, msg, now, local, remote)
         except CookieRequired:
-            self.cookie_required = True   # the tunnel challenges; this SA never existed
-            self.state = State.DEAD
+            self.cookie_required = True   # the endpoint challenges; this SA never existed
+            transition(self, IkeState.DEAD)
             self._events.clear()
             return
         except ExchangeError as exc:
@@ -411,8 +420,6 @@ class IkeSa:
             return data == self.init_request
         if self.keys is None:
             return False
-        from .message import open_sk
-        from .payloads import SkfPayload, SkPayload
         try:
             payloads = decode_chain(header.next_payload, data[28:], 28)
             if len(payloads) != 1 or not isinstance(payloads[0], (SkPayload, SkfPayload)):
@@ -435,12 +442,12 @@ class IkeSa:
         return self.resends < RESEND_MAX and now >= self.last_resend + RESEND_INTERVAL
 
     def _request_allowed(self, exchange: int) -> bool:
-        if self.state == State.HALF_OPEN:
+        if self.state is IkeState.HALF_OPEN:
             return exchange == ExchangeType.IKE_AUTH
-        if self.state in (State.ESTABLISHED, State.DELETING):
+        if self.established or self.state is IkeState.DELETING:
             return exchange in (ExchangeType.INFORMATIONAL, ExchangeType.CREATE_CHILD_SA)
         # responder before anything: only IKE_SA_INIT; initiator: nothing until established
-        return not self.initiator and self.expected_request_id == 0 and exchange == ExchangeType.IKE_SA_INIT
+        return self.state is IkeState.INIT_RECEIVED and exchange == ExchangeType.IKE_SA_INIT
 
     def _respond(self, req: Header, payloads: list[Payload], local: Addr, remote: Addr,
                  quiet: bool = False) -> None:
@@ -507,10 +514,10 @@ class IkeSa:
         """May an authenticated message from `remote` move this SA there (RFC 7296
         §2.23)? Not when vgw itself is behind a NAT (it SHOULD NOT: a DoS risk),
         nor to another address than a configured customer gateway IP (AWS checks
-        the registered address, aws-facts §2). The same rule for IKE and ESP."""
+        the registered address, docs/aws.md §2). The same rule for IKE and ESP."""
         if self.local_behind_nat:
             return False
-        return not self.policy.remote_ip or remote[0] == self.policy.remote_ip
+        return not self.settings.remote_ip or remote[0] == self.settings.remote_ip
 
     def note_peer_address(self, local: Addr, remote: Addr, authenticated: bool) -> None:
         """Follow the peer to port 4500 and across NAT mapping changes, but only
@@ -530,7 +537,6 @@ class IkeSa:
                 # retransmissions go where the peer is now
                 self.pending.local, self.pending.remote = local, remote
             if moved and self.children:
-                from .events import PeerMoved
                 self.emit(PeerMoved(self.local, self.remote))
 
     # --- helpers for exchanges ----------------------------------------------------
@@ -543,29 +549,28 @@ class IkeSa:
 
     def fail(self, detail: str, reason: str) -> None:
         """Tear the IKE SA down locally (no DELETE sent): children first."""
-        if self.state == State.DEAD:
+        if self.dead:
             return
         if self.redundant:
             reason = "redundant"
         if self.fragments is not None:
             self.fragments.discard_all()
-        from .events import ChildSaDown
         for child in list(self.children.values()):
             self.emit(ChildSaDown(child.spi_in, child.spi_out, reason))
         self.children.clear()
         self.last_error = detail
-        self.state = State.DEAD
+        transition(self, IkeState.DEAD)
         self.pending = None
         self.queue.clear()
         self.timers.clear()
         self.emit(IkeSaDown(self.spi_i, self.spi_r, reason, detail))
 
     def id_payload_body(self) -> tuple[int, bytes]:
-        """vgw's identity: its outside IPv4 address as ID_IPV4_ADDR (aws-facts §9.3),
+        """vgw's identity: its outside IPv4 address as ID_IPV4_ADDR (docs/aws.md §9.3),
         or with a certificate its subject DN (or a dNSName of it, ikecore.certs)."""
-        if self.policy.credentials is not None:
-            return self.policy.credentials.id_body()
-        return IdType.IPV4_ADDR, ipaddress.IPv4Address(self.policy.local_ip).packed
+        if self.settings.credentials is not None:
+            return self.settings.credentials.id_body()
+        return IdType.IPV4_ADDR, ipaddress.IPv4Address(self.settings.local_ip).packed
 
     def our_id(self, cls) -> IdPayload:
         id_type, data = self.id_payload_body()
@@ -578,7 +583,6 @@ class IkeSa:
         return None
 
     def status(self) -> dict:
-        from .transforms import integ_name, prf_name
         s = self.suite
         return {
             "state": self.state.value,
@@ -596,10 +600,10 @@ class IkeSa:
             "local_behind_nat": self.local_behind_nat,
             "fragmentation": self.peer_fragmentation,   # both sides support RFC 7383
             "fragments": vars(self.fragments.counters).copy() if self.fragments else None,
-            "auth": "certificate" if self.policy.credentials is not None else "psk",
+            "auth": "certificate" if self.settings.credentials is not None else "psk",
             "established_at": self.established_at,
-            "rekey_at": self.timers.get("ike_rekey"),
-            "expire_at": self.timers.get("ike_expire"),
+            "rekey_at": self.timers.get(IkeTimer.REKEY),
+            "expire_at": self.timers.get(IkeTimer.EXPIRE),
             "last_error": self.last_error,
         }
 
@@ -610,4 +614,4 @@ _REASONS = {
     NotifyType.INVALID_KE_PAYLOAD: "invalid-ke",
 }
 
-__all__ = ["IkeSa", "State", "ProtocolId"]
+__all__ = ["IkeSa", "SaHandlers"]

@@ -1,7 +1,7 @@
 """The AWS algorithm names and their IKEv2 transforms.
 
-AWS names algorithms in VpnTunnelOptionsSpecification (aws-facts.md §0, §1.4);
-the mapping to IANA transform IDs is the registry's (aws-facts.md §1.4, inference
+AWS names algorithms in VpnTunnelOptionsSpecification (docs/aws.md §0, §1.4);
+the mapping to IANA transform IDs is the registry's (docs/aws.md §1.4, inference
 noted there). One table, read by the proposal builder, the selector, the status
 output and the config validator.
 """
@@ -48,7 +48,7 @@ INTEGRITY: dict[str, Hash] = {h.aws_name: h for h in (
     Hash("SHA2-512", IntegId.HMAC_SHA2_512_256, PrfId.HMAC_SHA2_512),
 )}
 
-# aws-facts.md §0: phase 1 groups 2, 14-24; phase 2 (PFS) groups 2, 5, 14-24.
+# docs/aws.md §0: phase 1 groups 2, 14-24; phase 2 (PFS) groups 2, 5, 14-24.
 PHASE1_DH_GROUPS = (2, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24)
 PHASE2_DH_GROUPS = (2, 5, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24)
 

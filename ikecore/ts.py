@@ -2,7 +2,7 @@
 
 The responder intersects each selector the initiator proposed with the network
 it is configured for; what remains is answered. Nothing left -> TS_UNACCEPTABLE.
-AWS narrows to the connection's local/remote network CIDRs (aws-facts.md §1.8).
+AWS narrows to the connection's local/remote network CIDRs (docs/aws.md §1.8).
 """
 
 from __future__ import annotations

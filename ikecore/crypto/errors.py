@@ -3,7 +3,7 @@
 Kept in their own module so that callers (parser, state machine) can catch a
 narrow class without importing any primitive. Every failure caused by bytes
 from the network is one of these, never a ValueError from a library, so that
-"drop, count and log" (DESIGN.md, quality bar) needs one except clause.
+"drop, count and log" (docs/design.md, quality bar) needs one except clause.
 """
 
 

@@ -1,7 +1,7 @@
 """IKEv2 pseudo-random functions (RFC 7296 §2.13, §3.3.2 Transform Type 2).
 
 Only the HMAC PRFs are provided (RFC 2104 with SHA-1, RFC 4868 with SHA-2):
-they are what AWS proposes (aws-facts.md) and what customer gateways send.
+they are what AWS proposes (docs/aws.md) and what customer gateways send.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Who vgw is and how it proves it in IKE_AUTH, and how it checks the customer
 gateway: a pre-shared key (RFC 7296 §2.15) or certificates with signatures
-(RFC 7296 §3.6-§3.8, RFC 7427), as AWS offers both (aws-facts.md §2: "PSK or AWS
+(RFC 7296 §3.6-§3.8, RFC 7427), as AWS offers both (docs/aws.md §2: "PSK or AWS
 Private CA certificate"). ike_auth.py keeps the flow of the exchange; this
 module holds the two methods. Also the IKE_SA_INIT notifies that prepare them.
 
@@ -30,8 +30,8 @@ class AuthFailed(Exception):
         self.detail = detail
 
 
-def uses_certificates(policy) -> bool:
-    return policy.credentials is not None
+def uses_certificates(settings) -> bool:
+    return settings.credentials is not None
 
 
 # --- IKE_SA_INIT ----------------------------------------------------------------------
@@ -44,7 +44,7 @@ def init_payloads(sa, request=None) -> list:
     §3.7: the initiator then sends its certificate). A responder (`request` given)
     answers the two notifies only when the initiator sent them (RFC 7383 §2.3),
     which also keeps the answer no larger than needed."""
-    p = sa.policy
+    p = sa.settings
     certs = uses_certificates(p)
     if request is None:
         return [NotifyPayload(NotifyType.IKEV2_FRAGMENTATION_SUPPORTED)] + ([hash_notify()] if certs else [])
@@ -71,7 +71,7 @@ def note_init(sa, msg) -> None:
 def prove(sa, octets: bytes, initiator: bool) -> list:
     """CERT payloads (end-entity first, then intermediates), for an initiator a
     CERTREQ, then AUTH over `octets`."""
-    p = sa.policy
+    p = sa.settings
     if not uses_certificates(p):
         if not p.psk:
             sa.log("AWS tunnel has no pre-shared key configured", "error")
@@ -93,20 +93,20 @@ def prove(sa, octets: bytes, initiator: bool) -> list:
 def check_peer(sa, msg, id_payload, auth: AuthPayload, octets: bytes) -> None:
     """Authenticate the peer's ID and AUTH; raises AuthFailed (after logging why)."""
     peer = sa.remote[0]
-    if uses_certificates(sa.policy):
+    if uses_certificates(sa.settings):
         _check_signature(sa, msg, id_payload, auth, octets)
     else:
         if auth.method != AuthMethod.PSK:
             sa.log(f"AWS tunnel refused authentication method {auth.method} from cgw: {peer}: "
                    "this tunnel uses a pre-shared key", "error")
             raise AuthFailed("wrong auth method")
-        if not sa.policy.psk:
+        if not sa.settings.psk:
             sa.log("AWS tunnel has no pre-shared key configured", "error")
             raise AuthFailed("no pre-shared key configured")
-        if not psk_verify(sa.prf, sa.policy.psk, octets, auth.data):
+        if not psk_verify(sa.prf, sa.settings.psk, octets, auth.data):
             sa.log(f"AWS tunnel detected a pre-shared key mismatch with cgw: {peer}", "error")
             raise AuthFailed("pre-shared key mismatch")
-    want = sa.policy.remote_id
+    want = sa.settings.remote_id
     if want and not _identity_matches(want, id_payload, sa.remote_identity):
         sa.log(f"AWS tunnel refused cgw: {peer}: identity {sa.remote_identity} "
                f"is not the configured {want}{_identity_hint(want, id_payload)}", "error")
@@ -129,7 +129,7 @@ def _identity_hint(want: str, id_payload) -> str:
 
 
 def _check_signature(sa, msg, id_payload, auth: AuthPayload, octets: bytes) -> None:
-    p, peer = sa.policy, sa.remote[0]
+    p, peer = sa.settings, sa.remote[0]
     if auth.method not in SIGNATURE_METHODS:
         what = "a pre-shared key" if auth.method == AuthMethod.PSK else f"method {auth.method}"
         sa.log(f"AWS tunnel refused authentication with {what} from cgw: {peer}: "

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+from ..timers import DPD_INTERVAL
+
 
 class Exchange:
     """A request vgw sends and the processing of its response.
@@ -14,13 +16,16 @@ class Exchange:
     retransmission gives up.
 
     kept: the peer was found dead with this request outstanding and
-    dpd_timeout_action is none (lifecycle.on_dpd_timeout): resend every
+    dpd_timeout_action is none (informational.on_dpd_timeout): resend every
     DPD_INTERVAL and never give up, so the SA lives on and the message IDs of
     both ends still agree when the peer answers again (RFC 7296 §2.1, §2.3).
     """
 
     TYPE: int
     kept: bool = False
+    # about one CHILD SA (`spi_in`): while queued, it follows that CHILD SA to the
+    # IKE SA that takes it over in a rekey (§2.18, sa_operations.hand_over)
+    moves_with_child: bool = False
 
     def build(self, sa, now: float):
         raise NotImplementedError
@@ -28,18 +33,18 @@ class Exchange:
     def sent(self, sa, data: bytes) -> None:
         pass
 
-    def delays(self, policy):
+    def delays(self, settings):
         """Delay before each resend, the last entry before giving up (§2.1)."""
         if self.kept:
             return Endless()
-        return policy.retransmit.delays()
+        return settings.retransmit.delays()
 
     def process(self, sa, msg, now: float) -> bool:
         raise NotImplementedError
 
     def timed_out(self, sa, now: float) -> None:
         sa.log(f"AWS tunnel gave up on a request to cgw: {sa.remote[0]} "
-               f"after {sa.policy.retransmit.tries} retransmits", "warning")
+               f"after {sa.settings.retransmit.tries} retransmits", "warning")
         sa.fail("peer did not answer", "timeout")
 
 
@@ -52,5 +57,4 @@ class Endless:
         return sys.maxsize
 
     def __getitem__(self, attempt: int) -> float:
-        from .lifecycle import DPD_INTERVAL
         return DPD_INTERVAL

@@ -4,7 +4,11 @@ keys from the IKE SA (no KE: PFS groups apply to rekeys only).
 
 A failure of the CHILD SA part does not fail the IKE SA (§1.2): the response
 carries AUTH plus the error notify, and AWS logs "Phase 2 was unable to
-establish while keeping Phase 1" (aws-facts.md §3.3).
+establish while keeping Phase 1" (docs/aws.md §3.3).
+
+Its state changes: AUTH_SENT (initiator) or HALF_OPEN (responder) ->
+ESTABLISHED (ikecore.state); the responder's HALF_OPEN ends when IKE_AUTH does
+not come in time (IkeTimer.HALF_OPEN).
 """
 
 from __future__ import annotations
@@ -12,21 +16,21 @@ from __future__ import annotations
 import ipaddress
 import struct
 
-from ..child import ChildSa, new_spi
-from ..constants import ExchangeType, IdType, NotifyType, ProtocolId
 from ..auth import signed_octets
 from ..certs import Identity, describe_id, parse_dn
+from ..child import ChildSa, new_spi
+from ..constants import ExchangeType, IdType, NotifyType, ProtocolId
 from ..errors import ExchangeError
-from ..events import IkeSaUp
 from ..payloads import (
     AuthPayload, IdiPayload, IdrPayload, NotifyPayload, SaPayload, TsiPayload, TsrPayload,
 )
-from ..proposals import NoProposalChosen, check_answer, esp_offer, select_esp
-from ..transforms import integ_name, prf_name
-from ..ts import covers, narrow, selectors_for
+from ..proposals import NoProposalChosen, check_answer, esp_offer
+from ..sa_operations import add_child, ike_up, responder_child
+from ..ts import covers, selectors_for
 from . import authenticate
 from .authenticate import AuthFailed
 from .base import Exchange
+from .informational import DeleteChild, Notify
 
 CHILD_ERRORS = (NotifyType.NO_PROPOSAL_CHOSEN, NotifyType.TS_UNACCEPTABLE,
                 NotifyType.SINGLE_PAIR_REQUIRED, NotifyType.INTERNAL_ADDRESS_FAILURE,
@@ -34,48 +38,13 @@ CHILD_ERRORS = (NotifyType.NO_PROPOSAL_CHOSEN, NotifyType.TS_UNACCEPTABLE,
                 NotifyType.NO_ADDITIONAL_SAS)
 
 
-def _ike_up(sa, now, rekeyed: bool = False) -> None:
-    from ..sa import State
-    sa.state = State.ESTABLISHED
-    sa.established_at = now
-    sa.last_inbound = now
-    sa.timers.pop("half_open", None)
-    s = sa.suite
-    sa.emit(IkeSaUp(sa.spi_i, sa.spi_r, sa.initiator, sa.local, sa.remote, s.encr.aws_name,
-                    integ_name(s.integ), prf_name(s.prf), s.dh, sa.peer_behind_nat,
-                    sa.local_behind_nat, sa.remote_identity, rekeyed))
-    if not rekeyed:
-        sa.log(f"AWS tunnel phase 1 is established with cgw: {sa.remote[0]} "
-               f"(remote id {sa.remote_identity})")
-    from . import lifecycle
-    lifecycle.on_ike_established(sa, now)
-    from ..nat import arm_keepalive
-    arm_keepalive(sa, now)   # RFC 3948 §2.3, when vgw is behind a NAT
-
-
-def add_child(sa, child: ChildSa, now, shared: bytes | None = None, replaces: int | None = None,
-              outbound_ready: bool = True) -> None:
-    child.derive(sa.prf, sa.sk_d, shared)
-    sa.children[child.spi_in] = child
-    from . import lifecycle
-    lifecycle.on_child_installed(sa, child, now)
-    sa.emit(child.up_event(sa.local, sa.remote, sa.udp_encap, sa.policy.replay_window,
-                           sa.policy.phase2_lifetime, replaces, outbound_ready))
-    sa.log(f"AWS tunnel phase 2 is established with cgw: {sa.remote[0]}: "
-           f"SPI in {child.spi_in:08x} out {child.spi_out:08x}, "
-           f"{', '.join(str(t) for t in child.local_ts)} <=> "
-           f"{', '.join(str(t) for t in child.remote_ts)}, {child.suite.encr.aws_name}"
-           + (f"/{integ_name(child.suite.integ)}" if integ_name(child.suite.integ) else "")
-           + (" in UDP" if sa.udp_encap else ""))
-
-
 class IkeAuth(Exchange):
-    """Initiator side: AWS initiates with startup_action start (aws-facts.md §1.7)."""
+    """Initiator side: AWS initiates with startup_action start (docs/aws.md §1.7)."""
 
     TYPE = ExchangeType.IKE_AUTH
 
     def build(self, sa, now):
-        p = sa.policy
+        p = sa.settings
         self.spi_in = new_spi(p.random_bytes)
         idi = sa.our_id(IdiPayload)
         octets = signed_octets(sa.prf, sa.init_request, sa.nonce_r, sa.sk_pi, idi.encode_body())
@@ -87,7 +56,7 @@ class IkeAuth(Exchange):
             proof = authenticate.prove(sa, octets, initiator=True)
         except AuthFailed as exc:
             raise ExchangeError(NotifyType.AUTHENTICATION_FAILED, exc.detail, fatal=True)
-        # §1.2: IDi, [CERT,] [CERTREQ,] [IDr,] AUTH. aws-facts §1.7: AWS names the
+        # §1.2: IDi, [CERT,] [CERTREQ,] [IDr,] AUTH. docs/aws.md §1.7: AWS names the
         # CGW's identity (IDr) when it initiates, needed behind a NAT
         idr = _wanted_idr(p.remote_id) if p.remote_id else None
         certs, auth = proof[:-1], proof[-1]
@@ -110,7 +79,7 @@ class IkeAuth(Exchange):
             _notify_auth_failed(sa, now)
             sa.fail(exc.detail, "auth-failed")
             return False
-        _ike_up(sa, now)
+        ike_up(sa, now)
         if err is not None:
             if err.notify_type == NotifyType.TS_UNACCEPTABLE:
                 sa.log("AWS: Traffic Selector: TS_UNACCEPTABLE: received from responder", "error")
@@ -131,7 +100,6 @@ class IkeAuth(Exchange):
             sa.log(f"AWS tunnel Phase 2 was unable to establish while keeping Phase 1: {exc}", "error")
             if sa_p is not None:
                 # the responder installed its half: delete it (RFC 7296 §1.4.1)
-                from .informational import DeleteChild
                 sa.start(DeleteChild(self.spi_in, "refused", installed=False), now)
             return False
         spi_out = struct.unpack("!I", sa_p.proposals[0].spi)[0]
@@ -145,9 +113,15 @@ class IkeAuth(Exchange):
         sa.fail("no answer to IKE_AUTH", "timeout")
 
 
+def half_open_expired(sa, now: float) -> None:
+    """IkeTimer.HALF_OPEN: IKE_AUTH did not follow our IKE_SA_INIT answer in time."""
+    sa.log(f"AWS tunnel Timeout: deleting un-established Phase 1 IKE_SA with cgw: "
+           f"{sa.remote[0]}", "warning")
+    sa.fail("IKE_AUTH did not arrive in time", "half-open")
+
+
 def _notify_auth_failed(sa, now) -> None:
     """§2.21.2: tell the responder its AUTH did not verify, without waiting."""
-    from .informational import Notify
     sa.start(Notify(NotifyType.AUTHENTICATION_FAILED), now)
 
 
@@ -166,7 +140,6 @@ def _wanted_idr(remote_id: str) -> IdrPayload | None:
 
 
 def respond(sa, msg, now, local, remote):
-    p = sa.policy
     idi, auth = msg.get(IdiPayload), msg.get(AuthPayload)
     if not (idi and auth):
         sa.log(f"AWS tunnel is sending AUTHENTICATION_FAILED as the response: cgw: {remote[0]} "
@@ -184,31 +157,15 @@ def respond(sa, msg, now, local, remote):
         raise ExchangeError(NotifyType.AUTHENTICATION_FAILED, exc.detail, fatal=True)
     sa.initial_contact = bool(msg.notify(NotifyType.INITIAL_CONTACT))
     answer = [idr] + proof
-    _ike_up(sa, now)
+    ike_up(sa, now)
 
     sa_p, tsi, tsr = msg.get(SaPayload), msg.get(TsiPayload), msg.get(TsrPayload)
     if not (sa_p and tsi and tsr):
         return answer  # childless IKE_AUTH (RFC 6023): nothing more to answer
-    spi_in = new_spi(p.random_bytes)
     try:
-        proposal, suite = select_esp(sa_p.proposals, p.phase2_encryption, p.phase2_integrity,
-                                     struct.pack("!I", spi_in))
-    except NoProposalChosen:
-        sa.log("No Proposal Match Found by AWS", "error")
-        sa.log('No Proposal Match Found. Notifying with "No proposal chosen"', "error")
+        new = responder_child(sa, sa_p, tsi, tsr, now, remote[0], sa.nonce_i, sa.nonce_r)
+    except ExchangeError as exc:
         sa.log("AWS tunnel Phase 2 was unable to establish while keeping Phase 1", "error")
-        return answer + [NotifyPayload(NotifyType.NO_PROPOSAL_CHOSEN)]
-    their_ts = narrow(tsi.selectors, p.cgw_ts)   # TSi: the initiator's (customer) side
-    our_ts = narrow(tsr.selectors, p.vgw_ts)     # TSr: the AWS side
-    if not their_ts or not our_ts:
-        sa.log(f"AWS tunnel cannot narrow the traffic selectors of cgw: {remote[0]} "
-               f"({', '.join(map(str, tsi.selectors))} <=> {', '.join(map(str, tsr.selectors))}) "
-               f"to {p.cgw_ts} <=> {p.vgw_ts}: sending TS_UNACCEPTABLE", "error")
-        sa.log("AWS tunnel Phase 2 was unable to establish while keeping Phase 1", "error")
-        return answer + [NotifyPayload(NotifyType.TS_UNACCEPTABLE)]
-    chosen_peer = next(pp for pp in sa_p.proposals if pp.num == proposal.num
-                       and pp.protocol == ProtocolId.ESP)
-    spi_out = struct.unpack("!I", chosen_peer.spi)[0]
-    add_child(sa, ChildSa(spi_in, spi_out, suite, tuple(our_ts), tuple(their_ts), now, False,
-                          sa.nonce_i, sa.nonce_r), now)
-    return answer + [SaPayload([proposal]), TsiPayload(their_ts), TsrPayload(our_ts)]
+        return answer + [NotifyPayload(exc.notify, exc.notify_data)]
+    add_child(sa, new.child, now)
+    return answer + new.payloads()

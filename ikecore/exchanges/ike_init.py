@@ -1,7 +1,9 @@
 """IKE_SA_INIT (RFC 7296 §1.2): proposals, key exchange, nonces, NAT detection.
 
 Both roles: `IkeInit` is the initiator's request (with the INVALID_KE and COOKIE
-retries of §1.2 and §2.6), `respond` the responder's side.
+retries of §1.2 and §2.6), `respond` the responder's side. Its state changes:
+the initiator INIT_SENT -> AUTH_SENT, the responder INIT_RECEIVED -> HALF_OPEN
+(ikecore.state).
 """
 
 from __future__ import annotations
@@ -9,39 +11,20 @@ from __future__ import annotations
 import struct
 
 from ..constants import ExchangeType, NotifyType, ProtocolId
-from ..crypto import (
-    CryptoError, InvalidPublicValue, derive_ike_keys, get_dh_group, get_prf, get_sk_cipher,
-    skeyseed,
-)
+from ..crypto import CryptoError, get_dh_group
 from ..errors import CookieRequired, ExchangeError
-from ..message import SaKeys
+from ..message import encode_chain
 from ..nat import detect, nat_hash
 from ..payloads import KePayload, NoncePayload, NotifyPayload, SaPayload
-from ..proposals import InvalidKe, NoProposalChosen, check_answer, ike_offer, select_ike
-from ..transforms import dh_name, encr_name, integ_name, prf_name
+from ..proposals import (
+    InvalidKe, NoProposalChosen, check_answer, describe_offer, describe_suite, ike_offer, select_ike,
+)
+from ..sa_operations import MAX_KE_RETRIES, install_keys, new_ike_spi, responder_key_exchange
+from ..state import IkeState, transition
+from ..timers import IkeTimer
 from . import authenticate
 from .base import Exchange
-
-MAX_KE_RETRIES = 3
-
-
-def new_ike_spi(random_bytes) -> bytes:
-    while True:
-        spi = random_bytes(8)
-        if spi != bytes(8):
-            return spi
-
-
-def install_keys(sa, suite, shared: bytes, skeyseed_value: bytes | None = None) -> None:
-    """Derive SK_* (§2.14) and switch the SA to them."""
-    prf = get_prf(suite.prf)
-    cipher = get_sk_cipher(suite.encr.id, suite.encr.key_bits, suite.integ)
-    seed = skeyseed_value or skeyseed(prf, sa.nonce_i, sa.nonce_r, shared)
-    k = derive_ike_keys(prf, seed, sa.nonce_i, sa.nonce_r, sa.spi_i, sa.spi_r,
-                        cipher.integ_key_size, cipher.key_size)
-    sa.suite, sa.prf = suite, prf
-    sa.sk_d, sa.sk_pi, sa.sk_pr = k.sk_d, k.sk_pi, k.sk_pr
-    sa.keys = SaKeys(cipher, k.sk_ei, k.sk_er, k.sk_ai, k.sk_ar)
+from .ike_auth import IkeAuth
 
 
 def nat_notifies(spi_i: bytes, spi_r: bytes, local, remote) -> list[NotifyPayload]:
@@ -59,25 +42,6 @@ def note_nat(sa, msg, spi_r: bytes, local, remote) -> None:
         sa.log(f"AWS tunnel detected NAT on the {where} (NAT-T): cgw: {remote[0]}")
 
 
-def describe_suite(suite) -> str:
-    parts = [encr_name(suite.encr.id, suite.encr.key_bits)]
-    if integ_name(suite.integ):
-        parts.append(integ_name(suite.integ))
-    if suite.prf is not None:
-        parts.append(f"PRF {prf_name(suite.prf)}")
-    if suite.dh:
-        parts.append(f"DH {dh_name(suite.dh)}")
-    return ", ".join(parts)
-
-
-def describe_offer(proposals) -> str:
-    out = []
-    for p in proposals:
-        out.append("/".join(f"{t.type}:{t.id}" + (f"-{t.key_length}" if t.key_length else "")
-                            for t in p.transforms))
-    return "; ".join(out)
-
-
 class IkeInit(Exchange):
     TYPE = ExchangeType.IKE_SA_INIT
 
@@ -88,7 +52,7 @@ class IkeInit(Exchange):
         self.ke_retries = 0
 
     def build(self, sa, now):
-        p = sa.policy
+        p = sa.settings
         if self.group is None:
             self.group = p.phase1_dh_groups[0]
         if not sa.nonce_i:
@@ -120,7 +84,7 @@ class IkeInit(Exchange):
         inv = msg.notify(NotifyType.INVALID_KE_PAYLOAD)
         if inv is not None:
             group = struct.unpack("!H", inv.data)[0] if len(inv.data) == 2 else 0
-            if (group in sa.policy.phase1_dh_groups and group != self.group
+            if (group in sa.settings.phase1_dh_groups and group != self.group
                     and self.ke_retries < MAX_KE_RETRIES):
                 self.ke_retries += 1
                 sa.log(f"AWS tunnel received INVALID_KE_PAYLOAD, cgw: {sa.remote[0]} wants "
@@ -159,9 +123,7 @@ class IkeInit(Exchange):
             # §2.23: with a NAT, the initiator moves to port 4500 for IKE_AUTH
             sa.local, sa.remote = (sa.local[0], 4500), (sa.remote[0], 4500)
         sa.log(f"AWS tunnel negotiated phase 1 with cgw: {sa.remote[0]}: {describe_suite(suite)}")
-        from ..sa import State
-        from .ike_auth import IkeAuth
-        sa.state = State.AUTH_SENT
+        transition(sa, IkeState.AUTH_SENT)
         sa.start(IkeAuth(), now, front=True)
         return False
 
@@ -173,9 +135,8 @@ class IkeInit(Exchange):
 
 def _answer_size(sa, proposal, group, request) -> int:
     """The exact size of our IKE_SA_INIT response, computed before any DH work."""
-    from ..message import encode_chain
     payloads = ([SaPayload([proposal]), KePayload(group.id, bytes(group.public_size)),
-                 NoncePayload(bytes(sa.policy.nonce_size))]
+                 NoncePayload(bytes(sa.settings.nonce_size))]
                 + nat_notifies(sa.spi_i, bytes(8), ("0.0.0.0", 0), ("0.0.0.0", 0))
                 + authenticate.init_payloads(sa, request))   # CERTREQ and notifies
     return 28 + len(encode_chain(payloads)[1])
@@ -184,7 +145,7 @@ def _answer_size(sa, proposal, group, request) -> int:
 def respond(sa, msg, now, local, remote):
     """Responder: choose a suite the AWS way, or refuse with NO_PROPOSAL_CHOSEN /
     INVALID_KE_PAYLOAD (answers that keep no state)."""
-    p = sa.policy
+    p = sa.settings
     sa_p, ke, nonce = msg.get(SaPayload), msg.get(KePayload), msg.get(NoncePayload)
     if not (sa_p and ke and nonce):
         raise ExchangeError(NotifyType.INVALID_SYNTAX, "IKE_SA_INIT without SA, KE or Nonce", fatal=True)
@@ -206,16 +167,9 @@ def respond(sa, msg, now, local, remote):
         # no amplification: an address that did not return a cookie gets no more
         # bytes than it sent, and no DH work is spent on it
         raise CookieRequired()
-    try:
-        # RFC 6989: the peer's public value is checked before vgw makes a key of
-        # its own, so a bad one costs no key generation (for groups 22-24 the
-        # check itself is an exponentiation; shared_secret repeats it)
-        group.check_public(ke.data)
-        dh_key = group.generate()
-        shared = dh_key.shared_secret(ke.data)
-    except InvalidPublicValue as exc:
-        sa.log(f"AWS tunnel rejected the KE payload of cgw: {remote[0]}: {exc}", "warning")
-        raise ExchangeError(NotifyType.INVALID_SYNTAX, "invalid KE public value", fatal=True)
+    # RFC 6989: the peer's value is checked before vgw makes a key of its own (for
+    # groups 22-24 the check itself is an exponentiation; shared_secret repeats it)
+    public, shared = responder_key_exchange(sa, suite.dh, ke.data, remote[0], fatal=True)
     sa.spi_r = new_ike_spi(p.random_bytes)
     sa.nonce_i = nonce.data
     sa.nonce_r = p.random_bytes(p.nonce_size)
@@ -223,10 +177,9 @@ def respond(sa, msg, now, local, remote):
     install_keys(sa, suite, shared)
     note_nat(sa, msg, bytes(8), local, remote)
     authenticate.note_init(sa, msg)   # fragmentation, signature hashes
-    from ..sa import State
-    sa.state = State.HALF_OPEN
-    sa.timers["half_open"] = now + p.half_open_timeout
+    transition(sa, IkeState.HALF_OPEN)
+    sa.timers[IkeTimer.HALF_OPEN] = now + p.half_open_timeout
     sa.log(f"AWS tunnel negotiated phase 1 with cgw: {remote[0]}: {describe_suite(suite)}")
-    return ([SaPayload([proposal]), KePayload(suite.dh, dh_key.public_bytes), NoncePayload(sa.nonce_r)]
+    return ([SaPayload([proposal]), KePayload(suite.dh, public), NoncePayload(sa.nonce_r)]
             + nat_notifies(sa.spi_i, sa.spi_r, local, remote)
             + authenticate.init_payloads(sa, msg))

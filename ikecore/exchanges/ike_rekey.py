@@ -5,6 +5,11 @@ prf(SK_d(old), g^ir(new) | Ni | Nr) with the OLD SA's PRF, its keys come from
 the new PRF. The CHILD SAs move to it untouched; the initiator of the rekey is
 the initiator of the new IKE SA and deletes the old one. Simultaneous IKE
 rekeys: the lowest-nonce rule of §2.8.1, as for CHILD SAs.
+
+The old IKE SA's states: ESTABLISHED -> REKEYING while our request is out ->
+REKEYED once the new one holds the CHILD SAs (or back to ESTABLISHED when the
+rekey fails) -> DELETING / DEAD (ikecore.state). The new one is born
+ESTABLISHED (sa_operations.successor).
 """
 
 from __future__ import annotations
@@ -13,61 +18,30 @@ import struct
 from dataclasses import replace
 
 from ..constants import ExchangeType, NotifyType, ProtocolId
-from ..crypto import CryptoError, get_dh_group, rekey_skeyseed
+from ..crypto import CryptoError, get_dh_group
 from ..errors import ExchangeError
 from ..payloads import KePayload, NoncePayload, SaPayload
 from ..proposals import InvalidKe, NoProposalChosen, check_answer, ike_offer, select_ike
-from .base import Exchange
-from .child_rekey import (
-    MAX_KE_RETRIES, REFUSED_RETRY, REKEYED_DELETE_DELAY, TEMPORARY_FAILURE_RETRY, lost_collision,
+from ..sa_operations import (
+    MAX_KE_RETRIES, hand_over, lost_collision, new_ike_spi, responder_key_exchange, successor,
 )
-from .ike_init import describe_suite, install_keys, new_ike_spi
+from ..state import IkeState, transition
+from ..timers import REKEYED_DELETE_DELAY, TEMPORARY_FAILURE_RETRY, IkeTimer, between, retry_at
+from .base import Exchange
+from .informational import DeleteChild, DeleteIke
+
+
+def rekey_due(sa, now: float) -> None:
+    """IkeTimer.REKEY: rekey the IKE SA (docs/aws.md §1.6), unless it was rekeyed."""
+    if sa.state in (IkeState.ESTABLISHED, IkeState.REKEYING):
+        sa.start(IkeRekey(), now)
 
 
 def _retry_later(sa, now: float) -> None:
     """Another IKE rekey after a failed one, before the hard expiry (REFUSED_RETRY)."""
-    lo, hi = REFUSED_RETRY
-    at = now + lo + (hi - lo) * sa.uniform()
-    expire = sa.timers.get("ike_expire")
-    if expire is not None:
-        at = min(at, expire - 1.0)
-    if at > now:
-        sa.timers["ike_rekey"] = at
-
-
-def successor(sa, suite, spi_i: bytes, spi_r: bytes, ni: bytes, nr: bytes, shared: bytes,
-              initiator: bool, now: float):
-    """The IKE SA that replaces `sa` (not yet holding its CHILD SAs)."""
-    from ..sa import IkeSa, State
-    new = IkeSa(sa.policy, initiator=initiator, local=sa.local, remote=sa.remote, created=now,
-                spi_i=spi_i, spi_r=spi_r, state=State.ESTABLISHED, frag_budget=sa.frag_budget)
-    new.nonce_i, new.nonce_r = ni, nr
-    new.peer_behind_nat, new.local_behind_nat = sa.peer_behind_nat, sa.local_behind_nat
-    new.peer_fragmentation = sa.peer_fragmentation
-    new.remote_identity = sa.remote_identity
-    new.last_inbound = now
-    install_keys(new, suite, shared, rekey_skeyseed(sa.prf, sa.sk_d, shared, ni, nr))
-    return new
-
-
-def hand_over(old, new, now) -> None:
-    """Move the CHILD SAs and announce the new IKE SA (make-before-break)."""
-    from .ike_auth import _ike_up
-    new.children, old.children = old.children, {}
-    old.successor = new
-    old.spawned.append(new)
-    _ike_up(new, now, rekeyed=True)
-    # CHILD SA exchanges still waiting for the old SA's window (e.g. `vgw rekey
-    # --child` right after `--ike`) follow their CHILD SAs; left behind they would
-    # find no CHILD SA there and be dropped, and a dropped rekey is not retried
-    from .child_rekey import ChildRekey
-    from .informational import DeleteChild
-    for ex in [e for e in old.queue if isinstance(e, (ChildRekey, DeleteChild))
-               and e.spi_in in new.children]:
-        old.queue.remove(ex)
-        new.start(ex, now)
-    old.log(f"AWS tunnel rekeyed IKE_SA with cgw: {old.remote[0]}: new SPIs "
-            f"{new.spi_i.hex()}_i {new.spi_r.hex()}_r, {describe_suite(new.suite)}")
+    at = retry_at(sa, now, sa.timers.get(IkeTimer.EXPIRE))
+    if at is not None:
+        sa.timers[IkeTimer.REKEY] = at
 
 
 class IkeRekey(Exchange):
@@ -78,10 +52,9 @@ class IkeRekey(Exchange):
         self.ke_retries = ke_retries
 
     def build(self, sa, now):
-        from ..sa import State
-        if sa.state != State.ESTABLISHED or sa.successor is not None or sa.ike_rekeying is not None:
-            return None
-        p = sa.policy
+        if sa.state is not IkeState.ESTABLISHED:
+            return None   # rekeying, rekeyed, or going
+        p = sa.settings
         if self.group is None and sa.suite.dh in p.phase1_dh_groups:
             self.group = sa.suite.dh     # the group agreed last time first
         self.group = self.group or p.phase1_dh_groups[0]
@@ -90,29 +63,28 @@ class IkeRekey(Exchange):
         self.dh = get_dh_group(self.group).generate()
         self.offered = [replace(pr, spi=self.spi) for pr in ike_offer(
             p.phase1_encryption, p.phase1_integrity, p.phase1_dh_groups, first_group=self.group)]
-        sa.ike_rekeying = self
+        transition(sa, IkeState.REKEYING)
         sa.log(f"AWS tunnel is rekeying IKE_SA with cgw: {sa.remote[0]}")
         return [SaPayload(self.offered), NoncePayload(self.nonce),
                 KePayload(self.group, self.dh.public_bytes)]
 
     def process(self, sa, msg, now):
-        sa.ike_rekeying = None
         theirs = sa.ike_collision
         sa.ike_collision = None
         err = msg.error_notify()
         if err is not None:
             if theirs is not None:
                 hand_over(sa, theirs, now)   # the peer's rekey went through; it deletes the old SA
-                sa.timers["delete_rekeyed"] = now + REKEYED_DELETE_DELAY
+                sa.timers[IkeTimer.DELETE_REKEYED] = now + REKEYED_DELETE_DELAY
                 return False
+            transition(sa, IkeState.ESTABLISHED)   # refused: the SA stays as it was
             if err.notify_type == NotifyType.INVALID_KE_PAYLOAD and self.ke_retries < MAX_KE_RETRIES:
                 group = struct.unpack("!H", err.data)[0] if len(err.data) == 2 else 0
-                if group in sa.policy.phase1_dh_groups:
+                if group in sa.settings.phase1_dh_groups:
                     sa.start(IkeRekey(group, self.ke_retries + 1), now)
                     return False
             if err.notify_type == NotifyType.TEMPORARY_FAILURE:
-                lo, hi = TEMPORARY_FAILURE_RETRY
-                sa.timers["ike_rekey"] = now + lo + (hi - lo) * sa.uniform()
+                sa.timers[IkeTimer.REKEY] = between(sa, now, TEMPORARY_FAILURE_RETRY)
                 return False
             sa.log(f"AWS tunnel IKE_SA rekey refused by cgw: {err.name}", "error")
             _retry_later(sa, now)
@@ -127,11 +99,11 @@ class IkeRekey(Exchange):
                 raise NoProposalChosen("answer changed the DH group or has no SPI")
             shared = self.dh.shared_secret(ke.data)
         except (NoProposalChosen, CryptoError) as exc:
+            transition(sa, IkeState.ESTABLISHED)
             sa.log(f"AWS tunnel could not rekey IKE_SA: {exc}", "error")
             _retry_later(sa, now)
             return False
         new = successor(sa, suite, self.spi, peer_spi, self.nonce, nonce.data, shared, True, now)
-        from .informational import DeleteIke
         if theirs is not None and lost_collision((self.nonce, nonce.data),
                                                  (theirs.nonce_i, theirs.nonce_r)):
             # ours is redundant: delete it; the peer deletes the old SA and its new one lives
@@ -140,14 +112,14 @@ class IkeRekey(Exchange):
             sa.spawned.append(new)
             new.start(DeleteIke("redundant"), now)
             hand_over(sa, theirs, now)
-            sa.timers["delete_rekeyed"] = now + REKEYED_DELETE_DELAY
+            sa.timers[IkeTimer.DELETE_REKEYED] = now + REKEYED_DELETE_DELAY
             return False
         if theirs is not None:
             sa.log("AWS tunnel detected a (IKE_REKEY) collision as IKE_REKEY: this side's SA survives")
             theirs.redundant = True   # the peer deletes it (§2.8.1)...
             # ...unless its own answer reaches it only after we deleted the old SA:
             # then it never learns of it, so we delete it ourselves after a while
-            theirs.timers["delete_redundant"] = now + REKEYED_DELETE_DELAY
+            theirs.timers[IkeTimer.DELETE_REDUNDANT] = now + REKEYED_DELETE_DELAY
             sa.spawned.append(theirs)
         hand_over(sa, new, now)
         sa.start(DeleteIke("rekeyed"), now)
@@ -156,19 +128,17 @@ class IkeRekey(Exchange):
 
 def _child_exchange_in_flight(sa) -> bool:
     """Is our request to create, rekey or delete a CHILD SA unanswered?"""
-    from .informational import DeleteChild
     p = sa.pending
     if p is None:
         return False
     if isinstance(p.exchange, DeleteChild):
         return True
-    return p.exchange.TYPE == ExchangeType.CREATE_CHILD_SA and sa.ike_rekeying is None
+    return p.exchange.TYPE == ExchangeType.CREATE_CHILD_SA and not isinstance(p.exchange, IkeRekey)
 
 
 def respond(sa, msg, now, local, remote):
-    from ..sa import State
-    p = sa.policy
-    if sa.state != State.ESTABLISHED or sa.successor is not None:
+    p = sa.settings
+    if sa.state not in (IkeState.ESTABLISHED, IkeState.REKEYING):
         raise ExchangeError(NotifyType.TEMPORARY_FAILURE, "IKE SA is being deleted or rekeyed")
     if _child_exchange_in_flight(sa):
         # §2.25.2: "If a peer receives a request to rekey the IKE SA, and it is
@@ -190,21 +160,15 @@ def respond(sa, msg, now, local, remote):
     peer_spi = next(pp.spi for pp in sa_p.proposals if pp.num == proposal.num)
     if len(peer_spi) != 8:
         raise ExchangeError(NotifyType.INVALID_SYNTAX, "IKE rekey proposal without an 8-byte SPI")
-    try:
-        group = get_dh_group(suite.dh)
-        group.check_public(ke.data)      # RFC 6989, before vgw makes a key of its own
-        dh = group.generate()
-        shared = dh.shared_secret(ke.data)
-    except CryptoError:
-        raise ExchangeError(NotifyType.INVALID_SYNTAX, "invalid KE public value")
+    public, shared = responder_key_exchange(sa, suite.dh, ke.data, remote[0])
     our_spi = new_ike_spi(p.random_bytes)
     nr = p.random_bytes(p.nonce_size)
     new = successor(sa, suite, peer_spi, our_spi, nonce.data, nr, shared, False, now)
-    if sa.ike_rekeying is not None:
+    if sa.state is IkeState.REKEYING:
         sa.log("AWS tunnel detected a (IKE_REKEY) collision as IKE_REKEY")
         sa.ike_collision = new
     else:
         hand_over(sa, new, now)   # the peer deletes the old IKE SA
-        sa.timers["delete_rekeyed"] = now + REKEYED_DELETE_DELAY
+        sa.timers[IkeTimer.DELETE_REKEYED] = now + REKEYED_DELETE_DELAY
     return [SaPayload([replace(proposal, spi=our_spi)]), NoncePayload(nr),
-            KePayload(suite.dh, dh.public_bytes)]
+            KePayload(suite.dh, public)]

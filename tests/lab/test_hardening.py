@@ -382,12 +382,12 @@ REFLECTING = set(SPOOFED[::2])
 def _init_template(src: str, group: int) -> bytes:
     """A real IKE_SA_INIT request made by vgw's own IKE core (an initiator for
     `src`) offering AWS's default phase 1 suite with one DH group."""
-    from ikecore.policy import TunnelPolicy
-    from ikecore.tunnel import IkeTunnel
-    tunnel = IkeTunnel(TunnelPolicy(name="flood", local_ip=src, remote_ip=TUN, psk=b"x" * 16,
-                                    phase1_dh_groups=(group,)))
-    tunnel.initiate(0.0)
-    [datagram] = tunnel.datagrams_to_send()
+    from ikecore.settings import IkeSettings
+    from ikecore.endpoint import IkeEndpoint
+    endpoint = IkeEndpoint(IkeSettings(name="flood", local_ip=src, remote_ip=TUN, psk=b"x" * 16,
+                                      phase1_dh_groups=(group,)))
+    endpoint.initiate(0.0)
+    [datagram] = endpoint.datagrams_to_send()
     return datagram.data
 
 

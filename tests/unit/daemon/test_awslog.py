@@ -16,7 +16,7 @@ from daemon.awslog import (
 )
 from daemon.config import ConfigError, parse_config
 from ikecore.events import ChildSaUp, LogLine
-from tests.unit.ikecore.ikepair import PSK, IkePair, policy_a, policy_b
+from tests.unit.ikecore.ikepair import PSK, IkePair, settings_a, settings_b
 
 BASE = """
 vpc: {cidrs: [10.0.0.0/16]}
@@ -204,7 +204,7 @@ def test_whole_tunnel_life_logs_records_and_no_key_material(tmp_path, fmt):
     stream, logger = _capture()
     tl = TunnelLog("vpn-lab 198.51.100.10", logger)
     seen: dict[int, int] = {}
-    pair = IkePair(policy_a(), policy_b())
+    pair = IkePair(settings_a(), settings_b())
 
     def feed() -> None:
         """vgw's side is B (the responder, AWS's default): log its new LogLines."""
@@ -212,14 +212,14 @@ def test_whole_tunnel_life_logs_records_and_no_key_material(tmp_path, fmt):
         start = seen.get(0, 0)
         for ev in pair.b.events[start:]:
             if isinstance(ev, LogLine):
-                tl.write(ev.text, ev.level, cfg, pair.b.tunnel)
+                tl.write(ev.text, ev.level, cfg, pair.b.endpoint)
         seen[0] = len(pair.b.events)
 
     # a customer gateway with the wrong PSK first
-    bad = IkePair(policy_a(psk=b"wrong_psk_for_the_test"), policy_b())
+    bad = IkePair(settings_a(psk=b"wrong_psk_for_the_test"), settings_b())
     bad.handshake()
     for ev in bad.b.of(LogLine):
-        tl.write(ev.text, ev.level, cfg, bad.b.tunnel)
+        tl.write(ev.text, ev.level, cfg, bad.b.endpoint)
     # then the tunnel's life: up, liveness, CHILD delete, IKE delete
     pair.handshake()
     feed()
@@ -230,7 +230,7 @@ def test_whole_tunnel_life_logs_records_and_no_key_material(tmp_path, fmt):
     pair.delete_child(pair.a, pair.a.child_ups[0].spi_in)
     pair.run()
     feed()
-    pair.a.tunnel.delete(pair.now)
+    pair.a.endpoint.delete(pair.now)
     pair.run()
     feed()
 

@@ -48,9 +48,9 @@ from ikecore.events import (
 )
 from ikecore.exchanges.informational import DeleteChild, Liveness
 from ikecore.message import Header, encode_message
-from ikecore.policy import TunnelPolicy
-from ikecore.sa import IkeSa, State
-from ikecore.tunnel import IkeTunnel
+from ikecore.settings import IkeSettings
+from ikecore.sa import IkeSa
+from ikecore.endpoint import IkeEndpoint
 
 ADDR_A = "198.51.100.1"     # side A: vgw that initiates (startup_action start)
 ADDR_B = "198.51.100.10"    # side B: vgw as responder
@@ -60,28 +60,28 @@ Hook = Callable[[list[Datagram]], list[Datagram]]
 
 
 def seeded_random(seed: int) -> Callable[[int], bytes]:
-    """A deterministic `random_bytes` for TunnelPolicy (reproducible tests)."""
+    """A deterministic `random_bytes` for IkeSettings (reproducible tests)."""
     return random.Random(seed).randbytes
 
 
-def policy_a(**kw) -> TunnelPolicy:
+def settings_a(**kw) -> IkeSettings:
     """The initiating side. Fast DH group 19 unless the test says otherwise.
 
     The test calls initiate() itself; startup_action stays "add" so that the
-    tunnel does not also re-initiate on its own after a failure (tests of that
+    endpoint does not also re-initiate on its own after a failure (tests of that
     pass startup_action="start")."""
     args = dict(name="a", local_ip=ADDR_A, remote_ip=ADDR_B, psk=PSK,
                 phase1_dh_groups=(19,), random_bytes=seeded_random(1))
     args.update(kw)
-    return TunnelPolicy(**args)
+    return IkeSettings(**args)
 
 
-def policy_b(**kw) -> TunnelPolicy:
+def settings_b(**kw) -> IkeSettings:
     """The responding side."""
     args = dict(name="b", local_ip=ADDR_B, remote_ip=ADDR_A, psk=PSK,
                 phase1_dh_groups=(19,), random_bytes=seeded_random(2))
     args.update(kw)
-    return TunnelPolicy(**args)
+    return IkeSettings(**args)
 
 
 # --- network -------------------------------------------------------------------------
@@ -110,11 +110,11 @@ class Nat:
 
 
 class Side:
-    """One tunnel in the pair, with every event it has produced so far."""
+    """One endpoint in the pair, with every event it has produced so far."""
 
-    def __init__(self, name: str, tunnel: IkeTunnel, nat: Nat | None = None):
+    def __init__(self, name: str, endpoint: IkeEndpoint, nat: Nat | None = None):
         self.name = name
-        self.tunnel = tunnel
+        self.endpoint = endpoint
         self.nat = nat
         self.events: list[Event] = []
 
@@ -123,14 +123,14 @@ class Side:
 
     @property
     def ip(self) -> str:
-        return self.tunnel.policy.local_ip
+        return self.endpoint.settings.local_ip
 
     @property
     def public_ip(self) -> str:
         return self.nat.public_ip if self.nat else self.ip
 
     def drain(self) -> None:
-        while (ev := self.tunnel.next_event()) is not None:
+        while (ev := self.endpoint.next_event()) is not None:
             self.events.append(ev)
 
     def of(self, cls) -> list:
@@ -163,8 +163,8 @@ class Side:
 
     @property
     def sas(self) -> list[IkeSa]:
-        """Every IKE SA the tunnel holds (established, half-open, negotiating)."""
-        return self.tunnel._all()
+        """Every IKE SA the endpoint holds (established, half-open, negotiating)."""
+        return self.endpoint._all()
 
     @property
     def sa(self) -> IkeSa:
@@ -177,10 +177,10 @@ class Side:
 class IkePair:
     """Side A (initiator) and side B (responder) joined by an in-memory wire."""
 
-    def __init__(self, a: TunnelPolicy | None = None, b: TunnelPolicy | None = None,
+    def __init__(self, a: IkeSettings | None = None, b: IkeSettings | None = None,
                  nat_a: Nat | None = None, now: float = 0.0):
-        self.a = Side("a", IkeTunnel(a or policy_a()), nat_a)
-        self.b = Side("b", IkeTunnel(b or policy_b()))
+        self.a = Side("a", IkeEndpoint(a or settings_a()), nat_a)
+        self.b = Side("b", IkeEndpoint(b or settings_b()))
         self.now = now
         # every datagram a side handed out, in order: (sender name, datagram)
         self.wire: list[tuple[str, Datagram]] = []
@@ -195,14 +195,14 @@ class IkePair:
     # --- moving datagrams -------------------------------------------------------
 
     def initiate(self) -> None:
-        self.a.tunnel.initiate(self.now)
+        self.a.endpoint.initiate(self.now)
         self.a.drain()
 
     def outgoing(self, side: Side) -> list[Datagram]:
         """Take what `side` wants to send now (and record it on the wire)."""
-        side.tunnel._collect(self.now)  # output of exchanges started on an SA directly
+        side.endpoint._collect(self.now)  # output of exchanges started on an SA directly
         self._remember(side)
-        out = side.tunnel.datagrams_to_send()
+        out = side.endpoint.datagrams_to_send()
         self.wire.extend((side.name, d) for d in out)
         side.drain()
         return out
@@ -235,7 +235,7 @@ class IkePair:
         elif dst[0] != receiver.ip:
             self.misrouted.append(d)
             return False
-        receiver.tunnel.receive(d.data, dst, src, self.now if now is None else now)
+        receiver.endpoint.receive(d.data, dst, src, self.now if now is None else now)
         self._remember(receiver)
         receiver.drain()
         return True
@@ -269,8 +269,8 @@ class IkePair:
 
     def _pending_output(self) -> bool:
         for side in (self.a, self.b):
-            side.tunnel._collect(self.now)
-            if side.tunnel._out:
+            side.endpoint._collect(self.now)
+            if side.endpoint._out:
                 return True
         return False
 
@@ -281,7 +281,7 @@ class IkePair:
     # --- time ---------------------------------------------------------------------
 
     def next_deadline(self) -> float | None:
-        times = [t for t in (s.tunnel.next_deadline() for s in (self.a, self.b)) if t is not None]
+        times = [t for t in (s.endpoint.next_deadline() for s in (self.a, self.b)) if t is not None]
         return min(times) if times else None
 
     def advance(self, to: float) -> None:
@@ -289,9 +289,9 @@ class IkePair:
         assert to >= self.now, "time does not go back"
         self.now = to
         for side in (self.a, self.b):
-            deadline = side.tunnel.next_deadline()
+            deadline = side.endpoint.next_deadline()
             if deadline is not None and deadline <= to:
-                side.tunnel.handle_timer(to)
+                side.endpoint.handle_timer(to)
             side.drain()
 
     def run_timers(self, until: float, hook: Hook | None = None, deliver: bool = True) -> list[float]:
@@ -310,10 +310,10 @@ class IkePair:
 
     def liveness(self, side: Side) -> None:
         """An empty INFORMATIONAL request (DPD) from `side`'s established SA."""
-        side.tunnel.current.start(Liveness(), self.now)
+        side.endpoint.current.start(Liveness(), self.now)
 
     def delete_child(self, side: Side, spi_in: int) -> None:
-        side.tunnel.current.start(DeleteChild(spi_in), self.now)
+        side.endpoint.current.start(DeleteChild(spi_in), self.now)
 
 
 # --- hooks -------------------------------------------------------------------------------
@@ -516,7 +516,7 @@ def psk_auth(hash_name: str, psk: bytes, real_message: bytes, peer_nonce: bytes,
 
 
 class ScriptedRandom:
-    """A `random_bytes` for TunnelPolicy that a test can steer.
+    """A `random_bytes` for IkeSettings that a test can steer.
 
     - Nonces (draws of `nonce_size` bytes) come from the `nonces` queue while it
       holds any (RFC 7296 §2.8.1 collisions are decided by the nonces).
@@ -755,10 +755,10 @@ def ecp_shared_secret(group: int, x: int, peer_public: bytes) -> bytes:
 
 
 __all__ = [
-    "ADDR_A", "ADDR_B", "PSK", "IkePair", "Nat", "Side", "policy_a", "policy_b",
+    "ADDR_A", "ADDR_B", "PSK", "IkePair", "Nat", "Side", "settings_a", "settings_b",
     "seeded_random", "drop_all", "duplicate", "drop_first", "snapshot", "seal_raw",
     "seal_payloads", "prf", "prf_plus", "ike_keys", "child_keys", "open_sk", "nat_hash",
-    "psk_auth", "HASHES", "CIPHERS", "State", "replace",
+    "psk_auth", "HASHES", "CIPHERS", "replace",
     "ScriptedRandom", "nonce", "Holder", "EXCHANGES", "PAYLOADS", "NOTIFIES", "exchange_of",
     "is_response", "is_request", "is_answer", "Opened", "walk_payloads", "open_message",
     "DhRecorder", "ecp_shared_secret",

@@ -12,8 +12,8 @@ import struct
 from dataplane.esp import EspSa
 from ikecore.events import ChildSaUp, Datagram
 from .ikepair import (
-    EXCHANGES, FLAG_R, IkePair, ScriptedRandom, Side, exchange_of, open_message, policy_a,
-    policy_b,
+    EXCHANGES, FLAG_R, IkePair, ScriptedRandom, Side, exchange_of, open_message, settings_a,
+    settings_b,
 )
 
 PFS = (19,)   # phase 2 (PFS) group of the tests unless they say otherwise: fast ECP
@@ -31,14 +31,14 @@ def make_pair(a: dict | None = None, b: dict | None = None, ua: float | None = N
     pb = dict(phase2_dh_groups=PFS, random_bytes=ScriptedRandom(2, ub))
     pa.update(a or {})
     pb.update(b or {})
-    pair = IkePair(policy_a(**pa), policy_b(**pb), nat_a=nat_a)
+    pair = IkePair(settings_a(**pa), settings_b(**pb), nat_a=nat_a)
     if up:
         pair.handshake()
     return pair
 
 
 def rng(side: Side) -> ScriptedRandom:
-    return side.tunnel.policy.random_bytes
+    return side.endpoint.settings.random_bytes
 
 
 def sent(pair: IkePair, who: Side, since: int = 0, exchange: str | None = None,
@@ -73,7 +73,7 @@ def jump(pair: IkePair, to: float) -> None:
 
 def children(side: Side) -> dict[int, int]:
     """spi_in -> spi_out of the CHILD SAs the side's current IKE SA holds."""
-    cur = side.tunnel.current
+    cur = side.endpoint.current
     return {c.spi_in: c.spi_out for c in cur.children.values()} if cur else {}
 
 

@@ -20,7 +20,7 @@ from ikecore.constants import AuthMethod, IdType, NotifyType
 from ikecore.exchanges import authenticate
 from ikecore.message import decode_message
 from ikecore.payloads import AuthPayload, CertPayload, CertReqPayload, IdrPayload
-from .ikepair import ADDR_A, ADDR_B, IkePair, policy_a, policy_b
+from .ikepair import ADDR_A, ADDR_B, IkePair, settings_a, settings_b
 
 CLOCK = time.time()
 
@@ -54,7 +54,7 @@ def cert_policies(lab: Lab, a: dict | None = None, b: dict | None = None):
               fragment_size=4000)
     pa.update(a or {})
     pb.update(b or {})
-    return policy_a(**pa), policy_b(**pb)
+    return settings_a(**pa), settings_b(**pb)
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +84,7 @@ def refused_by_b(pair, words: str) -> None:
 
 def auth_messages(pair):
     """The plaintext payloads of A's IKE_AUTH request and B's response (SK only)."""
-    keys = pair.b.tunnel.current.keys
+    keys = pair.b.endpoint.current.keys
     _, _, req, resp = [d for _, d in pair.wire][:4]
     return decode_message(req.data, keys=keys), decode_message(resp.data, keys=keys)
 
@@ -231,11 +231,11 @@ def test_no_certificate_sent(ecdsa, monkeypatch):
 
 
 def test_psk_against_certificates(ecdsa):
-    pair = IkePair(policy_a(), cert_policies(ecdsa)[1])
+    pair = IkePair(settings_a(), cert_policies(ecdsa)[1])
     pair.handshake()
     refused_by_b(pair, f"AWS tunnel refused authentication with a pre-shared key from cgw: {ADDR_A}: "
                        "this tunnel uses certificates")
-    pair = IkePair(cert_policies(ecdsa)[0], policy_b())
+    pair = IkePair(cert_policies(ecdsa)[0], settings_b())
     pair.handshake()
     # a PSK responder announces no signature hashes: the ECDSA initiator falls back to method 9
     refused_by_b(pair, f"AWS tunnel refused authentication method 9 from cgw: {ADDR_A}: "

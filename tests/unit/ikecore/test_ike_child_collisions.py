@@ -17,7 +17,7 @@ import struct
 
 import pytest
 
-from ikecore.exchanges import child_rekey
+from ikecore import timers
 from .ikepair import NOTIFIES, Holder, is_answer, is_request, nonce
 from .lifecycle import (
     PROTO_ESP, assert_esp_flows, children, make_pair, opened, rng, sent, spi_of,
@@ -77,7 +77,7 @@ def check_outcome(pair, winner_name, mark, old):
         assert len(ups) == 1 and ups[0].replaces == old[side.name]
         assert not [d for d in side.child_downs if d.spi_in == mine]
         assert side.downs == [] and side.sa.pending is None and not side.sa.queue
-        assert side.tunnel.status(pair.now)["phase2_state"] == "established"
+        assert side.endpoint.status(pair.now)["phase2_state"] == "established"
     [w_up] = [u for u in winner.child_ups if u.spi_in == survivor[0]]
     [l_up] = [u for u in loser.child_ups if u.spi_in == survivor[1]]
     assert w_up.outbound_ready is True     # the winner made it: sends on it at once
@@ -91,8 +91,8 @@ def test_simultaneous_child_rekeys(case):
     pair = colliding_pair(nonces)
     old = {"a": pair.a.child_ups[0].spi_in, "b": pair.b.child_ups[0].spi_in}
     mark = len(pair.wire)
-    pair.a.tunnel.rekey("child", pair.now)
-    pair.b.tunnel.rekey("child", pair.now)
+    pair.a.endpoint.rekey("child", pair.now)
+    pair.b.endpoint.rekey("child", pair.now)
     [req_a] = pair.outgoing(pair.a)
     [req_b] = pair.outgoing(pair.b)
     assert opened(pair, req_a).nonce()[0] == nonces[0]
@@ -119,8 +119,8 @@ def test_child_collision_with_a_delayed_answer(case):
     pair = colliding_pair(nonces)
     old = {"a": pair.a.child_ups[0].spi_in, "b": pair.b.child_ups[0].spi_in}
     mark = len(pair.wire)
-    pair.a.tunnel.rekey("child", pair.now)
-    pair.b.tunnel.rekey("child", pair.now)
+    pair.a.endpoint.rekey("child", pair.now)
+    pair.b.endpoint.rekey("child", pair.now)
     [req_a] = pair.outgoing(pair.a)
     [req_b] = pair.outgoing(pair.b)
     pair.deliver(pair.b, req_a)
@@ -144,8 +144,8 @@ def test_child_collision_with_a_delayed_request(case):
     old = {"a": pair.a.child_ups[0].spi_in, "b": pair.b.child_ups[0].spi_in}
     mark = len(pair.wire)
     held = Holder(is_request("CREATE_CHILD_SA"))
-    pair.a.tunnel.rekey("child", pair.now)
-    pair.b.tunnel.rekey("child", pair.now)
+    pair.a.endpoint.rekey("child", pair.now)
+    pair.b.endpoint.rekey("child", pair.now)
     assert pair.transfer(pair.a, held) == 0
     pair.transfer(pair.b)                          # B's request -> A: collision seen by A
     assert pair.a.logged(COLLISION)
@@ -181,7 +181,7 @@ def test_peer_deletes_the_sa_vgw_is_rekeying(first):
     pair = make_pair()
     [ca], [cb] = pair.a.child_ups, pair.b.child_ups
     mark = len(pair.wire)
-    pair.a.tunnel.rekey("child", pair.now)
+    pair.a.endpoint.rekey("child", pair.now)
     pair.delete_child(pair.b, cb.spi_in)
     [rekey] = pair.outgoing(pair.a)
     [delete] = pair.outgoing(pair.b)
@@ -224,9 +224,9 @@ def _check_vgw_deletes_the_old_sa(pair, old_a, settled, held):
     replaced, as after a rekey it answered: the peer's DELETE never came, and
     until the old SA goes, vgw sends on it."""
     mark = len(pair.wire)
-    pair.run_timers(settled + child_rekey.REKEYED_DELETE_DELAY - 0.01, held)
+    pair.run_timers(settled + timers.REKEYED_DELETE_DELAY - 0.01, held)
     assert old_a in children(pair.a)
-    pair.run_timers(settled + child_rekey.REKEYED_DELETE_DELAY, held)
+    pair.run_timers(settled + timers.REKEYED_DELETE_DELAY, held)
     dels = [opened(pair, d).deletes() for d in sent(pair, pair.a, mark, "INFORMATIONAL", False)]
     assert [(PROTO_ESP, [struct.pack("!I", old_a)])] in dels
     assert old_a not in children(pair.a)
@@ -243,8 +243,8 @@ def test_lost_collision_and_the_winner_never_deletes_the_old_sa():
     pair = colliding_pair(nonces)
     old_a, old_b = pair.a.child_ups[0].spi_in, pair.b.child_ups[0].spi_in
     held = Holder(_deletes_of(pair, old_b), limit=1000)   # B's DELETE, every copy
-    pair.a.tunnel.rekey("child", pair.now)
-    pair.b.tunnel.rekey("child", pair.now)
+    pair.a.endpoint.rekey("child", pair.now)
+    pair.b.endpoint.rekey("child", pair.now)
     pair.run(held)
     assert pair.a.logged(REDUNDANT) and held.held
     assert old_a in children(pair.a)
@@ -258,8 +258,8 @@ def test_refused_rekey_after_the_peers_went_through_and_no_delete_comes():
     old_a, old_b = pair.a.child_ups[0].spi_in, pair.b.child_ups[0].spi_in
     held_rekey = Holder(is_request("CREATE_CHILD_SA"))
     held_delete = Holder(_deletes_of(pair, old_b), limit=1000)
-    pair.a.tunnel.rekey("child", pair.now)
-    pair.b.tunnel.rekey("child", pair.now)
+    pair.a.endpoint.rekey("child", pair.now)
+    pair.b.endpoint.rekey("child", pair.now)
     assert pair.transfer(pair.a, held_rekey) == 0
     pair.transfer(pair.b)                          # B's request -> A: collision seen by A
     pair.transfer(pair.a)                          # A's answer -> B: B completes, DELETE held

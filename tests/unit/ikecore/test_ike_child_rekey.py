@@ -23,7 +23,9 @@ import pytest
 from ikecore.constants import NotifyType, ProtocolId
 from ikecore.crypto import get_dh_group
 from ikecore.events import Datagram
-from ikecore.exchanges import child_rekey
+from ikecore import sa_operations, timers
+from ikecore.state import ChildState
+from ikecore.exchanges import create_child_sa
 from ikecore.payloads import (
     KePayload, NoncePayload, NotifyPayload, SaPayload, TsiPayload, TsrPayload,
 )
@@ -44,7 +46,8 @@ LIFETIME = 3600   # phase 2 default (aws-facts.md §0)
 def dh(monkeypatch):
     """Known DH private values for CHILD rekeys (both sides share the module)."""
     recorder = DhRecorder(get_dh_group)
-    monkeypatch.setattr(child_rekey, "get_dh_group", recorder)
+    monkeypatch.setattr(create_child_sa, "get_dh_group", recorder)
+    monkeypatch.setattr(sa_operations, "get_dh_group", recorder)   # the responder
     return recorder
 
 
@@ -72,7 +75,7 @@ def test_child_rekey_fires_at_lifetime_minus_margin_fuzzed(margin, fuzz, u, at):
     pair = make_pair(a=dict(rekey_margin=margin, rekey_fuzz=fuzz), ua=u,
                      b=dict(rekey_margin=60, rekey_fuzz=0))
     [old] = pair.a.child_ups
-    [child] = pair.a.tunnel.status(0.0)["children"]
+    [child] = pair.a.endpoint.status(0.0)["children"]
     assert (child["rekey_in"], child["expires_in"]) == (at, LIFETIME)
 
     jump(pair, at - 0.01)
@@ -86,7 +89,7 @@ def test_child_rekey_fires_at_lifetime_minus_margin_fuzzed(margin, fuzz, u, at):
     # the rekey went through at `at`; the new SA runs on the same schedule from there
     [new] = live_child_ups(pair.a)
     assert new.replaces == old.spi_in
-    [child] = pair.a.tunnel.status(at)["children"]
+    [child] = pair.a.endpoint.status(at)["children"]
     assert child["spi_in"] == f"{new.spi_in:08x}"
     assert (child["rekey_in"], child["expires_in"]) == (at, LIFETIME)
 
@@ -98,7 +101,8 @@ def test_child_rekey_margin_counts_from_the_install_time():
     pair.now = 1000.0
     pair.handshake()
     [c] = pair.a.sa.children.values()
-    assert c.rekey_at == 1000.0 + 3195.0 and c.expire_at == 1000.0 + LIFETIME
+    assert c.timers[timers.ChildTimer.REKEY] == 1000.0 + 3195.0
+    assert c.timers[timers.ChildTimer.EXPIRE] == 1000.0 + LIFETIME
 
 
 def test_child_hard_expiry_deletes_when_the_peer_refuses_the_rekey():
@@ -140,8 +144,8 @@ def test_a_refused_child_rekey_is_tried_again_before_the_lifetime():
     jump(pair, 3330.0 + 45.0)
     assert len(sent(pair, pair.a, 0, "CREATE_CHILD_SA", False)) == 2
     # B agrees now (its policy was fixed): the next retry goes through
-    fixed = replace(pair.b.tunnel.policy, phase2_dh_groups=(19, 20))
-    pair.b.tunnel.policy = pair.b.sa.policy = fixed
+    fixed = replace(pair.b.endpoint.settings, phase2_dh_groups=(19, 20))
+    pair.b.endpoint.settings = pair.b.sa.settings = fixed
     jump(pair, 3330.0 + 90.0)
     assert [u.replaces for u in pair.a.child_ups][-1] is not None
     assert pair.a.child_downs and pair.a.child_downs[-1].reason == "rekeyed"
@@ -177,10 +181,10 @@ def test_child_rekey_by_either_side(who, dh):
     first_mid = 2 if who == "a" else 0    # A used 0 and 1 for IKE_SA_INIT and IKE_AUTH
     mark = len(pair.wire)
 
-    assert by.tunnel.rekey("child", pair.now) is None
-    status = by.tunnel.status(pair.now)
+    assert by.endpoint.rekey("child", pair.now) is None
+    status = by.endpoint.status(pair.now)
     assert status["phase2_state"] == "rekeying" and status["children"][0]["state"] == "REKEYING"
-    assert peer.tunnel.status(pair.now)["phase2_state"] == "established"
+    assert peer.endpoint.status(pair.now)["phase2_state"] == "established"
     pair.run()
 
     # the request: REKEY_SA names the old SA, a new SPI, KE of the PFS group, Ni
@@ -246,7 +250,7 @@ def test_child_rekey_by_either_side(who, dh):
     assert peer.logged(f"AWS tunnel is sending response (id={first_mid}) for CREATE_CHILD_SA")
     assert peer.logged(f"AWS tunnel received DELETE for Phase 2 SA with SPI: {old_by.spi_in:08x}")
     for side in (by, peer):
-        assert side.tunnel.status(pair.now)["phase2_state"] == "established"
+        assert side.endpoint.status(pair.now)["phase2_state"] == "established"
         assert side.downs == [] and side.sa.pending is None
 
 
@@ -256,7 +260,7 @@ def test_pfs_group_and_ke_size(group, ke_len):
     is 256 bytes; RFC 5903 §7: ECP x | y); the new SA reports the group."""
     pair = make_pair(a=dict(phase2_dh_groups=(group, 21)), b=dict(phase2_dh_groups=(21, group)))
     mark = len(pair.wire)
-    pair.a.tunnel.rekey("child", pair.now)
+    pair.a.endpoint.rekey("child", pair.now)
     pair.run()
     [req] = sent(pair, pair.a, mark, "CREATE_CHILD_SA", response=False)
     ke_group, data = opened(pair, req).ke()
@@ -264,7 +268,7 @@ def test_pfs_group_and_ke_size(group, ke_len):
     [ua] = live_child_ups(pair.a)
     [ub] = live_child_ups(pair.b)
     assert ua.dh_group == ub.dh_group == group
-    assert pair.a.tunnel.status(pair.now)["children"][0]["dh_group"] == group
+    assert pair.a.endpoint.status(pair.now)["children"][0]["dh_group"] == group
 
 
 @pytest.mark.parametrize("who", ["a", "b"])
@@ -277,7 +281,7 @@ def test_invalid_ke_then_retry_with_the_group_the_responder_names(who):
     by, peer = sides(pair, who)
     [old_by] = by.child_ups
     mark = len(pair.wire)
-    by.tunnel.rekey("child", pair.now)
+    by.endpoint.rekey("child", pair.now)
     pair.run()
     first, second = sent(pair, by, mark, "CREATE_CHILD_SA", response=False)
     refusal, accept = sent(pair, peer, mark, "CREATE_CHILD_SA", response=True)
@@ -302,7 +306,7 @@ def test_rekey_with_no_common_pfs_group_is_refused_and_the_old_sa_stays():
     [ca], [_cb] = pair.a.child_ups, pair.b.child_ups
     before = snapshot(pair.b.sa)
     mark = len(pair.wire)
-    pair.a.tunnel.rekey("child", pair.now)
+    pair.a.endpoint.rekey("child", pair.now)
     pair.run()
     [answer] = sent(pair, pair.b, mark, "CREATE_CHILD_SA", response=True)
     assert opened(pair, answer).notify_types() == [NOTIFIES["NO_PROPOSAL_CHOSEN"]]
@@ -310,7 +314,7 @@ def test_rekey_with_no_common_pfs_group_is_refused_and_the_old_sa_stays():
     after = snapshot(pair.b.sa)
     assert after["children"] == before["children"] and after["state"] == before["state"]
     assert children(pair.a) == {ca.spi_in: ca.spi_out}
-    assert pair.a.sa.children[ca.spi_in].state == "INSTALLED"
+    assert pair.a.sa.children[ca.spi_in].state == ChildState.INSTALLED
     assert pair.a.child_downs == pair.b.child_downs == [] and len(pair.a.child_ups) == 1
     assert pair.a.downs == pair.b.downs == []
 
@@ -360,7 +364,7 @@ def test_rekey_request_without_acceptable_ke_is_refused(dh_groups, ke_group, ref
     assert after["children"] == before["children"]
     assert pair.b.child_ups[1:] == [] and pair.b.child_downs == []
     # the old SA is still the one a real rekey replaces afterwards
-    pair.a.tunnel.rekey("child", pair.now)
+    pair.a.endpoint.rekey("child", pair.now)
     pair.run()
     [new_a] = live_child_ups(pair.a)
     assert new_a.replaces == ca.spi_in
@@ -383,7 +387,7 @@ def test_initiator_drops_the_sa_the_peer_does_not_know():
     [ca] = pair.a.child_ups
     pair.b.sa.children.clear()
     mark = len(pair.wire)
-    pair.a.tunnel.rekey("child", pair.now)
+    pair.a.endpoint.rekey("child", pair.now)
     pair.run()
     [answer] = sent(pair, pair.b, mark, "CREATE_CHILD_SA", response=True)
     assert opened(pair, answer).notify_types() == [NOTIFIES["CHILD_SA_NOT_FOUND"]]
@@ -408,7 +412,7 @@ def test_additional_child_sa_is_refused_and_the_existing_one_untouched():
     pair.liveness(pair.b)
     pair.run()
     assert pair.b.sa.pending is None
-    pair.b.tunnel.rekey("child", pair.now)
+    pair.b.endpoint.rekey("child", pair.now)
     pair.run()
     [new_b] = live_child_ups(pair.b)
     assert new_b.replaces == cb.spi_in
@@ -420,21 +424,21 @@ def test_additional_child_sa_is_refused_and_the_existing_one_untouched():
 def test_temporary_failure_while_the_responder_deletes_and_the_retry():
     """B is deleting the SA (its DELETE lost on the way): A's rekey of it gets
     TEMPORARY_FAILURE (§2.25.1) and A retries after the delay vgw documents
-    (child_rekey.TEMPORARY_FAILURE_RETRY, drawn with the fuzz source: u = 0.25),
+    (timers.TEMPORARY_FAILURE_RETRY, drawn with the fuzz source: u = 0.25),
     until B's retransmitted DELETE ends the SA on both sides."""
-    lo, hi = child_rekey.TEMPORARY_FAILURE_RETRY
+    lo, hi = timers.TEMPORARY_FAILURE_RETRY
     retry = lo + (hi - lo) * 0.25
     pair = make_pair(ua=0.25)
     [ca], [cb] = pair.a.child_ups, pair.b.child_ups
     pair.delete_child(pair.b, cb.spi_in)
     pair.drop(pair.b)                          # B's DELETE is lost; B resends at +4 s
     mark = len(pair.wire)
-    pair.a.tunnel.rekey("child", pair.now)
+    pair.a.endpoint.rekey("child", pair.now)
     pair.run()
     [answer] = sent(pair, pair.b, mark, "CREATE_CHILD_SA", response=True)
     assert opened(pair, answer).notify_types() == [NOTIFIES["TEMPORARY_FAILURE"]]
-    assert pair.a.sa.children[ca.spi_in].state == "INSTALLED"
-    [c] = pair.a.tunnel.status(pair.now)["children"]
+    assert pair.a.sa.children[ca.spi_in].state == ChildState.INSTALLED
+    [c] = pair.a.endpoint.status(pair.now)["children"]
     assert c["rekey_in"] == retry
     assert retry < 4.0     # the case needs the retry before B's resend
 
@@ -469,7 +473,7 @@ def test_lossy_child_rekey_converges(who, n, action):
     by, peer = sides(pair, who)
     [old_by], [old_peer] = by.child_ups, peer.child_ups
     hook = nth(n, action)
-    by.tunnel.rekey("child", pair.now)
+    by.endpoint.rekey("child", pair.now)
     pair.run(hook)
     pair.run_timers(30.0, hook)
     # one new SA on each side, announced once, the same pair of SPIs; the old one gone once
@@ -494,7 +498,7 @@ def test_stale_copies_of_a_finished_rekey_change_nothing(who):
     pair = make_pair()
     by, _ = sides(pair, who)
     mark = len(pair.wire)
-    by.tunnel.rekey("child", pair.now)
+    by.endpoint.rekey("child", pair.now)
     pair.run()
     before = {s.name: (children(s), len(s.child_ups), len(s.child_downs)) for s in (pair.a, pair.b)}
     for name, d in list(pair.wire[mark:]):

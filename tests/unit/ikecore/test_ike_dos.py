@@ -19,13 +19,13 @@ from ikecore.message import Header, decode_message, encode_message
 from ikecore.payloads import (
     KePayload, NoncePayload, NotifyPayload, Proposal, SaPayload, Transform,
 )
-from ikecore.tunnel import IkeTunnel
-from .ikepair import ADDR_A, ADDR_B, IkePair, policy_b, seeded_random
+from ikecore.endpoint import IkeEndpoint
+from .ikepair import ADDR_A, ADDR_B, IkePair, settings_b, seeded_random
 
 
 def guarded_pair(**settings) -> IkePair:
     pair = IkePair()
-    pair.b.tunnel.guard = DosGuard(DosSettings(**settings), random_bytes=seeded_random(9))
+    pair.b.endpoint.guard = DosGuard(DosSettings(**settings), random_bytes=seeded_random(9))
     return pair
 
 
@@ -47,9 +47,9 @@ def test_cookie_when_configured_then_the_handshake_completes():
     assert requests[1].exchange == ExchangeType.IKE_SA_INIT and requests[1].message_id == 0
     assert requests[1].payloads[0].notify_type == NotifyType.COOKIE
     assert requests[1].payloads[0].data == first.payloads[0].data
-    assert pair.a.tunnel.current.established and pair.b.tunnel.current.established
-    assert pair.b.tunnel.guard.counters.cookies_accepted == 1
-    assert pair.b.tunnel.guard.half_open == 0      # released once established
+    assert pair.a.endpoint.current.established and pair.b.endpoint.current.established
+    assert pair.b.endpoint.guard.counters.cookies_accepted == 1
+    assert pair.b.endpoint.guard.half_open == 0      # released once established
 
 
 def test_the_cookie_is_the_rfc_construction():
@@ -98,76 +98,76 @@ def _init_request(spi_i: bytes, nonce_len: int = 32, nat: bool = True, cookie: b
     return encode_message(header, payloads)
 
 
-def _feed(tunnel: IkeTunnel, data: bytes, source=(ADDR_A, 500), now=0.0) -> list:
-    tunnel.receive(data, (ADDR_B, 500), source, now)
-    return tunnel.datagrams_to_send()
+def _feed(endpoint: IkeEndpoint, data: bytes, source=(ADDR_A, 500), now=0.0) -> list:
+    endpoint.receive(data, (ADDR_B, 500), source, now)
+    return endpoint.datagrams_to_send()
 
 
 def test_no_amplification_a_small_request_gets_a_cookie_not_a_bigger_answer():
     """A request that makes the full answer larger than itself is challenged (the
     answer would carry 2x28 bytes of NAT-D and a 32-byte nonce it did not send)."""
-    tunnel = IkeTunnel(policy_b(remote_ip=None))
+    endpoint = IkeEndpoint(settings_b(remote_ip=None))
     small = _init_request(b"\x44" * 8, nonce_len=16, nat=False)
-    [answer] = _feed(tunnel, small)
+    [answer] = _feed(endpoint, small)
     assert len(answer.data) <= len(small)
     msg = decode_message(answer.data)
     assert [p.notify_type for p in msg.notifies()] == [NotifyType.COOKIE]
-    assert tunnel.sas == {} and tunnel.guard.half_open == 0     # no state kept, no DH done
+    assert endpoint.sas == {} and endpoint.guard.half_open == 0     # no state kept, no DH done
     # the same request with the cookie: now the full answer is allowed
     again = _init_request(b"\x44" * 8, nonce_len=16, nat=False, cookie=msg.payloads[0].data)
-    [full] = _feed(tunnel, again)
+    [full] = _feed(endpoint, again)
     reply = decode_message(full.data)
     assert reply.get(SaPayload) and reply.get(KePayload) and reply.header.spi_r != bytes(8)
     assert len(full.data) > len(small)
 
 
 def test_a_normal_request_is_answered_without_a_cookie():
-    tunnel = IkeTunnel(policy_b(remote_ip=None))
+    endpoint = IkeEndpoint(settings_b(remote_ip=None))
     req = _init_request(b"\x45" * 8)
-    [answer] = _feed(tunnel, req)
+    [answer] = _feed(endpoint, req)
     assert decode_message(answer.data).get(KePayload) is not None
     assert len(answer.data) <= len(req)
 
 
 def test_cookies_start_at_the_half_open_threshold():
-    tunnel = IkeTunnel(policy_b(remote_ip=None),
+    endpoint = IkeEndpoint(settings_b(remote_ip=None),
                        DosGuard(DosSettings(cookie_threshold=3), random_bytes=seeded_random(3)))
     kinds = []
     for i in range(5):
-        [answer] = _feed(tunnel, _init_request(bytes([0x50 + i]) * 8), source=(f"192.0.2.{10 + i}", 500))
+        [answer] = _feed(endpoint, _init_request(bytes([0x50 + i]) * 8), source=(f"192.0.2.{10 + i}", 500))
         kinds.append("cookie" if decode_message(answer.data).notify(NotifyType.COOKIE) else "answer")
     assert kinds == ["answer", "answer", "answer", "cookie", "cookie"]
-    assert tunnel.guard.half_open == 3
+    assert endpoint.guard.half_open == 3
 
 
 def test_half_open_caps_per_source_and_in_total():
     guard = DosGuard(DosSettings(cookie_threshold=100, max_half_open=5, max_half_open_per_source=2),
                      random_bytes=seeded_random(4))
-    tunnel = IkeTunnel(policy_b(remote_ip=None), guard)
+    endpoint = IkeEndpoint(settings_b(remote_ip=None), guard)
     def kind(answers) -> str:
         if not answers:
             return "none"
         return "cookie" if decode_message(answers[0].data).notify(NotifyType.COOKIE) else "answer"
-    got = [kind(_feed(tunnel, _init_request(bytes([0x60 + i]) * 8), source=("192.0.2.20", 500)))
+    got = [kind(_feed(endpoint, _init_request(bytes([0x60 + i]) * 8), source=("192.0.2.20", 500)))
            for i in range(4)]
     # per source: over the cap, a source that has not proved its address is
     # challenged (a spoofer of a CGW's address must not lock the CGW out)
     assert got == ["answer", "answer", "cookie", "cookie"]
     assert guard.half_open == 2
-    got = [kind(_feed(tunnel, _init_request(bytes([0x70 + i]) * 8), source=(f"192.0.2.{30 + i}", 500)))
+    got = [kind(_feed(endpoint, _init_request(bytes([0x70 + i]) * 8), source=(f"192.0.2.{30 + i}", 500)))
            for i in range(5)]
     assert got == ["answer", "answer", "answer", "none", "none"]   # 5 in total
     assert guard.counters.dropped_total_cap == 2
     # half-open SAs expire (policy.half_open_timeout) and free their places
-    tunnel.handle_timer(tunnel.policy.half_open_timeout + 1)
+    endpoint.handle_timer(endpoint.settings.half_open_timeout + 1)
     assert guard.half_open == 0
-    assert _feed(tunnel, _init_request(b"\x7f" * 8), source=("192.0.2.20", 500), now=40.0)
+    assert _feed(endpoint, _init_request(b"\x7f" * 8), source=("192.0.2.20", 500), now=40.0)
 
 
 def test_one_guard_counts_all_tunnels():
     guard = DosGuard(DosSettings(cookie_threshold=2), random_bytes=seeded_random(7))
-    t1 = IkeTunnel(policy_b(remote_ip=None), guard)
-    t2 = IkeTunnel(policy_b(remote_ip=None, local_ip="198.51.100.99"), guard)
+    t1 = IkeEndpoint(settings_b(remote_ip=None), guard)
+    t2 = IkeEndpoint(settings_b(remote_ip=None, local_ip="198.51.100.99"), guard)
     _feed(t1, _init_request(b"\x81" * 8), source=("192.0.2.40", 500))
     t2.receive(_init_request(b"\x82" * 8), ("198.51.100.99", 500), ("192.0.2.41", 500), 0.0)
     t2.datagrams_to_send()
@@ -177,20 +177,20 @@ def test_one_guard_counts_all_tunnels():
 
 def test_a_forged_cookie_is_challenged_again():
     pair_guard = DosGuard(DosSettings(require_cookies=True), random_bytes=seeded_random(8))
-    tunnel = IkeTunnel(policy_b(remote_ip=None), pair_guard)
+    endpoint = IkeEndpoint(settings_b(remote_ip=None), pair_guard)
     forged = _init_request(b"\x91" * 8, cookie=b"\x00" * (1 + COOKIE_MAC_LEN))
-    [answer] = _feed(tunnel, forged)
+    [answer] = _feed(endpoint, forged)
     assert decode_message(answer.data).notify(NotifyType.COOKIE)
-    assert pair_guard.counters.cookies_rejected == 1 and tunnel.sas == {}
+    assert pair_guard.counters.cookies_rejected == 1 and endpoint.sas == {}
     assert struct.unpack("!I", answer.data[24:28])[0] == len(answer.data)
 
 
 def test_new_sas_are_rate_limited():
     guard = DosGuard(DosSettings(max_new_per_second=3, max_half_open_per_source=100),
                      random_bytes=seeded_random(10))
-    tunnel = IkeTunnel(policy_b(remote_ip=None), guard)
-    got = [bool(_feed(tunnel, _init_request(bytes([0xa0 + i]) * 8), source=(f"192.0.2.{50 + i}", 500),
+    endpoint = IkeEndpoint(settings_b(remote_ip=None), guard)
+    got = [bool(_feed(endpoint, _init_request(bytes([0xa0 + i]) * 8), source=(f"192.0.2.{50 + i}", 500),
                       now=0.0)) for i in range(5)]
     assert got == [True, True, True, False, False] and guard.counters.dropped_rate == 2
     # one second later the bucket has refilled
-    assert _feed(tunnel, _init_request(b"\xaf" * 8), source=("192.0.2.60", 500), now=1.0)
+    assert _feed(endpoint, _init_request(b"\xaf" * 8), source=("192.0.2.60", 500), now=1.0)

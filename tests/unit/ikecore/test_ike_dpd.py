@@ -13,7 +13,7 @@
 - "periodic DPDs for peers using NAT": probes every 10 s whatever the traffic.
 - dpd_timeout_action clear / none / restart (§1.5); restart needs the CGW IP.
 - startup_action start: vgw initiates, and again after the tunnel went down,
-  with the back-off of ikecore.tunnel (RESTART_BASE doubling up to RESTART_MAX,
+  with the back-off of ikecore.endpoint (RESTART_BASE doubling up to RESTART_MAX,
   vgw's figures: AWS publishes none); hold() stops it, release() starts again;
   startup_action add never initiates (§1.7).
 """
@@ -21,8 +21,8 @@
 import pytest
 
 from ikecore.events import DpdTimeout
-from ikecore.policy import RetransmitPolicy
-from ikecore.tunnel import RESTART_BASE, RESTART_MAX
+from ikecore.settings import RetransmitSettings
+from ikecore.endpoint import RESTART_BASE, RESTART_MAX
 from .ikepair import Holder, Nat, is_request
 from .lifecycle import children, live_child_ups, make_pair, opened
 
@@ -95,8 +95,8 @@ def test_probe_after_10s_without_inbound_traffic():
 
 def test_inbound_esp_postpones_the_probe():
     pair = make_pair()
-    pair.a.tunnel.note_inbound(7.0)        # the data path saw ESP from the peer at 7 s
-    pair.a.tunnel.note_inbound(3.0)        # an older report changes nothing
+    pair.a.endpoint.note_inbound(7.0)        # the data path saw ESP from the peer at 7 s
+    pair.a.endpoint.note_inbound(3.0)        # an older report changes nothing
     step(pair, 16.99, deliver=False)
     assert probe_times(pair, pair.a) == []
     step(pair, 17.0, deliver=False)
@@ -135,8 +135,8 @@ def test_dpd_clear_ends_the_tunnel_and_does_not_initiate():
     mark = len(pair.sends)
     step(pair, 1000.0, deliver=False)
     assert [x for x in pair.sends[mark:] if x[1] == "a"] == []
-    assert pair.a.tunnel.next_deadline() is None
-    assert pair.a.tunnel.status(pair.now)["phase1_state"] == "down"
+    assert pair.a.endpoint.next_deadline() is None
+    assert pair.a.endpoint.status(pair.now)["phase1_state"] == "down"
 
 
 def dpd_timeouts(side):
@@ -180,9 +180,9 @@ def requests_of(pair, side, exchange, since=0):
 
 def resend_times(start, until):
     """When a request sent at `start` goes out, on the retransmission schedule
-    (RFC 7296 §2.1, RetransmitPolicy), before `until`."""
+    (RFC 7296 §2.1, RetransmitSettings), before `until`."""
     times = [start]
-    for delay in RetransmitPolicy().delays()[:-1]:
+    for delay in RetransmitSettings().delays()[:-1]:
         if times[-1] + delay >= until:
             break
         times.append(times[-1] + delay)
@@ -202,8 +202,8 @@ def test_dpd_decides_while_a_rekey_is_outstanding(action):
     pair = make_pair(a=dict(dpd_action=action))
     [ca] = pair.a.child_ups
     step(pair, 5.0)
-    pair.a.tunnel.rekey("child", 5.0)
-    dead = 0.0 + pair.a.tunnel.policy.dpd_timeout
+    pair.a.endpoint.rekey("child", 5.0)
+    dead = 0.0 + pair.a.endpoint.settings.dpd_timeout
     step(pair, dead - 0.01, deliver=False)
     assert pair.a.downs == []
     step(pair, dead, deliver=False)
@@ -230,9 +230,9 @@ def test_dpd_none_keeps_the_sa_while_a_rekey_is_outstanding():
     pair = make_pair(a=dict(dpd_action="none"), b=dict(dpd_action="none"))
     [ca] = pair.a.child_ups
     step(pair, 5.0)
-    pair.a.tunnel.rekey("child", 5.0)
-    dead = 0.0 + pair.a.tunnel.policy.dpd_timeout
-    give_up = 5.0 + sum(RetransmitPolicy().delays())
+    pair.a.endpoint.rekey("child", 5.0)
+    dead = 0.0 + pair.a.endpoint.settings.dpd_timeout
+    give_up = 5.0 + sum(RetransmitSettings().delays())
     step(pair, 300.0, deliver=False)
     assert give_up < 300.0
     assert pair.a.downs == [] and pair.a.child_downs == [] and pair.a.sa.established
@@ -259,7 +259,7 @@ def test_probe_when_the_deadline_does_not_survive_subtraction(last):
     assert (last + IDLE) - last < IDLE
     pair = make_pair()
     step(pair, last)
-    pair.a.tunnel.note_inbound(last)
+    pair.a.endpoint.note_inbound(last)
     mark = len(pair.sends)
     step(pair, last + IDLE + 5.0, deliver=False)
     assert [t for t, _ in probe_times(pair, pair.a, mark)] == [last + IDLE]
@@ -287,7 +287,7 @@ def test_dpd_restart_without_the_cgw_address_cannot_initiate():
     mark = len(pair.sends)
     step(pair, 500.0, deliver=False)
     assert [x for x in pair.sends[mark:] if x[1] == "b"] == []
-    assert pair.b.tunnel.restart_at is None
+    assert pair.b.endpoint.restart_at is None
 
 
 # --- NAT: periodic probes ---------------------------------------------------------------------
@@ -299,8 +299,8 @@ def test_peer_behind_nat_gets_periodic_probes_despite_traffic():
     assert pair.b.ups[0].peer_behind_nat and not pair.a.ups[0].peer_behind_nat
 
     def traffic(t):                           # ESP both ways every second
-        pair.a.tunnel.note_inbound(t)
-        pair.b.tunnel.note_inbound(t)
+        pair.a.endpoint.note_inbound(t)
+        pair.b.endpoint.note_inbound(t)
     step(pair, 35.0, tick=1.0, on_tick=traffic)
     assert [t for t, _ in probe_times(pair, pair.b)] == [10.0, 20.0, 30.0]
     assert probe_times(pair, pair.a) == []    # A's peer is not behind a NAT: on demand
@@ -310,15 +310,15 @@ def test_periodic_probes_go_on_after_an_ike_rekey_behind_nat():
     """The new IKE SA keeps the NAT findings (and port 4500) of the old one."""
     public = "203.0.113.7"
     pair = make_pair(a=dict(local_ip="10.0.0.2"), b=dict(remote_ip=public), nat_a=Nat(public))
-    pair.a.tunnel.rekey("ike", pair.now)
+    pair.a.endpoint.rekey("ike", pair.now)
     pair.run()
     [new_b] = [u for u in pair.b.ups if u.rekeyed]
     assert new_b.peer_behind_nat and new_b.remote == (public, pair.b.ups[0].remote[1])
     assert pair.b.sa.remote[1] != 500                  # still NAT-T (RFC 3948), not 500
 
     def traffic(t):
-        pair.a.tunnel.note_inbound(t)
-        pair.b.tunnel.note_inbound(t)
+        pair.a.endpoint.note_inbound(t)
+        pair.b.endpoint.note_inbound(t)
     step(pair, 25.0, tick=1.0, on_tick=traffic)
     probes = [t for t, who, d in pair.sends if who == "b" and d.data[18] == 37
               and not d.data[19] & 0x20 and d.data[:8] == new_b.spi_i]
@@ -331,7 +331,7 @@ def test_periodic_probes_go_on_after_an_ike_rekey_behind_nat():
 def test_liveness_is_answered_while_our_own_request_is_outstanding():
     pair = make_pair()
     held = Holder(is_request("CREATE_CHILD_SA"))
-    pair.a.tunnel.rekey("child", pair.now)
+    pair.a.endpoint.rekey("child", pair.now)
     assert pair.transfer(pair.a, held) == 0
     assert pair.a.sa.pending is not None
     pair.liveness(pair.b)
@@ -351,7 +351,7 @@ def test_startup_start_initiates_again_after_a_peer_delete():
     for round_ in range(2):                   # twice: a success resets the back-off
         t0 = pair.now
         ups = len(pair.a.ups)
-        pair.b.tunnel.delete(pair.now)
+        pair.b.endpoint.delete(pair.now)
         pair.run()
         assert pair.a.downs[-1].reason == "deleted-by-peer"
         mark = len(getattr(pair, "sends", []))
@@ -385,12 +385,12 @@ def _attempt_starts(pair, since):
 
 def test_failed_attempts_back_off_doubling_up_to_the_maximum():
     # each attempt gives up 3 s after its first IKE_SA_INIT (resend at +1, give up +2 later)
-    retransmit = RetransmitPolicy(timeout=1.0, base=2.0, tries=1)
+    retransmit = RetransmitSettings(timeout=1.0, base=2.0, tries=1)
     give_up = 1.0 + 2.0
     pair = make_pair(a=dict(startup_action="start", retransmit=retransmit))
-    pair.b.tunnel.delete(pair.now)
+    pair.b.endpoint.delete(pair.now)
     pair.run()                                 # the tunnel is down at t=0; B is gone after
-    pair.b.tunnel.hold()
+    pair.b.endpoint.hold()
     expected, t = [], 0.0
     for k in range(8):
         t += min(RESTART_MAX, RESTART_BASE * 2 ** k)    # 5, 10, 20, 40, 80, 120, 120, 120
@@ -403,16 +403,16 @@ def test_failed_attempts_back_off_doubling_up_to_the_maximum():
 
 
 def test_hold_stops_reinitiation_and_release_starts_at_once():
-    retransmit = RetransmitPolicy(timeout=1.0, base=2.0, tries=1)
+    retransmit = RetransmitSettings(timeout=1.0, base=2.0, tries=1)
     pair = make_pair(a=dict(startup_action="start", retransmit=retransmit))
-    pair.b.tunnel.delete(pair.now)
+    pair.b.endpoint.delete(pair.now)
     pair.run()
-    pair.b.tunnel.hold()
-    pair.a.tunnel.hold()                       # `vgw tunnel down` on A meanwhile
+    pair.b.endpoint.hold()
+    pair.a.endpoint.hold()                       # `vgw tunnel down` on A meanwhile
     step(pair, 500.0)
     assert _attempt_starts(pair, 0) == []
-    assert pair.a.tunnel.next_deadline() is None
-    pair.a.tunnel.release(600.0)              # `vgw tunnel up`
+    assert pair.a.endpoint.next_deadline() is None
+    pair.a.endpoint.release(600.0)              # `vgw tunnel up`
     pair.now = 600.0
     step(pair, 700.0)
     starts = _attempt_starts(pair, 0)
@@ -422,27 +422,27 @@ def test_hold_stops_reinitiation_and_release_starts_at_once():
 
 def test_startup_add_never_initiates():
     pair = make_pair()                         # startup_action add (AWS's default)
-    pair.b.tunnel.delete(pair.now)
+    pair.b.endpoint.delete(pair.now)
     pair.run()
     assert pair.a.downs[-1].reason == "deleted-by-peer"
     step(pair, 1000.0)
-    pair.a.tunnel.release(pair.now)
+    pair.a.endpoint.release(pair.now)
     step(pair, 1100.0)
     assert _attempt_starts(pair, 0) == []
-    assert pair.a.tunnel.restart_at is None and pair.a.sas == []
+    assert pair.a.endpoint.restart_at is None and pair.a.sas == []
 
 
 def test_initiation_needs_the_cgw_address():
     pair = make_pair(a=dict(remote_ip=None, startup_action="start"), up=False)
     with pytest.raises(ValueError):
-        pair.a.tunnel.initiate(0.0)
+        pair.a.endpoint.initiate(0.0)
     assert pair.a.sas == []
 
 
 def test_dpd_restart_keeps_trying_until_the_peer_is_back():
     """restart 'Restart the IKE session' (aws-facts.md §1.5): with startup add, vgw
     keeps initiating with the backoff until an attempt succeeds, not only once."""
-    retransmit = RetransmitPolicy(timeout=1.0, base=2.0, tries=1)   # an attempt fails 3 s in
+    retransmit = RetransmitSettings(timeout=1.0, base=2.0, tries=1)   # an attempt fails 3 s in
     pair = make_pair(a=dict(dpd_action="restart", retransmit=retransmit))
     step(pair, 30.0, deliver=False)            # dead at 30: first attempt at once
     step(pair, 30.0 + 3 + RESTART_BASE + 3 + 2 * RESTART_BASE, deliver=False)

@@ -13,7 +13,7 @@ import pytest
 from ikecore.constants import NotifyType
 from ikecore.message import decode_message
 from ikecore.payloads import AuthPayload
-from .ikepair import ADDR_A, ADDR_B, IkePair, Nat, nat_hash, policy_a, policy_b, seal_payloads
+from .ikepair import ADDR_A, ADDR_B, IkePair, Nat, nat_hash, settings_a, settings_b, seal_payloads
 
 
 def nets(selectors):
@@ -27,15 +27,15 @@ def net(text):
 def assert_gone(pair):
     assert pair.a.sas == [] and pair.b.sas == []
     assert pair.a.child_ups == [] and pair.b.child_ups == []
-    assert pair.a.tunnel.status()["phase1_state"] == "down"
-    assert pair.b.tunnel.status()["phase1_state"] == "down"
+    assert pair.a.endpoint.status()["phase1_state"] == "down"
+    assert pair.b.endpoint.status()["phase1_state"] == "down"
 
 
 # --- authentication --------------------------------------------------------------------------
 
 
 def test_psk_mismatch():
-    pair = IkePair(policy_a(psk=b"example_psk_abcdef"), policy_b(psk=b"example_psk_zyxwvu"))
+    pair = IkePair(settings_a(psk=b"example_psk_abcdef"), settings_b(psk=b"example_psk_zyxwvu"))
     pair.handshake()
     assert pair.b.logged(f"AWS tunnel detected a pre-shared key mismatch with cgw: {ADDR_A}")
     assert pair.b.logged("AWS tunnel is sending AUTHENTICATION_FAILED as the response")
@@ -89,8 +89,8 @@ def test_initiator_detects_psk_mismatch_and_tells_the_responder():
 
 
 def test_no_common_phase1_proposal():
-    pair = IkePair(policy_a(phase1_encryption=("AES128",), phase1_integrity=("SHA1",)),
-                   policy_b(phase1_encryption=("AES256", "AES256-GCM-16"),
+    pair = IkePair(settings_a(phase1_encryption=("AES128",), phase1_integrity=("SHA1",)),
+                   settings_b(phase1_encryption=("AES256", "AES256-GCM-16"),
                             phase1_integrity=("SHA2-256",)))
     pair.handshake()
     assert pair.b.logged("No Proposal Match Found by AWS")
@@ -104,15 +104,15 @@ def test_no_common_phase1_proposal():
 
 
 def test_no_common_phase1_dh_group():
-    pair = IkePair(policy_a(phase1_dh_groups=(2,)), policy_b(phase1_dh_groups=(14, 19)))
+    pair = IkePair(settings_a(phase1_dh_groups=(2,)), settings_b(phase1_dh_groups=(14, 19)))
     pair.handshake()
     assert pair.b.logged("No Proposal Match Found by AWS")
     assert_gone(pair)
 
 
 def test_no_common_phase2_proposal_keeps_phase1():
-    pair = IkePair(policy_a(phase2_encryption=("AES128",), phase2_integrity=("SHA1",)),
-                   policy_b(phase2_encryption=("AES256-GCM-16",)))
+    pair = IkePair(settings_a(phase2_encryption=("AES128",), phase2_integrity=("SHA1",)),
+                   settings_b(phase2_encryption=("AES256-GCM-16",)))
     pair.handshake()
     assert len(pair.a.ups) == 1 and len(pair.b.ups) == 1
     assert pair.a.child_ups == [] and pair.b.child_ups == []
@@ -120,8 +120,8 @@ def test_no_common_phase2_proposal_keeps_phase1():
         assert side.logged("AWS tunnel Phase 2 was unable to establish while keeping Phase 1")
         assert side.sa.state.value == "ESTABLISHED" and side.sa.children == {}
         assert side.downs == []
-        assert side.tunnel.status()["phase1_state"] == "established"
-        assert side.tunnel.status()["phase2_state"] != "established"
+        assert side.endpoint.status()["phase1_state"] == "established"
+        assert side.endpoint.status()["phase2_state"] != "established"
     assert pair.b.logged("No Proposal Match Found by AWS")
     # the IKE SA still carries INFORMATIONAL exchanges
     pair.liveness(pair.a)
@@ -131,7 +131,7 @@ def test_no_common_phase2_proposal_keeps_phase1():
 def test_invalid_ke_retry():
     """A guesses group 14, B only takes 19: B answers INVALID_KE_PAYLOAD(19), A
     retries once with 19 (RFC 7296 §1.2) and the SA comes up with it."""
-    pair = IkePair(policy_a(phase1_dh_groups=(14, 19)), policy_b(phase1_dh_groups=(19,)))
+    pair = IkePair(settings_a(phase1_dh_groups=(14, 19)), settings_b(phase1_dh_groups=(19,)))
     pair.handshake()
     assert len(pair.wire) == 6  # one extra round trip
     first, answer, retry = (decode_message(d.data) for _, d in pair.wire[:3])
@@ -148,7 +148,7 @@ def test_invalid_ke_retry():
 
 
 def test_invalid_ke_naming_a_group_we_do_not_have():
-    pair = IkePair(policy_a(phase1_dh_groups=(14,)), policy_b(phase1_dh_groups=(19,)))
+    pair = IkePair(settings_a(phase1_dh_groups=(14,)), settings_b(phase1_dh_groups=(19,)))
     pair.handshake()
     # B refuses: the proposal's only group is not in its list
     assert pair.b.logged("No Proposal Match Found by AWS")
@@ -159,7 +159,7 @@ def test_invalid_ke_answer_with_an_unconfigured_group_ends_the_attempt():
     """INVALID_KE_PAYLOAD travels in the clear; rewritten on the path to name a
     group A never offered (20), it ends A's attempt instead of a retry with a
     group A does not want (RFC 7296 §1.2: the group must be one A proposed)."""
-    pair = IkePair(policy_a(phase1_dh_groups=(14, 19)), policy_b(phase1_dh_groups=(19,)))
+    pair = IkePair(settings_a(phase1_dh_groups=(14, 19)), settings_b(phase1_dh_groups=(19,)))
     pair.initiate()
     [req] = pair.outgoing(pair.a)
     pair.deliver(pair.b, req)
@@ -178,8 +178,8 @@ def test_invalid_ke_answer_with_an_unconfigured_group_ends_the_attempt():
 def test_ts_narrowed_to_the_responders_networks():
     """RFC 7296 §2.9: the responder answers the intersection of what was proposed
     and what its policy allows (AWS: local/remote_network_cidr, aws-facts.md §1.8)."""
-    pair = IkePair(policy_a(vgw_ts="0.0.0.0/0", cgw_ts="0.0.0.0/0"),
-                   policy_b(cgw_ts="172.16.0.0/16", vgw_ts="10.0.0.0/16"))
+    pair = IkePair(settings_a(vgw_ts="0.0.0.0/0", cgw_ts="0.0.0.0/0"),
+                   settings_b(cgw_ts="172.16.0.0/16", vgw_ts="10.0.0.0/16"))
     pair.handshake()
     [ca], [cb] = pair.a.child_ups, pair.b.child_ups
     assert nets(ca.local_ts) == [net("172.16.0.0/16")] and nets(ca.remote_ts) == [net("10.0.0.0/16")]
@@ -187,8 +187,8 @@ def test_ts_narrowed_to_the_responders_networks():
 
 
 def test_ts_partial_overlap_and_inner():
-    pair = IkePair(policy_a(vgw_ts="10.1.0.0/16", cgw_ts="10.2.5.0/24"),
-                   policy_b(cgw_ts="10.1.128.0/17", vgw_ts="10.2.0.0/16"))
+    pair = IkePair(settings_a(vgw_ts="10.1.0.0/16", cgw_ts="10.2.5.0/24"),
+                   settings_b(cgw_ts="10.1.128.0/17", vgw_ts="10.2.0.0/16"))
     pair.handshake()
     [ca] = pair.a.child_ups
     assert nets(ca.local_ts) == [net("10.1.128.0/17")]   # narrowed
@@ -196,7 +196,7 @@ def test_ts_partial_overlap_and_inner():
 
 
 def test_ts_unacceptable():
-    pair = IkePair(policy_a(vgw_ts="192.168.0.0/16"), policy_b(cgw_ts="10.0.0.0/8"))
+    pair = IkePair(settings_a(vgw_ts="192.168.0.0/16"), settings_b(cgw_ts="10.0.0.0/8"))
     pair.handshake()
     assert pair.a.logged("AWS: Traffic Selector: TS_UNACCEPTABLE: received from responder")
     assert pair.a.logged("AWS tunnel Phase 2 was unable to establish while keeping Phase 1")
@@ -207,7 +207,7 @@ def test_ts_unacceptable():
 
 
 def test_ts_unacceptable_on_the_vgw_side_selector():
-    pair = IkePair(policy_a(cgw_ts="192.168.0.0/16"), policy_b(vgw_ts="10.0.0.0/8"))
+    pair = IkePair(settings_a(cgw_ts="192.168.0.0/16"), settings_b(vgw_ts="10.0.0.0/8"))
     pair.handshake()
     assert pair.a.logged("AWS: Traffic Selector: TS_UNACCEPTABLE: received from responder")
     assert pair.a.child_ups == []
@@ -217,24 +217,24 @@ def test_ts_unacceptable_on_the_vgw_side_selector():
 
 
 def test_init_from_an_unknown_address_is_dropped():
-    pair = IkePair(policy_a(), policy_b(remote_ip="203.0.113.5"))
+    pair = IkePair(settings_a(), settings_b(remote_ip="203.0.113.5"))
     pair.initiate()
     assert pair.transfer(pair.a) == 1
     assert pair.outgoing(pair.b) == []
     assert pair.b.sas == [] and pair.b.events == []
-    assert pair.b.tunnel.counters.dropped_unknown_peer == 1
-    assert pair.b.tunnel.next_deadline() is None
+    assert pair.b.endpoint.counters.dropped_unknown_peer == 1
+    assert pair.b.endpoint.next_deadline() is None
 
 
 def test_responder_without_remote_ip_accepts_any_address():
-    pair = IkePair(policy_a(), policy_b(remote_ip=None))
+    pair = IkePair(settings_a(), settings_b(remote_ip=None))
     pair.handshake()
     assert len(pair.b.child_ups) == 1
 
 
 def _nat_pair(public_ip, private_ip="192.168.1.10"):
     nat = Nat(public_ip)
-    pair = IkePair(policy_a(local_ip=private_ip), policy_b(remote_ip=public_ip), nat_a=nat)
+    pair = IkePair(settings_a(local_ip=private_ip), settings_b(remote_ip=public_ip), nat_a=nat)
     pair.handshake()
     return pair, nat
 

@@ -25,7 +25,7 @@ from ikecore.events import Datagram
 from ikecore.exchanges import authenticate
 from ikecore.message import Header, SaKeys, decode_chain
 from ikecore.payloads import CertPayload, NotifyPayload
-from .ikepair import ADDR_A, IkePair, Nat, policy_a, policy_b
+from .ikepair import ADDR_A, IkePair, Nat, settings_a, settings_b
 
 CLOCK = time.time()
 SIZE = 576          # the IPv4 minimum: IKE_AUTH needs several fragments
@@ -47,8 +47,8 @@ def make_pair(chain, size=SIZE, nat=False):
     """A offers every AWS algorithm (a large IKE_SA_INIT, so B answers without a
     cookie round trip); B picks AES128 / SHA2-256, which open_fragment reads."""
     common = dict(psk=None, trust=chain["trust"], wall_time=lambda: CLOCK, fragment_size=size)
-    return IkePair(policy_a(credentials=chain["a"], **common),
-                   policy_b(credentials=chain["b"], phase1_encryption=("AES128",),
+    return IkePair(settings_a(credentials=chain["a"], **common),
+                   settings_b(credentials=chain["b"], phase1_encryption=("AES128",),
                             phase1_integrity=("SHA2-256",), remote_ip=None, **common),
                    nat_a=Nat("203.0.113.5") if nat else None)
 
@@ -82,7 +82,7 @@ def test_both_directions_fragmented_on_the_wire(chain):
     pair = make_pair(chain)
     pair.handshake()
     assert len(pair.a.ups) == 1 and len(pair.b.ups) == 1
-    keys = pair.a.tunnel.current.keys
+    keys = pair.a.endpoint.current.keys
     for who, (sk_e, sk_a), first_type in (("a", (keys.sk_ei, keys.sk_ai), PayloadType.IDi),
                                           ("b", (keys.sk_er, keys.sk_ar), PayloadType.IDr)):
         frags = auth_fragments(pair, who)
@@ -101,7 +101,7 @@ def test_both_directions_fragmented_on_the_wire(chain):
     assert not any(is_skf(d) for _, d in pair.wire[:2])
     # status counts them
     for side in (pair.a, pair.b):
-        frags = side.tunnel.status()["ike"]["fragments"]
+        frags = side.endpoint.status()["ike"]["fragments"]
         assert frags["reassembled"] == 1 and frags["sent"] >= 4 and frags["bad_integrity"] == 0
 
 
@@ -169,10 +169,10 @@ def test_duplicated_fragments(chain):
     assert len(pair.b.ups) == 1
     # the copies of fragments 1..N-1 were duplicates of a reassembly; the copy of
     # fragment N came after the answer: a retransmission, not fragment 1, so ignored
-    assert pair.b.tunnel.current.fragments.counters.duplicates == len(out) - 1
+    assert pair.b.endpoint.current.fragments.counters.duplicates == len(out) - 1
     answer = pair.outgoing(pair.b)
     assert len(answer) == len({d.data for d in answer}) > 1       # answered once
-    assert pair.b.tunnel.current.counters.retransmitted_responses == 0
+    assert pair.b.endpoint.current.counters.retransmitted_responses == 0
     deliver_all(pair, pair.a, answer)
     assert len(pair.a.ups) == 1
 
@@ -206,7 +206,7 @@ def test_lost_answer_is_resent_from_the_cache_on_fragment_one_only(chain):
     deliver_all(pair, pair.b, again[:1])                # fragment 1: the whole cached answer
     resent = pair.outgoing(pair.b)
     assert [d.data for d in resent] == [d.data for d in answer]
-    assert pair.b.tunnel.current.counters.retransmitted_responses == 1
+    assert pair.b.endpoint.current.counters.retransmitted_responses == 1
     deliver_all(pair, pair.a, resent)
     assert len(pair.a.ups) == 1 and len(pair.b.ups) == 1
 
@@ -345,7 +345,7 @@ def test_malformed_reassembled_request_is_invalid_syntax(chain):
     after authentication the IKE SA ends (RFC 7296 §2.21.3), as for a whole message."""
     pair = make_pair(chain)
     pair.handshake()
-    a_sa = pair.a.tunnel.current
+    a_sa = pair.a.endpoint.current
     mid = a_sa.next_request_id
     inner = b"\x00\x00\x00\x05!" * 300                       # a "notify" of length 5: truncated
     cipher = a_sa.keys.cipher
@@ -359,7 +359,7 @@ def test_malformed_reassembled_request_is_invalid_syntax(chain):
                                          n, len(chunks))
         out.append(Datagram(assoc + cipher.seal(sk_e, sk_a, assoc, chunk), (ADDR_A, 500), pair.b.sa.local))
     for d in out:
-        pair.b.tunnel.receive(d.data, pair.b.sa.local, (ADDR_A, 500), pair.now)
+        pair.b.endpoint.receive(d.data, pair.b.sa.local, (ADDR_A, 500), pair.now)
     pair.b.drain()
     assert pair.b.logged("AWS tunnel received a malformed INFORMATIONAL request")
     assert [d.reason for d in pair.b.downs] == ["error"]

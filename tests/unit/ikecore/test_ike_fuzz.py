@@ -18,7 +18,7 @@ from ikecore.constants import ProtocolId
 from ikecore.events import ChildSaDown, ChildSaUp, Datagram, IkeSaDown, IkeSaUp
 from ikecore.message import decode_message
 from ikecore.payloads import DeletePayload
-from .ikepair import IkePair, policy_a, policy_b, seal_payloads, seeded_random, snapshot
+from .ikepair import IkePair, settings_a, settings_b, seal_payloads, seeded_random, snapshot
 
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                       HealthCheck.data_too_large])
@@ -98,7 +98,7 @@ class Live:
     """An established pair and real messages to mutate."""
 
     def __init__(self, **kw):
-        self.pair = IkePair(policy_a(**kw), policy_b(random_bytes=seeded_random(7), **kw))
+        self.pair = IkePair(settings_a(**kw), settings_b(random_bytes=seeded_random(7), **kw))
         self.pair.handshake()
         self.handshake = list(self.pair.wire)
         self.a_sa, self.b_sa = self.pair.a.sa, self.pair.b.sa
@@ -136,7 +136,7 @@ class Live:
         pair.deliver(pair.a, self.held_response)
         assert self.a_sa.pending is None
         for side in (pair.a, pair.b):
-            sa = side.tunnel.current
+            sa = side.endpoint.current
             before = sa.next_request_id
             pair.liveness(side)
             pair.run()
@@ -168,7 +168,7 @@ def deliver_checked(lv: Live, receiver: str, data: bytes, template: Datagram) ->
         assert d.data in cached or new_init, "an answer to junk that is not the cached response"
     assert pair.outgoing(pair.other(side)) == []
     assert (snapshot(lv.a_sa), snapshot(lv.b_sa)) == before
-    assert pair.a.tunnel.current is lv.a_sa and pair.b.tunnel.current is lv.b_sa
+    assert pair.a.endpoint.current is lv.a_sa and pair.b.endpoint.current is lv.b_sa
     spis = (lv.a_sa.spi_i, lv.a_sa.spi_r)
     for s, n in ((pair.a, n_events[0]), (pair.b, n_events[1])):
         for ev in s.events[n:]:
@@ -263,7 +263,7 @@ def _init_requests() -> list[bytes]:
     out = []
     for kw in ({}, {"phase1_dh_groups": (14, 19)},
                {"phase1_encryption": ("AES256-GCM-16", "AES128")}):
-        pair = IkePair(policy_a(**kw))
+        pair = IkePair(settings_a(**kw))
         pair.initiate()
         out.append(pair.outgoing(pair.a)[0].data)
     return out
@@ -273,7 +273,7 @@ INIT_REQUESTS = _init_requests()
 
 
 def fresh_responder() -> IkePair:
-    return IkePair(policy_a(random_bytes=seeded_random(11)), policy_b(phase1_dh_groups=(19, 14)))
+    return IkePair(settings_a(random_bytes=seeded_random(11)), settings_b(phase1_dh_groups=(19, 14)))
 
 
 def check_responder(pair: IkePair, request: bytes) -> None:

@@ -14,11 +14,11 @@ from scapy.layers.inet import ICMP, IP
 from dataplane.esp import EspSa
 from ikecore.constants import ExchangeType, HeaderFlag, NotifyType
 from ikecore.crypto import InvalidPublicValue, get_dh_group
-from ikecore.exchanges import ike_init
+from ikecore import sa_operations
 from ikecore.message import Header, decode_message, encode_message
 from ikecore.payloads import KePayload, NoncePayload, NotifyPayload, Proposal, SaPayload, Transform
-from ikecore.tunnel import IkeTunnel
-from .ikepair import ADDR_A, ADDR_B, IkePair, Side, policy_a, policy_b
+from ikecore.endpoint import IkeEndpoint
+from .ikepair import ADDR_A, ADDR_B, IkePair, Side, settings_a, settings_b
 
 ENCRYPTION = ("AES128", "AES256", "AES128-GCM-16", "AES256-GCM-16")
 INTEGRITY = ("SHA1", "SHA2-256", "SHA2-384", "SHA2-512")
@@ -96,9 +96,9 @@ def test_phase1_suite(encr, integ, group):
     # `group` first; B accepts only the case under test, so B's choice is forced.
     others = tuple(g for g in DH_GROUPS if g != group)
     pair = IkePair(
-        policy_a(phase1_encryption=ENCRYPTION[::-1], phase1_integrity=INTEGRITY[::-1],
+        settings_a(phase1_encryption=ENCRYPTION[::-1], phase1_integrity=INTEGRITY[::-1],
                  phase1_dh_groups=(group,) + others),
-        policy_b(phase1_encryption=(encr,), phase1_integrity=(integ,), phase1_dh_groups=(group,)))
+        settings_b(phase1_encryption=(encr,), phase1_integrity=(integ,), phase1_dh_groups=(group,)))
     pair.handshake()
 
     [up_a], [up_b] = pair.a.ups, pair.b.ups
@@ -118,8 +118,8 @@ def test_phase1_suite(encr, integ, group):
     assert len(pair.wire) == 4
     ca, cb = assert_children_match(pair)
     assert_esp_flows(ca, cb)
-    assert pair.a.tunnel.status()["phase1_state"] == "established"
-    assert pair.b.tunnel.status()["phase2_state"] == "established"
+    assert pair.a.endpoint.status()["phase1_state"] == "established"
+    assert pair.b.endpoint.status()["phase2_state"] == "established"
 
 
 PHASE2_CASES = [(e, h) for e in ENCRYPTION for h in INTEGRITY]
@@ -128,8 +128,8 @@ PHASE2_CASES = [(e, h) for e in ENCRYPTION for h in INTEGRITY]
 @pytest.mark.parametrize("encr,integ", PHASE2_CASES)
 def test_phase2_suite(encr, integ):
     pair = IkePair(
-        policy_a(phase2_encryption=ENCRYPTION[::-1], phase2_integrity=INTEGRITY[::-1]),
-        policy_b(phase2_encryption=(encr,), phase2_integrity=(integ,)))
+        settings_a(phase2_encryption=ENCRYPTION[::-1], phase2_integrity=INTEGRITY[::-1]),
+        settings_b(phase2_encryption=(encr,), phase2_integrity=(integ,)))
     pair.handshake()
     ca, cb = assert_children_match(pair)
     encr_id, key_bits = ENCR_IANA[encr]
@@ -155,11 +155,11 @@ def test_phase2_suite(encr, integ):
 def test_default_policies_agree_on_awss_first_choices():
     """With AWS's default lists on both sides, the responder's first entries win:
     AES128, SHA1, DH 2 in phase 1 (aws-facts.md §0: the lists, in that order)."""
-    from ikecore.policy import TunnelPolicy
+    from ikecore.settings import IkeSettings
     from .ikepair import PSK, seeded_random
-    pa = TunnelPolicy(name="a", local_ip=ADDR_A, remote_ip=ADDR_B, psk=PSK,
+    pa = IkeSettings(name="a", local_ip=ADDR_A, remote_ip=ADDR_B, psk=PSK,
                       startup_action="start", random_bytes=seeded_random(5))
-    pb = TunnelPolicy(name="b", local_ip=ADDR_B, remote_ip=ADDR_A, psk=PSK,
+    pb = IkeSettings(name="b", local_ip=ADDR_B, remote_ip=ADDR_A, psk=PSK,
                       random_bytes=seeded_random(6))
     pair = IkePair(pa, pb)
     pair.handshake()
@@ -172,8 +172,8 @@ def test_default_policies_agree_on_awss_first_choices():
 def test_traffic_selectors_as_configured():
     """A proposes its configured networks; B accepts them unchanged when its
     own configuration covers them (RFC 7296 §2.9)."""
-    pair = IkePair(policy_a(vgw_ts="10.1.0.0/16", cgw_ts="10.2.0.0/16"),
-                   policy_b(cgw_ts="10.1.0.0/16", vgw_ts="10.2.0.0/16"))
+    pair = IkePair(settings_a(vgw_ts="10.1.0.0/16", cgw_ts="10.2.0.0/16"),
+                   settings_b(cgw_ts="10.1.0.0/16", vgw_ts="10.2.0.0/16"))
     pair.handshake()
     ca, cb = assert_children_match(pair)
     net = ipaddress.ip_network
@@ -192,7 +192,7 @@ def test_remote_identity_is_the_peers_outside_ip():
 
 
 def test_remote_id_mismatch_fails_authentication():
-    pair = IkePair(policy_a(), policy_b(remote_id="203.0.113.9"))
+    pair = IkePair(settings_a(), settings_b(remote_id="203.0.113.9"))
     pair.handshake()
     assert [d.reason for d in pair.b.downs] == ["auth-failed"]
     assert [d.reason for d in pair.a.downs] == ["auth-failed"]
@@ -225,9 +225,9 @@ def _ike_proposal(num, key_bits, group):
                                   Transform(T_INTEG, 12), Transform(T_DH, group)))
 
 
-def _feed(tunnel, data):
-    tunnel.receive(data, (ADDR_B, 500), (ADDR_A, 500), 0.0)
-    return tunnel.datagrams_to_send()
+def _feed(endpoint, data):
+    endpoint.receive(data, (ADDR_B, 500), (ADDR_A, 500), 0.0)
+    return endpoint.datagrams_to_send()
 
 
 def test_peer_ke_guess_does_not_buy_a_less_preferred_cipher_and_the_retry_gets_vgws():
@@ -235,16 +235,16 @@ def test_peer_ke_guess_does_not_buy_a_less_preferred_cipher_and_the_retry_gets_v
     vgw prefers AES128 (its list, not the peer's KE, decides the suite): it answers
     INVALID_KE_PAYLOAD(19) and keeps nothing; the peer's retry with 19 gets AES128
     from proposal 1 (RFC 7296 §1.2, §3.3.1)."""
-    tunnel = IkeTunnel(policy_b(phase1_encryption=("AES128", "AES256"),
+    endpoint = IkeEndpoint(settings_b(phase1_encryption=("AES128", "AES256"),
                                 phase1_integrity=("SHA2-256",), phase1_dh_groups=(19, 14)))
     proposals = [_ike_proposal(1, 128, 19), _ike_proposal(2, 256, 14)]
     spi_i = b"\x5a" * 8
-    [first] = _feed(tunnel, _scripted_init(spi_i, proposals, 14))
+    [first] = _feed(endpoint, _scripted_init(spi_i, proposals, 14))
     refusal = decode_message(first.data)
     assert [(n.notify_type, n.data) for n in refusal.notifies()] == [(17, b"\x00\x13")]  # 19
     assert refusal.get(SaPayload) is None and refusal.header.spi_r == bytes(8)
-    assert tunnel.sas == {}
-    [second] = _feed(tunnel, _scripted_init(spi_i, proposals, 19))
+    assert endpoint.sas == {}
+    [second] = _feed(endpoint, _scripted_init(spi_i, proposals, 19))
     answer = decode_message(second.data)
     [chosen] = answer.get(SaPayload).proposals
     assert chosen.num == 1
@@ -257,8 +257,8 @@ def test_vgw_initiator_retries_with_the_group_the_responder_names():
     """A prefers AES256 and guesses 14; B prefers AES128 and groups 19, 20 (A lists
     20 before 19). B names its own first group, 19; A retries with it (RFC 7296
     §1.2) and both end on B's choices: AES128, 19."""
-    pair = IkePair(policy_a(phase1_encryption=("AES256", "AES128"), phase1_dh_groups=(14, 20, 19)),
-                   policy_b(phase1_encryption=("AES128", "AES256"), phase1_dh_groups=(19, 20)))
+    pair = IkePair(settings_a(phase1_encryption=("AES256", "AES128"), phase1_dh_groups=(14, 20, 19)),
+                   settings_b(phase1_encryption=("AES128", "AES256"), phase1_dh_groups=(19, 20)))
     pair.handshake()
     answer = decode_message(pair.wire[1][1].data)
     assert [(n.notify_type, n.data) for n in answer.notifies()] == [(17, b"\x00\x13")]
@@ -304,20 +304,20 @@ def test_bad_ke_is_refused_before_any_key_is_generated(monkeypatch, group):
     with pytest.raises(InvalidPublicValue):   # the premise: the value is one to refuse
         get_dh_group(group).check_public(bad)
     calls: list[str] = []
-    monkeypatch.setattr(ike_init, "get_dh_group", lambda g: _SpyGroup(get_dh_group(g), calls))
-    b = Side("b", IkeTunnel(policy_b(phase1_integrity=("SHA2-256",), phase1_dh_groups=(group,))))
-    [out] = _feed(b.tunnel, _scripted_init(b"\x6b" * 8, [_ike_proposal(1, 128, group)], group, bad))
+    monkeypatch.setattr(sa_operations, "get_dh_group", lambda g: _SpyGroup(get_dh_group(g), calls))
+    b = Side("b", IkeEndpoint(settings_b(phase1_integrity=("SHA2-256",), phase1_dh_groups=(group,))))
+    [out] = _feed(b.endpoint, _scripted_init(b"\x6b" * 8, [_ike_proposal(1, 128, group)], group, bad))
     assert [n.notify_type for n in decode_message(out.data).notifies()] == [7]  # INVALID_SYNTAX
     assert "generate" not in calls and "check" in calls
-    assert b.tunnel.sas == {}
+    assert b.endpoint.sas == {}
     assert b.logged("AWS tunnel rejected the KE payload of cgw")
 
 
 def test_good_ke_is_checked_then_a_key_generated(monkeypatch):
     """The same path with a valid value: checked first, then one key made."""
     calls: list[str] = []
-    monkeypatch.setattr(ike_init, "get_dh_group", lambda g: _SpyGroup(get_dh_group(g), calls))
-    tunnel = IkeTunnel(policy_b(phase1_integrity=("SHA2-256",)))
-    [out] = _feed(tunnel, _scripted_init(b"\x6c" * 8, [_ike_proposal(1, 128, 19)], 19))
+    monkeypatch.setattr(sa_operations, "get_dh_group", lambda g: _SpyGroup(get_dh_group(g), calls))
+    endpoint = IkeEndpoint(settings_b(phase1_integrity=("SHA2-256",)))
+    [out] = _feed(endpoint, _scripted_init(b"\x6c" * 8, [_ike_proposal(1, 128, 19)], 19))
     assert decode_message(out.data).get(KePayload).group == 19
     assert calls == ["check", "generate"]

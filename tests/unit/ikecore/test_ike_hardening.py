@@ -13,29 +13,30 @@ from ikecore.crypto import get_dh_group
 from ikecore.dos import DosGuard, DosSettings
 from ikecore.message import Header, encode_message
 from ikecore.payloads import NotifyPayload
-from ikecore.sa import IkeSa, State
-from ikecore.tunnel import IkeTunnel
-from .ikepair import ADDR_A, ADDR_B, IkePair, Side, policy_a, policy_b
+from ikecore.sa import IkeSa
+from ikecore.state import IkeState
+from ikecore.endpoint import IkeEndpoint
+from .ikepair import ADDR_A, ADDR_B, IkePair, Side, settings_a, settings_b
 
 FLOOD = "203.0.113.{}"
 
 
 def init_request(src: str, group: int = 19) -> bytes:
     """A real IKE_SA_INIT request from an initiator at `src` (vgw's own core)."""
-    t = IkeTunnel(policy_a(local_ip=src, phase1_dh_groups=(group,), random_bytes=os.urandom))
+    t = IkeEndpoint(settings_a(local_ip=src, phase1_dh_groups=(group,), random_bytes=os.urandom))
     t.initiate(0.0)
     [d] = t.datagrams_to_send()
     return d.data
 
 
-def open_half_open(tunnel: IkeTunnel, count: int, now: float, spread: float = 0.01) -> None:
+def open_half_open(endpoint: IkeEndpoint, count: int, now: float, spread: float = 0.01) -> None:
     """`count` half-open SAs from the flood's addresses, within `spread` s from `now`."""
     request = init_request(FLOOD.format(1))
     for i in range(count):
-        tunnel.receive(os.urandom(8) + request[8:], (ADDR_B, 500), (FLOOD.format(i % 250 + 1), 500),
+        endpoint.receive(os.urandom(8) + request[8:], (ADDR_B, 500), (FLOOD.format(i % 250 + 1), 500),
                        now + i * spread / count)
-        tunnel.datagrams_to_send()
-        while tunnel.next_event():
+        endpoint.datagrams_to_send()
+        while endpoint.next_event():
             pass
 
 
@@ -53,10 +54,10 @@ class CallCounter:
             monkeypatch.setattr(IkeSa, name, counted)
 
 
-def responder(**kw) -> IkeTunnel:
+def responder(**kw) -> IkeEndpoint:
     guard = DosGuard(DosSettings(cookie_threshold=10_000, max_half_open_per_source=10_000,
                                  max_new_per_second=10_000))
-    return IkeTunnel(policy_b(remote_ip=None, **kw), guard)
+    return IkeEndpoint(settings_b(remote_ip=None, **kw), guard)
 
 
 @pytest.mark.parametrize("half_open", [10, 400])
@@ -64,57 +65,57 @@ def test_work_per_message_does_not_grow_with_half_open_sas(monkeypatch, half_ope
     """Found by the flood test: with 1,024 half-open SAs every IKE message and
     every timer walked all of them (0.6 ms per message, 2,000 messages a second:
     the data path starved)."""
-    pair = IkePair(policy_a(), policy_b(remote_ip=None))
+    pair = IkePair(settings_a(), settings_b(remote_ip=None))
     pair.handshake()
-    tunnel = pair.b.tunnel
-    tunnel.guard.settings = DosSettings(cookie_threshold=10_000, max_half_open_per_source=10_000,
+    endpoint = pair.b.endpoint
+    endpoint.guard.settings = DosSettings(cookie_threshold=10_000, max_half_open_per_source=10_000,
                                         max_new_per_second=10_000)
-    open_half_open(tunnel, half_open, pair.now, spread=1.0)
+    open_half_open(endpoint, half_open, pair.now, spread=1.0)
     pair.now += 1.0
-    assert tunnel.guard.half_open == half_open
+    assert endpoint.guard.half_open == half_open
     counter = CallCounter(monkeypatch)
-    sa = tunnel.current
+    sa = endpoint.current
     junk = Header(sa.spi_i, sa.spi_r, 0, 37, 0x08, 99, 0)
     for _ in range(10):
-        tunnel.receive(encode_message(junk, [NotifyPayload(16384)]), (ADDR_B, 500), (ADDR_A, 500), pair.now)
-        tunnel.next_deadline()
-        tunnel.handle_timer(pair.now)
-    open_half_open(tunnel, 10, pair.now)
+        endpoint.receive(encode_message(junk, [NotifyPayload(16384)]), (ADDR_B, 500), (ADDR_A, 500), pair.now)
+        endpoint.next_deadline()
+        endpoint.handle_timer(pair.now)
+    open_half_open(endpoint, 10, pair.now)
     assert counter.calls < 250, f"{counter.calls} SA method calls for 30 messages and 10 timers"
-    assert tunnel.current is sa and sa.state == State.ESTABLISHED
+    assert endpoint.current is sa and sa.state == IkeState.ESTABLISHED
 
 
 def test_half_open_sas_expire_in_order_and_free_their_slots():
-    tunnel = responder()
+    endpoint = responder()
     for step in range(3):
-        open_half_open(tunnel, 5, now=float(step))
-    assert tunnel.guard.half_open == 15
-    timeout = tunnel.policy.half_open_timeout
-    assert tunnel.next_deadline() == timeout
-    tunnel.handle_timer(timeout + 1.5)        # the first two batches are due
-    assert tunnel.guard.half_open == 5
-    assert tunnel.next_deadline() == timeout + 2.0
-    tunnel.handle_timer(timeout + 2.5)
-    assert tunnel.guard.half_open == 0 and tunnel.next_deadline() is None
-    assert not tunnel.sas and not tunnel._init_index and not tunnel._half_open and not tunnel._active
+        open_half_open(endpoint, 5, now=float(step))
+    assert endpoint.guard.half_open == 15
+    timeout = endpoint.settings.half_open_timeout
+    assert endpoint.next_deadline() == timeout
+    endpoint.handle_timer(timeout + 1.5)        # the first two batches are due
+    assert endpoint.guard.half_open == 5
+    assert endpoint.next_deadline() == timeout + 2.0
+    endpoint.handle_timer(timeout + 2.5)
+    assert endpoint.guard.half_open == 0 and endpoint.next_deadline() is None
+    assert not endpoint.sas and not endpoint._init_index and not endpoint._half_open and not endpoint._active
 
 
 def test_status_shows_what_the_established_sa_dropped():
     """The fuzz campaign's messages with the real SPIs were dropped by the SA
     and counted nowhere that `vgw status` showed."""
-    pair = IkePair(policy_a(), policy_b())
+    pair = IkePair(settings_a(), settings_b())
     pair.handshake()
-    tunnel = pair.b.tunnel
-    sa = tunnel.current
+    endpoint = pair.b.endpoint
+    sa = endpoint.current
     expected = sa.expected_request_id
     for mid, body in ((expected, b"\x00" * 64), (expected + 5, b"")):   # a forged SK; a far message ID
         header = Header(sa.spi_i, sa.spi_r, 46 if body else 41, 37, 0x08, mid, 0)
         data = header.encode() + (bytes([0, 0, 0, 4 + len(body)]) + body if body else b"\0\0\0\x08\0\0\x40\0")
         data = data[:24] + len(data).to_bytes(4, "big") + data[28:]
-        tunnel.receive(data, (ADDR_B, 500), (ADDR_A, 500), pair.now)
-    counters = tunnel.status(pair.now)["ike"]["counters"]
+        endpoint.receive(data, (ADDR_B, 500), (ADDR_A, 500), pair.now)
+    counters = endpoint.status(pair.now)["ike"]["counters"]
     assert counters["dropped_unauthenticated"] == 1 and counters["dropped_bad_message_id"] == 1
-    assert tunnel.current is sa and sa.state == State.ESTABLISHED
+    assert endpoint.current is sa and sa.state == IkeState.ESTABLISHED
 
 
 @pytest.mark.parametrize("dh_id", [DhId.MODP1024, DhId.MODP1536, DhId.MODP2048, DhId.MODP2048_224])
@@ -148,14 +149,14 @@ def test_a_spoofer_of_the_cgw_address_cannot_lock_the_cgw_out():
     on. Now a source over the cap is challenged; the real CGW returns the
     cookie and gets in, the spoofer cannot."""
     guard = DosGuard(DosSettings(), random_bytes=os.urandom)
-    tunnel = IkeTunnel(policy_b(), guard)          # remote_ip: the CGW, ADDR_A
+    endpoint = IkeEndpoint(settings_b(), guard)          # remote_ip: the CGW, ADDR_A
     spoofed = init_request(ADDR_A)
     for _ in range(20):
-        tunnel.receive(os.urandom(8) + spoofed[8:], (ADDR_B, 500), (ADDR_A, 500), 0.0)
-        tunnel.datagrams_to_send()
+        endpoint.receive(os.urandom(8) + spoofed[8:], (ADDR_B, 500), (ADDR_A, 500), 0.0)
+        endpoint.datagrams_to_send()
     assert guard.half_open == 8
-    pair = IkePair(policy_a(), policy_b(), now=1.0)
-    pair.b = Side("b", tunnel)                     # the real CGW talks to the same tunnel
+    pair = IkePair(settings_a(), settings_b(), now=1.0)
+    pair.b = Side("b", endpoint)                     # the real CGW talks to the same tunnel
     pair.initiate()
     pair.run()
     assert pair.a.ups and pair.b.ups, "the customer gateway did not get in"
@@ -169,10 +170,10 @@ def test_only_a_true_retransmission_gets_the_cached_response():
     bytes bought a 450-byte IKE_SA_INIT answer (from a spoofed address: a
     reflection with amplification), or an IKE_AUTH answer. Now IKE_SA_INIT must
     be the very request, anything later must pass its integrity check."""
-    pair = IkePair(policy_a(), policy_b())
+    pair = IkePair(settings_a(), settings_b())
     pair.initiate()
     [init] = pair.outgoing(pair.a)
-    b = pair.b.tunnel
+    b = pair.b.endpoint
     b.receive(init.data, init.remote, init.local, pair.now)
     [answer] = b.datagrams_to_send()
     junk = init.data[:16] + bytes([41, 0x20, 34, 0x08]) + bytes(4) + (36).to_bytes(4, "big") \
@@ -182,9 +183,9 @@ def test_only_a_true_retransmission_gets_the_cached_response():
     b.receive(init.data, init.remote, init.local, pair.now)
     assert [d.data for d in b.datagrams_to_send()] == [answer.data]
 
-    pair = IkePair(policy_a(), policy_b(remote_ip=None))       # any CGW address
+    pair = IkePair(settings_a(), settings_b(remote_ip=None))       # any CGW address
     pair.handshake()
-    b, sa = pair.b.tunnel, pair.b.tunnel.current
+    b, sa = pair.b.endpoint, pair.b.endpoint.current
     auth = [d for who, d in pair.wire if who == "a"][1]          # the IKE_AUTH request
     mid = sa.cached_response[0]
     forged = bytearray(auth.data)
@@ -200,9 +201,9 @@ def test_only_a_true_retransmission_gets_the_cached_response():
 
 def _auth_replay_setup(**b):
     """An established pair and B's view of A's IKE_AUTH request (a capture)."""
-    pair = IkePair(policy_a(), policy_b(**b))
+    pair = IkePair(settings_a(), settings_b(**b))
     pair.handshake()
-    b, sa = pair.b.tunnel, pair.b.tunnel.current
+    b, sa = pair.b.endpoint, pair.b.endpoint.current
     auth = [d for who, d in pair.wire if who == "a"][1]
     assert auth.data[18] == 35                     # IKE_AUTH (the exchange type octet)
     return pair, b, sa, auth
@@ -268,15 +269,15 @@ def test_an_ikev1_message_is_dropped_with_a_message_saying_why():
     """RFC 7296 §2.5: another major version is dropped. vgw sends no
     unauthenticated INVALID_MAJOR_VERSION (an answer to junk from anywhere) but
     counts it and tells the operator what the customer gateway got wrong."""
-    pair = IkePair(policy_a(), policy_b())
+    pair = IkePair(settings_a(), settings_b())
     pair.initiate()
     [init] = pair.outgoing(pair.a)
     v1 = bytearray(init.data)
     v1[17] = 0x10                                  # version 1.0: IKEv1 (RFC 2408 §3.1)
-    pair.b.tunnel.receive(bytes(v1), init.remote, init.local, pair.now)
-    assert pair.b.tunnel.datagrams_to_send() == []
-    assert pair.b.tunnel.counters.dropped_version == 1
-    assert pair.b.tunnel.counters.dropped_malformed == 0
+    pair.b.endpoint.receive(bytes(v1), init.remote, init.local, pair.now)
+    assert pair.b.endpoint.datagrams_to_send() == []
+    assert pair.b.endpoint.counters.dropped_version == 1
+    assert pair.b.endpoint.counters.dropped_malformed == 0
     assert any("IKEv2 only" in line and ADDR_A in line for line in pair.b.logs)
     assert pair.b.sas == []
 
@@ -286,11 +287,11 @@ def test_an_exception_inside_an_sa_loses_no_half_open_slot():
     a slot of the DoS caps with no timer to free it: repeated with fresh SPIs it
     would fill max_half_open and lock every customer gateway out."""
     guard = DosGuard(settings=DosSettings(max_half_open=4))
-    tunnel = IkeTunnel(policy_b(remote_ip=None), guard)
+    endpoint = IkeEndpoint(settings_b(remote_ip=None), guard)
 
     def broken(self, *args):
         raise RuntimeError("bug")
-    pair = IkePair(policy_a(), policy_b())
+    pair = IkePair(settings_a(), settings_b())
     pair.initiate()
     [init] = pair.outgoing(pair.a)
     original = IkeSa.receive
@@ -298,28 +299,28 @@ def test_an_exception_inside_an_sa_loses_no_half_open_slot():
     try:
         for i in range(10):
             data = bytes([i + 1]) + init.data[1:]            # a fresh SPIi each time
-            tunnel.receive(data, init.remote, init.local, float(i))
+            endpoint.receive(data, init.remote, init.local, float(i))
     finally:
         IkeSa.receive = original
-    assert guard.half_open == 0 and tunnel.sas == {} and tunnel._half_open == {}
-    assert tunnel.counters.internal_errors == 10
-    tunnel.receive(init.data, init.remote, init.local, 20.0)   # the real CGW still gets in
-    assert len(tunnel.datagrams_to_send()) == 1 and guard.half_open == 1
+    assert guard.half_open == 0 and endpoint.sas == {} and endpoint._half_open == {}
+    assert endpoint.counters.internal_errors == 10
+    endpoint.receive(init.data, init.remote, init.local, 20.0)   # the real CGW still gets in
+    assert len(endpoint.datagrams_to_send()) == 1 and guard.half_open == 1
 
 
 def test_a_timer_that_raises_ends_its_sa_and_no_other():
     """One SA whose timer raises is torn down (else its deadline stays in the
     past and the loop spins); the tunnel and its other work go on."""
-    pair = IkePair(policy_a(), policy_b())
+    pair = IkePair(settings_a(), settings_b())
     pair.handshake()
-    b_sa = pair.b.tunnel.current
+    b_sa = pair.b.endpoint.current
 
     def broken(name, now):
         raise RuntimeError("bug")
     b_sa._fire = broken
-    deadline = pair.b.tunnel.next_deadline()
-    pair.b.tunnel.handle_timer(deadline)
+    deadline = pair.b.endpoint.next_deadline()
+    pair.b.endpoint.handle_timer(deadline)
     pair.b.drain()
-    assert pair.b.tunnel.counters.internal_errors == 1
+    assert pair.b.endpoint.counters.internal_errors == 1
     assert b_sa.dead and [d.reason for d in pair.b.downs] == ["error"]
-    assert pair.b.tunnel.next_deadline() is None or pair.b.tunnel.next_deadline() > deadline
+    assert pair.b.endpoint.next_deadline() is None or pair.b.endpoint.next_deadline() > deadline

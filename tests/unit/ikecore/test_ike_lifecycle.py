@@ -1,6 +1,6 @@
 """The tunnel's life as the status shows it, and DELETEs on the wire.
 
-- IkeTunnel.status(now): rekey_in / expires_in of the IKE SA and of each CHILD
+- IkeEndpoint.status(now): rekey_in / expires_in of the IKE SA and of each CHILD
   SA follow the deadlines of aws-facts.md §1.6 (lifetime - margin x (1 + fuzz x
   random), the random value fixed here), phase 1 / phase 2 "rekeying" while a
   rekey is in flight.
@@ -21,11 +21,11 @@ def test_status_counts_down_to_the_deadlines():
     # CHILD rekey at 3600 - 405 = 3195. B: u = 0.25 -> 28800 - 337.5, 3600 - 337.5.
     pair = make_pair(ua=0.5, ub=0.25)
     for side, ike_rekey, child_rekey in ((pair.a, 28395.0, 3195.0), (pair.b, 28462.5, 3262.5)):
-        st = side.tunnel.status(0.0)
+        st = side.endpoint.status(0.0)
         assert (st["ike"]["rekey_in"], st["ike"]["expires_in"]) == (ike_rekey, 28800.0)
         [c] = st["children"]
         assert (c["rekey_in"], c["expires_in"]) == (child_rekey, 3600.0)
-        st = side.tunnel.status(1000.0)
+        st = side.endpoint.status(1000.0)
         assert (st["ike"]["rekey_in"], st["ike"]["expires_in"]) == (ike_rekey - 1000, 27800.0)
         [c] = st["children"]
         assert (c["rekey_in"], c["expires_in"]) == (child_rekey - 1000, 2600.0)
@@ -36,12 +36,12 @@ def test_status_after_a_child_rekey_restarts_its_clock():
     pair = make_pair(ua=0.5, ub=0.25)
     jump(pair, 3195.0)                                  # A's CHILD rekey
     [new] = live_child_ups(pair.a)
-    [c] = pair.a.tunnel.status(3195.0)["children"]
+    [c] = pair.a.endpoint.status(3195.0)["children"]
     assert c["spi_in"] == f"{new.spi_in:08x}" and c["state"] == "INSTALLED"
     assert (c["rekey_in"], c["expires_in"]) == (3195.0, 3600.0)
-    [c] = pair.b.tunnel.status(3195.0)["children"]       # B installed it at 3195 too
+    [c] = pair.b.endpoint.status(3195.0)["children"]       # B installed it at 3195 too
     assert (c["rekey_in"], c["expires_in"]) == (3262.5, 3600.0)
-    ike = pair.a.tunnel.status(3195.0)["ike"]
+    ike = pair.a.endpoint.status(3195.0)["ike"]
     assert ike["rekey_in"] == 28395.0 - 3195.0          # the IKE SA is not concerned
 
 
@@ -49,9 +49,9 @@ def test_status_after_a_child_rekey_restarts_its_clock():
 def test_states_while_a_rekey_is_in_flight(kind):
     pair = make_pair(ua=0.5)
     held = Holder(is_request("CREATE_CHILD_SA"))
-    pair.a.tunnel.rekey(kind, pair.now)
+    pair.a.endpoint.rekey(kind, pair.now)
     pair.transfer(pair.a, held)
-    st = pair.a.tunnel.status(pair.now)
+    st = pair.a.endpoint.status(pair.now)
     if kind == "ike":
         assert (st["phase1_state"], st["phase2_state"]) == ("rekeying", "established")
     else:
@@ -59,7 +59,7 @@ def test_states_while_a_rekey_is_in_flight(kind):
         assert st["children"][0]["state"] == "REKEYING"
     held.release(pair, pair.b)
     pair.run()
-    st = pair.a.tunnel.status(pair.now)
+    st = pair.a.endpoint.status(pair.now)
     assert (st["phase1_state"], st["phase2_state"]) == ("established", "established")
     assert st["children"][0]["state"] == "INSTALLED"
     if kind == "ike":   # the new IKE SA runs its own lifetime from now (t=0 here)
@@ -68,13 +68,13 @@ def test_states_while_a_rekey_is_in_flight(kind):
 
 def test_rekey_command_refusals():
     pair = make_pair(up=False)
-    assert pair.a.tunnel.rekey("child", 0.0) == "the tunnel has no established IKE SA"
+    assert pair.a.endpoint.rekey("child", 0.0) == "the tunnel has no established IKE SA"
     pair.handshake()
     [ca] = pair.a.child_ups
     pair.delete_child(pair.a, ca.spi_in)
     pair.run()
-    assert pair.a.tunnel.rekey("child", pair.now) == "the tunnel has no installed CHILD SA to rekey"
-    assert pair.a.tunnel.status(pair.now)["phase2_state"] == "negotiating"
+    assert pair.a.endpoint.rekey("child", pair.now) == "the tunnel has no installed CHILD SA to rekey"
+    assert pair.a.endpoint.status(pair.now)["phase2_state"] == "negotiating"
 
 
 # --- DELETE -------------------------------------------------------------------------------------
@@ -85,7 +85,7 @@ def test_delete_ike_sa_on_the_wire(who):
     pair = make_pair()
     by, peer = (pair.a, pair.b) if who == "a" else (pair.b, pair.a)
     mark = len(pair.wire)
-    by.tunnel.delete(pair.now)
+    by.endpoint.delete(pair.now)
     pair.run()
     [req] = sent(pair, by, mark, "INFORMATIONAL", response=False)
     [ans] = sent(pair, peer, mark, "INFORMATIONAL", response=True)

@@ -55,8 +55,8 @@ def test_peer_delete_of_the_old_ike_sa_ends_vgws_rekey_collision():
     old = (pair.a.sa.spi_i, pair.a.sa.spi_r)
     mark = len(pair.wire)
     held = Holder(is_request("CREATE_CHILD_SA"))
-    pair.a.tunnel.rekey("ike", pair.now)
-    pair.b.tunnel.rekey("ike", pair.now)
+    pair.a.endpoint.rekey("ike", pair.now)
+    pair.b.endpoint.rekey("ike", pair.now)
     assert pair.transfer(pair.a, held) == 0
     pair.transfer(pair.b)                  # B's rekey -> A, while A's is in flight
     assert pair.a.logged("AWS tunnel detected a (IKE_REKEY) collision as IKE_REKEY")
@@ -88,8 +88,8 @@ def test_cgw_deletes_the_ike_sa_while_vgw_rekeys_it(first):
     down, no new IKE SA, and A (startup_action add) does not come back."""
     pair = make_pair()
     mark = len(pair.wire)
-    pair.a.tunnel.rekey("ike", pair.now)
-    pair.b.tunnel.delete(pair.now)
+    pair.a.endpoint.rekey("ike", pair.now)
+    pair.b.endpoint.delete(pair.now)
     [rekey] = pair.outgoing(pair.a)
     [delete] = pair.outgoing(pair.b)
     if first == "rekey-reaches-cgw-first":
@@ -109,7 +109,7 @@ def test_cgw_deletes_the_ike_sa_while_vgw_rekeys_it(first):
     assert [u.rekeyed for u in pair.a.ups] == [u.rekeyed for u in pair.b.ups] == [False]
     mark = len(pair.wire)
     run_until(pair, 300.0)
-    assert sent(pair, pair.a, mark) == [] and pair.a.tunnel.next_deadline() is None
+    assert sent(pair, pair.a, mark) == [] and pair.a.endpoint.next_deadline() is None
 
 
 # instants at which the crossing below used to hang (found by a search, kept here)
@@ -127,8 +127,8 @@ def test_vgw_ike_rekey_crossing_the_cgws_child_rekey(t0):
     [ca], [cb] = pair.a.child_ups, pair.b.child_ups
     run_until(pair, t0)
     mark = len(pair.wire)
-    pair.a.tunnel.rekey("ike", t0)
-    pair.b.tunnel.rekey("child", t0)
+    pair.a.endpoint.rekey("ike", t0)
+    pair.b.endpoint.rekey("child", t0)
     [ike_req] = pair.outgoing(pair.a)
     [child_req] = pair.outgoing(pair.b)
     pair.deliver(pair.b, ike_req)

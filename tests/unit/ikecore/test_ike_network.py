@@ -9,9 +9,9 @@ documents it (4 s, then x1.8 per try, 5 tries); AWS publishes none.
 
 import pytest
 
-from ikecore.policy import RetransmitPolicy
+from ikecore.settings import RetransmitSettings
 from .ikepair import (
-    ADDR_A, ADDR_B, IkePair, drop_all, drop_first, duplicate, policy_a, policy_b, snapshot,
+    ADDR_A, ADDR_B, IkePair, drop_all, drop_first, duplicate, settings_a, settings_b, snapshot,
 )
 
 
@@ -234,12 +234,12 @@ def test_retransmission_schedule_and_give_up():
     [down] = pair.a.downs
     assert down.reason == "timeout"
     assert pair.a.logged(f"AWS tunnel Timeout: deleting un-established Phase 1 IKE_SA with cgw: {ADDR_B}")
-    assert pair.a.sas == [] and pair.a.tunnel.next_deadline() is None
-    assert pair.a.tunnel.status()["phase1_state"] == "down"
+    assert pair.a.sas == [] and pair.a.endpoint.next_deadline() is None
+    assert pair.a.endpoint.status()["phase1_state"] == "down"
 
 
 def test_retransmission_schedule_follows_the_policy():
-    pair = IkePair(policy_a(retransmit=RetransmitPolicy(timeout=1.0, base=2.0, tries=3)))
+    pair = IkePair(settings_a(retransmit=RetransmitSettings(timeout=1.0, base=2.0, tries=3)))
     pair.initiate()
     pair.drop(pair.a)
     fired = pair.run_timers(100.0, hook=drop_all)
@@ -276,19 +276,19 @@ def test_liveness_give_up_is_dpd():
 
 
 def test_half_open_responder_sa_expires():
-    pair = IkePair(policy_a(), policy_b(half_open_timeout=10.0))
+    pair = IkePair(settings_a(), settings_b(half_open_timeout=10.0))
     pair.initiate()
     pair.roundtrip(pair.a)
     pair.drop(pair.a)                              # IKE_AUTH never arrives
-    assert pair.b.tunnel.status()["half_open"] == 1
-    assert pair.b.tunnel.next_deadline() == pytest.approx(10.0)
+    assert pair.b.endpoint.status()["half_open"] == 1
+    assert pair.b.endpoint.next_deadline() == pytest.approx(10.0)
     pair.run_timers(9.9, hook=drop_all)
     assert pair.b.downs == []
     pair.run_timers(10.0, hook=drop_all)
     assert pair.b.logged(f"AWS tunnel Timeout: deleting un-established Phase 1 IKE_SA with cgw: {ADDR_A}")
     [down] = pair.b.downs
     assert down.reason == "half-open"
-    assert pair.b.sas == [] and pair.b.tunnel.status()["half_open"] == 0
+    assert pair.b.sas == [] and pair.b.endpoint.status()["half_open"] == 0
     # A's later retransmissions of IKE_AUTH find nothing on B
     pair.run_timers(30.0)
     assert pair.b.sas == [] and pair.b.ups == []
@@ -299,7 +299,7 @@ def test_half_open_timer_uses_the_default():
     pair.initiate()
     pair.roundtrip(pair.a)
     pair.drop(pair.a)
-    assert pair.b.tunnel.next_deadline() == pytest.approx(30.0)  # TunnelPolicy default
+    assert pair.b.endpoint.next_deadline() == pytest.approx(30.0)  # IkeSettings default
 
 
 # --- DELETE ---------------------------------------------------------------------------------------------
@@ -311,7 +311,7 @@ def test_delete_ike_sa_from_either_side(deleter):
     pair.handshake()
     by, peer = (pair.a, pair.b) if deleter == "a" else (pair.b, pair.a)
     [c_by], [c_peer] = by.child_ups, peer.child_ups
-    by.tunnel.delete(pair.now)
+    by.endpoint.delete(pair.now)
     pair.run()
     assert peer.logged("AWS tunnel received DELETE for IKE_SA from CGW")
     assert [d.reason for d in by.downs] == ["deleted"]
@@ -325,7 +325,7 @@ def test_delete_ike_sa_from_either_side(deleter):
 def test_delete_ike_sa_with_the_answer_lost():
     pair = IkePair()
     pair.handshake()
-    pair.a.tunnel.delete(pair.now)
+    pair.a.endpoint.delete(pair.now)
     pair.transfer(pair.a)
     pair.drop(pair.b)
     assert [d.reason for d in pair.b.downs] == ["deleted-by-peer"]
@@ -349,7 +349,7 @@ def test_delete_child_sa(deleter):
     for side in (pair.a, pair.b):
         assert side.sa.children == {} and side.sa.state.value == "ESTABLISHED"
         assert side.downs == []
-        assert side.tunnel.status()["phase2_state"] != "established"
+        assert side.endpoint.status()["phase2_state"] != "established"
 
 
 @pytest.mark.parametrize("lost", ["request", "answer"])

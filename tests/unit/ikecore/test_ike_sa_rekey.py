@@ -18,7 +18,8 @@ from dataclasses import replace
 import pytest
 
 from ikecore.crypto import get_dh_group
-from ikecore.exchanges import child_rekey, ike_rekey
+from ikecore import sa_operations, timers
+from ikecore.exchanges import create_child_sa, ike_rekey
 from .ikepair import (
     nth,
     NOTIFIES, DhRecorder, Holder, child_keys, ecp_shared_secret, ike_keys, is_answer,
@@ -33,7 +34,8 @@ from .lifecycle import (
 def dh(monkeypatch):
     recorder = DhRecorder(get_dh_group)
     monkeypatch.setattr(ike_rekey, "get_dh_group", recorder)
-    monkeypatch.setattr(child_rekey, "get_dh_group", recorder)
+    monkeypatch.setattr(create_child_sa, "get_dh_group", recorder)
+    monkeypatch.setattr(sa_operations, "get_dh_group", recorder)   # the responders
     return recorder
 
 
@@ -71,7 +73,7 @@ def test_ike_rekey_fires_at_lifetime_minus_margin_fuzzed(margin, fuzz, u, at):
                      b=dict(phase1_lifetime=3600, phase2_lifetime=900, rekey_margin=60,
                             rekey_fuzz=0))
     [up] = pair.a.ups
-    ike = pair.a.tunnel.status(0.0)["ike"]
+    ike = pair.a.endpoint.status(0.0)["ike"]
     assert (ike["rekey_in"], ike["expires_in"]) == (at, 3600)
 
     pair.run_timers(at - 0.01)
@@ -84,7 +86,7 @@ def test_ike_rekey_fires_at_lifetime_minus_margin_fuzzed(margin, fuzz, u, at):
     assert len(opened(pair, req).proposals()[0]["spi"]) == 8     # §3.3.1: new SPIi
     [new] = [u for u in pair.a.ups if u.rekeyed]
     assert (new.spi_i, new.spi_r) != (up.spi_i, up.spi_r)
-    ike = pair.a.tunnel.status(at)["ike"]
+    ike = pair.a.endpoint.status(at)["ike"]
     assert (ike["rekey_in"], ike["expires_in"]) == (at, 3600)     # the same schedule again
 
 
@@ -95,7 +97,7 @@ def test_ike_hard_expiry_deletes_when_the_peer_refuses_the_rekey():
                             rekey_fuzz=0),
                      b=dict(phase1_lifetime=7200, phase2_lifetime=900))
     [up] = pair.a.ups
-    pair.b.sa.policy = replace(pair.b.sa.policy, phase1_dh_groups=(20,))
+    pair.b.sa.settings = replace(pair.b.sa.settings, phase1_dh_groups=(20,))
     pair.run_timers(3330.0)
     [req] = ike_requests(pair, pair.a, 0)
     [answer] = [d for d in sent(pair, pair.b, 0, "CREATE_CHILD_SA", response=True)
@@ -141,9 +143,9 @@ def test_ike_rekey_by_either_side(who, dh):
     old_sk_d = by.sa.sk_d
     [c_by], [c_peer] = by.child_ups, peer.child_ups
     mark = len(pair.wire)
-    assert by.tunnel.rekey("ike", pair.now) is None
-    assert by.tunnel.status(pair.now)["phase1_state"] == "rekeying"
-    assert by.tunnel.rekey("ike", pair.now) == "an IKE SA rekey is already in progress"
+    assert by.endpoint.rekey("ike", pair.now) is None
+    assert by.endpoint.status(pair.now)["phase1_state"] == "rekeying"
+    assert by.endpoint.rekey("ike", pair.now) == "an IKE SA rekey is already in progress"
     pair.run()
 
     [req] = ike_requests(pair, by, mark)
@@ -172,7 +174,7 @@ def test_ike_rekey_by_either_side(who, dh):
         assert len(side.child_ups) == 1 and side.child_downs == []
         sa = side.sa                                     # exactly one IKE SA left
         assert (sa.spi_i, sa.spi_r) == (spi_i, spi_r) and sa.established
-        assert side.tunnel.status(pair.now)["phase1_state"] == "established"
+        assert side.endpoint.status(pair.now)["phase1_state"] == "established"
     assert children(by) == {c_by.spi_in: c_by.spi_out}
     assert children(peer) == {c_peer.spi_in: c_peer.spi_out}
 
@@ -208,7 +210,7 @@ def test_ike_rekey_by_either_side(who, dh):
 
     # a CHILD rekey on the new IKE SA takes its KEYMAT from the new SK_d (§2.17)
     mark = len(pair.wire)
-    peer.tunnel.rekey("child", pair.now)
+    peer.endpoint.rekey("child", pair.now)
     pair.run()
     [creq] = sent(pair, peer, mark, "CREATE_CHILD_SA", response=False)
     [cans] = sent(pair, by, mark, "CREATE_CHILD_SA", response=True)
@@ -235,7 +237,7 @@ def test_ike_rekey_reuses_the_agreed_group(who):
     [old] = by.ups
     assert old.dh_group == 20
     mark = len(pair.wire)
-    by.tunnel.rekey("ike", pair.now)
+    by.endpoint.rekey("ike", pair.now)
     pair.run()
     [only] = ike_requests(pair, by, mark)
     assert opened(pair, only).ke()[0] == 20
@@ -254,10 +256,10 @@ def test_ike_rekey_invalid_ke_then_retry(who):
     by, peer = sides(pair, who)
     [old] = by.ups
     assert old.dh_group == 20
-    changed = replace(peer.tunnel.policy, phase1_dh_groups=(21,))
-    peer.tunnel.policy = peer.sa.policy = changed
+    changed = replace(peer.endpoint.settings, phase1_dh_groups=(21,))
+    peer.endpoint.settings = peer.sa.settings = changed
     mark = len(pair.wire)
-    by.tunnel.rekey("ike", pair.now)
+    by.endpoint.rekey("ike", pair.now)
     pair.run()
     first, second = ike_requests(pair, by, mark)
     refusal = [d for d in sent(pair, peer, mark, "CREATE_CHILD_SA", response=True)][0]
@@ -312,7 +314,7 @@ def check_ike_outcome(pair, winner_name, mark, old_spis, children_before):
         # the CHILD SA moved, untouched
         assert children(side) == children_before[side.name]
         assert side.child_downs == [] and len(side.child_ups) == 1
-        assert side.tunnel.current is sa and side.tunnel.status(pair.now)["phase1_state"] == "established"
+        assert side.endpoint.current is sa and side.endpoint.status(pair.now)["phase1_state"] == "established"
         assert sa.pending is None and not sa.queue
     # the loser deleted its redundant SA, the winner the old one
     assert [d for d in sent(pair, winner, mark, "INFORMATIONAL", False)
@@ -335,8 +337,8 @@ def _start_both(pair):
     old = (pair.a.sa.spi_i, pair.a.sa.spi_r)
     before = {"a": children(pair.a), "b": children(pair.b)}
     mark = len(pair.wire)
-    pair.a.tunnel.rekey("ike", pair.now)
-    pair.b.tunnel.rekey("ike", pair.now)
+    pair.a.endpoint.rekey("ike", pair.now)
+    pair.b.endpoint.rekey("ike", pair.now)
     return old, before, mark
 
 
@@ -408,19 +410,19 @@ def test_ike_collision_with_a_delayed_request(case):
 
 
 def test_ike_rekey_during_a_child_rekey_is_retried_later():
-    lo, hi = child_rekey.TEMPORARY_FAILURE_RETRY
+    lo, hi = timers.TEMPORARY_FAILURE_RETRY
     retry = lo + (hi - lo) * 0.5
     pair = make_pair(ua=0.5)
     [up] = pair.a.ups
     held = Holder(is_request("CREATE_CHILD_SA"))
-    pair.b.tunnel.rekey("child", pair.now)
+    pair.b.endpoint.rekey("child", pair.now)
     pair.transfer(pair.b, held)                    # B's CHILD rekey is in flight
     mark = len(pair.wire)
-    pair.a.tunnel.rekey("ike", pair.now)
+    pair.a.endpoint.rekey("ike", pair.now)
     pair.run()
     [answer] = sent(pair, pair.b, mark, "CREATE_CHILD_SA", response=True)
     assert opened(pair, answer).notify_types() == [NOTIFIES["TEMPORARY_FAILURE"]]
-    assert pair.a.tunnel.status(pair.now)["ike"]["rekey_in"] == retry
+    assert pair.a.endpoint.status(pair.now)["ike"]["rekey_in"] == retry
     held.release(pair, pair.a)
     pair.run()
     assert [u.replaces is not None for u in pair.a.child_ups] == [False, True]
@@ -440,7 +442,7 @@ def test_ike_rekey_during_a_child_delete_is_retried_later():
     currently creating, rekeying, or closing a Child SA of that IKE SA, it SHOULD
     reply with TEMPORARY_FAILURE": B's DELETE of the CHILD SA is unanswered when
     A's IKE rekey arrives. A tries again later, and then it goes through."""
-    lo, hi = child_rekey.TEMPORARY_FAILURE_RETRY
+    lo, hi = timers.TEMPORARY_FAILURE_RETRY
     retry = lo + (hi - lo) * 0.5
     pair = make_pair(ua=0.5)
     [up] = pair.a.ups
@@ -450,12 +452,12 @@ def test_ike_rekey_during_a_child_delete_is_retried_later():
     pair.transfer(pair.b, held)                    # B's DELETE is in flight
     assert len(held.held) == 1
     mark = len(pair.wire)
-    pair.a.tunnel.rekey("ike", pair.now)
+    pair.a.endpoint.rekey("ike", pair.now)
     pair.run()
     [answer] = sent(pair, pair.b, mark, "CREATE_CHILD_SA", response=True)
     assert opened(pair, answer).notify_types() == [NOTIFIES["TEMPORARY_FAILURE"]]
     assert [u.rekeyed for u in pair.b.ups] == [False]
-    assert pair.a.tunnel.status(pair.now)["ike"]["rekey_in"] == retry
+    assert pair.a.endpoint.status(pair.now)["ike"]["rekey_in"] == retry
     held.release(pair, pair.a)
     pair.run()
     assert children(pair.a) == children(pair.b) == {}
@@ -477,15 +479,15 @@ def test_child_rekey_queued_behind_an_ike_rekey_is_not_lost(queued_on):
     pair = make_pair()
     [ca], [cb] = pair.a.child_ups, pair.b.child_ups
     if queued_on == "initiator":
-        pair.a.tunnel.rekey("ike", pair.now)
-        pair.a.tunnel.rekey("child", pair.now)       # queued behind the IKE rekey
+        pair.a.endpoint.rekey("ike", pair.now)
+        pair.a.endpoint.rekey("child", pair.now)       # queued behind the IKE rekey
         pair.run()
     else:
         held = Holder(lambda d: d.data[18] == 37 and not d.data[19] & 0x20)
         pair.liveness(pair.b)
         pair.transfer(pair.b, held)                   # B's probe is out, unanswered
-        pair.b.tunnel.rekey("child", pair.now)        # queued behind the probe
-        pair.a.tunnel.rekey("ike", pair.now)
+        pair.b.endpoint.rekey("child", pair.now)        # queued behind the probe
+        pair.a.endpoint.rekey("ike", pair.now)
         pair.run()
         held.release(pair, pair.a)
         pair.run()
@@ -514,7 +516,7 @@ def test_child_delete_crossing_an_ike_rekey(deleter, late):
     by, other = (pair.a, pair.b) if deleter == "a" else (pair.b, pair.a)
     [c_by], [c_other] = by.child_ups, other.child_ups
     pair.delete_child(by, c_by.spi_in)
-    other.tunnel.rekey("ike", pair.now)
+    other.endpoint.rekey("ike", pair.now)
     [delete] = pair.outgoing(by)
     [rekey] = pair.outgoing(other)
     if late == "none":
@@ -542,10 +544,10 @@ def test_end_of_a_child_rekey_crossing_an_ike_rekey():
     pair = make_pair()
     [ca], [cb] = pair.a.child_ups, pair.b.child_ups
     held = Holder(lambda d: d.data[18] == 37 and not d.data[19] & 0x20)
-    pair.a.tunnel.rekey("child", pair.now)
+    pair.a.endpoint.rekey("child", pair.now)
     pair.run(held)                               # rekeyed; A's DELETE of the old SA held
     assert len(held.held) == 1
-    pair.b.tunnel.rekey("ike", pair.now)
+    pair.b.endpoint.rekey("ike", pair.now)
     pair.run()
     held.release(pair, pair.b)
     pair.run()
@@ -574,7 +576,7 @@ def test_lossy_ike_rekey_converges(who, n, action):
     [old] = by.ups
     before = {"a": children(pair.a), "b": children(pair.b)}
     hook = nth(n, action)
-    by.tunnel.rekey("ike", pair.now)
+    by.endpoint.rekey("ike", pair.now)
     pair.run(hook)
     pair.run_timers(200.0, hook)
     for side in (by, peer):
@@ -592,7 +594,7 @@ def test_stale_copies_of_a_finished_ike_rekey_change_nothing(who):
     pair = make_pair()
     by, _ = sides(pair, who)
     mark = len(pair.wire)
-    by.tunnel.rekey("ike", pair.now)
+    by.endpoint.rekey("ike", pair.now)
     pair.run()
     before = {s.name: ((s.sa.spi_i, s.sa.spi_r), children(s), len(s.ups), len(s.downs))
               for s in (pair.a, pair.b)}

@@ -19,10 +19,11 @@ from scapy.contrib.ikev2 import (
 )
 from scapy.packet import NoPayload, Raw
 
+from ikecore import sa_operations
 from ikecore.exchanges import ike_init
 from .ikepair import (
     ADDR_A, ADDR_B, CIPHERS, HASHES, PSK, IkePair, child_keys, ike_keys, nat_hash, open_sk,
-    policy_a, policy_b, psk_auth,
+    settings_a, settings_b, psk_auth,
 )
 
 # RFC 7296 §3.1 header flags, §3.2 payload types, §3.10.1 notify types
@@ -154,7 +155,8 @@ def shared_secrets(monkeypatch):
         def check_public(self, data):
             return self._group.check_public(data)
 
-    monkeypatch.setattr(ike_init, "get_dh_group", lambda gid: Group(real(gid)))
+    monkeypatch.setattr(ike_init, "get_dh_group", lambda gid: Group(real(gid)))        # the initiator
+    monkeypatch.setattr(sa_operations, "get_dh_group", lambda gid: Group(real(gid)))   # the responder
     return secrets
 
 
@@ -163,10 +165,10 @@ def test_handshake_and_informational_as_scapy_reads_them(shared_secrets, e1, h1,
     offer_enc = (e1, "AES128" if e1 != "AES128" else "AES256", "AES256-GCM-16")
     offer_hash = (h1, "SHA1")
     offer_esp = (e2, "AES256" if e2 == "AES128" else "AES128")
-    pa = policy_a(phase1_encryption=offer_enc, phase1_integrity=offer_hash,
+    pa = settings_a(phase1_encryption=offer_enc, phase1_integrity=offer_hash,
                   phase1_dh_groups=(g, 2), phase2_encryption=offer_esp,
                   phase2_integrity=(h2,), vgw_ts="10.1.0.0/16", cgw_ts="10.2.0.0/16")
-    pb = policy_b(phase1_encryption=(e1,), phase1_integrity=(h1,), phase1_dh_groups=(g,),
+    pb = settings_b(phase1_encryption=(e1,), phase1_integrity=(h1,), phase1_dh_groups=(g,),
                   phase2_encryption=(e2,), phase2_integrity=(h2,),
                   cgw_ts="10.1.0.0/24", vgw_ts="10.2.0.0/16")
     pair = IkePair(pa, pb)
@@ -287,7 +289,7 @@ def test_handshake_and_informational_as_scapy_reads_them(shared_secrets, e1, h1,
     pair.run()
     pair.delete_child(pair.b, up_b.spi_in)
     pair.run()
-    pair.a.tunnel.delete(pair.now)
+    pair.a.endpoint.delete(pair.now)
     pair.run()
     info = [(who, d.data) for who, d in pair.wire[4:]]
     assert [who for who, _ in info] == ["a", "b", "b", "a", "a", "b"]
@@ -321,7 +323,7 @@ def test_handshake_and_informational_as_scapy_reads_them(shared_secrets, e1, h1,
 
 def test_error_answers_as_scapy_reads_them():
     # NO_PROPOSAL_CHOSEN to IKE_SA_INIT: unprotected, only the notify (§2.21.1)
-    pair = IkePair(policy_a(phase1_encryption=("AES128",)), policy_b(phase1_encryption=("AES256",)))
+    pair = IkePair(settings_a(phase1_encryption=("AES128",)), settings_b(phase1_encryption=("AES256",)))
     pair.handshake()
     resp = IKEv2(pair.wire[1][1].data)
     assert (resp.exch_type, resp.id, int(resp.flags)) == (34, 0, R_FLAG)
@@ -329,7 +331,7 @@ def test_error_answers_as_scapy_reads_them():
     assert types(resp) == [NOTIFY] and payloads(resp)[0].type == NO_PROPOSAL_CHOSEN
 
     # INVALID_KE_PAYLOAD names the wanted group, 2 bytes big endian (§3.10.1)
-    pair = IkePair(policy_a(phase1_dh_groups=(14, 19)), policy_b(phase1_dh_groups=(19,)))
+    pair = IkePair(settings_a(phase1_dh_groups=(14, 19)), settings_b(phase1_dh_groups=(19,)))
     pair.handshake()
     resp = IKEv2(pair.wire[1][1].data)
     assert types(resp) == [NOTIFY]
@@ -342,7 +344,7 @@ def test_error_answers_as_scapy_reads_them():
 
 
 def test_authentication_failed_and_ts_unacceptable_are_protected(shared_secrets):
-    pair = IkePair(policy_a(), policy_b(psk=b"another_psk_0123456789"))
+    pair = IkePair(settings_a(), settings_b(psk=b"another_psk_0123456789"))
     pair.handshake()
     data = pair.wire[3][1].data
     outer = IKEv2(data)
@@ -356,7 +358,7 @@ def test_authentication_failed_and_ts_unacceptable_are_protected(shared_secrets)
     assert types(answer) == [NOTIFY] and payloads(answer)[0].type == AUTHENTICATION_FAILED
 
     shared_secrets.clear()
-    pair = IkePair(policy_a(vgw_ts="192.168.0.0/16"), policy_b(cgw_ts="10.0.0.0/8"))
+    pair = IkePair(settings_a(vgw_ts="192.168.0.0/16"), settings_b(cgw_ts="10.0.0.0/8"))
     pair.handshake()
     sa = pair.a.sa
     k = {"sk_er": sa.keys.sk_er, "sk_ar": sa.keys.sk_ar}

@@ -1,8 +1,8 @@
-"""What one tunnel is allowed to negotiate, as the core sees it.
+"""What one tunnel's IKE side may negotiate and how it behaves, as the core sees it.
 
-The daemon builds a TunnelPolicy from the validated YAML config; ikecore never
-reads files. Defaults are AWS's (aws-facts.md §0) so that unit tests can build a
-policy with a name, addresses and a PSK only.
+The daemon builds an IkeSettings from the validated YAML config; ikecore never
+reads files. Defaults are AWS's (docs/aws.md §0) so that unit tests can build
+settings with a name, addresses and a PSK only.
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ from .transforms import DEFAULT_ENCRYPTION, DEFAULT_INTEGRITY, PHASE1_DH_GROUPS,
 
 
 @dataclass(frozen=True)
-class RetransmitPolicy:
+class RetransmitSettings:
     """Request retransmission (RFC 7296 §2.1). AWS does not document its schedule;
-    these are strongSwan's defaults (charon.retransmit_timeout 4 s, base 1.8,
-    5 tries; peers.md §3): resends at 4, 11.2, 24.2, 47.5, 89.5 s, give up at 165 s."""
+    these are strongSwan's defaults (charon.retransmit_timeout 4 s, base 1.8, 5
+    tries; https://docs.strongswan.org/docs/latest/config/retransmission.html):
+    resends at 4, 11.2, 24.2, 47.5, 89.5 s, give up at 165 s."""
 
     timeout: float = 4.0
     base: float = 1.8
@@ -32,13 +33,15 @@ class RetransmitPolicy:
 
 
 @dataclass(frozen=True)
-class TunnelPolicy:
+class IkeSettings:
+    """One tunnel's IKE settings (AWS's tunnel options, docs/aws.md §0-§1)."""
+
     name: str                      # for logs: "<connection> <outside ip>"
     local_ip: str                  # the tunnel's AWS outside IP
     remote_ip: str | None          # the customer gateway IP; None: any address
     psk: bytes | None = field(default=None, repr=False)   # keep it out of logs and tracebacks
     # Traffic selectors. AWS: remote_network_cidr is the AWS side,
-    # local_network_cidr the customer side (aws-facts.md §1.8).
+    # local_network_cidr the customer side (docs/aws.md §1.8).
     vgw_ts: str = "0.0.0.0/0"
     cgw_ts: str = "0.0.0.0/0"
     phase1_encryption: tuple[str, ...] = DEFAULT_ENCRYPTION
@@ -68,8 +71,8 @@ class TunnelPolicy:
     # fragment may fill (ikecore.fragment)
     fragment_size: int = DEFAULT_FRAGMENT_SIZE
     # strongSwan's charon.half_open_timeout is 30 s; AWS logs "Timeout: deleting
-    # un-established Phase 1 IKE_SA" (aws-facts.md §3.3) without a documented figure.
+    # un-established Phase 1 IKE_SA" (docs/aws.md §3.3) without a documented figure.
     half_open_timeout: float = 30.0
-    retransmit: RetransmitPolicy = RetransmitPolicy()
+    retransmit: RetransmitSettings = RetransmitSettings()
     nonce_size: int = 32
     random_bytes: Callable[[int], bytes] = field(default=os.urandom, compare=False, repr=False)

@@ -1,10 +1,13 @@
-"""One AWS tunnel (one outside IP) as the daemon sees the IKE core.
+"""The IKE side of one AWS tunnel (one outside IP): AWS calls it the tunnel
+endpoint. The daemon sees the IKE core through it.
 
 The daemon hands every IKE datagram that reaches the tunnel's outside IP to
-`receive(data, local, remote, now)`; the tunnel finds the SA by our SPI (or, for
-an IKE_SA_INIT request, by the initiator's SPI and address), creates responder
-SAs for new peers, and keeps one established IKE SA at a time: AWS allows one SA
-pair per tunnel (aws-facts.md §1.8).
+`receive(data, local, remote, now)`; the endpoint finds the SA by our SPI (or,
+for an IKE_SA_INIT request, by the initiator's SPI and address), creates
+responder SAs for new peers, and keeps one established IKE SA at a time: AWS
+allows one SA pair per tunnel (docs/aws.md §1.8). It is the top of ikecore: the
+SAs it creates get SA_HANDLERS, the exchange that answers each request and the
+action of each timer, so that no lower module imports an exchange.
 
 Same sans-I/O surface as IkeSa: datagrams_to_send(), next_event(),
 next_deadline(), handle_timer(now).
@@ -15,16 +18,23 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
+from . import nat
 from .constants import ExchangeType, HeaderFlag, NotifyType
 from .dos import DosGuard
 from .errors import ParseError
 from .events import Datagram, Event, IkeSaDown, IkeSaUp, LogLine
-from .exchanges.ike_init import IkeInit, new_ike_spi
+from .exchanges import create_child_sa, ike_auth, ike_init, ike_rekey, informational
+from .exchanges.create_child_sa import ChildRekey
+from .exchanges.ike_init import IkeInit
+from .exchanges.ike_rekey import IkeRekey
 from .exchanges.informational import DeleteIke
 from .message import Header, decode_message, encode_message
 from .payloads import KePayload, NoncePayload, NotifyPayload
-from .policy import TunnelPolicy
-from .sa import IkeSa, State
+from .sa import IkeSa, SaHandlers
+from .sa_operations import new_ike_spi
+from .settings import IkeSettings
+from .state import IKE_INITIAL, ChildState, IkeState
+from .timers import ChildTimer, IkeTimer
 from .transforms import integ_name
 
 # Re-initiation backoff for startup_action start (AWS keeps trying; the figures are vgw's)
@@ -32,9 +42,40 @@ RESTART_BASE = 5.0
 RESTART_MAX = 120.0
 QUIET_DOWN = ("rekeyed", "replaced", "redundant", "deleted")
 
+# What the SAs' upper half does (the SA imports no exchange; ikecore.sa.SaHandlers):
+# who answers each request, what each timer does when it fires.
+SA_HANDLERS = SaHandlers(
+    requests={
+        ExchangeType.IKE_SA_INIT: ike_init.respond,
+        ExchangeType.IKE_AUTH: ike_auth.respond,
+        ExchangeType.CREATE_CHILD_SA: create_child_sa.respond,
+        ExchangeType.INFORMATIONAL: informational.respond,
+    },
+    timers={
+        IkeTimer.HALF_OPEN: ike_auth.half_open_expired,
+        IkeTimer.REKEY: ike_rekey.rekey_due,
+        IkeTimer.EXPIRE: informational.ike_expired,
+        IkeTimer.DPD: informational.dpd_check,
+        IkeTimer.DELETE_REKEYED: informational.delete_rekeyed,
+        IkeTimer.DELETE_REDUNDANT: informational.delete_redundant,
+        IkeTimer.NAT_KEEPALIVE: nat.fire_keepalive,
+    },
+    child_timers={
+        ChildTimer.DELETE: informational.delete_replaced_child,
+        ChildTimer.EXPIRE: informational.child_expired,
+        ChildTimer.REKEY: create_child_sa.rekey_due,
+    },
+)
+
+
+# IKE SAs that keep the endpoint from initiating again: one is on its way up, or up
+# and not replaced (a REKEYED one has a successor; a redundant one lost a collision)
+_NEGOTIATING = (IkeState.INIT_SENT, IkeState.INIT_RECEIVED, IkeState.AUTH_SENT, IkeState.HALF_OPEN)
+_LIVE = _NEGOTIATING + (IkeState.ESTABLISHED, IkeState.REKEYING)
+
 
 @dataclass
-class TunnelCounters:
+class EndpointCounters:
     dropped_malformed: int = 0
     dropped_unknown_spi: int = 0
     dropped_unknown_peer: int = 0
@@ -46,10 +87,13 @@ class TunnelCounters:
     internal_errors: int = 0           # exceptions caught at this edge (bugs)
 
 
-class IkeTunnel:
-    def __init__(self, policy: TunnelPolicy, guard: DosGuard | None = None):
-        self.policy = policy
-        self.guard = guard or DosGuard(random_bytes=policy.random_bytes)
+class IkeEndpoint:
+    """The IKE SAs of one tunnel: the established one, those on the way up or
+    down, half-open responders; re-initiation (startup_action, DPD restart)."""
+
+    def __init__(self, settings: IkeSettings, guard: DosGuard | None = None):
+        self.settings = settings
+        self.guard = guard or DosGuard(random_bytes=settings.random_bytes)
         # responder SAs the guard counts, in creation order (= deadline order: each
         # expires half_open_timeout after its IKE_SA_INIT, and time only moves on)
         self._half_open: dict[int, tuple[IkeSa, str, bool]] = {}   # (SA, source, proven)
@@ -64,7 +108,7 @@ class IkeTunnel:
         self._init_index: dict[tuple, IkeSa] = {}        # (SPIi, remote) of responder SAs
         self._events: deque[Event] = deque()
         self._out: list[Datagram] = []
-        self.counters = TunnelCounters()
+        self.counters = EndpointCounters()
         self.current: IkeSa | None = None               # the established IKE SA
         self.accept_new = True   # False while the operator holds the tunnel down
         self.restart_at: float | None = None
@@ -80,7 +124,7 @@ class IkeTunnel:
             if exc.notify == NotifyType.INVALID_MAJOR_VERSION:
                 # §2.5 asks for an unauthenticated INVALID_MAJOR_VERSION answer; vgw
                 # answers no junk from anywhere, but says what the CGW got wrong
-                # (AWS also speaks IKEv1, aws-facts §0: a CGW left on IKEv1 is a common mistake)
+                # (AWS also speaks IKEv1, docs/aws.md §0: a CGW left on IKEv1 is a common mistake)
                 self.counters.dropped_version += 1
                 self._events.append(LogLine(
                     f"AWS tunnel dropped an IKE message of {exc.reason} from {remote[0]}: "
@@ -88,9 +132,9 @@ class IkeTunnel:
             else:
                 self.counters.dropped_malformed += 1
             return
-        if self.policy.remote_ip and remote[0] != self.policy.remote_ip:
+        if self.settings.remote_ip and remote[0] != self.settings.remote_ip:
             # AWS checks the customer gateway address when one is configured
-            # (aws-facts.md §2: the CGW IP must be static and registered); an
+            # (docs/aws.md §2: the CGW IP must be static and registered); an
             # authentic message replayed from elsewhere is no exception
             self.counters.dropped_unknown_peer += 1
             return
@@ -181,10 +225,9 @@ class IkeTunnel:
                 self._send_cookie(header, self.guard.make(remote[0], header.spi_i, nonce.data, now),
                                   local, remote)
                 return None
-        # INIT_SENT doubles as "IKE_SA_INIT not answered yet" for a responder
-        sa = IkeSa(self.policy, initiator=False, local=local, remote=remote, created=now,
-                   spi_i=header.spi_i, state=State.INIT_SENT, proven=proven,
-                   frag_budget=self.guard)
+        sa = IkeSa(self.settings, initiator=False, local=local, remote=remote, created=now,
+                   spi_i=header.spi_i, state=IKE_INITIAL["responder"], handlers=SA_HANDLERS,
+                   proven=proven, frag_budget=self.guard)
         self._init_index[(header.spi_i, remote)] = sa
         self._init_keys[id(sa)] = (header.spi_i, remote)
         self.guard.opened(remote[0], proven)
@@ -243,12 +286,13 @@ class IkeTunnel:
             self.guard.closed(entry[1], entry[2])
 
     def initiate(self, now: float) -> IkeSa:
-        """AWS-side initiation (startup_action start, aws-facts.md §1.7)."""
-        if not self.policy.remote_ip:
+        """AWS-side initiation (startup_action start, docs/aws.md §1.7)."""
+        if not self.settings.remote_ip:
             raise ValueError("initiating needs the customer gateway IP")
-        sa = IkeSa(self.policy, initiator=True, local=(self.policy.local_ip, 500),
-                   remote=(self.policy.remote_ip, 500), created=now,
-                   spi_i=new_ike_spi(self.policy.random_bytes), frag_budget=self.guard)
+        sa = IkeSa(self.settings, initiator=True, local=(self.settings.local_ip, 500),
+                   remote=(self.settings.remote_ip, 500), created=now,
+                   spi_i=new_ike_spi(self.settings.random_bytes), state=IKE_INITIAL["initiator"],
+                   handlers=SA_HANDLERS, frag_budget=self.guard)
         self.sas[sa.our_spi] = sa
         self._active[id(sa)] = sa
         sa.start(IkeInit(), now)
@@ -264,22 +308,20 @@ class IkeTunnel:
     def release(self, now: float) -> None:
         self.accept_new = True
         self._restart_failures = 0
-        if self.policy.startup_action == "start" and self.policy.remote_ip and not self._live():
+        if self.settings.startup_action == "start" and self.settings.remote_ip and not self._live():
             self.initiate(now)
 
     def rekey(self, kind: str, now: float) -> str | None:
         """Start a rekey now (`vgw rekey`); returns an error text or None."""
-        from .exchanges.child_rekey import ChildRekey
-        from .exchanges.ike_rekey import IkeRekey
         sa = self.current
         if sa is None or not sa.established:
             return "the tunnel has no established IKE SA"
         if kind == "ike":
-            if sa.successor is not None or sa.ike_rekeying is not None:
+            if sa.state is not IkeState.ESTABLISHED:
                 return "an IKE SA rekey is already in progress"
             sa.start(IkeRekey(), now)
         else:
-            children = [c for c in sa.children.values() if c.state == "INSTALLED"]
+            children = [c for c in sa.children.values() if c.state is ChildState.INSTALLED]
             if not children:
                 return "the tunnel has no installed CHILD SA to rekey"
             for c in children:
@@ -293,15 +335,14 @@ class IkeTunnel:
             self.current.note_inbound(when)
 
     def _live(self) -> bool:
-        return any(s.state in (State.INIT_SENT, State.AUTH_SENT, State.HALF_OPEN, State.ESTABLISHED)
-                   and not s.redundant and s.successor is None for s in self.sas.values())
+        return any(s.state in _LIVE and not s.redundant for s in self.sas.values())
 
     def delete(self, now: float) -> None:
         """Send DELETE for every live IKE SA (vgw tunnel down, SIGTERM)."""
         for sa in list(self.sas.values()):
-            if sa.state == State.ESTABLISHED:
+            if sa.established:
                 sa.start(DeleteIke(), now)
-            elif sa.state != State.DELETING:
+            elif sa.state is not IkeState.DELETING:
                 sa.fail("tunnel taken down", "deleted")
         self._collect(now)
 
@@ -390,14 +431,14 @@ class IkeTunnel:
             # that a late copy of its IKE_SA_INIT reaches it (and is dropped as an
             # old message ID) instead of opening a second, half-open SA (strongSwan
             # keeps its IKE_SA_INIT hashes until the IKE SA is destroyed, too).
-            # A responder SA still in INIT_SENT here had its IKE_SA_INIT dropped
+            # A responder SA still in INIT_RECEIVED here had its IKE_SA_INIT dropped
             # (malformed): forget it, or junk with fresh SPIs would pile up forever.
-            unanswered = not sa.initiator and sa.state == State.INIT_SENT
+            unanswered = sa.state is IkeState.INIT_RECEIVED
             if sa.dead or unanswered:
                 self._unindex_init(sa)
             # no longer half-open: established, gone, or never answered (then it
             # must not hold a slot of the guard's caps, having no timer to expire)
-            if sa.dead or unanswered or sa.state != State.HALF_OPEN:
+            if sa.dead or unanswered or sa.state is not IkeState.HALF_OPEN:
                 self._release_half_open(sa)
             if sa.dead:
                 self._active.pop(id(sa), None)
@@ -424,13 +465,13 @@ class IkeTunnel:
             self._events.append(e)
 
     def _on_down(self, sa: IkeSa, ev: IkeSaDown, now: float) -> None:
-        """DPD restart and startup_action start bring the tunnel back (aws-facts.md
+        """DPD restart and startup_action start bring the tunnel back (docs/aws.md
         §1.5, §1.7); a tunnel that clears or waits for the CGW stays down."""
         if ev.reason in QUIET_DOWN or not self.accept_new:
             return
         if not (sa is self.current or (sa.initiator and sa.established_at is None)):
             return   # a half-open responder SA failing is no reason to initiate
-        p = self.policy
+        p = self.settings
         if not p.remote_ip:
             return
         if ev.reason == "dpd" and p.dpd_action == "restart":
@@ -450,18 +491,18 @@ class IkeTunnel:
 
     @property
     def phase1_state(self) -> str:
-        """AWS's TunnelIKEPhase1State vocabulary (aws-facts.md §3.2)."""
+        """AWS's TunnelIKEPhase1State vocabulary (docs/aws.md §3.2)."""
         cur = self.current
         if cur is not None and cur.established:
-            return "rekeying" if cur.ike_rekeying is not None else "established"
-        if any(s.state in (State.INIT_SENT, State.AUTH_SENT, State.HALF_OPEN) for s in self._all()):
+            return "rekeying" if cur.state is IkeState.REKEYING else "established"
+        if any(s.state in _NEGOTIATING for s in self._all()):
             return "negotiating"
         return "down"
 
     @property
     def phase2_state(self) -> str:
         if self.current is not None and self.current.children:
-            if any(c.state == "REKEYING" for c in self.current.children.values()):
+            if any(c.state is ChildState.REKEYING for c in self.current.children.values()):
                 return "rekeying"
             return "established"
         if self.current is not None and self.current.established:
@@ -491,12 +532,13 @@ class IkeTunnel:
                  "dh_group": c.suite.dh or None,
                  "local_ts": [str(t) for t in c.local_ts],
                  "remote_ts": [str(t) for t in c.remote_ts],
-                 "state": c.state, "rekey_in": left(c.rekey_at), "expires_in": left(c.expire_at)}
+                 "state": c.state.value, "rekey_in": left(c.timers.get(ChildTimer.REKEY)),
+                 "expires_in": left(c.timers.get(ChildTimer.EXPIRE))}
                 for c in (cur.children.values() if cur else [])
             ],
-            "half_open": sum(1 for s in self._all() if s.state == State.HALF_OPEN),
+            "half_open": sum(1 for s in self._all() if s.state is IkeState.HALF_OPEN),
             "counters": vars(self.counters).copy(),
         }
 
 
-__all__ = ["IkeTunnel", "IkeSaDown"]
+__all__ = ["IkeEndpoint", "IkeSaDown"]
