@@ -7,13 +7,21 @@ the SA is deleted (hard expiry).
 
 DPD: "If AWS receives no traffic from a VPN peer for 10 seconds, AWS sends a DPD
 R-U-THERE message ... If the VPN peer does not respond to three successive DPDs,
-the VPN peer is considered dead" - in IKEv2 an empty INFORMATIONAL, resent every
-10 s (the generated configs: "DPD Interval: 10, DPD Retries: 3"). The timeout
-counts from the last traffic: "A DPD timeout of 40 seconds means that the VPN
-endpoint will consider the peer dead 30 seconds after the first failed
-keep-alive" (10 s of silence + 30 s; with 40, three probes go unanswered), so the
-peer is dead at last traffic + dpd_timeout_seconds. Peers behind a NAT get
-periodic DPDs whatever the traffic ("periodic DPDs for peers using NAT").
+the VPN peer is considered dead" (docs/aws.md §6.4) - in IKEv2 an empty
+INFORMATIONAL. The timeout counts from the last traffic: "A DPD timeout of 40
+seconds means that the VPN endpoint will consider the peer dead 30 seconds after
+the first failed keep-alive" (§1.5: 10 s of silence + 30 s), so the peer is dead
+at last traffic + dpd_timeout_seconds, 30 by default. AWS then logs "AWS tunnel
+DPD timed out after 3 retransmits" (§3.3) with its defaults. Three resends
+between the probe (last traffic + 10 s) and the timeout (last traffic + 30 s)
+cannot be 10 s apart, and AWS does not document their spacing (the "DPD
+Interval: 10, DPD Retries: 3" of its generated configurations is advice for the
+customer gateway, §6.2), so vgw spreads DPD_RETRANSMITS resends evenly over that
+time: with 30 s at 15, 20 and 25 s, dead at 30 s; with 40 s every 7.5 s. The
+peer is thus dead after three successive unanswered DPDs and at the documented
+time, and the line carries the resends really sent. Peers behind a NAT get
+periodic DPDs whatever the traffic ("periodic DPDs for peers using NAT"): a
+probe DPD_INTERVAL after the last answer.
 Then dpd_timeout_action: clear (delete), none (keep), restart (the tunnel
 initiates again; see IkeTunnel). The peer is dead at that time whatever vgw has
 outstanding: a request of its own (a rekey, a DELETE) takes the probe's place in
@@ -32,6 +40,8 @@ from ..events import DpdTimeout
 
 DPD_DELAY = 10.0
 DPD_INTERVAL = 10.0
+DPD_RETRANSMITS = 3     # "three successive DPDs"; "DPD timed out after 3 retransmits"
+DPD_MIN_GAP = 1.0       # a probe started late gets fewer resends, at least this far apart
 
 
 def rekey_deadline(sa, lifetime: float, now: float) -> float:
@@ -53,10 +63,14 @@ def on_child_installed(sa, child, now: float) -> None:
 
 
 def liveness_delays(started: float, dead_at: float) -> list[float]:
-    """Resend every DPD_INTERVAL from `started`; give up at `dead_at`."""
-    remaining = max(dead_at - started, DPD_INTERVAL)
-    retransmits = max(0, -(-int(round(remaining * 1000)) // int(DPD_INTERVAL * 1000)) - 1)
-    return [DPD_INTERVAL] * retransmits + [remaining - DPD_INTERVAL * retransmits]
+    """DPD_RETRANSMITS resends evenly spread from `started` to `dead_at`, where
+    the probe gives up; fewer when they would come less than DPD_MIN_GAP apart
+    (a probe sent late, close to `dead_at`: at least DPD_MIN_GAP to answer)."""
+    remaining = dead_at - started
+    gaps = DPD_RETRANSMITS + 1
+    while gaps > 1 and remaining / gaps < DPD_MIN_GAP:
+        gaps -= 1
+    return [max(remaining / gaps, DPD_MIN_GAP)] * gaps
 
 
 def fire(sa, name: str, now: float) -> None:
