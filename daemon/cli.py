@@ -104,7 +104,7 @@ def validate(args: argparse.Namespace) -> int:
         config = load_config(args.config)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
-        print(f"{args.config}: {_plural(len(exc.issues), 'problem')}; the gateway would not start", file=sys.stderr)
+        print(f"{args.config}: {_plural(exc.total, 'problem')}; the gateway would not start", file=sys.stderr)
         return EXIT_CONFIG
     for line in summarize(config):
         print(line)

@@ -35,6 +35,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from . import yamlload
+
 __all__ = [
     "ConfigError",
     "ConfigIssue",
@@ -78,6 +80,8 @@ RESERVED_INSIDE_CIDRS = frozenset(
 MAX_TUNNELS_PER_CONNECTION = 2  # §1.1: AWS always creates exactly two
 MAX_STATIC_ROUTES = 100  # §4.1: static routes from CGW to a VGW connection, not adjustable
 MAX_UNIX_SOCKET_PATH = 107  # sun_path is 108 bytes including the terminating NUL
+MAX_ISSUES = 100    # problems listed (a hostile file may have 100,000); ConfigError.total counts all
+MAX_MESSAGE = 500   # characters of one problem's message
 
 # YAML would turn `pre_shared_key: 012345678` into a number (octal, even); for these
 # keys the loader keeps the text exactly as written.
@@ -116,16 +120,25 @@ class ConfigIssue:
 
     def format(self, source: str) -> str:
         where = f"{source}:{self.line}" if self.line else source
-        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+        message = self.message
+        if len(message) > MAX_MESSAGE:   # a hostile file's 1 MB value is not echoed whole
+            message = f"{message[:MAX_MESSAGE]}... ({len(message) - MAX_MESSAGE:,} characters more)"
+        return f"{where}: {self.path}: {message}" if self.path else f"{where}: {message}"
 
 
 class ConfigError(Exception):
-    """A config that vgw cannot run; `issues` lists every problem found."""
+    """A config that vgw cannot run; `issues` lists the problems found, the first
+    MAX_ISSUES of them; `total` counts them all."""
 
-    def __init__(self, source: str, issues: list[ConfigIssue]):
+    def __init__(self, source: str, issues: list[ConfigIssue], total: int | None = None):
         self.source = source
         self.issues = issues
-        super().__init__("\n".join(issue.format(source) for issue in issues))
+        self.total = len(issues) if total is None else max(total, len(issues))
+        lines = [issue.format(source) for issue in issues]
+        if self.total > len(issues):
+            lines.append(f"{source}: ... and {self.total - len(issues):,} more problems (only the first"
+                         f" {len(issues)} are listed)")
+        super().__init__("\n".join(lines))
 
 
 def _fail(message: str) -> PydanticCustomError:
@@ -963,14 +976,13 @@ class GatewayConfig(_Model):
 
 
 def load_config(path: str | Path) -> GatewayConfig:
-    """Read and validate a config file; raises ConfigError naming every bad key."""
+    """Read and validate a config file; raises ConfigError naming every bad key.
+    Any file ends here, in bounded time and memory (daemon/yamlload.py)."""
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError(source, [ConfigIssue("", "is not UTF-8 text; save the file as UTF-8")]) from None
-    except OSError as exc:
-        raise ConfigError(source, [ConfigIssue("", f"cannot read the file: {exc.strerror or exc}")]) from None
+        text = yamlload.read_text(path)
+    except yamlload.YamlProblem as problem:
+        raise ConfigError(source, [ConfigIssue("", problem.message, problem.line)]) from None
     return parse_config(text, source, base_dir=Path(path).parent)
 
 
@@ -978,95 +990,29 @@ def parse_config(text: str, source: str = "<string>", base_dir: str | Path | Non
     """Validate config text; `source` names it in error messages; relative file
     names in it (certificates, keys) are taken from `base_dir` (default: the
     current directory)."""
-    data, lines, issues = _load_yaml(text)
-    if data is None and not issues:
-        issues.append(ConfigIssue("", "the file is empty; a config needs at least vpc and connections", 1))
-    if data is not None:
-        try:
-            config = GatewayConfig.model_validate(data, context={"base_dir": base_dir})
-        except ValidationError as exc:
-            issues.extend(_issues_from(exc, lines))
-        else:
-            if not issues:
-                return config
+    try:
+        doc = yamlload.load(text, _RAW_TEXT_KEYS)
+    except yamlload.YamlProblem as problem:
+        raise ConfigError(source, [ConfigIssue("", problem.message, problem.line)]) from None
+    if doc is None:
+        raise ConfigError(source, [ConfigIssue("", "the file is empty; a config needs at least vpc and"
+                                               " connections", 1)])
+    issues = [ConfigIssue(_path_text(path), message, line) for path, message, line in doc.duplicates]
+    total = len(issues)
+    try:
+        config = GatewayConfig.model_validate(doc.data, context={"base_dir": base_dir})
+    except ValidationError as exc:
+        found, count = _issues_from(exc, doc.lines)
+        issues += found
+        total += count
+    else:
+        if not issues:
+            return config
     issues.sort(key=lambda issue: issue.line or 0)
-    raise ConfigError(source, issues)
+    raise ConfigError(source, issues, total)
 
 
 KeyPath = tuple  # a key path: str keys and int list indexes, as in pydantic's loc
-
-
-def _load_yaml(text: str) -> tuple[Any, dict[KeyPath, int], list[ConfigIssue]]:
-    """Parse YAML; return the data, the line of every key path, and duplicate-key issues."""
-    loader = yaml.SafeLoader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return None, {}, []
-        lines: dict[KeyPath, int] = {(): node.start_mark.line + 1}
-        issues: list[ConfigIssue] = []
-        raw_text: list[tuple[KeyPath, str]] = []
-        # Walk before constructing: construction flattens merge keys in place.
-        _walk(node, (), lines, issues, raw_text, set())
-        data = loader.construct_document(node)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        message = f"YAML syntax error: {exc.problem or exc.context}"
-        if exc.context and exc.problem:
-            message += f" ({exc.context}, line {exc.context_mark.line + 1})" if exc.context_mark else f" ({exc.context})"
-        if "\\t" in message or "\t" in message:
-            message += "; indent with spaces, not tabs"
-        return None, {}, [ConfigIssue("", message, mark.line + 1 if mark else None)]
-    except yaml.YAMLError as exc:
-        return None, {}, [ConfigIssue("", f"YAML error: {exc}")]
-    finally:
-        loader.dispose()
-    for path, text_value in raw_text:
-        parent = _get_path(data, path[:-1])
-        if isinstance(parent, dict) and path[-1] in parent and not isinstance(parent[path[-1]], str):
-            parent[path[-1]] = text_value
-    return data, lines, issues
-
-
-def _walk(node, path: KeyPath, lines, issues, raw_text, on_stack: set) -> None:
-    if id(node) in on_stack:  # a recursive alias; the models will reject the value
-        return
-    on_stack = on_stack | {id(node)}
-    if isinstance(node, yaml.MappingNode):
-        seen: dict[str, int] = {}
-        for key_node, value_node in node.value:
-            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
-                continue
-            key, line = key_node.value, key_node.start_mark.line + 1
-            if key in seen:
-                # PyYAML would silently keep the last one.
-                issues.append(
-                    ConfigIssue(
-                        _path_text(path + (key,)),
-                        f"appears twice in the same mapping (lines {seen[key]} and {line}); delete one",
-                        line,
-                    )
-                )
-            seen.setdefault(key, line)
-            lines.setdefault(path + (key,), line)
-            if key in _RAW_TEXT_KEYS and isinstance(value_node, yaml.ScalarNode) and value_node.style is None:
-                raw_text.append((path + (key,), value_node.value))
-            _walk(value_node, path + (key,), lines, issues, raw_text, on_stack)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            lines.setdefault(path + (index,), item.start_mark.line + 1)
-            _walk(item, path + (index,), lines, issues, raw_text, on_stack)
-
-
-def _get_path(data: Any, path: KeyPath) -> Any:
-    for part in path:
-        if isinstance(data, dict):
-            data = data.get(part)
-        elif isinstance(data, list) and isinstance(part, int) and part < len(data):
-            data = data[part]
-        else:
-            return None
-    return data
 
 
 def _path_text(path: KeyPath) -> str:
@@ -1193,10 +1139,12 @@ def _translate(error: dict, loc: KeyPath) -> str:
     return error["msg"]
 
 
-def _issues_from(exc: ValidationError, lines: dict[KeyPath, int]) -> list[ConfigIssue]:
+def _issues_from(exc: ValidationError, lines: dict[KeyPath, int]) -> tuple[list[ConfigIssue], int]:
+    """The first MAX_ISSUES problems as ConfigIssues, and how many there are."""
     found: list[tuple[KeyPath, str, str]] = []  # (loc, message, pydantic type)
     suggested: set[KeyPath] = set()
-    for error in exc.errors(include_url=False):
+    errors = exc.errors(include_url=False)
+    for error in errors[:MAX_ISSUES]:
         loc = tuple(error["loc"])
         if error["type"] == "vgw":
             for at, message in error["ctx"]["problems"]:
@@ -1214,4 +1162,4 @@ def _issues_from(exc: ValidationError, lines: dict[KeyPath, int]) -> list[Config
             continue  # "unknown key outside_ips; did you mean outside_ip?" already says it
         in_file = _as_in_file(loc, lines)
         issues.append(ConfigIssue(_path_text(in_file), message, _line_of(in_file, lines)))
-    return issues
+    return issues, len(issues) + max(0, len(errors) - MAX_ISSUES)
