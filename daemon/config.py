@@ -294,10 +294,11 @@ def _check_psk(value: Any) -> str:
     problems = []
     if not 8 <= len(value) <= 64:
         problems.append(f"must be 8 to 64 characters long (it has {len(value)})")
-    bad = sorted(set(re.sub(r"[0-9A-Za-z_.]", "", value)))
+    bad = re.sub(r"[0-9A-Za-z_.]", "", value)
     if bad:
-        shown = ", ".join(repr(c) for c in bad)
-        problems.append(f"contains {shown}, which AWS does not allow; use only letters, digits, '.' and '_'")
+        # not even the offending characters: they are part of the secret
+        problems.append(f"contains {len(bad)} character{'s' if len(bad) > 1 else ''} AWS does not allow;"
+                        " use only letters, digits, '.' and '_'")
     if value.startswith("0"):
         problems.append("must not start with 0 (AWS rule)")
     if problems:
@@ -795,6 +796,23 @@ class DosProtectionConfig(_Model):
     max_reassembly_bytes: Annotated[int, _whole_number(65536, 1 << 30, why="vgw range")] = 4 << 20
 
 
+def _check_ca_files(paths: list[str], info: ValidationInfo) -> list[str]:
+    """Each CA file must be readable and hold CA certificates. Checked as a field,
+    so that its problems are reported beside the tunnels' own (a model check runs
+    only when every field passed)."""
+    from .credentials import read_ca, resolve
+    base = (info.context or {}).get("base_dir")
+    problems = []
+    for index, path in enumerate(paths):
+        try:
+            read_ca(resolve(path, base))
+        except ValueError as exc:
+            problems.append(((index,), str(exc)))
+    if problems:
+        raise _fail_many(problems)
+    return paths
+
+
 def _check_connection_list(connections: list[ConnectionConfig]) -> list[ConnectionConfig]:
     if not connections:
         raise _fail("is empty; add at least one connection with a name and its tunnels")
@@ -807,7 +825,7 @@ class GatewayConfig(_Model):
     control_socket: Annotated[str, BeforeValidator(_check_socket_path)] = DEFAULT_CONTROL_SOCKET
     # The CAs that vouch for customer gateways' certificates (the stand-in for AWS
     # Private CA); certificate tunnels need at least one. PEM files.
-    ca_certificates: list[CredentialFile] = Field(default_factory=list)
+    ca_certificates: Annotated[list[CredentialFile], AfterValidator(_check_ca_files)] = Field(default_factory=list)
     metrics: MetricsConfig | None = None  # vgw only; off by default
     dos_protection: DosProtectionConfig = Field(default_factory=DosProtectionConfig)  # vgw only
     data_path: DataPathConfig = Field(default_factory=DataPathConfig)  # vgw only
@@ -932,11 +950,8 @@ class GatewayConfig(_Model):
         base = (info.context or {}).get("base_dir")
         problems: list[tuple[tuple, str]] = []
         ders: list[bytes] = []
-        for index, path in enumerate(self.ca_certificates):
-            try:
-                ders += read_ca(resolve(path, base))
-            except ValueError as exc:
-                problems.append((("ca_certificates", index), str(exc)))
+        for path in self.ca_certificates:
+            ders += read_ca(resolve(path, base))      # read and checked by _check_ca_files
         for ci, ti, tunnel in self._indexed_tunnels():
             if tunnel.auth_method != "certificate":
                 continue
@@ -1132,11 +1147,41 @@ def _translate(error: dict, loc: KeyPath) -> str:
     if kind == "list_type":
         if isinstance(value, dict):
             return f"must be a list; got a mapping: start each entry of {key} with '- '"
-        example = f"[{_show(value)}]" if isinstance(value, (str, int)) and not isinstance(value, bool) else "[a, b]"
-        return f"must be a list, e.g. {key}: {example}; got {_show(value)}"
+        return f"must be a list, e.g. {key}: {_list_example(key, value)}; got {_show(value)}"
     if kind == "string_type":
         return f"must be text; got {_show(value)}"
     return error["msg"]
+
+
+def _is_cidr(value: Any) -> bool:
+    try:
+        _parse_cidr(value)
+    except PydanticCustomError:
+        return False
+    return True
+
+
+# Per list option: is a value one valid entry, and a valid entry to show otherwise.
+_LIST_ENTRIES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    **{f"phase{n}_encryption_algorithms": (lambda v: v in ENCRYPTION_ALGORITHMS, "AES128") for n in (1, 2)},
+    **{f"phase{n}_integrity_algorithms": (lambda v: v in INTEGRITY_ALGORITHMS, "SHA2-256") for n in (1, 2)},
+    "phase1_dh_group_numbers": (lambda v: type(v) is int and v in PHASE1_DH_GROUPS, "14"),
+    "phase2_dh_group_numbers": (lambda v: type(v) is int and v in PHASE2_DH_GROUPS, "14"),
+    "ike_versions": (lambda v: v in IKE_VERSIONS, "ikev2"),
+    "static_routes": (_is_cidr, "172.16.0.0/16"),
+    "cidrs": (_is_cidr, "10.0.0.0/16"),
+    "ca_certificates": (lambda v: isinstance(v, str) and bool(v.strip()), "/etc/vgw/pki/ca.pem"),
+}
+
+
+def _list_example(key: str, value: Any) -> str:
+    """`[value]` when the value is one valid entry of the list, else a valid example."""
+    valid, example = _LIST_ENTRIES.get(key, (lambda v: False, "a, b"))
+    try:
+        ok = valid(value)
+    except TypeError:   # an unhashable value
+        ok = False
+    return f"[{_show(value)}]" if ok else f"[{example}]"
 
 
 def _issues_from(exc: ValidationError, lines: dict[KeyPath, int]) -> tuple[list[ConfigIssue], int]:

@@ -149,6 +149,15 @@ def test_bad_ca_files(pkidir, ca, words):
     assert [p for p, _ in found] == ["ca_certificates[0]"] and words in found[0][1]
 
 
+def test_a_bad_ca_file_is_reported_beside_a_bad_certificate(pkidir):
+    """Issue 16: the ca_certificates problem was hidden behind the tunnel's
+    until the next run; both are reported at once now."""
+    found = issues(pkidir, config("certificate: vgw.pem\nprivate_key: cgw.key", ca="ca_certificates: [nothere.pem]"))
+    assert sorted(p for p, _ in found) == ["ca_certificates[0]", "connections[0].tunnels[0].private_key"], found
+    found = issues(pkidir, config("certificate: junk.pem\nprivate_key: vgw.key", ca="ca_certificates: [vgw.pem]"))
+    assert sorted(p for p, _ in found) == ["ca_certificates[0]", "connections[0].tunnels[0].certificate"], found
+
+
 def test_the_intermediate_may_be_the_configured_ca(pkidir):
     assert load(pkidir, config(GOOD, ca="ca_certificates: [intermediate.pem]"))
 
