@@ -28,11 +28,17 @@ def run(args) -> int:
         print(exc, file=sys.stderr)
         return EXIT_CONFIG
     _setup_logging()
+    _log_warnings(config, args.config)
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             return runner.run(_run(config, args.config))
     except KeyboardInterrupt:
         return EXIT_OK
+
+
+def _log_warnings(config, source: str) -> None:
+    for warning in config.warnings:
+        log.warning("%s", warning.format(source))
 
 
 def _loop_factory():
@@ -85,6 +91,7 @@ async def _run(config, path: str) -> int:
             except (ConfigError, OSError) as exc:
                 log.error("reload refused, the running configuration stays: %s", exc)
                 return
+            _log_warnings(new, path)
             try:
                 gw.reload(new)
             except StartupError as exc:

@@ -363,11 +363,21 @@ def _check_identity(value: Any) -> str:
     return value.strip()
 
 
-def _check_fqdn(value: Any) -> str:
+def _check_certificate_identity(value: Any) -> str:
+    """A DNS name or an IPv4 address of vgw's certificate (its subjectAltName)."""
     from ikecore.certs import FQDN_RE
-    if not isinstance(value, str) or "=" in value or not FQDN_RE.fullmatch(value.strip()):
-        raise _fail(f"must be a DNS name of vgw's certificate, e.g. vgw.example.net; got {_show(value)}")
-    return value.strip()
+    text = value.strip() if isinstance(value, str) else None
+    if text:
+        try:
+            IPv4Address(text)
+            return text
+        except ValueError:
+            pass
+    if text is None or "=" in text or not FQDN_RE.fullmatch(text) or text.replace(".", "").isdigit():
+        hint = " (vgw presents its subject DN when the key is omitted)" if text and "=" in text else ""
+        raise _fail("must be a DNS name or an IPv4 address in vgw's certificate, e.g. vgw.example.net"
+                    f" or the tunnel's outside_ip; got {_show(value)}{hint}")
+    return text
 
 
 Cidr = Annotated[IPv4Network, BeforeValidator(_parse_cidr)]
@@ -474,8 +484,9 @@ class TunnelConfig(_Model):
     pre_shared_key: PreSharedKey | None = Field(None, repr=False)
     certificate: CredentialFile | None = None    # PEM: vgw's certificate, then intermediates
     private_key: CredentialFile | None = Field(None, repr=False)   # PEM, unencrypted
-    # vgw only: present this dNSName of the certificate as vgw's ID instead of its subject DN
-    certificate_identity: Annotated[str, BeforeValidator(_check_fqdn)] | None = None
+    # vgw only: present this DNS name or IPv4 address of the certificate (its
+    # subjectAltName) as vgw's ID instead of its subject DN
+    certificate_identity: Annotated[str, BeforeValidator(_check_certificate_identity)] | None = None
     # vgw only: RFC 7383 fragments IKE messages larger than this IPv4 datagram size
     ike_fragment_size: Annotated[int, _whole_number(576, 9000, why="IPv4 datagram bytes")] = 1280
     phase1_encryption_algorithms: EncryptionList = _aws_default(ENCRYPTION_ALGORITHMS)
@@ -568,15 +579,18 @@ class TunnelConfig(_Model):
         """Read and check the certificate files now, so `vgw validate` catches them."""
         if self.certificate is None or self.private_key is None:
             return self
-        from .credentials import fqdn_in_certificate, load_tunnel_credentials, resolve
+        from .credentials import identity_in_certificate, load_tunnel_credentials, resolve
         base = (info.context or {}).get("base_dir")
         chain, key_der, problems = load_tunnel_credentials(resolve(self.certificate, base),
                                                            resolve(self.private_key, base))
         found = [((key,), message) for key, message in problems]
-        if chain and self.certificate_identity and not fqdn_in_certificate(chain, self.certificate_identity):
-            found.append((("certificate_identity",), f"{self.certificate_identity} is not a DNS name"
-                          f" (subjectAltName) of the certificate in {self.certificate}; use one of its"
-                          " names or remove the key (vgw then presents the subject DN)"))
+        identity = self.certificate_identity
+        if chain and identity and not identity_in_certificate(chain, identity):
+            kind = "a DNS name" if any(c.isalpha() for c in identity) else "an IP address"
+            found.append((("certificate_identity",), f"{identity} is not {kind} (subjectAltName) of the"
+                          f" certificate in {self.certificate}, so the customer gateway would refuse it;"
+                          " use one of its names or addresses, or remove the key (vgw then presents"
+                          " the subject DN)"))
         if found:
             raise _fail_many(found)
         self._chain, self._key_der = chain, key_der
@@ -822,6 +836,8 @@ def _check_connection_list(connections: list[ConnectionConfig]) -> list[Connecti
 class GatewayConfig(_Model):
     """One vgw process: the virtual private gateway, its VPC and its VPN connections."""
 
+    _warned: list = PrivateAttr(default_factory=list)   # (key path, message) or ConfigIssue
+
     control_socket: Annotated[str, BeforeValidator(_check_socket_path)] = DEFAULT_CONTROL_SOCKET
     # The CAs that vouch for customer gateways' certificates (the stand-in for AWS
     # Private CA); certificate tunnels need at least one. PEM files.
@@ -960,13 +976,22 @@ class GatewayConfig(_Model):
                 problems.append((where, "certificate authentication needs ca_certificates at the top level:"
                                  " the CA certificate(s) (PEM) that issue the customer gateway's certificate"))
             elif ders:
-                problem = check_issued(tunnel.certificate_chain, tuple(ders), tunnel.certificate)
+                problem, warning = check_issued(tunnel.certificate_chain, tuple(ders), tunnel.certificate)
                 if problem:
                     problems.append((where, problem))
+                if warning:
+                    self._warned.append((where, warning))
             tunnel._trust = tuple(ders)
         if problems:
             raise _fail_many(problems)
         return self
+
+    @property
+    def warnings(self) -> list[ConfigIssue]:
+        """What vgw runs with but the user should know (e.g. an intermediate CA
+        missing from vgw's certificate file), with lines once parse_config set them."""
+        return [issue if isinstance(issue, ConfigIssue) else ConfigIssue(_path_text(issue[0]), issue[1])
+                for issue in self._warned]
 
     def _indexed_tunnels(self):
         for ci, connection in enumerate(self.connections):
@@ -1022,6 +1047,8 @@ def parse_config(text: str, source: str = "<string>", base_dir: str | Path | Non
         total += count
     else:
         if not issues:
+            config._warned = [ConfigIssue(_path_text(at), message, _line_of(at, doc.lines))
+                              for at, message in config._warned]
             return config
     issues.sort(key=lambda issue: issue.line or 0)
     raise ConfigError(source, issues, total)
