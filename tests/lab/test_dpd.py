@@ -3,7 +3,7 @@
 AWS: after 10 s without traffic from the peer a DPD probe; no answer for
 dpd_timeout_seconds (30) from the last traffic -> "AWS tunnel DPD timed out
 after 3 retransmits" and dpd_timeout_action: clear / none / restart
-(aws-facts.md §1.5, §3.3, §6.4). strongSwan is SIGKILLed, so it cannot say
+(docs/aws.md §1.5, §3.3, §6.4). strongSwan is SIGKILLed, so it cannot say
 goodbye; three tunnels with the three actions are watched at once.
 """
 
