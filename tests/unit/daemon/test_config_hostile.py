@@ -42,8 +42,8 @@ def _limits() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
 
 
-def validate_in_child(path: Path | str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "daemon", "validate", "--config", str(path)],
+def validate_in_child(path: Path | str, command: str = "validate") -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "daemon", command, "--config", str(path)],
                           cwd=REPO, capture_output=True, text=True, timeout=TIME_LIMIT,
                           preexec_fn=_limits)
 
@@ -72,6 +72,15 @@ def test_vgw_validate_ends_with_exit_2_within_limits(case, tmp_path):
     assert "Traceback" not in result.stderr
     assert expected in result.stderr
     assert result.stderr.count("\n") <= 3    # one problem and the summary line
+
+
+@pytest.mark.parametrize("case", ["billion laughs", "nested 5000 deep"])
+def test_vgw_run_ends_with_exit_2_before_it_starts_anything(case, tmp_path):
+    path = tmp_path / "hostile.yaml"
+    path.write_text(CHILD_CASES[case][0])
+    result = validate_in_child(path, "run")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert CHILD_CASES[case][1] in result.stderr
 
 
 IN_PROCESS_CASES = {
