@@ -104,8 +104,10 @@ def validate(args: argparse.Namespace) -> int:
         config = load_config(args.config)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
-        print(f"{args.config}: {_plural(len(exc.issues), 'problem')}; the gateway would not start", file=sys.stderr)
+        print(f"{args.config}: {_plural(exc.total, 'problem')}; the gateway would not start", file=sys.stderr)
         return EXIT_CONFIG
+    for warning in config.warnings:
+        print(f"warning: {warning.format(args.config)}", file=sys.stderr)
     for line in summarize(config):
         print(line)
     connections, tunnels = len(config.connections), len(config.all_tunnels())

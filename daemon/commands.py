@@ -28,11 +28,17 @@ def run(args) -> int:
         print(exc, file=sys.stderr)
         return EXIT_CONFIG
     _setup_logging()
+    _log_warnings(config, args.config)
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             return runner.run(_run(config, args.config))
     except KeyboardInterrupt:
         return EXIT_OK
+
+
+def _log_warnings(config, source: str) -> None:
+    for warning in config.warnings:
+        log.warning("%s", warning.format(source))
 
 
 def _loop_factory():
@@ -71,15 +77,21 @@ async def _run(config, path: str) -> int:
     notifier.start_watchdog(loop)
     stop = asyncio.Event()
     reloads: list[asyncio.Task] = []
+    one_at_a_time = asyncio.Lock()   # two quick SIGHUPs apply in order, the last file wins
 
     async def apply_reload() -> None:
+        async with one_at_a_time:
+            await reload_once()
+
+    async def reload_once() -> None:
         notifier.reloading()
         try:
             try:
-                new = load_config(path)
+                new = await read_config_off_loop(path)
             except (ConfigError, OSError) as exc:
                 log.error("reload refused, the running configuration stays: %s", exc)
                 return
+            _log_warnings(new, path)
             try:
                 gw.reload(new)
             except StartupError as exc:
@@ -105,6 +117,14 @@ async def _run(config, path: str) -> int:
     await gw.stop()
     notifier.close()
     return EXIT_OK
+
+
+async def read_config_off_loop(path: str):
+    """load_config in a worker thread: the event loop goes on moving packets and
+    answering IKE while the file is read, parsed and its certificates loaded
+    (bounded by daemon/yamlload.py's limits: ~2 s of CPU for 1 MiB at worst). The
+    result is applied on the loop by the caller."""
+    return await asyncio.get_running_loop().run_in_executor(None, load_config, path)
 
 
 def _ask(args, payload: dict) -> dict | None:

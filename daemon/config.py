@@ -35,6 +35,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from . import yamlload
+
 __all__ = [
     "ConfigError",
     "ConfigIssue",
@@ -78,6 +80,8 @@ RESERVED_INSIDE_CIDRS = frozenset(
 MAX_TUNNELS_PER_CONNECTION = 2  # §1.1: AWS always creates exactly two
 MAX_STATIC_ROUTES = 100  # §4.1: static routes from CGW to a VGW connection, not adjustable
 MAX_UNIX_SOCKET_PATH = 107  # sun_path is 108 bytes including the terminating NUL
+MAX_ISSUES = 100    # problems listed (a hostile file may have 100,000); ConfigError.total counts all
+MAX_MESSAGE = 500   # characters of one problem's message
 
 # YAML would turn `pre_shared_key: 012345678` into a number (octal, even); for these
 # keys the loader keeps the text exactly as written.
@@ -116,16 +120,25 @@ class ConfigIssue:
 
     def format(self, source: str) -> str:
         where = f"{source}:{self.line}" if self.line else source
-        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+        message = self.message
+        if len(message) > MAX_MESSAGE:   # a hostile file's 1 MB value is not echoed whole
+            message = f"{message[:MAX_MESSAGE]}... ({len(message) - MAX_MESSAGE:,} characters more)"
+        return f"{where}: {self.path}: {message}" if self.path else f"{where}: {message}"
 
 
 class ConfigError(Exception):
-    """A config that vgw cannot run; `issues` lists every problem found."""
+    """A config that vgw cannot run; `issues` lists the problems found, the first
+    MAX_ISSUES of them; `total` counts them all."""
 
-    def __init__(self, source: str, issues: list[ConfigIssue]):
+    def __init__(self, source: str, issues: list[ConfigIssue], total: int | None = None):
         self.source = source
         self.issues = issues
-        super().__init__("\n".join(issue.format(source) for issue in issues))
+        self.total = len(issues) if total is None else max(total, len(issues))
+        lines = [issue.format(source) for issue in issues]
+        if self.total > len(issues):
+            lines.append(f"{source}: ... and {self.total - len(issues):,} more problems (only the first"
+                         f" {len(issues)} are listed)")
+        super().__init__("\n".join(lines))
 
 
 def _fail(message: str) -> PydanticCustomError:
@@ -281,10 +294,11 @@ def _check_psk(value: Any) -> str:
     problems = []
     if not 8 <= len(value) <= 64:
         problems.append(f"must be 8 to 64 characters long (it has {len(value)})")
-    bad = sorted(set(re.sub(r"[0-9A-Za-z_.]", "", value)))
+    bad = re.sub(r"[0-9A-Za-z_.]", "", value)
     if bad:
-        shown = ", ".join(repr(c) for c in bad)
-        problems.append(f"contains {shown}, which AWS does not allow; use only letters, digits, '.' and '_'")
+        # not even the offending characters: they are part of the secret
+        problems.append(f"contains {len(bad)} character{'s' if len(bad) > 1 else ''} AWS does not allow;"
+                        " use only letters, digits, '.' and '_'")
     if value.startswith("0"):
         problems.append("must not start with 0 (AWS rule)")
     if problems:
@@ -349,11 +363,21 @@ def _check_identity(value: Any) -> str:
     return value.strip()
 
 
-def _check_fqdn(value: Any) -> str:
+def _check_certificate_identity(value: Any) -> str:
+    """A DNS name or an IPv4 address of vgw's certificate (its subjectAltName)."""
     from ikecore.certs import FQDN_RE
-    if not isinstance(value, str) or "=" in value or not FQDN_RE.fullmatch(value.strip()):
-        raise _fail(f"must be a DNS name of vgw's certificate, e.g. vgw.example.net; got {_show(value)}")
-    return value.strip()
+    text = value.strip() if isinstance(value, str) else None
+    if text:
+        try:
+            IPv4Address(text)
+            return text
+        except ValueError:
+            pass
+    if text is None or "=" in text or not FQDN_RE.fullmatch(text) or text.replace(".", "").isdigit():
+        hint = " (vgw presents its subject DN when the key is omitted)" if text and "=" in text else ""
+        raise _fail("must be a DNS name or an IPv4 address in vgw's certificate, e.g. vgw.example.net"
+                    f" or the tunnel's outside_ip; got {_show(value)}{hint}")
+    return text
 
 
 Cidr = Annotated[IPv4Network, BeforeValidator(_parse_cidr)]
@@ -460,8 +484,9 @@ class TunnelConfig(_Model):
     pre_shared_key: PreSharedKey | None = Field(None, repr=False)
     certificate: CredentialFile | None = None    # PEM: vgw's certificate, then intermediates
     private_key: CredentialFile | None = Field(None, repr=False)   # PEM, unencrypted
-    # vgw only: present this dNSName of the certificate as vgw's ID instead of its subject DN
-    certificate_identity: Annotated[str, BeforeValidator(_check_fqdn)] | None = None
+    # vgw only: present this DNS name or IPv4 address of the certificate (its
+    # subjectAltName) as vgw's ID instead of its subject DN
+    certificate_identity: Annotated[str, BeforeValidator(_check_certificate_identity)] | None = None
     # vgw only: RFC 7383 fragments IKE messages larger than this IPv4 datagram size
     ike_fragment_size: Annotated[int, _whole_number(576, 9000, why="IPv4 datagram bytes")] = 1280
     phase1_encryption_algorithms: EncryptionList = _aws_default(ENCRYPTION_ALGORITHMS)
@@ -554,15 +579,18 @@ class TunnelConfig(_Model):
         """Read and check the certificate files now, so `vgw validate` catches them."""
         if self.certificate is None or self.private_key is None:
             return self
-        from .credentials import fqdn_in_certificate, load_tunnel_credentials, resolve
+        from .credentials import identity_in_certificate, load_tunnel_credentials, resolve
         base = (info.context or {}).get("base_dir")
         chain, key_der, problems = load_tunnel_credentials(resolve(self.certificate, base),
                                                            resolve(self.private_key, base))
         found = [((key,), message) for key, message in problems]
-        if chain and self.certificate_identity and not fqdn_in_certificate(chain, self.certificate_identity):
-            found.append((("certificate_identity",), f"{self.certificate_identity} is not a DNS name"
-                          f" (subjectAltName) of the certificate in {self.certificate}; use one of its"
-                          " names or remove the key (vgw then presents the subject DN)"))
+        identity = self.certificate_identity
+        if chain and identity and not identity_in_certificate(chain, identity):
+            kind = "a DNS name" if any(c.isalpha() for c in identity) else "an IP address"
+            found.append((("certificate_identity",), f"{identity} is not {kind} (subjectAltName) of the"
+                          f" certificate in {self.certificate}, so the customer gateway would refuse it;"
+                          " use one of its names or addresses, or remove the key (vgw then presents"
+                          " the subject DN)"))
         if found:
             raise _fail_many(found)
         self._chain, self._key_der = chain, key_der
@@ -782,6 +810,23 @@ class DosProtectionConfig(_Model):
     max_reassembly_bytes: Annotated[int, _whole_number(65536, 1 << 30, why="vgw range")] = 4 << 20
 
 
+def _check_ca_files(paths: list[str], info: ValidationInfo) -> list[str]:
+    """Each CA file must be readable and hold CA certificates. Checked as a field,
+    so that its problems are reported beside the tunnels' own (a model check runs
+    only when every field passed)."""
+    from .credentials import read_ca, resolve
+    base = (info.context or {}).get("base_dir")
+    problems = []
+    for index, path in enumerate(paths):
+        try:
+            read_ca(resolve(path, base))
+        except ValueError as exc:
+            problems.append(((index,), str(exc)))
+    if problems:
+        raise _fail_many(problems)
+    return paths
+
+
 def _check_connection_list(connections: list[ConnectionConfig]) -> list[ConnectionConfig]:
     if not connections:
         raise _fail("is empty; add at least one connection with a name and its tunnels")
@@ -791,10 +836,12 @@ def _check_connection_list(connections: list[ConnectionConfig]) -> list[Connecti
 class GatewayConfig(_Model):
     """One vgw process: the virtual private gateway, its VPC and its VPN connections."""
 
+    _warned: list = PrivateAttr(default_factory=list)   # (key path, message) or ConfigIssue
+
     control_socket: Annotated[str, BeforeValidator(_check_socket_path)] = DEFAULT_CONTROL_SOCKET
     # The CAs that vouch for customer gateways' certificates (the stand-in for AWS
     # Private CA); certificate tunnels need at least one. PEM files.
-    ca_certificates: list[CredentialFile] = Field(default_factory=list)
+    ca_certificates: Annotated[list[CredentialFile], AfterValidator(_check_ca_files)] = Field(default_factory=list)
     metrics: MetricsConfig | None = None  # vgw only; off by default
     dos_protection: DosProtectionConfig = Field(default_factory=DosProtectionConfig)  # vgw only
     data_path: DataPathConfig = Field(default_factory=DataPathConfig)  # vgw only
@@ -919,11 +966,8 @@ class GatewayConfig(_Model):
         base = (info.context or {}).get("base_dir")
         problems: list[tuple[tuple, str]] = []
         ders: list[bytes] = []
-        for index, path in enumerate(self.ca_certificates):
-            try:
-                ders += read_ca(resolve(path, base))
-            except ValueError as exc:
-                problems.append((("ca_certificates", index), str(exc)))
+        for path in self.ca_certificates:
+            ders += read_ca(resolve(path, base))      # read and checked by _check_ca_files
         for ci, ti, tunnel in self._indexed_tunnels():
             if tunnel.auth_method != "certificate":
                 continue
@@ -932,13 +976,22 @@ class GatewayConfig(_Model):
                 problems.append((where, "certificate authentication needs ca_certificates at the top level:"
                                  " the CA certificate(s) (PEM) that issue the customer gateway's certificate"))
             elif ders:
-                problem = check_issued(tunnel.certificate_chain, tuple(ders), tunnel.certificate)
+                problem, warning = check_issued(tunnel.certificate_chain, tuple(ders), tunnel.certificate)
                 if problem:
                     problems.append((where, problem))
+                if warning:
+                    self._warned.append((where, warning))
             tunnel._trust = tuple(ders)
         if problems:
             raise _fail_many(problems)
         return self
+
+    @property
+    def warnings(self) -> list[ConfigIssue]:
+        """What vgw runs with but the user should know (e.g. an intermediate CA
+        missing from vgw's certificate file), with lines once parse_config set them."""
+        return [issue if isinstance(issue, ConfigIssue) else ConfigIssue(_path_text(issue[0]), issue[1])
+                for issue in self._warned]
 
     def _indexed_tunnels(self):
         for ci, connection in enumerate(self.connections):
@@ -963,14 +1016,13 @@ class GatewayConfig(_Model):
 
 
 def load_config(path: str | Path) -> GatewayConfig:
-    """Read and validate a config file; raises ConfigError naming every bad key."""
+    """Read and validate a config file; raises ConfigError naming every bad key.
+    Any file ends here, in bounded time and memory (daemon/yamlload.py)."""
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError(source, [ConfigIssue("", "is not UTF-8 text; save the file as UTF-8")]) from None
-    except OSError as exc:
-        raise ConfigError(source, [ConfigIssue("", f"cannot read the file: {exc.strerror or exc}")]) from None
+        text = yamlload.read_text(path)
+    except yamlload.YamlProblem as problem:
+        raise ConfigError(source, [ConfigIssue("", problem.message, problem.line)]) from None
     return parse_config(text, source, base_dir=Path(path).parent)
 
 
@@ -978,95 +1030,31 @@ def parse_config(text: str, source: str = "<string>", base_dir: str | Path | Non
     """Validate config text; `source` names it in error messages; relative file
     names in it (certificates, keys) are taken from `base_dir` (default: the
     current directory)."""
-    data, lines, issues = _load_yaml(text)
-    if data is None and not issues:
-        issues.append(ConfigIssue("", "the file is empty; a config needs at least vpc and connections", 1))
-    if data is not None:
-        try:
-            config = GatewayConfig.model_validate(data, context={"base_dir": base_dir})
-        except ValidationError as exc:
-            issues.extend(_issues_from(exc, lines))
-        else:
-            if not issues:
-                return config
+    try:
+        doc = yamlload.load(text, _RAW_TEXT_KEYS)
+    except yamlload.YamlProblem as problem:
+        raise ConfigError(source, [ConfigIssue("", problem.message, problem.line)]) from None
+    if doc is None:
+        raise ConfigError(source, [ConfigIssue("", "the file is empty; a config needs at least vpc and"
+                                               " connections", 1)])
+    issues = [ConfigIssue(_path_text(path), message, line) for path, message, line in doc.duplicates]
+    total = len(issues)
+    try:
+        config = GatewayConfig.model_validate(doc.data, context={"base_dir": base_dir})
+    except ValidationError as exc:
+        found, count = _issues_from(exc, doc.lines)
+        issues += found
+        total += count
+    else:
+        if not issues:
+            config._warned = [ConfigIssue(_path_text(at), message, _line_of(at, doc.lines))
+                              for at, message in config._warned]
+            return config
     issues.sort(key=lambda issue: issue.line or 0)
-    raise ConfigError(source, issues)
+    raise ConfigError(source, issues, total)
 
 
 KeyPath = tuple  # a key path: str keys and int list indexes, as in pydantic's loc
-
-
-def _load_yaml(text: str) -> tuple[Any, dict[KeyPath, int], list[ConfigIssue]]:
-    """Parse YAML; return the data, the line of every key path, and duplicate-key issues."""
-    loader = yaml.SafeLoader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return None, {}, []
-        lines: dict[KeyPath, int] = {(): node.start_mark.line + 1}
-        issues: list[ConfigIssue] = []
-        raw_text: list[tuple[KeyPath, str]] = []
-        # Walk before constructing: construction flattens merge keys in place.
-        _walk(node, (), lines, issues, raw_text, set())
-        data = loader.construct_document(node)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        message = f"YAML syntax error: {exc.problem or exc.context}"
-        if exc.context and exc.problem:
-            message += f" ({exc.context}, line {exc.context_mark.line + 1})" if exc.context_mark else f" ({exc.context})"
-        if "\\t" in message or "\t" in message:
-            message += "; indent with spaces, not tabs"
-        return None, {}, [ConfigIssue("", message, mark.line + 1 if mark else None)]
-    except yaml.YAMLError as exc:
-        return None, {}, [ConfigIssue("", f"YAML error: {exc}")]
-    finally:
-        loader.dispose()
-    for path, text_value in raw_text:
-        parent = _get_path(data, path[:-1])
-        if isinstance(parent, dict) and path[-1] in parent and not isinstance(parent[path[-1]], str):
-            parent[path[-1]] = text_value
-    return data, lines, issues
-
-
-def _walk(node, path: KeyPath, lines, issues, raw_text, on_stack: set) -> None:
-    if id(node) in on_stack:  # a recursive alias; the models will reject the value
-        return
-    on_stack = on_stack | {id(node)}
-    if isinstance(node, yaml.MappingNode):
-        seen: dict[str, int] = {}
-        for key_node, value_node in node.value:
-            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
-                continue
-            key, line = key_node.value, key_node.start_mark.line + 1
-            if key in seen:
-                # PyYAML would silently keep the last one.
-                issues.append(
-                    ConfigIssue(
-                        _path_text(path + (key,)),
-                        f"appears twice in the same mapping (lines {seen[key]} and {line}); delete one",
-                        line,
-                    )
-                )
-            seen.setdefault(key, line)
-            lines.setdefault(path + (key,), line)
-            if key in _RAW_TEXT_KEYS and isinstance(value_node, yaml.ScalarNode) and value_node.style is None:
-                raw_text.append((path + (key,), value_node.value))
-            _walk(value_node, path + (key,), lines, issues, raw_text, on_stack)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            lines.setdefault(path + (index,), item.start_mark.line + 1)
-            _walk(item, path + (index,), lines, issues, raw_text, on_stack)
-
-
-def _get_path(data: Any, path: KeyPath) -> Any:
-    for part in path:
-        if isinstance(data, dict):
-            data = data.get(part)
-        elif isinstance(data, list) and isinstance(part, int) and part < len(data):
-            data = data[part]
-        else:
-            return None
-    return data
 
 
 def _path_text(path: KeyPath) -> str:
@@ -1186,17 +1174,49 @@ def _translate(error: dict, loc: KeyPath) -> str:
     if kind == "list_type":
         if isinstance(value, dict):
             return f"must be a list; got a mapping: start each entry of {key} with '- '"
-        example = f"[{_show(value)}]" if isinstance(value, (str, int)) and not isinstance(value, bool) else "[a, b]"
-        return f"must be a list, e.g. {key}: {example}; got {_show(value)}"
+        return f"must be a list, e.g. {key}: {_list_example(key, value)}; got {_show(value)}"
     if kind == "string_type":
         return f"must be text; got {_show(value)}"
     return error["msg"]
 
 
-def _issues_from(exc: ValidationError, lines: dict[KeyPath, int]) -> list[ConfigIssue]:
+def _is_cidr(value: Any) -> bool:
+    try:
+        _parse_cidr(value)
+    except PydanticCustomError:
+        return False
+    return True
+
+
+# Per list option: is a value one valid entry, and a valid entry to show otherwise.
+_LIST_ENTRIES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    **{f"phase{n}_encryption_algorithms": (lambda v: v in ENCRYPTION_ALGORITHMS, "AES128") for n in (1, 2)},
+    **{f"phase{n}_integrity_algorithms": (lambda v: v in INTEGRITY_ALGORITHMS, "SHA2-256") for n in (1, 2)},
+    "phase1_dh_group_numbers": (lambda v: type(v) is int and v in PHASE1_DH_GROUPS, "14"),
+    "phase2_dh_group_numbers": (lambda v: type(v) is int and v in PHASE2_DH_GROUPS, "14"),
+    "ike_versions": (lambda v: v in IKE_VERSIONS, "ikev2"),
+    "static_routes": (_is_cidr, "172.16.0.0/16"),
+    "cidrs": (_is_cidr, "10.0.0.0/16"),
+    "ca_certificates": (lambda v: isinstance(v, str) and bool(v.strip()), "/etc/vgw/pki/ca.pem"),
+}
+
+
+def _list_example(key: str, value: Any) -> str:
+    """`[value]` when the value is one valid entry of the list, else a valid example."""
+    valid, example = _LIST_ENTRIES.get(key, (lambda v: False, "a, b"))
+    try:
+        ok = valid(value)
+    except TypeError:   # an unhashable value
+        ok = False
+    return f"[{_show(value)}]" if ok else f"[{example}]"
+
+
+def _issues_from(exc: ValidationError, lines: dict[KeyPath, int]) -> tuple[list[ConfigIssue], int]:
+    """The first MAX_ISSUES problems as ConfigIssues, and how many there are."""
     found: list[tuple[KeyPath, str, str]] = []  # (loc, message, pydantic type)
     suggested: set[KeyPath] = set()
-    for error in exc.errors(include_url=False):
+    errors = exc.errors(include_url=False)
+    for error in errors[:MAX_ISSUES]:
         loc = tuple(error["loc"])
         if error["type"] == "vgw":
             for at, message in error["ctx"]["problems"]:
@@ -1214,4 +1234,4 @@ def _issues_from(exc: ValidationError, lines: dict[KeyPath, int]) -> list[Config
             continue  # "unknown key outside_ips; did you mean outside_ip?" already says it
         in_file = _as_in_file(loc, lines)
         issues.append(ConfigIssue(_path_text(in_file), message, _line_of(in_file, lines)))
-    return issues
+    return issues, len(issues) + max(0, len(errors) - MAX_ISSUES)

@@ -13,7 +13,7 @@ import datetime
 from pathlib import Path
 
 from ikecore.certs import (
-    CertError, TrustAnchors, der, key_problem, load_pem_certificates, load_pem_private_key,
+    CertError, TrustAnchors, der, dn_text, key_problem, load_pem_certificates, load_pem_private_key,
     private_key_der, same_public_key, subject_text, validate_chain,
 )
 
@@ -104,23 +104,71 @@ def load_tunnel_credentials(cert_path: Path, key_path: Path) -> tuple[tuple[byte
     return chain, (private_key_der(key) if key is not None else b""), problems
 
 
-def check_issued(chain: tuple[bytes, ...], ca_ders: tuple[bytes, ...], cert_path: str) -> str | None:
-    """None if a configured CA issued vgw's certificate and all is in date; else why not."""
+def check_issued(chain: tuple[bytes, ...], ca_ders: tuple[bytes, ...],
+                 cert_path: str) -> tuple[str | None, str | None]:
+    """(problem, warning) of vgw's certificate chain against the configured CAs:
+    (None, None) if a configured CA issued it and all is in date. A chain whose
+    top certificate was issued by a CA that is neither in the certificate file
+    nor in ca_certificates is a warning naming that CA, not a problem: the
+    customer gateway may hold it (AWS Private CA's subordinate CA installed on
+    the customer gateway), and vgw sends what it has."""
     now = datetime.datetime.now(datetime.timezone.utc)
     try:
         validate_chain(list(chain), TrustAnchors(ca_ders), now)
     except CertError as exc:
+        missing = _missing_issuer(chain, ca_ders) if "not issued by" in exc.reason else None
+        if missing is not None:
+            return None, (f"{cert_path}: its issuer {missing} is neither in the file nor in"
+                          " ca_certificates: vgw sends its certificate without it, and the customer"
+                          f" gateway must hold {missing} (else it refuses vgw's certificate); append"
+                          " it to the file after the certificate to send it")
         hint = (" (put the issuing CA in ca_certificates, intermediates after the certificate in"
                 " its file)" if "not issued by" in exc.reason else "")
-        return f"{cert_path}: {exc.reason}; the customer gateway would refuse it{hint}"
+        return f"{cert_path}: {exc.reason}; the customer gateway would refuse it{hint}", None
+    return None, None
+
+
+def _missing_issuer(chain: tuple[bytes, ...], ca_ders: tuple[bytes, ...]) -> str | None:
+    """The DN of the CA above the last certificate of `chain` that vgw can reach
+    from its certificate, when no certificate of that name is in the file or
+    among the CAs (a CA of that name that did not sign is a problem, not this)."""
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
+    certs = [x509.load_der_x509_certificate(d) for d in chain]
+    known = {c.subject for c in certs} | {x509.load_der_x509_certificate(d).subject for d in ca_ders}
+    current, seen = certs[0], [certs[0]]
+    while current.issuer != current.subject:
+        if current.issuer not in known:
+            return dn_text(current.issuer)
+        nxt = None
+        for candidate in certs:
+            if candidate.subject == current.issuer and candidate not in seen:
+                try:
+                    current.verify_directly_issued_by(candidate)
+                except (InvalidSignature, ValueError, TypeError):
+                    continue
+                nxt = candidate
+                break
+        if nxt is None:
+            return None
+        seen.append(nxt)
+        current = nxt
     return None
 
 
-def fqdn_in_certificate(chain: tuple[bytes, ...], fqdn: str) -> bool:
+def identity_in_certificate(chain: tuple[bytes, ...], identity: str) -> bool:
+    """Is `identity` (a DNS name or an IPv4 address) in the subjectAltName of
+    vgw's certificate? What a customer gateway checks of vgw's ID (RFC 4945 §3.1)."""
+    import ipaddress
+
     from cryptography import x509
     leaf = x509.load_der_x509_certificate(chain[0])
     try:
         san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
         return False
-    return fqdn.lower().rstrip(".") in {n.lower().rstrip(".") for n in san.get_values_for_type(x509.DNSName)}
+    try:
+        return ipaddress.IPv4Address(identity) in san.get_values_for_type(x509.IPAddress)
+    except ValueError:
+        want = identity.lower().rstrip(".")
+        return want in {n.lower().rstrip(".") for n in san.get_values_for_type(x509.DNSName)}

@@ -189,7 +189,9 @@ class LocalCredentials:
 
     chain: tuple[bytes, ...]
     key_der: bytes = field(repr=False)      # PKCS#8 DER
-    fqdn: str | None = None                 # present this dNSName instead of the subject DN
+    # present this subjectAltName instead of the subject DN: a DNS name (ID_FQDN)
+    # or an IPv4 address (ID_IPV4_ADDR)
+    identity: str | None = None
 
     @property
     def leaf(self) -> x509.Certificate:
@@ -200,9 +202,13 @@ class LocalCredentials:
         return _load_key(self.key_der)
 
     def id_body(self) -> tuple[int, bytes]:
-        """(ID type, data) vgw presents: the subject DN (RFC 4945 §3.1.5) or an FQDN."""
-        if self.fqdn:
-            return IdType.FQDN, self.fqdn.encode("ascii")
+        """(ID type, data) vgw presents: the subject DN (RFC 4945 §3.1.5), or a
+        DNS name or IPv4 address of the certificate's subjectAltName (§3.1.1, §3.1.2)."""
+        if self.identity:
+            try:
+                return IdType.IPV4_ADDR, ipaddress.IPv4Address(self.identity).packed
+            except ValueError:
+                return IdType.FQDN, self.identity.encode("ascii")
         return IdType.DER_ASN1_DN, self.leaf.subject.public_bytes()
 
 

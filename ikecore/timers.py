@@ -11,7 +11,7 @@ Rekey: AWS rekeys at lifetime - margin x (1 + fuzz x random), i.e. somewhere in
 [lifetime - 2 x margin, lifetime - margin] with the default fuzz of 100 %, for
 the phase 1 (IKE SA) and phase 2 (CHILD SA) lifetimes; at the lifetime itself
 the SA is deleted (hard expiry). DPD: the first probe after DPD_DELAY of
-silence, then one every DPD_INTERVAL (ikecore/exchanges/informational.py).
+silence, then DPD_RETRANSMITS resends up to the timeout (ikecore/exchanges/informational.py).
 """
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ class ChildTimer(Enum):
 # DPD R-U-THERE message" (docs/aws.md §6.4), resent every 10 s.
 DPD_DELAY = 10.0
 DPD_INTERVAL = 10.0
+DPD_RETRANSMITS = 3     # "three successive DPDs"; "DPD timed out after 3 retransmits" (docs/aws.md §3.3, §6.4)
+DPD_MIN_GAP = 1.0       # a probe started late gets fewer resends, at least this far apart
 # A replaced SA that the initiator of its rekey should delete (§2.8) and did not:
 # vgw deletes it itself after this long (vgw's figure).
 REKEYED_DELETE_DELAY = 30.0
@@ -87,8 +89,13 @@ def retry_at(sa, now: float, expire_at: float | None) -> float | None:
 
 
 def liveness_delays(started: float, dead_at: float) -> list[float]:
-    """A DPD probe's schedule: resent every DPD_INTERVAL from `started`, given
-    up at `dead_at`."""
-    remaining = max(dead_at - started, DPD_INTERVAL)
-    retransmits = max(0, -(-int(round(remaining * 1000)) // int(DPD_INTERVAL * 1000)) - 1)
-    return [DPD_INTERVAL] * retransmits + [remaining - DPD_INTERVAL * retransmits]
+    """A DPD probe's schedule: DPD_RETRANSMITS resends evenly spread from
+    `started` to `dead_at`, where the probe gives up; fewer when they would come
+    less than DPD_MIN_GAP apart (a probe sent late, close to `dead_at`: at least
+    DPD_MIN_GAP to answer). Why not every DPD_INTERVAL: see
+    ikecore/exchanges/informational.py."""
+    remaining = dead_at - started
+    gaps = DPD_RETRANSMITS + 1
+    while gaps > 1 and remaining / gaps < DPD_MIN_GAP:
+        gaps -= 1
+    return [max(remaining / gaps, DPD_MIN_GAP)] * gaps

@@ -34,13 +34,14 @@ fi
 
 # Dependencies as manylinux wheels for the base's CPython 3.11, whatever runs this script.
 mkdir -p "$WHEELS"
-if [ ! -f "$WHEELS/.deps-complete" ]; then
-    deps=$("$PY" -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))')
+deps=$("$PY" -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))')
+# the marker holds the dependency list it was made for: a new dependency downloads again
+if [ "$(cat "$WHEELS/.deps-complete" 2>/dev/null)" != "$deps" ]; then
     # shellcheck disable=SC2086
     "$PY" -m pip download -q --dest "$WHEELS" --only-binary=:all: --python-version 3.11 \
         --implementation cp --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 \
         --platform manylinux_2_28_x86_64 --platform any $deps
-    touch "$WHEELS/.deps-complete"
+    printf '%s' "$deps" > "$WHEELS/.deps-complete"
 fi
 rm -f "$WHEELS"/vgw-*.whl
 "$PY" -m pip wheel -q --no-deps --no-build-isolation --wheel-dir "$WHEELS" . 2>/dev/null \

@@ -112,9 +112,10 @@ def _tunnel(connection: ConnectionConfig, tunnel: TunnelConfig, number: int) -> 
 
 
 def vgw_identity(tunnel: TunnelConfig) -> str:
-    """The ID vgw presents on a certificate tunnel: certificate_identity (an FQDN)
-    or its certificate's subject DN, written in the certificate's RDN order as
-    strongSwan reads DNs ("C=US, O=Example, CN=vgw")."""
+    """The ID vgw presents on a certificate tunnel: certificate_identity (a DNS
+    name or an IPv4 address of its certificate) or its certificate's subject DN,
+    written in the certificate's RDN order as strongSwan reads DNs
+    ("C=US, O=Example, CN=vgw")."""
     if tunnel.certificate_identity:
         return tunnel.certificate_identity
     leaf = x509.load_der_x509_certificate(tunnel.certificate_chain[0])

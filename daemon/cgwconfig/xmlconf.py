@@ -50,6 +50,11 @@ def _tunnel(root: ET.Element, connection: ConnectionConfig, tunnel: TunnelConfig
     outside = _text(vgw, "tunnel_outside_address")
     _text(outside, "ip_address", tunnel.outside_ip)
     _inside(vgw, tunnel.vgw_inside_ip, tunnel.inside_cidr)
+    if tunnel.auth_method == "certificate":
+        # AWS's tree has no element for the IKE identity (with a PSK it is the
+        # outside address): a comment, which tools reading the tree skip
+        from .strongswan import vgw_identity
+        vgw.append(ET.Comment(f" vgw's IKE identity on this certificate tunnel: {vgw_identity(tunnel)} "))
 
     ike = _text(element, "ike")
     _text(ike, "authentication_protocol", XML_IKE_INTEGRITY[tunnel.phase1_integrity_algorithms[0]])

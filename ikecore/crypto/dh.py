@@ -1,29 +1,31 @@
 """Diffie-Hellman groups for the KE payload (RFC 7296 §2.14, §3.4).
 
 MODP groups 2 (RFC 2409 §6.2), 5, 14-18 (RFC 3526) and 22-24 (RFC 5114 §2.1-2.3,
-prime-order subgroups), ECP groups 19-21 (RFC 5903). All arithmetic is done by
-`cryptography` (OpenSSL); this module holds the group constants, the wire
-encodings and the RFC 6989 checks of the peer's value.
+prime-order subgroups), ECP groups 19-21 (RFC 5903). The ECP groups are done by
+`cryptography` (OpenSSL). The MODP groups are a modular exponentiation each way,
+done by GMP's constant-time mpz_powm_sec (gmpy2.powmod_sec) with the private
+exponent: `cryptography` deprecated its finite-field DH (a
+CryptographyDeprecationWarning on every use since version 49) and announced its
+removal. This module holds the group constants, the wire encodings and the RFC
+6989 checks of the peer's value.
 
-Private exponents: generate() lets OpenSSL choose. For the RFC 3526 groups it
-recognises the primes as named safe-prime groups and draws an exponent of
-about twice the group's security strength (measured with cryptography 48:
-200 bits for group 5, 225 for 14, 275 for 15, 322 for 16, 375 for 17, 398 for
-18), within the 2x-strength range RFC 3526 §8 suggests (group 18: 380-620);
-a group 18 key takes about 5 ms. For 22-24 OpenSSL draws x below q with
-about 2x-strength bits (up to 160, 224, 224), a little short of RFC 5114 §4's
-"size of q" for group 24 (256). Group 2 is not a named group to OpenSSL and
-gets a full-length (1023-bit) exponent (0.3 ms a key); the peer's key is
-loaded from DER so that OpenSSL does not re-check the unnamed prime each time.
+Private exponents: for the RFC 3526 groups, of the size RFC 3526 §8 suggests
+(between its two strength estimates, the sizes OpenSSL drew for these named
+groups: 200 bits for group 5, 225 for 14, 275 for 15, 325 for 16, 375 for 17,
+400 for 18); group 2 (RFC 2409, not in that table) gets 2 x its 80-bit strength,
+160 bits. The top bit is always set, so every exponent of a group has the same
+length and mpz_powm_sec the same running time. For 22-24, x is drawn below q
+(RFC 5114 §4: the size of q, 160, 224 and 256 bits).
 """
 
 from __future__ import annotations
 
 import functools
+import secrets
 from typing import Final
 
+import gmpy2
 from cryptography.hazmat.primitives import serialization as _serialization
-from cryptography.hazmat.primitives.asymmetric import dh as _dh
 from cryptography.hazmat.primitives.asymmetric import ec as _ec
 
 from ikecore.constants import DhId
@@ -340,101 +342,76 @@ class DhGroup:
         return f"<DhGroup {self.id.name} ({int(self.id)})>"
 
 
+# RFC 3526 §8 suggests private exponents of twice the group's strength estimate
+# (from "estimate 1" to "estimate 2"); these sizes lie in that range. Group 2:
+# 2 x 80 bits (a 1024-bit modulus' strength, NIST SP 800-57 Part 1 §5.6.1).
+_EXPONENT_BITS: Final[dict[DhId, int]] = {
+    DhId.MODP1024: 160,
+    DhId.MODP1536: 200,
+    DhId.MODP2048: 225,
+    DhId.MODP3072: 275,
+    DhId.MODP4096: 325,
+    DhId.MODP6144: 375,
+    DhId.MODP8192: 400,
+}
+
+
 class _ModpGroup(DhGroup):
     def __init__(self, dh_id: DhId, p: int, g: int, q: int | None) -> None:
         self.id = dh_id
         self.p, self.g, self.q = p, g, q
+        self._p, self._g = gmpy2.mpz(p), gmpy2.mpz(g)
         # RFC 7296 §3.4 / RFC 2409: KE data is y, left-padded to the prime's length.
         self.public_size = (p.bit_length() + 7) // 8
-        # q only for RFC 5114 groups: OpenSSL then draws x below q. For the safe
-        # primes, passing no q lets OpenSSL spot its named group (short exponent).
-        self._numbers = _dh.DHParameterNumbers(p, g, q)
-        self._params = self._numbers.parameters()
-        # The peer's public key is loaded from DER (SubjectPublicKeyInfo with these
-        # parameters), not from DHPublicNumbers: that path re-validates p and g on
-        # every call, a primality test for a prime OpenSSL does not know by name:
-        # 36 ms per IKE_SA_INIT for group 2 (0.04 ms this way), more than a group 18
-        # exchange, and a lever for a flood of cookie-returning requests (found by
-        # tests/lab/test_hardening.py::test_ike_sa_init_flood). The parameters are
-        # RFC constants checked by the tests; the peer's value by _checked_int.
-        spki = self._params.generate_private_key().public_key().public_bytes(
-            _serialization.Encoding.DER, _serialization.PublicFormat.SubjectPublicKeyInfo)
-        self._algorithm_der = _der_first_element(spki)
 
     def generate(self) -> DhKey:
-        return _ModpKey(self, self._params.generate_private_key())
+        if self.q is not None:
+            x = 2 + secrets.randbelow(self.q - 3)         # 1 < x < q - 1
+        else:
+            bits = _EXPONENT_BITS[self.id]
+            x = secrets.randbits(bits - 1) | 1 << (bits - 1)
+        return _ModpKey(self, x)
 
     def from_private_int(self, x: int) -> DhKey:
         upper = self.q if self.q is not None else self.p - 1
         if not 1 < x < upper:
             raise CryptoError(f"{self!r}: private value out of range")
-        # The public value g^x is computed by OpenSSL as the "shared secret"
-        # of x with the peer value g; the y given here is a placeholder.
-        placeholder = _dh.DHPrivateNumbers(x, _dh.DHPublicNumbers(self.g, self._numbers))
-        key = placeholder.private_key()
-        generator = _dh.DHPublicNumbers(self.g, self._numbers).public_key()
-        y = int.from_bytes(key.exchange(generator), "big")
-        private = _dh.DHPrivateNumbers(x, _dh.DHPublicNumbers(y, self._numbers)).private_key()
-        return _ModpKey(self, private)
+        return _ModpKey(self, x)
 
     def check_public(self, peer: bytes) -> None:
         self._checked_int(peer)
 
-    def _checked_int(self, peer: bytes) -> int:
+    def _checked_int(self, peer: bytes) -> gmpy2.mpz:
         if len(peer) != self.public_size:
             raise InvalidPublicValue(
                 f"{self.id.name}: KE data is {len(peer)} bytes, expected {self.public_size}"
             )
-        y = int.from_bytes(peer, "big")
+        y = gmpy2.mpz(int.from_bytes(peer, "big"))
         # RFC 6989 §2.1: 1 < y < p-1 (rejects 0, 1, p-1 and anything >= p).
-        if not 1 < y < self.p - 1:
+        if not 1 < y < self._p - 1:
             raise InvalidPublicValue(f"{self.id.name}: KE value outside 1 < y < p-1")
         # RFC 6989 §2.2: groups with a small subgroup (22-24) also need y^q = 1.
-        if self.q is not None and pow(y, self.q, self.p) != 1:
+        # The peer's value is public: the plain (faster) exponentiation will do.
+        if self.q is not None and gmpy2.powmod(y, self.q, self._p) != 1:
             raise InvalidPublicValue(f"{self.id.name}: KE value not in the order-q subgroup")
         return y
 
 
 class _ModpKey(DhKey):
-    def __init__(self, group: _ModpGroup, private: _dh.DHPrivateKey) -> None:
+    def __init__(self, group: _ModpGroup, x: int) -> None:
         self.group = group
-        self._private = private
-        y = private.public_key().public_numbers().y
-        self.public_bytes = y.to_bytes(group.public_size, "big")
+        self._x = gmpy2.mpz(x)
+        # g^x and y^x with the secret exponent: constant time (GMP mpz_powm_sec)
+        y = gmpy2.powmod_sec(group._g, self._x, group._p)
+        self.public_bytes = int(y).to_bytes(group.public_size, "big")
 
     def shared_secret(self, peer: bytes) -> bytes:
         group = self.group
         assert isinstance(group, _ModpGroup)
         y = group._checked_int(peer)  # before any exponentiation
-        try:
-            spki = _der(0x30, group._algorithm_der + _der(0x03, b"\0" + _der(0x02, y.to_bytes(
-                (y.bit_length() + 8) // 8, "big"))))
-            peer_key = _serialization.load_der_public_key(spki)
-            secret = self._private.exchange(peer_key)
-        except ValueError as exc:  # OpenSSL's own checks; ours should have caught it
-            raise InvalidPublicValue(f"{group.id.name}: {exc}") from None
+        secret = gmpy2.powmod_sec(y, self._x, group._p)
         # RFC 7296 §2.14: g^ir is fixed length, zero-padded to the prime length.
-        return secret.rjust(group.public_size, b"\0")
-
-
-def _der(tag: int, body: bytes) -> bytes:
-    """One DER TLV (X.690 §8.1: definite length, short form below 128)."""
-    n = len(body)
-    if n < 0x80:
-        return bytes((tag, n)) + body
-    size = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes((tag, 0x80 | len(size))) + size + body
-
-
-def _der_first_element(seq: bytes) -> bytes:
-    """The first TLV inside a DER SEQUENCE (our own encoder's output)."""
-    pos = 2 + (seq[1] & 0x7F if seq[1] & 0x80 else 0)
-    head = seq[pos + 1]
-    length, start = head, pos + 2
-    if head & 0x80:
-        count = head & 0x7F
-        length, start = int.from_bytes(seq[pos + 2:pos + 2 + count], "big"), pos + 2 + count
-    return seq[pos:start + length]
+        return int(secret).to_bytes(group.public_size, "big")
 
 
 class _EcpGroup(DhGroup):

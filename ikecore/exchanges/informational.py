@@ -8,13 +8,21 @@ peer's is); a CHILD SA -> DELETING, then removed (ikecore.state, §1.4.1).
 DPD (docs/aws.md §1.5, §6.4): "If AWS receives no traffic from a VPN peer for
 10 seconds, AWS sends a DPD R-U-THERE message ... If the VPN peer does not
 respond to three successive DPDs, the VPN peer is considered dead" - in IKEv2 an
-empty INFORMATIONAL, resent every 10 s (the generated configs: "DPD Interval:
-10, DPD Retries: 3"). The timeout counts from the last traffic: "A DPD timeout
+empty INFORMATIONAL. The timeout counts from the last traffic: "A DPD timeout
 of 40 seconds means that the VPN endpoint will consider the peer dead 30 seconds
-after the first failed keep-alive" (10 s of silence + 30 s; with 40, three probes
-go unanswered), so the peer is dead at last traffic + dpd_timeout_seconds.
-Peers behind a NAT get periodic DPDs whatever the traffic ("periodic DPDs for
-peers using NAT"). Then dpd_timeout_action: clear (delete), none (keep),
+after the first failed keep-alive" (§1.5: 10 s of silence + 30 s), so the peer
+is dead at last traffic + dpd_timeout_seconds, 30 by default. AWS then logs "AWS
+tunnel DPD timed out after 3 retransmits" (§3.3) with its defaults. Three
+resends between the probe (last traffic + 10 s) and the timeout (last traffic +
+30 s) cannot be 10 s apart, and AWS does not document their spacing (the "DPD
+Interval: 10, DPD Retries: 3" of its generated configurations is advice for the
+customer gateway, §6.2), so vgw spreads DPD_RETRANSMITS resends evenly over that
+time (ikecore.timers.liveness_delays): with 30 s at 15, 20 and 25 s, dead at
+30 s; with 40 s every 7.5 s. The peer is thus dead after three successive
+unanswered DPDs and at the documented time, and the line carries the resends
+really sent. Peers behind a NAT get periodic DPDs whatever the traffic
+("periodic DPDs for peers using NAT"): a probe DPD_INTERVAL after the last answer.
+Then dpd_timeout_action: clear (delete), none (keep),
 restart (the endpoint initiates again; see IkeEndpoint). The peer is dead at
 that time whatever vgw has outstanding: a request of its own (a rekey, a
 DELETE) takes the probe's place in the window of one (RFC 7296 §2.3) and its

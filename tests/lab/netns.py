@@ -489,9 +489,19 @@ def require_lab(strongswan: bool = True, more: Callable[[], str | None] | None =
     Under CI (``CI`` set) a missing prerequisite fails instead: a skipped lab
     test proves nothing there.
     """
+    skip_or_fail(lab_unavailable_reason(strongswan) or (more() if more else None))
+
+
+def require_tool(tool: str, package: str) -> None:
+    """A program one lab test needs beyond require_lab's: skip without it, fail under CI."""
+    skip_or_fail(None if shutil.which(tool) else f"{tool} not found (apt-get install {package})")
+
+
+def skip_or_fail(reason: str | None) -> None:
+    """Nothing if `reason` is None; else pytest.skip(reason), or under CI
+    pytest.fail: no lab test may skip there."""
     import pytest
 
-    reason = lab_unavailable_reason(strongswan) or (more() if more else None)
     if reason is None:
         return
     if os.environ.get("CI"):

@@ -203,3 +203,49 @@ def test_certificate_cgw_behind_nat_from_any_address_and_a_new_mapping(lab):
     both_ways(lab, topo, tcp=False)
     # the same IKE SA and CHILD SA carried on (no re-authentication)
     assert vgw.tunnel(cn.VGW_IP)["ike"]["spi_i"] == status["ike"]["spi_i"]
+
+
+def test_cgw_names_the_aws_side_by_its_outside_ip(lab):
+    """Issue 16: a customer gateway configured the way AWS's PSK configurations
+    are, the AWS side's identity = the tunnel's outside IP (strongSwan `remote
+    { id = 198.51.100.1 }`), connects to a certificate tunnel whose
+    certificate_identity is that address: vgw presents ID_IPV4_ADDR, found in
+    its certificate's subjectAltName (issued by `vgw pki issue DIR 198.51.100.1`)."""
+    topo = topology(lab)
+    d = cn.vgw_pki(lab, "ipid")
+    cn.vgw_pki_issue(lab, d, cn.VGW_IP, "vgw", "--force")          # SAN IP:198.51.100.1
+    vgw = cn.start_vgw(lab, topo, d, topo.cgw_public_ip, identity=cn.CGW_ID, certificate_identity=cn.VGW_IP)
+    cgw = cn.start_cgw(lab, topo, os.path.join(d, "ca.pem"), [os.path.join(d, "cgw.pem")],
+                       [os.path.join(d, "cgw.key")], remote_id=cn.VGW_IP)
+    cgw.initiate("net", ike="tun1", timeout=15)
+    status = vgw.wait_up(cn.VGW_IP)
+    assert status["ike"]["auth"] == "certificate" and status["ike"]["remote_id"] == cn.CGW_ID
+    assert f"authentication of '{cn.VGW_IP}' with ECDSA_WITH_SHA256_DER successful" in cgw.log_text()
+    both_ways(lab, topo, tcp=False)
+
+
+def test_cgw_holding_the_intermediate_accepts_vgw_without_it(lab):
+    """Issue 16: vgw's certificate file lacks the intermediate CA that issued it,
+    and ca_certificates has only the root: vgw starts with a warning naming the
+    intermediate and sends its certificate alone; the customer gateway, which
+    holds the intermediate (as AWS Private CA's subordinate CA is installed on
+    it), accepts it."""
+    topo = topology(lab)
+    d = cn.vgw_pki(lab, "leafonly", "--intermediate")
+    vgw_pem = os.path.join(d, "vgw.pem")
+    with open(vgw_pem) as f:
+        leaf = f.read().split("-----END CERTIFICATE-----")[0] + "-----END CERTIFICATE-----\n"
+    with open(vgw_pem, "w") as f:
+        f.write(leaf)
+    vgw = cn.start_vgw(lab, topo, d, topo.cgw_public_ip, identity=cn.CGW_ID)
+    # cgw.pem holds the CGW's certificate and the intermediate: the CGW keeps it in x509ca/
+    cgw = cn.start_cgw(lab, topo, os.path.join(d, "ca.pem"), [os.path.join(d, "cgw.pem")],
+                       [os.path.join(d, "cgw.key")])
+    cgw.initiate("net", ike="tun1", timeout=15)
+    vgw.wait_up(cn.VGW_IP)
+    assert "its issuer CN=vgw lab intermediate CA is neither in the file nor in ca_certificates" in vgw.log_text()
+    log = cgw.log_text()
+    assert "received end entity cert \"CN=vgw.example.net\"" in log
+    assert "received issuer cert" not in log          # vgw sent its certificate alone
+    assert "authentication of 'CN=vgw.example.net' with ECDSA_WITH_SHA256_DER successful" in log
+    both_ways(lab, topo, tcp=False)

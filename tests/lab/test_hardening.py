@@ -353,9 +353,9 @@ def test_esp_replay_and_forgery(lab, topo):
         s.close()
     # nothing replayed or forged reached the VPC: each marker exactly once
     assert sorted(got) == list(range(30)) + list(range(100, 120)), sorted(got)
-    # every attack packet was dropped and counted under its reason
-    for reason, count in sent.items():
-        assert delta.get(reason, 0) >= count, f"{reason}: {delta.get(reason, 0)} counted, {count} sent"
+    # every attack packet was dropped and counted under its reason, exactly (the
+    # genuine traffic beside them, pings and markers, drops nothing)
+    assert delta == {reason: count for reason, count in sent.items() if count}, (delta, sent)
     assert_few_lost(ping_sent, ping_received, 0, "during the ESP attacks")   # no iperf3: none may be lost
     assert vgw.tunnel(TUN)["status"] == "UP"
     assert not _log_problems(vgw), _log_problems(vgw)[:5]
@@ -537,6 +537,9 @@ def test_ike_sa_init_flood(lab, topo):
           f"cookies sent {dos['cookies_sent'] - settled['cookies_sent']}")
 
     assert vgw.proc.poll() is None
+    # the first COOKIE must come before a real initiator retransmits (strongSwan:
+    # 4 s) for the challenge to spare it a round; 1 s is generous against the
+    # 30-45 ms measured on 2026-11-25 and leaves a busy 2-core machine room
     assert answers["first_cookie"] is not None and answers["first_cookie"] < 1.0
     assert during.get("gbps"), "no iperf3 result during the flood"
     assert during["gbps"] >= 0.5 * baseline, f"{during['gbps']:.3f} Gbit/s under flood, baseline {baseline:.3f}"

@@ -276,7 +276,8 @@ RULES = [
     # (mutation, expected path, fragments of the message)
     (_set(TP + "pre_shared_key", "short"), f"{T0}.pre_shared_key", ["8 to 64 characters"]),
     (_set(TP + "pre_shared_key", "x" * 65), f"{T0}.pre_shared_key", ["8 to 64 characters", "65"]),
-    (_set(TP + "pre_shared_key", "bad-key!x"), f"{T0}.pre_shared_key", ["'-'", "'!'", "letters, digits, '.' and '_'"]),
+    (_set(TP + "pre_shared_key", "bad-key!x"), f"{T0}.pre_shared_key",
+     ["contains 2 characters AWS does not allow", "letters, digits, '.' and '_'"]),
     (_set(TP + "pre_shared_key", "0abcdefgh"), f"{T0}.pre_shared_key", ["must not start with 0"]),
     (_delete(TP + "pre_shared_key"), f"{T0}.pre_shared_key", ["missing", "add pre_shared_key"]),
     (_delete(TP + "outside_ip"), f"{T0}.outside_ip", ["missing", "outside_ip: 198.51.100.1"]),
@@ -370,6 +371,42 @@ def test_rule_violation_names_the_key(mutate, path, fragments):
     assert got_path == path
     for fragment in fragments:
         assert fragment in message, message
+
+
+@pytest.mark.parametrize("psk", ["bad-key!x", "abc#defg~h", "key@with*stars", "s3cr3t/%+x"])
+def test_psk_error_does_not_repeat_the_disallowed_characters(psk):
+    """Issue 16: they are part of the secret; the message counts them instead."""
+    data = base()
+    tunnel0(data)["pre_shared_key"] = psk
+    path, message = only_issue(data)
+    assert path == f"{T0}.pre_shared_key" and "AWS does not allow" in message
+    for char in set(psk) - set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_."):
+        assert char not in message.replace("'.' and '_'", ""), (char, message)
+
+
+@pytest.mark.parametrize("value,example", [
+    ("fourteen", "phase1_dh_group_numbers: [14]"),      # not a group: a valid one is shown
+    (19, "phase1_dh_group_numbers: [19]"),              # one valid group: the list of it
+    (13, "phase1_dh_group_numbers: [14]"),
+    (True, "phase1_dh_group_numbers: [14]"),
+])
+def test_wrong_type_hint_suggests_a_valid_value(value, example):
+    data = base()
+    tunnel0(data)["phase1_dh_group_numbers"] = value
+    path, message = only_issue(data)
+    assert path == f"{T0}.phase1_dh_group_numbers" and f"must be a list, e.g. {example}" in message
+
+
+@pytest.mark.parametrize("key,value,example", [
+    ("phase2_encryption_algorithms", "AES-128", "[AES128]"),
+    ("phase2_integrity_algorithms", "SHA2-256", "[SHA2-256]"),
+    ("ike_versions", "v2", "[ikev2]"),
+])
+def test_wrong_type_hints_of_other_lists(key, value, example):
+    data = base()
+    tunnel0(data)[key] = value
+    path, message = only_issue(data)
+    assert f"must be a list, e.g. {key}: {example}" in message
 
 
 def test_phase2_lifetime_must_be_less_than_phase1():
@@ -698,3 +735,12 @@ connections:
         parse_config(text)
     assert "connections[0].tunnels[0].dpd_timeout_action" in str(err.value)
     assert "customer_gateway.ip" in str(err.value)
+
+
+def test_readme_dos_protection_block_lists_every_key_with_its_default():
+    """README's dos_protection block (issue 16: max_reassembly_bytes was missing)."""
+    from daemon.config import DosProtectionConfig
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    block = readme.split("```yaml\ndos_protection:", 1)[1].split("```", 1)[0]
+    documented = yaml.safe_load("dos_protection:" + block)["dos_protection"]
+    assert documented == DosProtectionConfig().model_dump()

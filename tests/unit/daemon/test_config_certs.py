@@ -26,6 +26,10 @@ def pkidir(tmp_path_factory):
     (d / "other-vgw.pem").write_bytes((other / "vgw.pem").read_bytes())
     (d / "other-vgw.key").write_bytes((other / "vgw.key").read_bytes())
     (d / "junk.pem").write_text("-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n")
+    pki.issue(d, "198.51.100.1", stem="vgw-ip")              # SAN IP:198.51.100.1
+    # vgw's certificate without the intermediate that issued it
+    (d / "vgw-leaf.pem").write_text((d / "vgw.pem").read_text().split("-----END CERTIFICATE-----")[0]
+                                    + "-----END CERTIFICATE-----\n")
     return d
 
 
@@ -124,6 +128,18 @@ def test_relative_files_come_from_the_config_directory(pkidir, monkeypatch, tmp_
     ("""\
         certificate: vgw.pem
         private_key: vgw.key
+        certificate_identity: 198.51.100.1""", "certificate_identity", "198.51.100.1 is not an IP address"),
+    ("""\
+        certificate: vgw.pem
+        private_key: vgw.key
+        certificate_identity: CN=vgw.example.net""", "certificate_identity", "presents its subject DN"),
+    ("""\
+        certificate: vgw.pem
+        private_key: vgw.key
+        certificate_identity: 198.51.100.300""", "certificate_identity", "a DNS name or an IPv4 address"),
+    ("""\
+        certificate: vgw.pem
+        private_key: vgw.key
         ike_fragment_size: 500""", "ike_fragment_size", "between 576 and 9000"),
 ])
 def test_tunnel_mistakes_name_the_key(pkidir, tunnel, path, words):
@@ -147,6 +163,15 @@ def test_certificate_tunnels_need_ca_certificates(pkidir):
 def test_bad_ca_files(pkidir, ca, words):
     found = issues(pkidir, config("pre_shared_key: example_psk_tunnel1_abcdef", ca=ca))
     assert [p for p, _ in found] == ["ca_certificates[0]"] and words in found[0][1]
+
+
+def test_a_bad_ca_file_is_reported_beside_a_bad_certificate(pkidir):
+    """Issue 16: the ca_certificates problem was hidden behind the tunnel's
+    until the next run; both are reported at once now."""
+    found = issues(pkidir, config("certificate: vgw.pem\nprivate_key: cgw.key", ca="ca_certificates: [nothere.pem]"))
+    assert sorted(p for p, _ in found) == ["ca_certificates[0]", "connections[0].tunnels[0].private_key"], found
+    found = issues(pkidir, config("certificate: junk.pem\nprivate_key: vgw.key", ca="ca_certificates: [vgw.pem]"))
+    assert sorted(p for p, _ in found) == ["ca_certificates[0]", "connections[0].tunnels[0].certificate"], found
 
 
 def test_the_intermediate_may_be_the_configured_ca(pkidir):
@@ -193,3 +218,73 @@ def test_vgw_validate_and_pki_commands(pkidir, tmp_path, capsys):
         "connections:", "vpc: {cidrs: [10.0.0.0/16]}\nconnections:")
     (tmp_path / "lab.yaml").write_text(yaml_text)
     assert load_config(tmp_path / "lab.yaml").connections[0].tunnels[0].auth_method == "certificate"
+
+
+# --- issue 16: vgw's identity as an IPv4 address; an intermediate vgw does not have -----------
+
+
+def test_certificate_identity_may_be_the_outside_ip(pkidir):
+    """As AWS's PSK configurations name the AWS side (its outside IP): vgw
+    presents ID_IPV4_ADDR, and cgw-config writes that identity for every vendor."""
+    from daemon.cgwconfig import render
+    cfg = load(pkidir, config("certificate: vgw-ip.pem\nprivate_key: vgw-ip.key\ncertificate_identity: 198.51.100.1"))
+    conn = cfg.connections[0]
+    policy = tunnel_policy(conn, conn.tunnels[0])
+    assert policy.credentials.id_body() == (IdType.IPV4_ADDR, bytes([198, 51, 100, 1]))
+    swanctl = render(cfg, conn, "strongswan")
+    remote = swanctl.split("remote {", 1)[1].split("}", 1)[0]
+    assert "auth = pubkey" in remote and "id = 198.51.100.1" in remote
+    assert "AWS's identity                  : 198.51.100.1" in render(cfg, conn, "generic")
+    assert "vgw's IKE identity on this certificate tunnel: 198.51.100.1" in render(cfg, conn, "xml")
+
+
+def test_cgw_config_writes_the_subject_dn_without_certificate_identity(pkidir):
+    from daemon.cgwconfig import render
+    cfg = load(pkidir, config(GOOD))
+    conn = cfg.connections[0]
+    assert 'id = "CN=vgw.example.net"' in render(cfg, conn, "strongswan").split("remote {", 1)[1]
+    assert "vgw's IKE identity on this certificate tunnel: CN=vgw.example.net" in render(cfg, conn, "xml")
+
+
+def test_a_missing_intermediate_is_a_warning_and_vgw_sends_what_it_has(pkidir, capsys):
+    """Issue 16: vgw's certificate was issued by an intermediate that is neither
+    in its file nor in ca_certificates (AWS Private CA's subordinate CA sits on
+    the customer gateway): vgw starts, warns naming it, sends its certificate
+    alone; a customer gateway that holds the intermediate accepts it."""
+    from ikecore.certs import TrustAnchors, der, load_pem_certificates
+    from tests.unit.ikecore.ikepair import IkePair, settings_a
+    text = config("certificate: vgw-leaf.pem\nprivate_key: vgw.key")
+    cfg = load(pkidir, text)
+    [warning] = cfg.warnings
+    assert warning.path == "connections[0].tunnels[0].certificate" and warning.line == 8
+    assert "its issuer CN=vgw lab intermediate CA is neither in the file nor in ca_certificates" in warning.message
+    path = pkidir / "leaf.yaml"
+    path.write_text(text)
+    assert main(["validate", "--config", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert "warning: " in err and "CN=vgw lab intermediate CA" in err and ":8: " in err
+    # the tunnel, vgw as responder (B), against a CGW (A) that holds the intermediate
+    conn = cfg.connections[0]
+    vgw_policy = tunnel_policy(conn, conn.tunnels[0])
+    assert len(vgw_policy.credentials.chain) == 1
+    pems = [der(c) for c in load_pem_certificates((pkidir / "intermediate.pem").read_bytes()
+                                                  + (pkidir / "ca.pem").read_bytes())]
+    cgw_key = (pkidir / "cgw.key").read_bytes()
+    from ikecore.certs import LocalCredentials, load_pem_private_key, private_key_der
+    cgw_chain = tuple(der(c) for c in load_pem_certificates((pkidir / "cgw.pem").read_bytes()))
+    cgw = settings_a(local_ip="198.51.100.10", remote_ip="198.51.100.1", psk=None,
+                   credentials=LocalCredentials(cgw_chain, private_key_der(load_pem_private_key(cgw_key))),
+                   trust=TrustAnchors(tuple(pems)), wall_time=vgw_policy.wall_time,
+                   phase1_dh_groups=(19,))
+    from dataclasses import replace
+    vgw = replace(vgw_policy, remote_ip="198.51.100.10", phase1_dh_groups=(19,))
+    pair = IkePair(cgw, vgw)
+    pair.handshake()
+    assert len(pair.a.ups) == 1 and len(pair.b.ups) == 1, pair.a.logs + pair.b.logs
+
+
+def test_an_issuer_of_the_right_name_that_did_not_sign_stays_an_error(pkidir):
+    """Not a missing intermediate: a CA of that name is configured and did not sign."""
+    found = issues(pkidir, config("certificate: other-vgw.pem\nprivate_key: other-vgw.key"))
+    assert [p for p, _ in found] == ["connections[0].tunnels[0].certificate"]
+    assert "is not issued by a configured CA" in found[0][1]

@@ -322,20 +322,39 @@ def test_supported_groups():
 # (twice the upper strength estimate).
 RFC3526_MAX_EXPONENT_BITS = {DhId.MODP1536: 240, DhId.MODP2048: 320, DhId.MODP3072: 420,
                              DhId.MODP4096: 480, DhId.MODP6144: 540, DhId.MODP8192: 620}
+# and the lower end (twice the lower estimate)
+RFC3526_MIN_EXPONENT_BITS = {DhId.MODP1536: 180, DhId.MODP2048: 220, DhId.MODP3072: 260,
+                             DhId.MODP4096: 300, DhId.MODP6144: 340, DhId.MODP8192: 380}
 
 
 @pytest.mark.parametrize("dh_id", list(RFC3526_MAX_EXPONENT_BITS), ids=lambda d: d.name)
 def test_rfc3526_groups_use_short_exponents(dh_id):
-    """What keeps group 18 usable (a few ms a key, not seconds) is the exponent
-    size RFC 3526 §8 suggests, drawn by OpenSSL for the named groups (dh.py):
-    checked on the key itself, not with a clock. The peer's side (its value loaded
-    as DER) is test_ike_hardening.py::test_the_peer_modp_value_is_loaded_the_cheap_way."""
+    """What keeps group 18 usable (milliseconds a key, not seconds) is the
+    exponent size RFC 3526 §8 suggests (dh.py): checked on the key itself, not
+    with a clock. Every exponent of a group has the same length (its top bit
+    set), so the constant-time exponentiation takes the same time for all."""
     group = get_dh_group(dh_id)
     a, b = group.generate(), group.generate()
-    for key in (a, b):
-        x = key._private.private_numbers().x
-        assert 128 <= x.bit_length() <= RFC3526_MAX_EXPONENT_BITS[dh_id]
+    lengths = {key._x.bit_length() for key in (a, b, group.generate())}
+    assert len(lengths) == 1
+    [bits] = lengths
+    assert 128 <= RFC3526_MIN_EXPONENT_BITS[dh_id] <= bits <= RFC3526_MAX_EXPONENT_BITS[dh_id]
     assert a.shared_secret(b.public_bytes) == b.shared_secret(a.public_bytes)
+
+
+def test_group_2_exponent_is_twice_its_strength():
+    """RFC 2409's 1024-bit group (80-bit strength): a 160-bit exponent."""
+    group = get_dh_group(DhId.MODP1024)
+    assert {group.generate()._x.bit_length() for _ in range(5)} == {160}
+
+
+@pytest.mark.parametrize("dh_id", list(RFC5114_GROUPS), ids=lambda d: d.name)
+def test_rfc5114_exponents_are_below_q(dh_id):
+    """RFC 5114 §4: the private exponent is drawn from the size of q."""
+    q = _MODP_PARAMS[dh_id][2]
+    keys = [get_dh_group(dh_id).generate() for _ in range(8)]
+    assert all(1 < key._x < q - 1 for key in keys)
+    assert max(key._x.bit_length() for key in keys) >= q.bit_length() - 8
 
 
 def test_modp_values_are_left_padded():

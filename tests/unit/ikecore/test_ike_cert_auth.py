@@ -176,6 +176,50 @@ def test_fqdn_identity_and_idr(ecdsa):
     assert (idr.id_type, idr.data) == (IdType.DER_ASN1_DN, ecdsa.b.cert.subject.public_bytes())
 
 
+def test_ipv4_identity_as_aws_psk_configurations_use_it(ecdsa):
+    """Issue 16: a customer gateway configured as AWS's PSK configurations are
+    (the AWS side's ID = the tunnel's outside IP, strongSwan `remote { id =
+    198.51.100.1 }`) connects to a certificate tunnel whose certificate_identity
+    is that address: vgw presents ID_IPV4_ADDR, found in the certificate's
+    iPAddress subjectAltName (RFC 4945 §3.1.1)."""
+    issued = pki.make_end_entity(ADDR_A, ecdsa.root, "ecdsa")       # SAN IP:ADDR_A
+    pa, pb = cert_policies(ecdsa, a=dict(credentials=creds(issued, fqdn=ADDR_A)), b=dict(remote_id=ADDR_A))
+    pair = IkePair(pa, pb)
+    pair.handshake()
+    up(pair)
+    assert pair.b.ups[0].remote_id == ADDR_A
+    req, _ = auth_messages(pair)
+    assert (req.payloads[0].id_type, req.payloads[0].data) == (IdType.IPV4_ADDR, bytes(map(int, ADDR_A.split("."))))
+
+
+def test_ipv4_identity_not_in_the_certificate_is_refused(ecdsa):
+    pa, pb = cert_policies(ecdsa, a=dict(credentials=creds(ecdsa.a, fqdn=ADDR_A)), b=dict(remote_id=ADDR_A))
+    pair = IkePair(pa, pb)
+    pair.handshake()
+    refused_by_b(pair, f"AWS tunnel refused cgw: {ADDR_A}: identity {ADDR_A} is not in its certificate")
+
+
+def test_a_peer_holding_the_intermediate_accepts_the_certificate_alone(rsa_chain):
+    """Issue 16: vgw's certificate file lacks the intermediate that issued it
+    (AWS Private CA's subordinate CA installed on the customer gateway): vgw
+    sends its certificate alone, and a peer that trusts the intermediate
+    accepts it."""
+    leaf_only = LocalCredentials((der(rsa_chain.a.cert),), private_key_der(rsa_chain.a.key))
+    holds_intermediate = TrustAnchors((der(rsa_chain.root.cert), der(rsa_chain.issuer.cert)))
+    pair = IkePair(*cert_policies(rsa_chain, a=dict(credentials=leaf_only), b=dict(trust=holds_intermediate)))
+    pair.handshake()
+    up(pair)
+    req, _ = auth_messages(pair)
+    assert len(req.all(CertPayload)) == 1
+
+
+def test_a_peer_without_the_intermediate_refuses_the_certificate_alone(rsa_chain):
+    leaf_only = LocalCredentials((der(rsa_chain.a.cert),), private_key_der(rsa_chain.a.key))
+    pair = IkePair(*cert_policies(rsa_chain, a=dict(credentials=leaf_only)))
+    pair.handshake()
+    refused_by_b(pair, "is not issued by a configured CA (issuer CN=Test Intermediate CA)")
+
+
 def test_wrong_ca(ecdsa):
     other = Lab("ecdsa")
     pair = IkePair(*cert_policies(ecdsa, b=dict(trust=other.trust)))

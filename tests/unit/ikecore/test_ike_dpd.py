@@ -2,12 +2,13 @@
 
 - "If AWS receives no traffic from a VPN peer for 10 seconds, AWS sends a DPD
   R-U-THERE message" (§6.4): in IKEv2 an empty INFORMATIONAL request (RFC 7296
-  §1.4); inbound ESP counts as traffic; it is resent every 10 s (the generated
-  configurations' "DPD Interval: 10"); the peer is dead dpd_timeout seconds
+  §1.4); inbound ESP counts as traffic; the peer is dead dpd_timeout seconds
   after the last traffic (§1.5: "40 seconds ... dead 30 seconds after the first
-  failed keep-alive", 10 s idle + 30 s): 30 s -> the probe and 1 retransmit,
-  40 s -> the probe and 2 (three probes). Dead is dead whatever vgw has
-  outstanding: a rekey unanswered in the probe's place does not defer it.
+  failed keep-alive", 10 s idle + 30 s), after "three successive DPDs" (§6.4)
+  and AWS logs "DPD timed out after 3 retransmits" (§3.3): the probe at 10 s and
+  3 resends evenly spread up to the timeout (30 s: at 15, 20, 25; 40 s: every
+  7.5 s), and the line counts the resends really sent. Dead is dead whatever
+  vgw has outstanding: a rekey unanswered in the probe's place does not defer it.
 - dpd_timeout_action none: the SA stays, probing goes on every 10 s, and the
   timeout is logged once per outage.
 - "periodic DPDs for peers using NAT": probes every 10 s whatever the traffic.
@@ -27,7 +28,13 @@ from .ikepair import Holder, Nat, is_request
 from .lifecycle import children, live_child_ups, make_pair, opened
 
 IDLE = 10.0        # AWS: R-U-THERE after 10 s without traffic
-INTERVAL = 10.0    # resend interval ("DPD Interval: 10")
+INTERVAL = 10.0    # the kept probe of action none, and NAT's periodic probes
+RETRANSMITS = 3    # AWS: "three successive DPDs", "DPD timed out after 3 retransmits"
+
+
+def resend_gap(dpd_timeout: float) -> float:
+    """The probe's resends, evenly spread from the probe to the timeout."""
+    return (dpd_timeout - IDLE) / (RETRANSMITS + 1)
 
 
 def probe_times(pair, side, since=0):
@@ -105,23 +112,36 @@ def test_inbound_esp_postpones_the_probe():
 
 # AWS: "A DPD timeout of 40 seconds means that the VPN endpoint will consider the
 # peer dead 30 seconds after the first failed keep-alive": dead at the last
-# traffic (t=0, the handshake) + dpd_timeout; probes every 10 s from t=10.
-@pytest.mark.parametrize("dpd_timeout,retransmits", [(30, 1), (40, 2)])
-def test_dpd_schedule_and_timeout(dpd_timeout, retransmits):
+# traffic (t=0, the handshake) + dpd_timeout; the probe at t=10 and 3 resends.
+@pytest.mark.parametrize("dpd_timeout", [30, 40, 75])
+def test_dpd_schedule_and_timeout(dpd_timeout):
     pair = make_pair(a=dict(dpd_timeout=dpd_timeout), b=dict(dpd_timeout=dpd_timeout))
     [ca] = pair.a.child_ups
     first = IDLE
     dead = 0.0 + dpd_timeout
     step(pair, dead - 0.01, deliver=False)
     probes = probe_times(pair, pair.a)
-    assert [t for t, _ in probes] == [first + INTERVAL * k for k in range(retransmits + 1)]
+    gap = resend_gap(dpd_timeout)
+    assert [t for t, _ in probes] == pytest.approx([first + gap * k for k in range(RETRANSMITS + 1)])
     assert len({data for _, data in probes}) == 1      # the same request, retransmitted
     assert pair.a.downs == []
     step(pair, dead, deliver=False)
     [down] = pair.a.downs
     assert down.reason == "dpd"
-    assert pair.a.logged(f"AWS tunnel DPD timed out after {retransmits} retransmits")
+    # the count in AWS's line is the number of resends that really left
+    assert dpd_timeouts(pair.a) == [f"AWS tunnel DPD timed out after {len(probes) - 1} retransmits"]
+    assert len(probes) - 1 == RETRANSMITS
     assert [(d.spi_in, d.reason) for d in pair.a.child_downs] == [(ca.spi_in, "dpd")]
+
+
+def test_a_late_probe_gets_fewer_resends_at_least_a_second_apart():
+    """A probe started close to the timeout (its window was busy) still gets a
+    second to be answered, and its line counts what was sent."""
+    from ikecore.timers import liveness_delays
+    assert liveness_delays(10.0, 30.0) == [5.0] * 4
+    assert liveness_delays(27.5, 30.0) == [1.25, 1.25]
+    assert liveness_delays(29.6, 30.0) == [1.0]
+    assert liveness_delays(31.0, 30.0) == [1.0]
 
 
 # --- actions -------------------------------------------------------------------------------
@@ -150,21 +170,22 @@ def test_dpd_none_keeps_the_sa_and_goes_on_probing():
     pair = make_pair(a=dict(dpd_action="none"), b=dict(dpd_action="none"))
     [ca] = pair.a.child_ups
     step(pair, 30.0, deliver=False)
-    assert dpd_timeouts(pair.a) == ["AWS tunnel DPD timed out after 1 retransmits"]
+    assert dpd_timeouts(pair.a) == ["AWS tunnel DPD timed out after 3 retransmits"]
     assert pair.a.downs == [] and pair.a.child_downs == []
     assert pair.a.sa.established and children(pair.a) == {ca.spi_in: ca.spi_out}
     step(pair, 200.0, deliver=False)
     probes = probe_times(pair, pair.a)
-    assert [t for t, _ in probes] == [IDLE + INTERVAL * k for k in range(20)]
+    # the probe and its 3 resends, then the kept probe every 10 s from the timeout
+    assert [t for t, _ in probes] == [10.0, 15.0, 20.0, 25.0] + [30.0 + INTERVAL * k for k in range(18)]
     assert len({data[20:24] for _, data in probes}) == 1     # one message ID
     assert len(dpd_timeouts(pair.a)) == 1
     assert pair.a.downs == [] and pair.a.sa.established
     step(pair, 215.0)             # the peer is back: the probe of t=210 is answered
     assert pair.a.sa.pending is None and pair.a.downs == []
-    # a new outage, from that answer: probes at 220 and 230, timed out at 240
+    # a new outage, from that answer: the probe at 220, resends at 225, 230, 235, timed out at 240
     mark = len(pair.sends)
     step(pair, 239.99, deliver=False)
-    assert [t for t, _ in probe_times(pair, pair.a, mark)] == [220.0, 230.0]
+    assert [t for t, _ in probe_times(pair, pair.a, mark)] == [220.0, 225.0, 230.0, 235.0]
     assert len(dpd_timeouts(pair.a)) == 1
     step(pair, 240.0, deliver=False)
     assert len(dpd_timeouts(pair.a)) == 2
@@ -262,7 +283,8 @@ def test_probe_when_the_deadline_does_not_survive_subtraction(last):
     pair.a.endpoint.note_inbound(last)
     mark = len(pair.sends)
     step(pair, last + IDLE + 5.0, deliver=False)
-    assert [t for t, _ in probe_times(pair, pair.a, mark)] == [last + IDLE]
+    gap = resend_gap(pair.a.endpoint.settings.dpd_timeout)
+    assert [t for t, _ in probe_times(pair, pair.a, mark)] == pytest.approx([last + IDLE, last + IDLE + gap])
 
 
 def test_dpd_restart_initiates_at_once():

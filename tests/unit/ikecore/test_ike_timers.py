@@ -156,5 +156,6 @@ def test_retry_and_liveness_schedules():
     assert retry_at(Fixed(), 100.0, None) == 100.0 + (lo + hi) / 2
     assert retry_at(Fixed(), 100.0, 120.0) == 119.0             # a second before the expiry
     assert retry_at(Fixed(), 100.0, 100.5) is None              # no time left
-    assert liveness_delays(0.0, 30.0) == [10.0, 10.0, 10.0]
-    assert liveness_delays(0.0, 25.0) == [10.0, 10.0, 5.0]
+    # three resends evenly spread up to the timeout (docs/aws.md §3.3: "3 retransmits")
+    assert liveness_delays(0.0, 20.0) == [5.0, 5.0, 5.0, 5.0]
+    assert liveness_delays(0.0, 25.0) == [6.25, 6.25, 6.25, 6.25]
