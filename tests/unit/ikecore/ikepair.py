@@ -5,7 +5,7 @@ clock or sleeps. A test builds an `IkePair` (side A initiates, side B answers,
 as AWS with startup_action start against a responder), then moves datagrams
 by hand:
 
-    pair = IkePair(policy_a(), policy_b())
+    pair = IkePair(settings_a(), settings_b())
     pair.initiate()
     assert pair.transfer(pair.a) == 1       # IKE_SA_INIT request A -> B
     assert pair.roundtrip(pair.b) == (1, 1)  # B answers, A sends IKE_AUTH
