@@ -24,7 +24,7 @@ import hashlib
 
 from ..config import ConnectionConfig, GatewayConfig
 
-__all__ = ["VENDORS", "ids", "render", "find_connection"]
+__all__ = ["VENDORS", "ids", "render", "render_for", "find_connection", "stable_id"]
 
 VENDORS = ("strongswan", "generic", "xml")
 
@@ -35,7 +35,8 @@ TCP_MSS_ADJUSTMENT = 1379
 TUNNEL_MTU = 1436
 
 
-def _id(prefix: str, seed: str) -> str:
+def stable_id(prefix: str, seed: str) -> str:
+    """An AWS-style id (prefix-17 hex) that the same seed always gives."""
     # Current AWS ids carry 17 hex digits (vpn-006dfdf3f4989c4df, §6.2's real copy).
     return f"{prefix}-{hashlib.sha256(f'{prefix}:{seed}'.encode()).hexdigest()[:17]}"
 
@@ -43,9 +44,9 @@ def _id(prefix: str, seed: str) -> str:
 def ids(config: GatewayConfig, connection: ConnectionConfig) -> dict[str, str]:
     """Stable stand-ins for AWS's VpnConnectionId, CustomerGatewayId, VpnGatewayId."""
     return {
-        "vpn_connection_id": _id("vpn", connection.name),
-        "customer_gateway_id": _id("cgw", str(connection.customer_gateway.ip or connection.name)),
-        "vpn_gateway_id": _id("vgw", ",".join(str(c) for c in config.vpc.cidrs)),
+        "vpn_connection_id": stable_id("vpn", connection.name),
+        "customer_gateway_id": stable_id("cgw", str(connection.customer_gateway.ip or connection.name)),
+        "vpn_gateway_id": stable_id("vgw", ",".join(str(c) for c in config.vpc.cidrs)),
     }
 
 
@@ -64,13 +65,20 @@ def find_connection(config: GatewayConfig, name: str | None) -> ConnectionConfig
 
 
 def render(config: GatewayConfig, connection: ConnectionConfig, vendor: str) -> str:
+    """A YAML connection's configuration, under the stable ids of `ids()`."""
+    return render_for(connection, vendor, ids(config, connection), config.vpc.cidrs)
+
+
+def render_for(connection: ConnectionConfig, vendor: str, names: dict[str, str], vpc_cidrs) -> str:
+    """The configuration of `connection` under the given ids (`ids()`'s keys): the
+    EC2 API passes its own vpn-/cgw-/vgw- ids and the gateway's VPC CIDRs."""
     if vendor == "strongswan":
         from .strongswan import render_swanctl
-        return render_swanctl(config, connection)
+        return render_swanctl(connection, names, vpc_cidrs)
     if vendor == "generic":
         from .generic import render_generic
-        return render_generic(config, connection)
+        return render_generic(connection, names, vpc_cidrs)
     if vendor == "xml":
         from .xmlconf import render_xml
-        return render_xml(config, connection)
+        return render_xml(connection, names)
     raise ValueError(f"unknown vendor {vendor!r}; choose one of: {', '.join(VENDORS)}")

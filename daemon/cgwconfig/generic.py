@@ -10,8 +10,8 @@ the preferred (first) value of each list, then every value it accepts, in order.
 
 from __future__ import annotations
 
-from ..config import ConnectionConfig, GatewayConfig, TunnelConfig
-from . import DPD_INTERVAL, DPD_RETRIES, TCP_MSS_ADJUSTMENT, TUNNEL_MTU, ids
+from ..config import ConnectionConfig, TunnelConfig
+from . import DPD_INTERVAL, DPD_RETRIES, TCP_MSS_ADJUSTMENT, TUNNEL_MTU
 from .names import XML_ENCRYPTION, XML_ESP_INTEGRITY, XML_IKE_INTEGRITY, is_gcm
 
 RULE = "-" * 78
@@ -108,8 +108,7 @@ def _tunnel(connection: ConnectionConfig, tunnel: TunnelConfig, number: int, vpc
     ]
 
 
-def render_generic(config: GatewayConfig, connection: ConnectionConfig) -> str:
-    i = ids(config, connection)
+def render_generic(connection: ConnectionConfig, i: dict[str, str], vpc_cidrs) -> str:
     lines = [
         "vgw: the AWS side of a Site-to-Site VPN (generic customer gateway configuration)",
         "",
@@ -117,7 +116,7 @@ def render_generic(config: GatewayConfig, connection: ConnectionConfig) -> str:
         _row("Your Virtual Private Gateway ID", i["vpn_gateway_id"]),
         _row("Your Customer Gateway ID", i["customer_gateway_id"]),
         _row("Connection name (vgw)", connection.name),
-        _row("VPC CIDR blocks", ", ".join(str(c) for c in config.vpc.cidrs)),
+        _row("VPC CIDR blocks", ", ".join(str(c) for c in vpc_cidrs)),
         "",
         f"This connection has {len(connection.tunnels)} tunnel(s). Configure all of them: AWS sends its",
         "traffic over one tunnel at a time and accepts yours on any. The values below are what this",
@@ -125,5 +124,5 @@ def render_generic(config: GatewayConfig, connection: ConnectionConfig) -> str:
         "",
     ]
     for number, tunnel in enumerate(connection.tunnels, start=1):
-        lines += _tunnel(connection, tunnel, number, config.vpc.cidrs)
+        lines += _tunnel(connection, tunnel, number, vpc_cidrs)
     return "\n".join(lines)

@@ -25,8 +25,8 @@ from __future__ import annotations
 
 from cryptography import x509
 
-from ..config import ConnectionConfig, GatewayConfig, TunnelConfig
-from . import DPD_INTERVAL, TCP_MSS_ADJUSTMENT, ids
+from ..config import ConnectionConfig, TunnelConfig
+from . import DPD_INTERVAL, TCP_MSS_ADJUSTMENT
 from .names import SWAN_DH, SWAN_ENCRYPTION, SWAN_INTEGRITY, SWAN_PRF, is_gcm
 
 
@@ -125,8 +125,7 @@ def _quoted(identity: str) -> str:
     return f'"{identity}"' if ("," in identity or " " in identity or "=" in identity) else identity
 
 
-def render_swanctl(config: GatewayConfig, connection: ConnectionConfig) -> str:
-    i = ids(config, connection)
+def render_swanctl(connection: ConnectionConfig, i: dict[str, str], vpc_cidrs) -> str:
     cgw = connection.customer_gateway.ip or "<your public IP>"
     head = [
         f"# swanctl.conf for the customer gateway of VPN connection {connection.name} ({i['vpn_connection_id']}),",
@@ -140,7 +139,7 @@ def render_swanctl(config: GatewayConfig, connection: ConnectionConfig) -> str:
             f"#   ip addr add {tunnel.cgw_inside_ip}/30 dev aws-tun{number}   # the VGW is {tunnel.vgw_inside_ip}",
             f"#   ip link set aws-tun{number} up mtu 1419",
         ]
-    vpc = " ".join(str(c) for c in config.vpc.cidrs)
+    vpc = " ".join(str(c) for c in vpc_cidrs)
     head += [
         f"#   ip route add <each VPC CIDR: {vpc}> dev aws-tun1 metric 100   (aws-tun2: metric 200)",
         f"#   iptables -t mangle -A FORWARD -o aws-tun+ -p tcp --tcp-flags SYN,RST SYN -j TCPMSS --set-mss {TCP_MSS_ADJUSTMENT}",

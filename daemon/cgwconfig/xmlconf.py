@@ -21,8 +21,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from ipaddress import IPv4Network
 
-from ..config import ConnectionConfig, GatewayConfig, TunnelConfig
-from . import DPD_INTERVAL, DPD_RETRIES, TCP_MSS_ADJUSTMENT, ids
+from ..config import ConnectionConfig, TunnelConfig
+from . import DPD_INTERVAL, DPD_RETRIES, TCP_MSS_ADJUSTMENT
 from .names import XML_ENCRYPTION, XML_ESP_INTEGRITY, XML_IKE_INTEGRITY, is_gcm
 
 
@@ -76,8 +76,7 @@ def _tunnel(root: ET.Element, connection: ConnectionConfig, tunnel: TunnelConfig
     _text(dpd, "retries", DPD_RETRIES)
 
 
-def build_xml(config: GatewayConfig, connection: ConnectionConfig) -> ET.Element:
-    i = ids(config, connection)
+def build_xml(connection: ConnectionConfig, i: dict[str, str]) -> ET.Element:
     root = ET.Element("vpn_connection", id=i["vpn_connection_id"])
     _text(root, "customer_gateway_id", i["customer_gateway_id"])
     _text(root, "vpn_gateway_id", i["vpn_gateway_id"])
@@ -88,7 +87,7 @@ def build_xml(config: GatewayConfig, connection: ConnectionConfig) -> ET.Element
     return root
 
 
-def render_xml(config: GatewayConfig, connection: ConnectionConfig) -> str:
-    root = build_xml(config, connection)
+def render_xml(connection: ConnectionConfig, i: dict[str, str]) -> str:
+    root = build_xml(connection, i)
     ET.indent(root, space="  ")
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

@@ -1,0 +1,1 @@
+"""The EC2 Query API (see docs/api.md)."""
