@@ -29,5 +29,5 @@ systemctl disable --now docker.service docker.socket >/dev/null 2>&1 || true
 PY=${PYTHON:-python3}
 "$PY" -m pip install -q --root-user-action=ignore --upgrade pip setuptools wheel
 "$PY" -m pip install -q --root-user-action=ignore ".[test,fast]"
-"$PY" -c "import ikecore, dataplane, daemon, scapy, pytest, xdist" || {
+"$PY" -c "import ikecore, bgpcore, dataplane, daemon, scapy, pytest, xdist" || {
     echo "install-deps: the Python packages did not install" >&2; exit 1; }
