@@ -22,7 +22,8 @@ import logging
 import socket
 from typing import Callable
 
-from bgpcore import BgpPeer, PeerSettings
+from bgpcore.peer import BgpPeer
+from bgpcore.settings import PeerSettings
 from bgpcore.events import CloseConnection, ConnectRequested, Event
 
 log = logging.getLogger("vgw.bgp")
@@ -34,8 +35,9 @@ MAX_WRITE_BUFFER = 1 << 20      # a peer that stops reading is cut off, not buff
 
 class BgpSpeaker:
     def __init__(self, loop: asyncio.AbstractEventLoop, settings: PeerSettings, name: str,
-                 on_event: Callable[["BgpSpeaker", Event], None]):
+                 on_event: Callable[["BgpSpeaker", Event], None], port: int = BGP_PORT):
         self.loop = loop
+        self.port = port                      # 179; tests on loopback use another
         self.settings = settings
         self.name = name
         self.on_event = on_event
@@ -59,10 +61,10 @@ class BgpSpeaker:
         try:
             self._server = await self.loop.create_server(
                 lambda: _Connection(self, outbound=False), host=str(self.settings.local_address),
-                port=BGP_PORT, reuse_address=True)
+                port=self.port, reuse_address=True)
             self.listen_error = None
         except OSError as exc:
-            self.listen_error = _bind_problem(self.settings.local_address, exc)
+            self.listen_error = _bind_problem(self.settings.local_address, self.port, exc)
             log.error("[%s] BGP: %s", self.name, self.listen_error)
 
     def start(self) -> None:
@@ -157,7 +159,7 @@ class BgpSpeaker:
         s = self.settings
         try:
             await asyncio.wait_for(self.loop.create_connection(
-                lambda: _Connection(self, outbound=True), host=str(s.peer_address), port=BGP_PORT,
+                lambda: _Connection(self, outbound=True), host=str(s.peer_address), port=self.port,
                 local_addr=(str(s.local_address), 0)), CONNECT_TIMEOUT)
         except asyncio.CancelledError:
             raise
@@ -214,12 +216,13 @@ class _Connection(asyncio.Protocol):
             self.speaker._lost(self.conn)
 
 
-def _bind_problem(address, exc: OSError) -> str:
+def _bind_problem(address, port: int, exc: OSError) -> str:
+    where = f"cannot listen on {address}:{port}"
     if exc.errno == errno.EADDRNOTAVAIL:
-        return f"cannot listen on {address}:{BGP_PORT}: the address is not on this host yet"
+        return f"{where}: the address is not on this host yet"
     if exc.errno == errno.EADDRINUSE:
-        return (f"cannot listen on {address}:{BGP_PORT}: the port is in use; is a routing daemon"
-                " (bgpd, bird) listening on all addresses? bind it to its own addresses")
+        return (f"{where}: the port is in use; is a routing daemon (bgpd, bird) listening on all"
+                " addresses? bind it to its own addresses")
     if exc.errno in (errno.EACCES, errno.EPERM):
-        return f"cannot listen on {address}:{BGP_PORT}: permission denied (needs CAP_NET_BIND_SERVICE)"
-    return f"cannot listen on {address}:{BGP_PORT}: {exc.strerror or exc}"
+        return f"{where}: permission denied (needs CAP_NET_BIND_SERVICE)"
+    return f"{where}: {exc.strerror or exc}"
