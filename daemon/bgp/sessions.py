@@ -69,14 +69,15 @@ class BgpSessions:
 
     # --- life --------------------------------------------------------------------------
 
-    async def add(self, tunnel, amazon_side_asn: int) -> None:
-        """A tunnel of a dynamic connection exists (its TUN carries the inside address)."""
+    def add(self, tunnel, amazon_side_asn: int) -> None:
+        """A tunnel of a dynamic connection exists (its TUN carries the inside address):
+        listen at once (in a task: binding is asynchronous), start if IPsec is up."""
         settings = peer_settings(amazon_side_asn, tunnel.conn, tunnel.cfg)
         speaker = BgpSpeaker(self.loop, settings, tunnel.name, self._on_event, port=self.port)
         session = Session(tunnel, speaker, BgpLog(tunnel.name, resource_id(self.connection_id(tunnel.conn),
                                                                              tunnel.id)))
         self.sessions[tunnel.id] = session
-        await speaker.listen()
+        self.loop.create_task(speaker.listen())
         session.wanted = self._attributes_of(self.table.advertisements(tunnel.id))
         speaker.set_advertised(session.wanted)
         if tunnel.ipsec_up:
@@ -151,7 +152,7 @@ class BgpSessions:
             write.session(f"AWS-side peer BGP session state has changed from {event.old.value} to"
                           f" {event.new.value} with neighbor {neighbor}", event.new is State.ESTABLISHED, cfg)
         elif isinstance(event, ev.Established):
-            tunnel.bgp_established = True
+            tunnel.set_bgp_established(True)
             self.table.set_up(tunnel.id, True)
             self.on_change()
         elif isinstance(event, ev.SessionDown):
@@ -210,8 +211,8 @@ class BgpSessions:
     def _down(self, session: Session) -> None:
         """The session is not Established (any more): its routes go, the tunnel is down."""
         tunnel = session.tunnel
-        if getattr(tunnel, "bgp_established", False):
-            tunnel.bgp_established = False
+        if tunnel.bgp_established:
+            tunnel.set_bgp_established(False)
             session.last_change = time.time()
         self.table.forget(tunnel.id)
         self.table.set_up(tunnel.id, False)

@@ -50,29 +50,35 @@ class BgpSpeaker:
         self._connecting: asyncio.Task | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._running = False
+        self._closed = False
 
     # --- life --------------------------------------------------------------------------
 
     async def listen(self) -> None:
         """Accept the customer gateway's connections (the port stays open while
         the session is stopped: the core refuses what it cannot take)."""
-        if self._server is not None:
+        if self._server is not None or self._closed:
             return
         try:
-            self._server = await self.loop.create_server(
+            server = await self.loop.create_server(
                 lambda: _Connection(self, outbound=False), host=str(self.settings.local_address),
                 port=self.port, reuse_address=True)
-            self.listen_error = None
         except OSError as exc:
             self.listen_error = _bind_problem(self.settings.local_address, self.port, exc)
             log.error("[%s] BGP: %s", self.name, self.listen_error)
+            return
+        if self._closed or self._server is not None:   # closed (or listened) while binding
+            server.close()
+            return
+        self._server = server
+        self.listen_error = None
 
     def start(self) -> None:
         """The tunnel's IPsec is up: the session may run (RFC 4271 ManualStart)."""
         if self._running:
             return
         self._running = True
-        if self._server is None:
+        if self._server is None and not self._closed:
             self.loop.create_task(self.listen())
         self.peer.start(self.loop.time())
         self._pump()
@@ -88,6 +94,7 @@ class BgpSpeaker:
         self._cancel_connect()
 
     async def close(self) -> None:
+        self._closed = True
         self.stop()
         for transport in list(self._transports.values()):
             transport.close()
