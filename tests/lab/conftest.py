@@ -19,3 +19,14 @@ def lab():
 def topo(lab: Lab) -> Topo:
     """The standard onprem -- cgw == wan == vgw -- vpc topology."""
     return topology(lab)
+
+
+@pytest.fixture
+def bgp_lab():
+    """A Lab for dynamic-routing tests: also needs FRR and BIRD 2 (skips, or fails
+    under CI, without them)."""
+    from tests.lab.bgplab import bgp_unavailable_reason
+
+    require_lab(more=bgp_unavailable_reason)
+    with Lab() as the_lab:
+        yield the_lab

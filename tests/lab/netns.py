@@ -482,15 +482,16 @@ def lab_unavailable_reason(strongswan: bool = True) -> str | None:
     return None
 
 
-def require_lab(strongswan: bool = True) -> None:
-    """pytest.skip with a clear reason when the lab cannot run.
+def require_lab(strongswan: bool = True, more: Callable[[], str | None] | None = None) -> None:
+    """pytest.skip with a clear reason when the lab cannot run (``more``: a
+    further check, e.g. that FRR and BIRD are installed).
 
     Under CI (``CI`` set) a missing prerequisite fails instead: a skipped lab
     test proves nothing there.
     """
     import pytest
 
-    reason = lab_unavailable_reason(strongswan)
+    reason = lab_unavailable_reason(strongswan) or (more() if more else None)
     if reason is None:
         return
     if os.environ.get("CI"):

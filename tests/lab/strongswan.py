@@ -454,6 +454,17 @@ def _pick(values: list[str], i: int) -> str:
     return values[i] if len(values) > 1 else values[0]
 
 
+def _selectors(value: str | Sequence[str] | Sequence[Sequence[str]], count: int, what: str) -> list[list[str]]:
+    """Each tunnel's selector list: one CIDR or one list serves every tunnel; a list
+    of lists gives each tunnel its own (e.g. its inside /30 beside the site's prefixes)."""
+    if isinstance(value, str) or all(isinstance(v, str) for v in value):
+        return [_as_list(value)] * count
+    per_tunnel = [_as_list(v) for v in value]
+    if len(per_tunnel) != count:
+        raise ValueError(f"{what} has {len(per_tunnel)} per-tunnel lists for {count} tunnels")
+    return per_tunnel
+
+
 def swanctl_conf_psk(
     local_ips: str | Sequence[str],
     remote_ips: str | Sequence[str],
@@ -461,8 +472,8 @@ def swanctl_conf_psk(
     *,
     names: Sequence[str] | None = None,
     child: str = "net",
-    local_ts: str | Sequence[str] = "0.0.0.0/0",
-    remote_ts: str | Sequence[str] = "0.0.0.0/0",
+    local_ts: str | Sequence[str] | Sequence[Sequence[str]] = "0.0.0.0/0",
+    remote_ts: str | Sequence[str] | Sequence[Sequence[str]] = "0.0.0.0/0",
     ike_proposals: str | Sequence[str] = "aes128-sha256-modp2048",
     esp_proposals: str | Sequence[str] = "aes128gcm16-modp2048",
     dpd_delay: str | None = "10s",
@@ -482,20 +493,23 @@ def swanctl_conf_psk(
     (ID_IPV4_ADDR, as AWS uses), one PSK per tunnel (a single string is used
     for all).  Tunnel i is named ``names[i]`` (default ``tun1``, ``tun2``)
     with one CHILD ``child``.  MOBIKE is off (AWS does not support it; with
-    two tunnels it would only confuse the address pairs).
+    two tunnels it would only confuse the address pairs).  ``local_ts`` and
+    ``remote_ts`` are one list for all tunnels or a list per tunnel.
     """
     locals_, remotes, keys = _as_list(local_ips), _as_list(remote_ips), _as_list(psks)
     names = _tunnel_names(names, max(len(locals_), len(remotes)),
                           local_ips=locals_, remote_ips=remotes, psks=keys)
     pick = _pick
+    local_sel = _selectors(local_ts, len(names), "local_ts")
+    remote_sel = _selectors(remote_ts, len(names), "remote_ts")
 
     connections: dict[str, Any] = {}
     secrets: dict[str, Any] = {}
     for i, name in enumerate(names):
         local, remote, psk = pick(locals_, i), pick(remotes, i), pick(keys, i)
         child_cfg: dict[str, Any] = {
-            "local_ts": _as_list(local_ts),
-            "remote_ts": _as_list(remote_ts),
+            "local_ts": local_sel[i],
+            "remote_ts": remote_sel[i],
             "esp_proposals": _as_list(esp_proposals),
             "rekey_time": child_rekey_time,
             "dpd_action": dpd_action,

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 
 from tests.lab.netns import Lab, LabError, wait_until
 
 IPERF_PORT = 5201
 
 
-def ping(lab: Lab, ns: str, dst: str, count: int = 3, interval: float = 0.2, wait: float = 1.0) -> bool:
-    """True if all ``count`` echo requests from ``ns`` to ``dst`` were answered."""
+def ping(lab: Lab, ns: str, dst: str, count: int = 3, interval: float = 0.2, wait: float = 1.0,
+         source: str | None = None) -> bool:
+    """True if all ``count`` echo requests from ``ns`` to ``dst`` were answered
+    (sent from address ``source`` if given)."""
+    src = ("-I", source) if source else ()
     res = lab.run(
-        ns, "ping", "-n", "-q", "-c", count, "-i", interval, "-W", wait, dst,
+        ns, "ping", "-n", "-q", "-c", count, "-i", interval, "-W", wait, *src, dst,
         check=False, timeout=count * (interval + wait) + 5,
     )
     return res.returncode == 0
@@ -111,3 +115,51 @@ def assert_few_lost(sent: int, received: int, allowed: int, what: str) -> None:
     assert sent > 0, f"no pings were sent {what}"
     assert sent - received <= allowed, f"lost {sent - received} of {sent} pings {what} (allowed {allowed})"
 
+
+
+# A one-shot TCP server: accept one connection, answer "ack:" + what came, print
+# the client's address and what it sent.
+_TCP_SERVER = (
+    "import socket, sys\n"
+    "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+    "s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(1); s.settimeout(float(sys.argv[3]))\n"
+    "c, addr = s.accept(); c.settimeout(float(sys.argv[3])); data = c.recv(64)\n"
+    "c.sendall(b'ack:' + data); c.close()\n"
+    "print(addr[0], addr[1], data.decode(), flush=True)\n"
+)
+_TCP_CLIENT = (
+    "import socket, sys\n"
+    "src = (sys.argv[3], 0) if sys.argv[3] != '-' else None\n"
+    "c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=float(sys.argv[4]),"
+    " source_address=src)\n"
+    "c.sendall(b'probe'); print(c.recv(64).decode(), c.getsockname()[0], flush=True)\n"
+)
+
+
+def tcp_probe(lab: Lab, server_ns: str, server_ip: str, port: int, client_ns: str,
+              client_ip: str | None = None, timeout: float = 10.0) -> dict:
+    """Open one TCP connection from ``client_ns`` (from ``client_ip`` if given) to a
+    one-shot listener this starts in ``server_ns`` on ``server_ip:port``; an
+    exchange of a few bytes each way proves the path both ways.
+
+    Returns ``{"server_saw": (ip, port), "client_got": "ack:probe", "client_ip": ...}``
+    (what the server saw as the client's address, what the client read back).
+    """
+    server = lab.popen(server_ns, sys.executable, "-c", _TCP_SERVER, server_ip, port, timeout,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_until(
+            lambda: f"{server_ip}:{port} " in lab.run(server_ns, "ss", "-Hltn").stdout,
+            10, 0.05, f"TCP listener on {server_ip}:{port} in {server_ns}",
+        )
+        res = lab.run(client_ns, sys.executable, "-c", _TCP_CLIENT, server_ip, port, client_ip or "-",
+                      timeout, check=False, timeout=timeout + 5)
+        if res.returncode != 0:
+            raise LabError(f"TCP connect {client_ip or client_ns} -> {server_ip}:{port} failed: "
+                           f"{res.stderr.strip()}")
+        out, _ = server.communicate(timeout=timeout + 5)
+    finally:
+        lab.stop(server)
+    got, local = res.stdout.split()
+    ip, cport, _ = out.split()
+    return {"server_saw": (ip, int(cport)), "client_got": got, "client_ip": local}

@@ -46,24 +46,48 @@ def tunnel_yaml(outside_ip: str, inside_cidr: str, psk: str | None, **options) -
     return "\n".join(lines)
 
 
+def connection_yaml(name: str, cgw_ip: str | None, static_routes: list[str] | None, tunnels: list[str],
+                    local_cidr: str = "0.0.0.0/0", remote_cidr: str = "0.0.0.0/0",
+                    cgw_identity: str | None = None, cgw_extra: dict | None = None,
+                    extra: dict | None = None) -> str:
+    """One entry of ``connections:`` (starting "- name:"). ``static_routes`` None
+    leaves the key out; ``cgw_extra`` adds customer_gateway keys and ``extra``
+    connection keys (e.g. the dynamic routing keys, once vgw knows them)."""
+    cgw_keys = ([f"ip: {cgw_ip}"] if cgw_ip else []) + (
+        [f"identity: {json.dumps(cgw_identity)}"] if cgw_identity else []) + [
+        f"{key}: {json.dumps(value)}" for key, value in (cgw_extra or {}).items()]
+    lines = [f"- name: {name}", f"  customer_gateway: {{{', '.join(cgw_keys)}}}"]
+    if static_routes is not None:
+        lines.append(f"  static_routes: {json.dumps(static_routes)}")
+    lines += [f"  {key}: {json.dumps(value)}" for key, value in (extra or {}).items()]
+    lines += [f"  local_network_cidr: {local_cidr}", f"  remote_network_cidr: {remote_cidr}",
+              "  tunnels:", textwrap.indent("\n".join(tunnels), " " * 4)]
+    return "\n".join(lines)
+
+
+def gateway_yaml_multi(control: str, vpc_cidrs: list[str] | None, connections: list[str],
+                       top_level: dict | None = None, ca_certificates: list[str] | None = None) -> str:
+    """A gateway with several connections (:func:`connection_yaml` entries); no
+    ``vpc`` key when ``vpc_cidrs`` is None; ``top_level`` adds keys (e.g.
+    ``amazon_side_asn``)."""
+    head = [f"control_socket: {control}"]
+    if ca_certificates:
+        head.append(f"ca_certificates: {json.dumps(ca_certificates)}")
+    head += [f"{key}: {json.dumps(value)}" for key, value in (top_level or {}).items()]
+    if vpc_cidrs is not None:
+        head.append(f"vpc: {{cidrs: {json.dumps(vpc_cidrs)}}}")
+    body = textwrap.indent("\n".join(connections), " " * 2)
+    return "\n".join(head) + f"\nconnections:\n{body}\n"
+
+
 def gateway_yaml(control: str, vpc_cidrs: list[str], name: str, cgw_ip: str | None,
                  static_routes: list[str], tunnels: list[str],
                  local_cidr: str = "0.0.0.0/0", remote_cidr: str = "0.0.0.0/0",
                  ca_certificates: list[str] | None = None, cgw_identity: str | None = None) -> str:
-    cgw_keys = ([f"ip: {cgw_ip}"] if cgw_ip else []) + (
-        [f"identity: {json.dumps(cgw_identity)}"] if cgw_identity else [])
-    cgw = "{" + ", ".join(cgw_keys) + "}"
-    body = textwrap.indent("\n".join(tunnels), " " * 6)
-    cas = f"ca_certificates: {json.dumps(ca_certificates)}\n" if ca_certificates else ""
-    return (f"control_socket: {control}\n{cas}"
-            f"vpc: {{cidrs: {json.dumps(vpc_cidrs)}}}\n"
-            f"connections:\n"
-            f"  - name: {name}\n"
-            f"    customer_gateway: {cgw}\n"
-            f"    static_routes: {json.dumps(static_routes)}\n"
-            f"    local_network_cidr: {local_cidr}\n"
-            f"    remote_network_cidr: {remote_cidr}\n"
-            f"    tunnels:\n{body}\n")
+    """A gateway with one connection."""
+    return gateway_yaml_multi(control, vpc_cidrs, [connection_yaml(
+        name, cgw_ip, static_routes, tunnels, local_cidr, remote_cidr, cgw_identity)],
+        ca_certificates=ca_certificates)
 
 
 class Vgw:
