@@ -39,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
                          help=f"control socket of the running gateway (default {DEFAULT_CONTROL_SOCKET})")
     status = sub.add_parser("status", parents=[control], help="show each tunnel's state")
     status.add_argument("--json", action="store_true", help='print {"tunnels": [...]} as JSON')
+    routes = sub.add_parser("routes", parents=[control],
+                            help="show the VPC route table (destination, target, origin, state)")
+    routes.add_argument("--json", action="store_true", help='print {"routes": [...]} as JSON')
     tunnel = sub.add_parser("tunnel", parents=[control], help="bring a tunnel up or down")
     tunnel.add_argument("action", choices=["up", "down"])
     tunnel.add_argument("tunnel", type=_tunnel_name, metavar="TUNNEL", help="the tunnel's outside IP")

@@ -834,10 +834,6 @@ class DosProtectionConfig(_Model):
 def _check_connection_list(connections: list[ConnectionConfig]) -> list[ConnectionConfig]:
     if not connections:
         raise _fail("is empty; add at least one connection with a name and its tunnels")
-    if len(connections) > MAX_CONNECTIONS:
-        # §4.1: "Site-to-Site VPN connections per virtual private gateway: 10"
-        raise _fail(f"has {len(connections)} connections; AWS allows {MAX_CONNECTIONS} Site-to-Site VPN connections"
-                    " per virtual private gateway (its default quota): run another vgw for the rest")
     return connections
 
 
@@ -851,6 +847,9 @@ class GatewayConfig(_Model):
     metrics: MetricsConfig | None = None  # vgw only; off by default
     dos_protection: DosProtectionConfig = Field(default_factory=DosProtectionConfig)  # vgw only
     data_path: DataPathConfig = Field(default_factory=DataPathConfig)  # vgw only
+    # §4.1: "Site-to-Site VPN connections per virtual private gateway", 10 by default and
+    # adjustable (a quota increase at AWS); vgw only: raise it here
+    max_connections: Annotated[int, _whole_number(1, 1000)] = MAX_CONNECTIONS
     # §1.11: the virtual private gateway's ASN (AmazonSideAsn)
     amazon_side_asn: Annotated[int, BeforeValidator(_check_amazon_side_asn)] = DEFAULT_AMAZON_SIDE_ASN
     # omitted: a VPN CloudHub hub with no VPC behind it (docs/aws.md §7)
@@ -862,6 +861,17 @@ class GatewayConfig(_Model):
     @model_validator(mode="after")
     def _check_gateway(self) -> "GatewayConfig":
         problems: list[tuple[tuple, str]] = []
+
+        if len(self.connections) > self.max_connections:
+            # §4.1: "Site-to-Site VPN connections per virtual private gateway: 10" (adjustable)
+            problems.append(
+                (
+                    ("connections",),
+                    f"has {len(self.connections)} connections; the quota of Site-to-Site VPN connections per"
+                    f" virtual private gateway is {self.max_connections} (AWS's default is {MAX_CONNECTIONS}):"
+                    " remove some, or raise max_connections as you would ask AWS for a quota increase",
+                )
+            )
 
         names: dict[str, int] = {}
         for ci, connection in enumerate(self.connections):

@@ -164,7 +164,7 @@ class TunnelRuntime:
             # while the tunnel is up, another IKE SA that fails (anyone's stray
             # IKE_SA_INIT timing out half-open, a bad proposal) is not its error
             if ev.reason not in ("deleted", "replaced", "rekeyed", "redundant", "invalid-ke") \
-                    and not self.up:
+                    and not self.ipsec_up:
                 self.last_error = f"{ev.reason}: {ev.detail}" if ev.detail else ev.reason
         elif isinstance(ev, IkeSaUp):
             self.last_error = ""

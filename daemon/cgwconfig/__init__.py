@@ -46,7 +46,9 @@ def ids(config: GatewayConfig, connection: ConnectionConfig) -> dict[str, str]:
     return {
         "vpn_connection_id": stable_id("vpn", connection.name),
         "customer_gateway_id": stable_id("cgw", str(connection.customer_gateway.ip or connection.name)),
-        "vpn_gateway_id": stable_id("vgw", ",".join(str(c) for c in config.vpc.cidrs)),
+        # one VGW per vgw process: named after its VPC, or its ASN for a hub without one
+        "vpn_gateway_id": stable_id("vgw", ",".join(str(c) for c in config.vpc_cidrs)
+                                    or f"hub:{config.amazon_side_asn}"),
     }
 
 
@@ -66,7 +68,7 @@ def find_connection(config: GatewayConfig, name: str | None) -> ConnectionConfig
 
 def render(config: GatewayConfig, connection: ConnectionConfig, vendor: str) -> str:
     """A YAML connection's configuration, under the stable ids of `ids()`."""
-    return render_for(connection, vendor, ids(config, connection), config.vpc.cidrs)
+    return render_for(connection, vendor, ids(config, connection), config.vpc_cidrs)
 
 
 def render_for(connection: ConnectionConfig, vendor: str, names: dict[str, str], vpc_cidrs) -> str:

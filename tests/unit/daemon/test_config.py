@@ -755,8 +755,10 @@ def test_amazon_side_asn_ranges(asn, ok):
 def test_more_than_ten_connections_is_refused_naming_the_quota():
     connections = [_dynamic(f"c{i}", 65000 + i, 20 + i, f"198.51.100.{100 + i}") for i in range(11)]
     messages = [i.format("f") for i in issues_of(dump({"connections": connections}))]
-    assert any("connections" in m and "10 Site-to-Site VPN connections" in m for m in messages), messages
+    assert any("connections" in m and "quota of Site-to-Site VPN connections per virtual private gateway is 10" in m
+               and "max_connections" in m for m in messages), messages
     assert len(parse_config(dump({"connections": connections[:10]})).connections) == 10
+    assert len(parse_config(dump({"max_connections": 11, "connections": connections})).connections) == 11
 
 
 def test_sites_with_one_asn_are_warned_about():
