@@ -133,4 +133,4 @@ class Changes:
     lines: list[str] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.kernel or self.removed or self.advertisements or self.primaries)
+        return bool(self.kernel or self.removed or self.advertisements or self.primaries or self.lines)

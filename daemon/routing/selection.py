@@ -35,7 +35,8 @@ def path_key(path: Path) -> Key:
 def select(paths: Iterable[Path], tunnel_of: Callable[[Path], str | None],
            primaries: dict[str, str | None], incumbent: Key | None,
            order: Callable[[Path], tuple]) -> tuple[Path, str | None, str, tuple[Path, ...]]:
-    """The winning path, the tunnel it leaves by (None: blackhole), the reason, the losers.
+    """The winning path, the tunnel it leaves by (None: blackhole), the reason (the
+    steps that decided, most significant first), the losers.
 
     `tunnel_of(path)` is the tunnel a path would use now, or None when it cannot
     carry traffic (a static route of a connection with no tunnel up);
@@ -47,7 +48,7 @@ def select(paths: Iterable[Path], tunnel_of: Callable[[Path], str | None],
     if len(candidates) == 1:
         only = candidates[0]
         return only, tunnel_of(only), "only path", ()
-    reason = "only path"
+    reasons: list[str] = []
     steps: list[tuple[str, Callable[[list[Path]], list[Path]]]] = [
         ("tunnel up", lambda ps: _keep(ps, lambda p: tunnel_of(p) is not None)),
         ("static route", lambda ps: _keep(ps, lambda p: p.source is Source.STATIC)),
@@ -63,11 +64,12 @@ def select(paths: Iterable[Path], tunnel_of: Callable[[Path], str | None],
     for name, step in steps:
         narrowed = step(remaining)
         if len(narrowed) < len(remaining):
-            reason, remaining = name, narrowed
+            reasons.append(name)
+            remaining = narrowed
         if len(remaining) == 1:
             break
     best = remaining[0]
-    return best, tunnel_of(best), reason, tuple(p for p in candidates if p is not best)
+    return best, tunnel_of(best), ", ".join(reasons), tuple(p for p in candidates if p is not best)
 
 
 def _keep(paths: list[Path], wanted: Callable[[Path], bool]) -> list[Path]:

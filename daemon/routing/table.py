@@ -35,7 +35,7 @@ proportion to its prefixes, not to the table.
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Network
 from typing import Iterable, Mapping
 
 from .paths import (MED_OTHER, MED_PRIMARY, ORIGIN_IGP, Advertisement, Changes, ConnectionPlan, Learned,

@@ -165,9 +165,19 @@ class Frr(BgpSpeaker):
         check_alive(self.name, {"bgpd": self.bgpd, "zebra": self.zebra}, self._tail)
 
     def stop(self) -> None:
+        """SIGTERM (bgpd closes its sessions with a NOTIFICATION); start() may follow."""
         for proc in (self.bgpd, self.zebra):
             if proc is not None:
                 self.lab.stop(proc)
+        self._stopped()
+
+    def _stopped(self) -> None:
+        self.bgpd = self.zebra = None
+        for name in ("zserv.api", "bgpd.pid", "zebra.pid"):
+            try:
+                os.unlink(os.path.join(self.dir, name))
+            except FileNotFoundError:
+                pass
 
     def kill(self) -> None:
         """SIGKILL bgpd and zebra: no NOTIFICATION, and the routes zebra installed stay."""
@@ -178,6 +188,7 @@ class Frr(BgpSpeaker):
                 # each daemon keeps /var/tmp/frr/<daemon>.<pid> while it runs and
                 # removes it on a clean exit only
                 shutil.rmtree(os.path.join(FRR_RUNTIME_DIR, f"{program}.{proc.pid}"), ignore_errors=True)
+        self._stopped()
 
     # -- vtysh -----------------------------------------------------------------
 
