@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import time
 
 import pytest
@@ -186,3 +187,46 @@ def test_a_static_and_a_dynamic_connection_side_by_side(bgp_lab):
     for site in hub.sites:
         assert ping(lab, site.onprem, hub.vpc_ip), site.name
         assert ping(lab, hub.vpc, site.onprem_ip), site.name
+
+
+@pytest.mark.alone
+def test_a_reload_that_adds_a_connection_loses_no_ping_between_the_others(bgp_lab):
+    """Issue 13: a fourth connection added by SIGHUP while two sites talk through the
+    hub: not one ping lost, and the running connections keep their SAs and their
+    BGP sessions (a reload leaves unchanged tunnels alone)."""
+    lab = bgp_lab
+    hub = hub_topology(lab, [SiteSpec(f"172.16.{i}.0/24", asn=65000 + i, bgp="frr") for i in (1, 2, 3, 4)])
+    first, fourth = hub.nodes[:3], hub.nodes[3]
+    vgw = Vgw(lab, hub.vgw)
+    vgw.write_config(vgw_config(vgw.control, first, True, (hub.vpc_cidr,), bgp_keys=True))
+    vgw.start()
+    for node in first:
+        start_cgw(lab, node)
+        cgw_speaker(lab, node, "frr").start()
+        bring_up_cgw(node)
+    wait_tunnels_up(vgw, [t.outside_ip for n in first for t in n.tunnels], timeout=45)
+    a, b = hub.sites[0], hub.sites[1]
+    wait_until(lambda: ping(lab, a.onprem, b.onprem_ip, count=1), 30, 0.5, "site 1 reaching site 2")
+    before = {t["outside_ip"]: t for t in vgw.status()}
+    # 20 s of pings every 50 ms, site 1 -> site 2, across the reload
+    pinger = lab.popen(a.onprem, "ping", "-n", "-q", "-i", "0.05", "-c", "400", "-W", "1", b.onprem_ip,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    time.sleep(2)
+    vgw.write_config(vgw_config(vgw.control, hub.nodes, True, (hub.vpc_cidr,), bgp_keys=True))
+    vgw.reload()
+    start_cgw(lab, fourth)
+    cgw_speaker(lab, fourth, "frr").start()
+    bring_up_cgw(fourth)
+    wait_tunnels_up(vgw, [t.outside_ip for t in fourth.tunnels], timeout=45)
+    out, _ = pinger.communicate(timeout=60)
+    assert " 0% packet loss" in out, out
+    after = {t["outside_ip"]: t for t in vgw.status()}
+    for ip, old in before.items():
+        new = after[ip]
+        # the same IKE SA and CHILD SA, the same BGP session (not re-established)
+        assert new["ike"]["spi_i"] == old["ike"]["spi_i"], (ip, old["ike"], new["ike"])
+        assert [c["spi_in"] for c in new["children"]] == [c["spi_in"] for c in old["children"]]
+        assert new["bgp"]["uptime_seconds"] >= old["bgp"]["uptime_seconds"], (ip, old["bgp"], new["bgp"])
+    # the new site is in the hub: its prefix reaches the others, theirs reach it
+    fourth.speaker.wait_routes(a.spec.prefix, lambda ps: len(ps) == 2, timeout=30)
+    assert ping(lab, hub.sites[3].onprem, a.onprem_ip)
