@@ -324,8 +324,12 @@ class Gateway:
             self.loop.call_soon(self._decide)
 
     def _decide(self) -> None:
+        """Apply the route table's decision; then tell who watches the tunnels'
+        state (systemd's STATUS line): this runs after every IPsec or BGP change."""
         self._decide_scheduled = False
         changes = self.vpc_table.decide()
+        for cb in self.on_state_change:
+            cb()
         if not changes:
             return
         for line in changes.lines:
@@ -335,8 +339,6 @@ class Gateway:
             self.routes.point([prefix], rt.tun.ifindex if rt is not None and rt.tun else None)
         self.routes.remove(sorted(changes.removed))
         self.bgp.advertise(changes.advertisements)
-        for cb in self.on_state_change:
-            cb()
 
     def tunnel_down(self, ip: str) -> dict:
         rt = self.tunnels.get(ip)
