@@ -134,6 +134,8 @@ def test_generated_strongswan_and_frr_configs_bring_bgp_up_on_both_tunnels(bgp_l
     for number, t in enumerate(node.tunnels, 1):
         child = sas[f"{node.name}-tunnel{number}"]
         assert sorted(child["local-ts"]) == sorted([topo.onprem_cidr, t.inside_cidr]), child
+    # and vgw saw each tunnel carry packets (unedited, libipsec sent both sessions on tunnel 2)
+    assert all(t["counters"]["packets_in"] > 0 for t in vgw.status()), vgw.status()
     # routes both ways by BGP: the VPC CIDR with vgw's AS and MED 100/200, the site propagated
     paths = speaker.wait_routes(VPC_CIDR, lambda ps: len(ps) == 2)
     assert all(p.as_path == (64700,) for p in paths) and sorted(p.med for p in paths) == [100, 200], paths
