@@ -31,8 +31,11 @@ def _parser() -> argparse.ArgumentParser:
     cgw.add_argument("--config", required=True, metavar="FILE", help="YAML config file of this gateway")
     cgw.add_argument("--connection", metavar="NAME", help="the connection (optional if the config has one)")
     cgw.add_argument("--vendor", default="strongswan", choices=["strongswan", "generic", "xml"],
-                     help="strongswan: swanctl.conf; generic: AWS's generic text; xml: AWS's"
-                          " CustomerGatewayConfiguration (default strongswan)")
+                     help="strongswan: swanctl.conf (and frr.conf for a dynamic connection); generic: AWS's"
+                          " generic text; xml: AWS's CustomerGatewayConfiguration (default strongswan)")
+    cgw.add_argument("--file", choices=["swanctl", "frr"],
+                     help="print one file of --vendor strongswan: swanctl (swanctl.conf) or frr (frr.conf, a"
+                          " dynamic connection's BGP); default both, each under a '# --- file: PATH ---' line")
 
     control = argparse.ArgumentParser(add_help=False)
     control.add_argument("--control", default=DEFAULT_CONTROL_SOCKET, metavar="PATH",
@@ -126,10 +129,11 @@ def cgw_config(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     try:
         connection = find_connection(config, args.connection)
+        text = render(config, connection, args.vendor, args.file)
     except ValueError as exc:
         print(f"vgw cgw-config: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    sys.stdout.write(render(config, connection, args.vendor))
+    sys.stdout.write(text)
     return EXIT_OK
 
 
