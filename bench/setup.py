@@ -53,12 +53,15 @@ def ip_of(side: int, i: int) -> str:
 
 def config(control: str, n: int, side: int, vpc: str, dh: int | None = None) -> str:
     other = 3 - side
-    lines = [f"control_socket: {control}", f"vpc: {{cidrs: [{vpc}]}}", "connections:"]
+    # AWS's quota is 10 connections per VGW (adjustable): the bench raises it
+    lines = [f"control_socket: {control}", f"max_connections: {max(n, 10)}", f"vpc: {{cidrs: [{vpc}]}}",
+             "connections:"]
     for i in range(n):
         inside = f"169.254.{100 + i // 64}.{(i % 64) * 4}/30"
         lines += [
             f"  - name: bench-{i}",
             f"    customer_gateway: {{ip: {ip_of(other, i)}}}",
+            "    static_routes_only: true",
             "    tunnels:",
             f"      - outside_ip: {ip_of(side, i)}",
             f"        inside_cidr: {inside}",

@@ -42,8 +42,8 @@ import re
 import time
 from datetime import datetime, timezone
 
-__all__ = ["RECORD_KEYS", "PHASE_STATES", "TunnelLog", "make_record", "format_record",
-           "parse_text", "parse_record"]
+__all__ = ["RECORD_KEYS", "PHASE_STATES", "LogFile", "TunnelLog", "make_record", "format_record",
+           "parse_text", "parse_record", "readable_timestamp"]
 
 RECORD_KEYS = ("event_timestamp", "timestamp", "dpd_enabled", "nat_t_detected",
                "ike_phase1_state", "ike_phase2_state", "details")
@@ -62,13 +62,18 @@ def _state(value: str | None) -> str:
     return text if text in PHASE_STATES else "negotiating"
 
 
+def readable_timestamp(now: float) -> str:
+    """AWS's human-readable `timestamp`: UTC, milliseconds, "2023-11-14 22:13:20.000Z"."""
+    moment = datetime.fromtimestamp(now, tz=timezone.utc)
+    return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
 def make_record(details: str, *, now: float, dpd_enabled: bool, nat_t_detected: bool,
                 phase1: str | None, phase2: str | None) -> dict:
     """One AWS tunnel log record (aws-facts §3.2), keys in the documented order."""
-    moment = datetime.fromtimestamp(now, tz=timezone.utc)
     return {
         "event_timestamp": int(now),
-        "timestamp": moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z",
+        "timestamp": readable_timestamp(now),
         "dpd_enabled": bool(dpd_enabled),
         "nat_t_detected": bool(nat_t_detected),
         "ike_phase1_state": _state(phase1),
@@ -150,7 +155,7 @@ class TunnelLog:
         self.logger = logger
         self.clock = clock
         self.records = 0
-        self._file_error: str | None = None
+        self.file = LogFile(name, "tunnel log", "log_file")
 
     def write(self, text: str, level: str, tunnel_cfg, ike) -> dict | None:
         """Log one LogLine of this tunnel; returns the record, or None when logging is
@@ -170,19 +175,31 @@ class TunnelLog:
         self.records += 1
         self.logger.log(lvl, "[%s] %s", self.name, line)
         if options.log_file:
-            self._append(options.log_file, line)
+            self.file.append(options.log_file, line)
         return record
 
-    def _append(self, path: str, line: str) -> None:
+
+class LogFile:
+    """Appends records to a file named in the config, one per line. Opened per
+    record (records are rare), so logrotate can move it at any time without a
+    reload; a failure is logged once per distinct problem, not per record."""
+
+    def __init__(self, name: str, what: str, key: str):
+        self.name = name
+        self.what = what
+        self.key = key
+        self._error: str | None = None
+
+    def append(self, path: str, line: str) -> None:
         try:
             os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
             with open(path, "a", encoding="utf-8") as f:
                 f.write(line + "\n")
         except OSError as exc:
-            message = f"cannot write the tunnel log to {path}: {exc.strerror or exc}"
-            if message != self._file_error:  # once per distinct problem, not per record
-                self._file_error = message
-                logging.getLogger("vgw").error("[%s] %s; check log_file and its directory's permissions",
-                                               self.name, message)
+            message = f"cannot write the {self.what} to {path}: {exc.strerror or exc}"
+            if message != self._error:
+                self._error = message
+                logging.getLogger("vgw").error("[%s] %s; check %s and its directory's permissions",
+                                               self.name, message, self.key)
             return
-        self._file_error = None
+        self._error = None

@@ -31,14 +31,20 @@ def _parser() -> argparse.ArgumentParser:
     cgw.add_argument("--config", required=True, metavar="FILE", help="YAML config file of this gateway")
     cgw.add_argument("--connection", metavar="NAME", help="the connection (optional if the config has one)")
     cgw.add_argument("--vendor", default="strongswan", choices=["strongswan", "generic", "xml"],
-                     help="strongswan: swanctl.conf; generic: AWS's generic text; xml: AWS's"
-                          " CustomerGatewayConfiguration (default strongswan)")
+                     help="strongswan: swanctl.conf (and frr.conf for a dynamic connection); generic: AWS's"
+                          " generic text; xml: AWS's CustomerGatewayConfiguration (default strongswan)")
+    cgw.add_argument("--file", choices=["swanctl", "frr"],
+                     help="print one file of --vendor strongswan: swanctl (swanctl.conf) or frr (frr.conf, a"
+                          " dynamic connection's BGP); default both, each under a '# --- file: PATH ---' line")
 
     control = argparse.ArgumentParser(add_help=False)
     control.add_argument("--control", default=DEFAULT_CONTROL_SOCKET, metavar="PATH",
                          help=f"control socket of the running gateway (default {DEFAULT_CONTROL_SOCKET})")
     status = sub.add_parser("status", parents=[control], help="show each tunnel's state")
     status.add_argument("--json", action="store_true", help='print {"tunnels": [...]} as JSON')
+    routes = sub.add_parser("routes", parents=[control],
+                            help="show the VPC route table (destination, target, origin, state)")
+    routes.add_argument("--json", action="store_true", help='print {"routes": [...]} as JSON')
     tunnel = sub.add_parser("tunnel", parents=[control], help="bring a tunnel up or down")
     tunnel.add_argument("action", choices=["up", "down"])
     tunnel.add_argument("tunnel", type=_tunnel_name, metavar="TUNNEL", help="the tunnel's outside IP")
@@ -125,10 +131,11 @@ def cgw_config(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     try:
         connection = find_connection(config, args.connection)
+        text = render(config, connection, args.vendor, args.file)
     except ValueError as exc:
         print(f"vgw cgw-config: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    sys.stdout.write(render(config, connection, args.vendor))
+    sys.stdout.write(text)
     return EXIT_OK
 
 

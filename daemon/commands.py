@@ -154,6 +154,19 @@ def status(args) -> int:
     return EXIT_OK
 
 
+def routes(args) -> int:
+    """`vgw routes`: the VPC route table as DescribeRouteTables shows it (docs/aws.md §7)."""
+    answer = _ask(args, {"cmd": "routes"})
+    if answer is None:
+        return EXIT_ERROR
+    if args.json:
+        print(json.dumps({"routes": answer["routes"]}, indent=2, default=str))
+    else:
+        from .statusfmt import render_routes
+        print(render_routes(answer["routes"]))
+    return EXIT_OK
+
+
 def tunnel(args) -> int:
     answer = _ask(args, {"cmd": "tunnel", "action": args.action, "tunnel": args.tunnel})
     if answer is None:

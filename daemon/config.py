@@ -82,6 +82,15 @@ MAX_STATIC_ROUTES = 100  # §4.1: static routes from CGW to a VGW connection, no
 MAX_UNIX_SOCKET_PATH = 107  # sun_path is 108 bytes including the terminating NUL
 MAX_ISSUES = 100    # problems listed (a hostile file may have 100,000); ConfigError.total counts all
 MAX_MESSAGE = 500   # characters of one problem's message
+MAX_CONNECTIONS = 10  # §4.1: Site-to-Site VPN connections per virtual private gateway (default quota)
+
+# §1.11: the Amazon side's ASN (default 64512) and the customer gateway's (default 65000).
+DEFAULT_AMAZON_SIDE_ASN = 64512
+DEFAULT_CUSTOMER_GATEWAY_ASN = 65000
+AMAZON_SIDE_ASN_RANGES = ((64512, 65534), (4200000000, 4294967294))
+# AWS's own ASNs (older VGWs' defaults, §1.11), refused for a customer gateway
+RESERVED_CUSTOMER_GATEWAY_ASNS = {7224: "all Regions", 9059: "eu-west-1", 10124: "ap-northeast-1",
+                                  17493: "ap-southeast-1"}
 
 # YAML would turn `pre_shared_key: 012345678` into a number (octal, even); for these
 # keys the loader keeps the text exactly as written.
@@ -100,9 +109,7 @@ _UNSUPPORTED_AWS_KEYS = {
     "outside_ip_address_type": "vgw listens on the IPv4 outside_ip you give each tunnel",
     # aws-facts §3.1: CloudwatchLogOptions keys that name AWS resources vgw does not have.
     "log_group_arn": "vgw has no CloudWatch; the tunnel log goes to stdout/journal, and to log_file if you set it",
-    "bgp_log_enabled": "vgw does static routing only, so there is no BGP log",
-    "bgp_log_group_arn": "vgw does static routing only, so there is no BGP log",
-    "bgp_log_output_format": "vgw does static routing only, so there is no BGP log",
+    "bgp_log_group_arn": "vgw has no CloudWatch; the BGP log goes to stdout/journal, and to bgp_log_file if you set it",
 }
 
 
@@ -461,6 +468,11 @@ class CloudwatchLogOptions(_Model):
     log_output_format: Annotated[LogOutputFormat, _one_of(LOG_OUTPUT_FORMATS)] = "json"
     # vgw only: also append the tunnel's records to this file (one record per line).
     log_file: Annotated[str, BeforeValidator(_check_log_file)] | None = None
+    # §3.4: the BGP log of a dynamic connection's tunnel (BgpLogEnabled, BgpLogOutputFormat)
+    bgp_log_enabled: Annotated[bool, BeforeValidator(_strict_bool)] = False
+    bgp_log_output_format: Annotated[LogOutputFormat, _one_of(LOG_OUTPUT_FORMATS)] = "json"
+    # vgw only: also append the tunnel's BGP records to this file
+    bgp_log_file: Annotated[str, BeforeValidator(_check_log_file)] | None = None
 
 
 class LogOptions(_Model):
@@ -631,6 +643,22 @@ class TunnelConfig(_Model):
         return self._trust
 
 
+def _check_customer_gateway_asn(value: Any) -> int:
+    asn = _whole_number(1, 4294967295, why="a 2- or 4-octet ASN").func(value)
+    if asn in RESERVED_CUSTOMER_GATEWAY_ASNS:
+        raise _fail(f"{asn} is reserved by AWS ({RESERVED_CUSTOMER_GATEWAY_ASNS[asn]}); use your own ASN, e.g."
+                    f" a private one from 64512-65534 such as {DEFAULT_CUSTOMER_GATEWAY_ASN}")
+    return asn
+
+
+def _check_amazon_side_asn(value: Any) -> int:
+    asn = _whole_number(1, 4294967295, why="a 2- or 4-octet ASN").func(value)
+    if not any(low <= asn <= high for low, high in AMAZON_SIDE_ASN_RANGES):
+        raise _fail(f"{asn} is not an ASN AWS allows for a virtual private gateway: use 64512-65534 or"
+                    f" 4200000000-4294967294 (default {DEFAULT_AMAZON_SIDE_ASN})")
+    return asn
+
+
 class CustomerGatewayConfig(_Model):
     """The customer gateway (AWS's CustomerGateway); without ip any address may connect.
 
@@ -641,6 +669,8 @@ class CustomerGatewayConfig(_Model):
 
     ip: Address | None = None
     identity: Annotated[str, BeforeValidator(_check_identity)] | None = None
+    # §1.11: the customer gateway's BGP ASN (CreateCustomerGateway BgpAsn / BgpAsnExtended)
+    bgp_asn: Annotated[int, BeforeValidator(_check_customer_gateway_asn)] = DEFAULT_CUSTOMER_GATEWAY_ASN
 
 
 def _check_static_routes(routes: list[IPv4Network]) -> list[IPv4Network]:
@@ -676,6 +706,8 @@ class ConnectionConfig(_Model):
     name: Name = Field(description="a name for the connection, e.g. name: vpn-lab")
     customer_gateway: CustomerGatewayConfig = Field(default_factory=CustomerGatewayConfig)
     static_routes: Annotated[list[Cidr], AfterValidator(_check_static_routes)] = Field(default_factory=list)
+    # AWS's StaticRoutesOnly; omitted: true when static_routes are listed, else false (BGP)
+    static_routes_only: Annotated[bool, BeforeValidator(_strict_bool)] | None = None
     # §1.8: traffic selectors; local is the customer side, remote the AWS side.
     local_network_cidr: Cidr = IPv4Network("0.0.0.0/0")
     remote_network_cidr: Cidr = IPv4Network("0.0.0.0/0")
@@ -683,9 +715,26 @@ class ConnectionConfig(_Model):
         description="a list of one or two tunnels, each with outside_ip and pre_shared_key"
     )
 
+    @property
+    def dynamic(self) -> bool:
+        """BGP runs in each tunnel (StaticRoutesOnly false, docs/aws.md §7)."""
+        return not self.static_routes_only
+
     @model_validator(mode="after")
     def _check_connection(self) -> "ConnectionConfig":
         problems: list[tuple[tuple, str]] = []
+        if self.static_routes_only is None:
+            self.static_routes_only = bool(self.static_routes)
+        elif not self.static_routes_only and self.static_routes:
+            # §7: "If you select the option to use BGP advertisement, then you cannot specify static routes."
+            problems.append(
+                (
+                    ("static_routes",),
+                    "a dynamic connection (static_routes_only: false) learns the customer's prefixes by BGP and"
+                    " cannot have static routes (AWS's rule): remove static_routes, or set"
+                    " static_routes_only: true to route statically",
+                )
+            )
         for index, tunnel in enumerate(self.tunnels):
             # §1.7: AWS can initiate only if it knows where the customer gateway is.
             if tunnel.startup_action == "start" and self.customer_gateway.ip is None:
@@ -845,7 +894,13 @@ class GatewayConfig(_Model):
     metrics: MetricsConfig | None = None  # vgw only; off by default
     dos_protection: DosProtectionConfig = Field(default_factory=DosProtectionConfig)  # vgw only
     data_path: DataPathConfig = Field(default_factory=DataPathConfig)  # vgw only
-    vpc: VpcConfig = Field(description="the VPC behind the gateway, e.g. vpc: {cidrs: [10.0.0.0/16]}")
+    # §4.1: "Site-to-Site VPN connections per virtual private gateway", 10 by default and
+    # adjustable (a quota increase at AWS); vgw only: raise it here
+    max_connections: Annotated[int, _whole_number(1, 1000)] = MAX_CONNECTIONS
+    # §1.11: the virtual private gateway's ASN (AmazonSideAsn)
+    amazon_side_asn: Annotated[int, BeforeValidator(_check_amazon_side_asn)] = DEFAULT_AMAZON_SIDE_ASN
+    # omitted: a VPN CloudHub hub with no VPC behind it (docs/aws.md §7)
+    vpc: VpcConfig | None = None
     connections: Annotated[list[ConnectionConfig], AfterValidator(_check_connection_list)] = Field(
         description="a list of VPN connections, each with a name and its tunnels"
     )
@@ -853,6 +908,17 @@ class GatewayConfig(_Model):
     @model_validator(mode="after")
     def _check_gateway(self) -> "GatewayConfig":
         problems: list[tuple[tuple, str]] = []
+
+        if len(self.connections) > self.max_connections:
+            # §4.1: "Site-to-Site VPN connections per virtual private gateway: 10" (adjustable)
+            problems.append(
+                (
+                    ("connections",),
+                    f"has {len(self.connections)} connections; the quota of Site-to-Site VPN connections per"
+                    f" virtual private gateway is {self.max_connections} (AWS's default is {MAX_CONNECTIONS}):"
+                    " remove some, or raise max_connections as you would ask AWS for a quota increase",
+                )
+            )
 
         names: dict[str, int] = {}
         for ci, connection in enumerate(self.connections):
@@ -911,6 +977,17 @@ class GatewayConfig(_Model):
                 tunnel.inside_cidr = choose_inside_cidr(tunnel.outside_ip, inside)
                 inside[tunnel.inside_cidr] = f"connections[{ci}].tunnels[{ti}]"
 
+        # §1.11: "The VGW ASN must differ from the CGW ASN" (for BGP to be eBGP at all)
+        for ci, connection in enumerate(self.connections):
+            if connection.dynamic and connection.customer_gateway.bgp_asn == self.amazon_side_asn:
+                problems.append(
+                    (
+                        ("connections", ci, "customer_gateway", "bgp_asn"),
+                        f"{connection.customer_gateway.bgp_asn} is also amazon_side_asn: the customer gateway"
+                        " needs an ASN of its own (e.g. 65000), or change amazon_side_asn",
+                    )
+                )
+
         # vgw puts static routes in the host's main routing table (daemon/routes.py), so
         # a route must not capture vgw's own IKE/ESP packets to a customer gateway
         # (they would loop into the TUN) nor replace the host's default route.
@@ -942,7 +1019,7 @@ class GatewayConfig(_Model):
                         )
                     )
                     continue
-                for vpc_cidr in self.vpc.cidrs:
+                for vpc_cidr in (self.vpc.cidrs if self.vpc else ()):
                     # A supernet of the VPC (e.g. 10.0.0.0/8 around 10.0.0.0/16) is fine:
                     # the VPC's local route is more specific.
                     if route.subnet_of(vpc_cidr):
@@ -955,6 +1032,7 @@ class GatewayConfig(_Model):
                         )
                         break
 
+        self._warn_shared_asns()
         if problems:
             raise _fail_many(problems)
         return self
@@ -989,9 +1067,33 @@ class GatewayConfig(_Model):
     @property
     def warnings(self) -> list[ConfigIssue]:
         """What vgw runs with but the user should know (e.g. an intermediate CA
-        missing from vgw's certificate file), with lines once parse_config set them."""
+        missing from vgw's certificate file, CloudHub sites sharing an ASN), with
+        lines once parse_config set them."""
         return [issue if isinstance(issue, ConfigIssue) else ConfigIssue(_path_text(issue[0]), issue[1])
                 for issue in self._warned]
+
+    @property
+    def vpc_cidrs(self) -> list[IPv4Network]:
+        """The VPC's CIDR blocks; none for a CloudHub hub without a VPC."""
+        return list(self.vpc.cidrs) if self.vpc else []
+
+    def _warn_shared_asns(self) -> None:
+        """§7 (CloudHub): "You must use a unique BGP ASN for each customer gateway": a
+        site drops the routes of another site that has its own ASN in their AS_PATH.
+        Several connections of one customer gateway (one IP) may share its ASN."""
+        by_asn: dict[int, list[int]] = {}
+        for ci, connection in enumerate(self.connections):
+            if connection.dynamic:
+                by_asn.setdefault(connection.customer_gateway.bgp_asn, []).append(ci)
+        for asn, indexes in by_asn.items():
+            cgw_ips = {str(self.connections[ci].customer_gateway.ip) for ci in indexes}
+            if len(indexes) > 1 and len(cgw_ips) > 1:
+                names = ", ".join(self.connections[ci].name for ci in indexes)
+                for ci in indexes[1:]:
+                    self._warned.append((("connections", ci, "customer_gateway", "bgp_asn"),
+                                         f"connections {names} have customer gateways with the same bgp_asn {asn}:"
+                                         " with VPN CloudHub each site drops the others' routes (their AS_PATH"
+                                         " holds its own ASN); give each site's customer gateway its own ASN"))
 
     def _indexed_tunnels(self):
         for ci, connection in enumerate(self.connections):

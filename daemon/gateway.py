@@ -20,11 +20,14 @@ from typing import Callable
 from dataplane.loop import PacketLoop
 from ikecore.dos import DosGuard, DosSettings
 
+from .bgp.sessions import BgpSessions
+from .cgwconfig import stable_id
 from .config import GatewayConfig
 from .control import ControlServer
 from .initqueue import InitQueue
 from .ratelimit import LimitedLog
-from .routes import RouteTable, choose_primary
+from .routes import RouteTable
+from .routing import ConnectionPlan, VpcRouteTable
 from .runtime import TunnelRuntime
 
 log = logging.getLogger("vgw")
@@ -60,8 +63,12 @@ class Gateway:
         self._init_drain_scheduled = False
         self.tunnels: dict[str, TunnelRuntime] = {}
         self.ike_socks: dict[str, socket.socket] = {}
-        self.routes = RouteTable()
-        self.primary: dict[str, str | None] = {}
+        self.routes = RouteTable()          # the kernel's routes that vgw owns (proto 190)
+        # the VPC route table: AWS's path selection and what each BGP session
+        # announces (daemon/routing); the kernel follows its decisions
+        self.vpc_table = VpcRouteTable()
+        self.bgp = BgpSessions(loop, self.vpc_table, self._decide_soon, connection_id=_connection_id)
+        self._decide_scheduled = False
         self.control = ControlServer(config.control_socket, self.handle_control)
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
@@ -75,8 +82,14 @@ class Gateway:
 
     # --- start / stop --------------------------------------------------------------------
 
+    @property
+    def primary(self) -> dict[str, str | None]:
+        """Each connection's primary tunnel (the route table's choice)."""
+        return self.vpc_table.primaries
+
     async def start(self) -> None:
         try:
+            self.vpc_table.configure(self.config.vpc_cidrs, _plans(self.config))
             for conn, tun in self.config.all_tunnels():
                 self._add_tunnel(conn, tun)
             await self.control.start()
@@ -115,6 +128,9 @@ class Gateway:
                 rt.open()
             except OSError as exc:
                 raise StartupError(f"cannot create the TUN device for tunnel {ip}: {exc}") from None
+            if conn.dynamic:
+                # BGP between the inside addresses, over this tunnel (docs/aws.md §11)
+                self.bgp.add(rt, self.config.amazon_side_asn)
         except BaseException:
             # leave nothing half-made behind: on a reload the tunnel is skipped and
             # the next reload must be able to bind its sockets again
@@ -125,6 +141,8 @@ class Gateway:
     def _remove_tunnel(self, ip: str, send_delete: bool) -> None:
         """Close the tunnel's runtime (if any), its port 500 socket and its endpoint."""
         rt = self.tunnels.get(ip)
+        if ip in self.bgp.sessions:
+            self.loop.create_task(self.bgp.remove(ip))
         if rt is not None:
             if send_delete:
                 rt.ike.delete(self.loop.time())
@@ -140,6 +158,7 @@ class Gateway:
     async def stop(self, send_delete: bool = True) -> None:
         """SIGTERM: DELETE every SA, remove routes and TUNs (DESIGN.md Interfaces)."""
         self.stopping = True
+        await self.bgp.close()      # Cease goes out while the tunnels still carry it
         for ip in list(self.tunnels):
             self._remove_tunnel(ip, send_delete)
         for ip, sock in list(self.ike_socks.items()):  # a tunnel that failed to open
@@ -248,9 +267,9 @@ class Gateway:
             except Exception:
                 log.exception("[%s] cannot apply %s", rt.name, type(ev).__name__)
         if changed:
+            # a session needs its tunnel: IPsec up starts it, down ends it at once
+            self.bgp.ipsec(rt.id, rt.ipsec_up)
             self._update_routes()
-            for cb in self.on_state_change:
-                cb()
 
     def _arm_timer(self) -> None:
         deadlines = [d for d in (rt.ike.next_deadline() for rt in self.tunnels.values()) if d is not None]
@@ -293,21 +312,33 @@ class Gateway:
         self._arm_timer()
 
     def _update_routes(self) -> None:
-        for conn in self.config.connections:
-            ids = [str(t.outside_ip) for t in conn.tunnels]
-            up = [i for i in ids if i in self.tunnels and self.tunnels[i].up
-                  and not self.tunnels[i].admin_down]
-            old = self.primary.get(conn.name)
-            new = choose_primary(old, up)
-            if new != old:
-                if new:
-                    log.info("[%s] static routes %s now via tunnel %s", conn.name,
-                             ", ".join(map(str, conn.static_routes)) or "(none)", new)
-                else:
-                    log.warning("[%s] no tunnel is up: static routes %s unreachable", conn.name,
-                                ", ".join(map(str, conn.static_routes)) or "(none)")
-            self.primary[conn.name] = new
-            self.routes.point(conn.static_routes, self.tunnels[new].tun.ifindex if new else None)
+        """Tell the route table which tunnels are up, and apply its decision now."""
+        for ip, rt in self.tunnels.items():
+            self.vpc_table.set_up(ip, rt.up)
+        self._decide()
+
+    def _decide_soon(self) -> None:
+        """BGP input arrived: decide once for everything of this event-loop turn."""
+        if not self._decide_scheduled:
+            self._decide_scheduled = True
+            self.loop.call_soon(self._decide)
+
+    def _decide(self) -> None:
+        """Apply the route table's decision; then tell who watches the tunnels'
+        state (systemd's STATUS line): this runs after every IPsec or BGP change."""
+        self._decide_scheduled = False
+        changes = self.vpc_table.decide()
+        for cb in self.on_state_change:
+            cb()
+        if not changes:
+            return
+        for line in changes.lines:
+            log.info("%s", line)
+        for prefix, tunnel in changes.kernel.items():
+            rt = self.tunnels.get(tunnel) if tunnel else None
+            self.routes.point([prefix], rt.tun.ifindex if rt is not None and rt.tun else None)
+        self.routes.remove(sorted(changes.removed))
+        self.bgp.advertise(changes.advertisements)
 
     def tunnel_down(self, ip: str) -> dict:
         rt = self.tunnels.get(ip)
@@ -316,6 +347,7 @@ class Gateway:
         if rt.up:
             rt.last_status_change = time.time()   # UP -> DOWN by the operator
         rt.admin_down = True
+        self.bgp.ipsec(ip, False)
         rt.ike.hold()   # new IKE SAs are refused, no re-initiation; the DELETE's answer still counts
         rt.ike.delete(self.loop.time())
         log.info("[%s] tunnel taken down by the operator", rt.name)
@@ -371,15 +403,16 @@ class Gateway:
             if pair is None:
                 self._remove_tunnel(ip, send_delete=True)
                 removed.append(ip)
-            elif tunnel_policy(*pair) != rt.policy or pair[1].inside_cidr != rt.cfg.inside_cidr:
+            elif (tunnel_policy(*pair) != rt.policy or pair[1].inside_cidr != rt.cfg.inside_cidr
+                  or pair[0].dynamic != rt.conn.dynamic):
                 self._remove_tunnel(ip, send_delete=True)
                 replaced.append(ip)
             else:
                 rt.conn, rt.cfg = pair
                 kept.append(ip)
-        old_prefixes = {str(p) for c in self.config.connections for p in c.static_routes}
-        new_prefixes = {str(p) for c in new.connections for p in c.static_routes}
-        self.routes.remove([p for p in old_prefixes - new_prefixes])
+                if pair[0].dynamic and self.bgp.settings_changed(rt, new.amazon_side_asn):
+                    # a new ASN: the session starts over, the IPsec SAs stay
+                    self.loop.create_task(self._restart_session(rt, new.amazon_side_asn))
         self.guard.settings = _dos_settings(new)
         if new.control_socket != self.config.control_socket:
             log.warning("control_socket changed to %s: takes effect after a restart", new.control_socket)
@@ -387,6 +420,7 @@ class Gateway:
             # the TUN devices were opened with the old offload mode; new tunnels get the new one
             log.warning("data_path changed: existing tunnels keep the old setting until a restart")
         self.config = new
+        self.vpc_table.configure(new.vpc_cidrs, _plans(new))
         for ip, (conn, tun) in wanted.items():
             if ip not in self.tunnels:
                 try:
@@ -397,9 +431,6 @@ class Gateway:
                 added.append(ip)
                 if rt.cfg.startup_action == "start":
                     self._initiate(rt)
-        for name in list(self.primary):
-            if name not in {c.name for c in new.connections}:
-                del self.primary[name]
         self._update_routes()
         self._flush()
         summary = {"kept": kept, "replaced": replaced, "removed": removed,
@@ -409,9 +440,16 @@ class Gateway:
 
     # --- control -----------------------------------------------------------------------------
 
+    async def _restart_session(self, rt: TunnelRuntime, amazon_side_asn: int) -> None:
+        await self.bgp.remove(rt.id)
+        if self.tunnels.get(rt.id) is rt:
+            self.bgp.add(rt, amazon_side_asn)
+
     def status(self) -> dict:
         primaries = set(self.primary.values())
-        return {"tunnels": [rt.status(rt.id in primaries) for rt in self.tunnels.values()],
+        return {"tunnels": [rt.status(rt.id in primaries, self.bgp.status(rt.id)) for rt in self.tunnels.values()],
+                "connections": [_connection_status(c, self) for c in self.config.connections],
+                "amazon_side_asn": self.config.amazon_side_asn,
                 "dropped_no_tunnel": self.dropped_no_tunnel,
                 "ike_dos": {**vars(self.guard.counters), "half_open": self.guard.half_open,
                             "init_queue": len(self.init_queue),
@@ -434,6 +472,8 @@ class Gateway:
             return {"ok": False, "error": f"unknown tunnel action {action!r}"}
         if cmd == "rekey":
             return self.rekey(str(req.get("tunnel")), req.get("sa", "child"))
+        if cmd == "routes":
+            return {"ok": True, "routes": vpc_routes(self)}
         return {"ok": False, "error": f"unknown command {cmd!r}"}
 
     def install_signal_handlers(self, on_stop: Callable[[], None], on_reload: Callable[[], None]) -> None:
@@ -466,3 +506,50 @@ def _bind_hint(ip: str, port: int, exc: OSError) -> str:
     if exc.errno in (errno.EACCES, errno.EPERM):
         return f"cannot bind {ip}:{port}: permission denied; run vgw as root or with CAP_NET_BIND_SERVICE and CAP_NET_ADMIN"
     return f"cannot bind {ip}:{port}: {exc.strerror or exc}"
+
+
+def _connection_id(connection) -> str:
+    """The stable vpn- id of a YAML connection (the one `vgw cgw-config` prints)."""
+    return stable_id("vpn", connection.name)
+
+
+def _plans(config: GatewayConfig) -> list[ConnectionPlan]:
+    """What the route table needs of each connection."""
+    return [ConnectionPlan(name=c.name, tunnels=tuple(str(t.outside_ip) for t in c.tunnels), dynamic=c.dynamic,
+                           static_routes=tuple(c.static_routes), customer_gateway_ip=c.customer_gateway.ip)
+            for c in config.connections]
+
+
+def _connection_status(connection, gw: "Gateway") -> dict:
+    """A connection as `vgw status` groups tunnels: its customer gateway and routing."""
+    cgw = connection.customer_gateway
+    return {"name": connection.name, "vpn_connection_id": _connection_id(connection),
+            "routing": "dynamic" if connection.dynamic else "static",
+            "customer_gateway": {"ip": str(cgw.ip) if cgw.ip else None, "bgp_asn": cgw.bgp_asn
+                                 if connection.dynamic else None, "identity": cgw.identity},
+            "tunnels": [str(t.outside_ip) for t in connection.tunnels],
+            "primary": gw.primary.get(connection.name),
+            "static_routes": [str(p) for p in connection.static_routes]}
+
+
+def vpc_routes(gw: "Gateway") -> list[dict]:
+    """The VPC route table as AWS's DescribeRouteTables shows it, plus why each
+    route won and where CloudHub re-advertises it (`vgw routes`)."""
+    rows = [{"destination": str(c), "target": "local", "connection": None, "origin": "local", "state": "active",
+             "reason": "the VPC's own CIDR"} for c in gw.config.vpc_cidrs]
+    for prefix, route in sorted(gw.vpc_table.routes.items(), key=lambda kv: (kv[0].network_address, kv[0].prefixlen)):
+        path = route.path
+        rows.append({
+            "destination": str(prefix),
+            "target": route.tunnel,
+            "connection": path.connection,
+            "origin": path.source.value,
+            "state": route.state,
+            "reason": route.reason,
+            "as_path": list(path.as_path) if path.as_path else None,
+            "med": path.med,
+            "alternatives": [{"connection": p.connection, "tunnel": p.tunnel, "origin": p.source.value,
+                              "as_path": list(p.as_path), "med": p.med} for p in route.others],
+            "advertised_to": list(gw.vpc_table.advertised_to(prefix)),
+        })
+    return rows

@@ -56,8 +56,8 @@ class GatewayCollector:
 
     def collect(self):
         gw = self.gateway
-        state = GaugeMetricFamily("TunnelState", "AWS/VPN TunnelState: 1 the tunnel is UP (IPsec up), 0 DOWN",
-                                  labels=LABELS)
+        state = GaugeMetricFamily("TunnelState", "AWS/VPN TunnelState: 1 the tunnel is UP (static: IPsec up;"
+                                  " BGP: the session Established), 0 otherwise", labels=LABELS)
         data_in = CounterMetricFamily("TunnelDataIn", "AWS/VPN TunnelDataIn: bytes received from the customer"
                                       " gateway, counted after decryption", labels=LABELS, unit="")
         data_out = CounterMetricFamily("TunnelDataOut", "AWS/VPN TunnelDataOut: bytes sent to the customer"
@@ -103,6 +103,7 @@ class GatewayCollector:
             dpd.add_metric(labels, h.dpd_timeouts)
         yield from (state, data_in, data_out, packets_in, packets_out, drops, primary, ike_sas, child_sas,
                     ike_up, ike_rekeys, child_rekeys, ike_down, dpd)
+        yield from self._bgp(gw)
         unrouted = CounterMetricFamily("vgw_ike_dropped_no_tunnel", "IKE datagrams for an address with no tunnel")
         unrouted.add_metric([], gw.dropped_no_tunnel)
         yield unrouted
@@ -111,6 +112,40 @@ class GatewayCollector:
         for reason, count in (gw.packets.global_stats().get("drops") or {}).items():
             global_drops.add_metric([reason], count)
         yield global_drops
+
+
+    @staticmethod
+    def _bgp(gw):
+        """The BGP sessions of dynamic connections (docs/bgp.md)."""
+        session = GaugeMetricFamily("vgw_bgp_session_established", "1 when the tunnel's BGP session is"
+                                    " Established", labels=LABELS)
+        state = GaugeMetricFamily("vgw_bgp_session_state", "the session's RFC 4271 state (1 for the current one)",
+                                  labels=LABELS + ["state"])
+        accepted = GaugeMetricFamily("vgw_bgp_prefixes_accepted", "prefixes from the customer gateway in the VPC"
+                                     " route table's paths (VgwTelemetry AcceptedRouteCount)", labels=LABELS)
+        received = GaugeMetricFamily("vgw_bgp_prefixes_received", "prefixes the customer gateway announced,"
+                                     " denied ones included (the limit counts these)", labels=LABELS)
+        advertised = GaugeMetricFamily("vgw_bgp_prefixes_advertised", "prefixes vgw announces to the customer"
+                                       " gateway", labels=LABELS)
+        notifications = CounterMetricFamily("vgw_bgp_notifications", "NOTIFICATIONs, by direction and error"
+                                            " code (RFC 4271 §4.5)", labels=LABELS + ["direction", "code"])
+        established = CounterMetricFamily("vgw_bgp_sessions_established", "times the session reached"
+                                          " Established", labels=LABELS)
+        for tunnel_id, s in list(gw.bgp.sessions.items()):
+            labels = [s.tunnel.conn.name, tunnel_id]
+            status = gw.bgp.status(tunnel_id) or {}
+            prefixes = status.get("prefixes", {})
+            session.add_metric(labels, 1 if status.get("state") == "Established" else 0)
+            state.add_metric(labels + [status.get("state", "Idle")], 1)
+            accepted.add_metric(labels, prefixes.get("accepted", 0))
+            received.add_metric(labels, prefixes.get("received", 0))
+            advertised.add_metric(labels, prefixes.get("advertised", 0))
+            for direction, counts in (("sent", s.speaker.peer.counters.notifications_sent),
+                                      ("received", s.speaker.peer.counters.notifications_received)):
+                for code, count in sorted(counts.items()):
+                    notifications.add_metric(labels + [direction, str(code)], count)
+            established.add_metric(labels, s.speaker.peer.counters.sessions_established)
+        yield from (session, state, accepted, received, advertised, notifications, established)
 
 
 def make_registry(gateway) -> CollectorRegistry:

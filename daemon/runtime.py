@@ -74,6 +74,7 @@ class TunnelRuntime:
     call_later: object = None   # loop.call_later, set by the Gateway (grace timers)
     guard: object = None        # the gateway's DosGuard, shared by all tunnels
     tun_offload: str = "gro"    # data_path.tun_offload: gro | tso | none (at TUN creation)
+    bgp_established: bool = False   # a dynamic connection's session (daemon/bgp/sessions.py)
 
     def __post_init__(self) -> None:
         self.policy = tunnel_policy(self.conn, self.cfg)
@@ -94,9 +95,21 @@ class TunnelRuntime:
         return f"{self.conn.name} {self.id}"
 
     @property
-    def up(self) -> bool:
-        """AWS's tunnel status: UP when IPsec (the CHILD SA) is up."""
+    def ipsec_up(self) -> bool:
+        """IPsec (a CHILD SA) is up and may carry traffic."""
         return bool(self.children) and self.tun is not None and not self.admin_down
+
+    @property
+    def up(self) -> bool:
+        """AWS's tunnel status (VgwTelemetry, TunnelState; docs/aws.md §5.1, §5.2):
+        IPsec up, and for a dynamic connection also its BGP session Established."""
+        return self.ipsec_up and (not self.conn.dynamic or self.bgp_established)
+
+    def set_bgp_established(self, established: bool) -> None:
+        was_up = self.up
+        self.bgp_established = established
+        if self.up != was_up:
+            self.last_status_change = time.time()
 
     # --- setup / teardown -----------------------------------------------------------
 
@@ -133,14 +146,15 @@ class TunnelRuntime:
     # --- events from the IKE core --------------------------------------------------------
 
     def on_event(self, ev) -> bool:
-        """Apply one event; returns True when the tunnel's UP/DOWN state may have changed."""
+        """Apply one event; returns True when IPsec went up or down (and with it,
+        for a static connection, the tunnel's UP/DOWN state)."""
         kind = type(ev).__name__
         self.events_seen[kind] = self.events_seen.get(kind, 0) + 1
         self.history.record(ev)
         if isinstance(ev, LogLine):
             self.limited_log.log(ev.level, ev.text)
             return False
-        was_up = self.up
+        was_up, was_ipsec_up = self.up, self.ipsec_up
         if isinstance(ev, ChildSaUp):
             self._install_child(ev)
         elif isinstance(ev, ChildSaDown):
@@ -150,7 +164,7 @@ class TunnelRuntime:
             # while the tunnel is up, another IKE SA that fails (anyone's stray
             # IKE_SA_INIT timing out half-open, a bad proposal) is not its error
             if ev.reason not in ("deleted", "replaced", "rekeyed", "redundant", "invalid-ke") \
-                    and not self.up:
+                    and not self.ipsec_up:
                 self.last_error = f"{ev.reason}: {ev.detail}" if ev.detail else ev.reason
         elif isinstance(ev, IkeSaUp):
             self.last_error = ""
@@ -160,8 +174,7 @@ class TunnelRuntime:
             self.loop.send_keepalive(self.id)   # RFC 3948 §2.3: vgw is behind a NAT
         if self.up != was_up:
             self.last_status_change = time.time()
-            return True
-        return False
+        return self.ipsec_up != was_ipsec_up
 
     def _install_child(self, ev: ChildSaUp) -> None:
         encr, integ = esp_algorithms(ev.encr_id, ev.integ_id)
@@ -215,20 +228,33 @@ class TunnelRuntime:
 
     # --- status -----------------------------------------------------------------------------
 
-    def status(self, primary: bool) -> dict:
+    def status_message(self, accepted_routes: int = 0) -> str:
+        """VgwTelemetry's StatusMessage (docs/aws.md §5.2, §11.3): a static tunnel says
+        whether IPsec is up; a dynamic one that is UP counts the BGP routes accepted;
+        with IPsec up and BGP not Established the tunnel is DOWN with "IPSEC IS UP"."""
+        if self.admin_down:
+            return "ADMINISTRATIVELY DOWN"
+        if not self.ipsec_up:
+            return "IPSEC IS DOWN"
+        if self.conn.dynamic and self.bgp_established:
+            return f"{accepted_routes} BGP ROUTES"
+        return "IPSEC IS UP"
+
+    def status(self, primary: bool, bgp: dict | None = None) -> dict:
         core = self.ike.status(time.monotonic())   # the core's clock is the loop's: monotonic
         stats = self.loop.stats(self.id) if self.tun is not None else {}
-        if self.admin_down:
-            message = "ADMINISTRATIVELY DOWN"
-        elif self.up:
-            message = "IPSEC IS UP"
-        else:
-            message = "IPSEC IS DOWN"
+        accepted = (bgp or {}).get("prefixes", {}).get("accepted", 0)
+        message = self.status_message(accepted)
         return {
             "connection": self.conn.name,
             "outside_ip": self.id,
             "status": "UP" if self.up else "DOWN",
             "status_message": message,
+            "routing": "dynamic" if self.conn.dynamic else "static",
+            "ipsec": "UP" if self.ipsec_up else "DOWN",
+            # AcceptedRouteCount (docs/aws.md §5.2): 0 while down, as AWS's dumps show
+            "accepted_route_count": (accepted if self.conn.dynamic else len(self.conn.static_routes))
+            if self.up else 0,
             "last_status_change": self.last_status_change,
             "customer_gateway_ip": str(self.conn.customer_gateway.ip or "") or None,
             "customer_gateway_identity": self.conn.customer_gateway.identity,
@@ -249,4 +275,5 @@ class TunnelRuntime:
             "drops": stats.get("drops", {}),
             "last_error": self.last_error,
             "history": self.history.status(core),
+            "bgp": bgp,
         }

@@ -55,18 +55,59 @@ def _schedule(sa: dict) -> str:
     return "; " + ", ".join(parts) if parts else ""
 
 
+def _columns(rows: list[tuple]) -> list[str]:
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(str(cell).ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+
+
 def table(status: dict, now: float) -> list[str]:
-    """One row per tunnel: what an operator checks first."""
-    header = ("CONNECTION", "TUNNEL", "STATUS", "PHASE 1", "PHASE 2", "EGRESS", "IN", "OUT", "SINCE")
+    """One row per tunnel, grouped by connection: what an operator checks first."""
+    header = ("CONNECTION", "TUNNEL", "STATUS", "PHASE 1", "PHASE 2", "BGP", "EGRESS", "IN", "OUT", "SINCE")
     rows = [header]
-    for t in status.get("tunnels", []):
+    for t in _by_connection(status):
         k = t.get("counters", {})
+        bgp = (t.get("bgp") or {}).get("state", "-")
         rows.append((t["connection"], t["outside_ip"], t["status"] + (" (admin)" if t.get("admin_down") else ""),
-                     t.get("ike_phase1_state", "-"), t.get("ike_phase2_state", "-"),
+                     t.get("ike_phase1_state", "-"), t.get("ike_phase2_state", "-"), bgp,
                      "primary" if t.get("primary") else "-", _bytes(k.get("bytes_in", 0)),
                      _bytes(k.get("bytes_out", 0)), _age(t.get("last_status_change"), now)))
-    widths = [max(len(str(row[i])) for row in rows) for i in range(len(header))]
-    return ["  ".join(str(cell).ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    return _columns(rows)
+
+
+def _by_connection(status: dict) -> list[dict]:
+    """The tunnels in the order of the connections they belong to."""
+    order = {c["name"]: i for i, c in enumerate(status.get("connections", []))}
+    return sorted(status.get("tunnels", []), key=lambda t: order.get(t["connection"], len(order)))
+
+
+def connection_line(c: dict) -> str:
+    """A connection's header: its routing and its customer gateway (docs/aws.md §7)."""
+    cgw = c.get("customer_gateway") or {}
+    where = cgw.get("ip") or "any address"
+    asn = f" AS {cgw['bgp_asn']}" if cgw.get("bgp_asn") is not None else ""
+    routes = ""
+    if c.get("routing") == "static":
+        routes = f"; static routes {', '.join(c.get('static_routes') or []) or '(none)'}"
+    return (f"{c['name']} ({c.get('vpn_connection_id', '-')}): {c.get('routing', '-')} routing, customer gateway"
+            f" {where}{asn}; primary tunnel {c.get('primary') or 'none'}{routes}")
+
+
+def bgp_lines(b: dict, now: float) -> list[str]:
+    """The BGP session of a dynamic connection's tunnel."""
+    up = f" {_duration(b['uptime_seconds'])}" if b.get("uptime_seconds") is not None else ""
+    p = b.get("prefixes") or {}
+    lines = [f"  BGP {b['state']}{up} with {b['peer_address']} AS {b['peer_asn']}"
+             + (f" (router-id {b['peer_router_id']})" if b.get("peer_router_id") else "")
+             + (f", hold {b['hold_time']}s" if b.get("hold_time") else "")
+             + f"; prefixes received {p.get('received', 0)}, accepted {p.get('accepted', 0)}"
+             f" (limit {p.get('limit')}), advertised {p.get('advertised', 0)}"]
+    n = b.get("last_notification")
+    if n:
+        lines.append(f"    last NOTIFICATION {n['direction']} {_age(n.get('at'), now)} ago: {n['code']}/{n['subcode']}"
+                     f" ({n['name']})" + (f" data {n['data']}" if n.get("data") else ""))
+    if b.get("listen_error"):
+        lines.append(f"    {b['listen_error']}")
+    return lines
 
 
 def block(t: dict, now: float) -> list[str]:
@@ -104,6 +145,8 @@ def block(t: dict, now: float) -> list[str]:
         lines.append(f"    up {_age(h.get('child_sa_up_since'), now)}"
                      + (f"; rekeyed {_times(rekeys)}, last {_age(h.get('last_child_rekey'), now)} ago" if rekeys
                         else "; not rekeyed yet"))
+    if t.get("bgp"):
+        lines += bgp_lines(t["bgp"], now)
     k = t.get("counters", {})
     drops = {r: n for r, n in (t.get("drops") or {}).items() if n}
     lines.append(f"  in {_bytes(k.get('bytes_in', 0))} / {k.get('packets_in', 0)} pkts,"
@@ -120,7 +163,36 @@ def block(t: dict, now: float) -> list[str]:
 def render(status: dict, now: float | None = None) -> str:
     now = time.time() if now is None else now
     lines = table(status, now)
-    for t in status.get("tunnels", []):
-        lines.append("")
-        lines += block(t, now)
+    tunnels = _by_connection(status)
+    for c in status.get("connections", []):
+        lines += ["", connection_line(c)]
+        for t in tunnels:
+            if t["connection"] == c["name"]:
+                lines += block(t, now)
+    listed = {c["name"] for c in status.get("connections", [])}
+    for t in tunnels:
+        if t["connection"] not in listed:
+            lines += [""] + block(t, now)
+    return "\n".join(lines)
+
+
+def render_routes(routes: list[dict]) -> str:
+    """`vgw routes`: the VPC route table, then why each route won and where it is
+    re-advertised (VPN CloudHub)."""
+    rows = [("DESTINATION", "TARGET", "CONNECTION", "ORIGIN", "STATE", "AS_PATH", "MED", "WHY")]
+    for r in routes:
+        rows.append((r["destination"], r.get("target") or "-", r.get("connection") or "-", r["origin"], r["state"],
+                     " ".join(map(str, r.get("as_path") or [])) or "-",
+                     "-" if r.get("med") is None else r["med"], r.get("reason") or "-"))
+    lines = _columns(rows)
+    for r in routes:
+        notes = []
+        if r.get("alternatives"):
+            notes.append("over " + "; ".join(
+                f"{a['connection']} {a.get('tunnel') or ''} {a['origin']} as-path {' '.join(map(str, a['as_path'])) or '-'}"
+                f" med {'-' if a.get('med') is None else a['med']}".replace("  ", " ") for a in r["alternatives"]))
+        if r.get("advertised_to"):
+            notes.append("re-advertised to " + ", ".join(r["advertised_to"]))
+        if notes:
+            lines.append(f"  {r['destination']}: " + "; ".join(notes))
     return "\n".join(lines)

@@ -59,6 +59,7 @@ class Notifier:
     """sd_notify for one process. `enabled` is False outside systemd."""
 
     def __init__(self, env: dict | None = None):
+        self._status: str | None = None
         env = os.environ if env is None else env
         self.address = _address(env.get("NOTIFY_SOCKET", ""))
         self.watchdog = watchdog_interval(env)
@@ -94,6 +95,8 @@ class Notifier:
             return False
 
     def ready(self, status: str | None = None) -> bool:
+        if status:
+            self._status = status
         return self.notify("READY=1", *([f"STATUS={status}"] if status else []))
 
     def reloading(self) -> bool:
@@ -104,6 +107,11 @@ class Notifier:
         return self.notify("STOPPING=1")
 
     def status(self, text: str) -> bool:
+        """STATUS=text, unless it is what systemd already shows (the gateway calls
+        this after every IPsec or BGP change)."""
+        if text == self._status:
+            return True
+        self._status = text
         return self.notify(f"STATUS={text}")
 
     def start_watchdog(self, loop: asyncio.AbstractEventLoop) -> None:

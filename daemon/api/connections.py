@@ -197,7 +197,7 @@ def render(ctx: Context, record: Record, config: ConnectionConfig, vendor: str) 
     """`vgw cgw-config --vendor VENDOR` for this connection, under its API ids."""
     names = {"vpn_connection_id": record.id, "customer_gateway_id": record.row["customer_gateway_id"],
              "vpn_gateway_id": record.row["vpn_gateway_id"]}
-    return render_for(config, vendor, names, ctx.vpc.cidrs if ctx.vpc else ())
+    return render_for(config, vendor, names, ctx.vpc.cidrs if ctx.vpc else (), record.vpn_gateway["amazon_side_asn"])
 
 
 # ---------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from .tunnel_options import validate_connection
 
 # VpnConnectionDeviceTypeId -> (Vendor, Platform, Software, cgw-config vendor)
 DEVICE_TYPES = {
-    "strongswan": ("Strongswan", "Linux", "strongSwan 5.8+ (swanctl)", "strongswan"),
+    "strongswan": ("Strongswan", "Linux", "strongSwan 5.8+ (swanctl), FRR for BGP", "strongswan"),
     "generic": ("Generic", "Generic", "Vendor Agnostic", "generic"),
     "xml": ("vgw", "Any", "CustomerGatewayConfiguration XML", "xml"),
 }

@@ -1,9 +1,12 @@
 """The generic text configuration (`vgw cgw-config --vendor generic`).
 
-AWS's generic config (aws-facts §6.2) walks each tunnel in four parts: IKE,
+AWS's generic config (docs/aws.md §6.2) walks each tunnel in four parts: IKE,
 IPsec (with DPD interval 10 / retries 3, TCP MSS adjustment, clear DF bit,
 fragmentation before encryption), the tunnel interface (outside and inside
-addresses, MTU 1436) and routing. AWS's text always shows IKEv1 with
+addresses, MTU 1436) and routing: static routes, or on a dynamic connection
+BGP with AWS's labels (Customer Gateway ASN, Virtual Private Gateway ASN,
+Neighbor IP Address, Neighbor Hold Time 30; keepalive 10 as its Cisco and
+Check Point samples set it, §11.1). AWS's text always shows IKEv1 with
 aes-128-cbc/sha1/group 2; vgw's shows what the tunnel is configured for: IKEv2,
 the preferred (first) value of each list, then every value it accepts, in order.
 """
@@ -11,7 +14,8 @@ the preferred (first) value of each list, then every value it accepts, in order.
 from __future__ import annotations
 
 from ..config import ConnectionConfig, TunnelConfig
-from . import DPD_INTERVAL, DPD_RETRIES, TCP_MSS_ADJUSTMENT, TUNNEL_MTU
+from . import BGP_HOLD_TIME, BGP_KEEPALIVE, DPD_INTERVAL, DPD_RETRIES, TCP_MSS_ADJUSTMENT, TUNNEL_MTU
+from .bgp import MED_OTHER, MED_PRIMARY, selector_gaps, vpc_cidrs_text
 from .names import XML_ENCRYPTION, XML_ESP_INTEGRITY, XML_IKE_INTEGRITY, is_gcm
 
 RULE = "-" * 78
@@ -37,7 +41,50 @@ def _auth_rows(connection: ConnectionConfig, tunnel: TunnelConfig) -> list[str]:
             _row("Trusted CA", "the CA in vgw's ca_certificates must have issued your certificate")]
 
 
-def _tunnel(connection: ConnectionConfig, tunnel: TunnelConfig, number: int, vpc_cidrs: list) -> list[str]:
+def _static_routing(connection: ConnectionConfig, tunnel: TunnelConfig, vpc_cidrs: list) -> list[str]:
+    return [
+        "#4: Static Routing Configuration",
+        "",
+        "Route the VPC's CIDR blocks into this tunnel interface, next hop the VGW's inside address:",
+        *[f"  - {cidr} via {tunnel.vgw_inside_ip}" for cidr in vpc_cidrs],
+        "Your networks that AWS routes into this connection (its static routes):",
+        *([f"  - {r}" for r in connection.static_routes] or ["  - (none configured)"]),
+    ]
+
+
+def _bgp_routing(connection: ConnectionConfig, tunnel: TunnelConfig, vpc_cidrs: list,
+                 amazon_side_asn: int) -> list[str]:
+    gaps = selector_gaps(connection)
+    return [
+        "#4: Border Gateway Protocol (BGP) Configuration",
+        "",
+        "BGP-4 runs inside the tunnel, between the inside IP addresses, and carries the routes between",
+        "the VPC and your network. Each side has its own Autonomous System Number (ASN); yours was",
+        "given when the customer gateway was created (vgw's config: customer_gateway.bgp_asn).",
+        "",
+        _row("Customer Gateway ASN", connection.customer_gateway.bgp_asn),
+        _row("Virtual Private Gateway ASN", amazon_side_asn),
+        _row("Neighbor IP Address", tunnel.vgw_inside_ip),
+        _row("Neighbor Hold Time", BGP_HOLD_TIME),
+        _row("Keepalive Interval", BGP_KEEPALIVE),
+        _row("Your BGP source address", tunnel.cgw_inside_ip),
+        "",
+        "Announce your network's prefixes to the virtual private gateway: AWS routes to you only what",
+        "you announce, at most 100 prefixes per session (the 101st ends the session).",
+        f"The virtual private gateway announces the VPC's CIDR blocks ({vpc_cidrs_text(vpc_cidrs)})",
+        f"with AS_PATH {amazon_side_asn}: MED {MED_PRIMARY} on the tunnel AWS sends its traffic on, MED {MED_OTHER}"
+        " on the other.",
+        "It also announces the prefixes of this gateway's other dynamic connections (VPN CloudHub).",
+        "Keep weight and local preference equal on both tunnels, so that the lower MED picks your",
+        "tunnel too.",
+        "The BGP session needs this tunnel's inside addresses within both traffic selectors.",
+        *[f"WARNING: {gap}." for gap in gaps],
+        "It takes approximately 30 seconds for a BGP peering to be established.",
+    ]
+
+
+def _tunnel(connection: ConnectionConfig, tunnel: TunnelConfig, number: int, vpc_cidrs: list,
+            amazon_side_asn: int) -> list[str]:
     cgw_ip = connection.customer_gateway.ip or "<your public IP>"
     p1_encr = [XML_ENCRYPTION[e] for e in tunnel.phase1_encryption_algorithms]
     p1_integ = [XML_IKE_INTEGRITY[i] for i in tunnel.phase1_integrity_algorithms]
@@ -46,7 +93,8 @@ def _tunnel(connection: ConnectionConfig, tunnel: TunnelConfig, number: int, vpc
     p1_dh = [f"Group {g}" for g in tunnel.phase1_dh_group_numbers]
     p2_dh = [f"Diffie-Hellman Group {g}" for g in tunnel.phase2_dh_group_numbers]
     gcm_only = all(is_gcm(e) for e in tunnel.phase2_encryption_algorithms)
-    routes = connection.static_routes
+    routing = (_bgp_routing(connection, tunnel, vpc_cidrs, amazon_side_asn) if connection.dynamic
+               else _static_routing(connection, tunnel, vpc_cidrs))
     return [
         RULE,
         f"IPSec Tunnel #{number}",
@@ -98,17 +146,12 @@ def _tunnel(connection: ConnectionConfig, tunnel: TunnelConfig, number: int, vpc
         "",
         _row("Tunnel interface MTU", f"{TUNNEL_MTU} bytes"),
         "",
-        "#4: Static Routing Configuration",
-        "",
-        "Route the VPC's CIDR blocks into this tunnel interface, next hop the VGW's inside address:",
-        *[f"  - {cidr} via {tunnel.vgw_inside_ip}" for cidr in vpc_cidrs],
-        "Your networks that AWS routes into this connection (its static routes):",
-        *([f"  - {r}" for r in routes] or ["  - (none configured)"]),
+        *routing,
         "",
     ]
 
 
-def render_generic(connection: ConnectionConfig, i: dict[str, str], vpc_cidrs) -> str:
+def render_generic(connection: ConnectionConfig, i: dict[str, str], vpc_cidrs, amazon_side_asn: int) -> str:
     lines = [
         "vgw: the AWS side of a Site-to-Site VPN (generic customer gateway configuration)",
         "",
@@ -124,5 +167,5 @@ def render_generic(connection: ConnectionConfig, i: dict[str, str], vpc_cidrs) -
         "",
     ]
     for number, tunnel in enumerate(connection.tunnels, start=1):
-        lines += _tunnel(connection, tunnel, number, vpc_cidrs)
+        lines += _tunnel(connection, tunnel, number, vpc_cidrs, amazon_side_asn)
     return "\n".join(lines)

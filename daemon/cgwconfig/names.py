@@ -1,6 +1,6 @@
 """AWS option values in the spellings of AWS's generated configs and of strongSwan.
 
-AWS's generated configs write algorithms as in its XML (aws-facts §6.1):
+AWS's generated configs write algorithms as in its XML (docs/aws.md §6.1):
 `aes-128-cbc`, `sha1`, `hmac-sha1-96`, `group2`. strongSwan's proposal keywords
 are its own (`aes128`, `sha256`, `modp2048`, `ecp256`, `aes128gcm16`, `prfsha256`).
 """

@@ -1,6 +1,6 @@
 """swanctl.conf for a strongSwan customer gateway (`vgw cgw-config --vendor strongswan`).
 
-What AWS's own strongSwan sample does (aws-facts §6.3), in swanctl terms: both
+What AWS's own strongSwan sample does (docs/aws.md §6.3), in swanctl terms: both
 tunnels, IKEv2 with a PSK per tunnel, identities the two outside IPs
 (ID_IPV4_ADDR), selectors local_network_cidr <-> remote_network_cidr (0.0.0.0/0
 both ways by default, §1.8), DPD every 10 s with restart (`dpddelay=10s`,
@@ -8,6 +8,17 @@ both ways by default, §1.8), DPD every 10 s with restart (`dpddelay=10s`,
 (`keyingtries=%forever`), route-based: the sample marks each tunnel (`mark=100`,
 `200`) for a VTI; the swanctl equivalent is an XFRM interface per tunnel
 (`if_id_in`/`if_id_out` 1 and 2), created by the commands in the file's header.
+
+On a dynamic connection each tunnel's inside /30 joins its selectors, local and
+remote, beside the connection's CIDRs. With XFRM interfaces the route picks the
+interface and so the tunnel, and 0.0.0.0/0 holds the /30 anyway (strongSwan drops
+a selector that another one of the list holds). With charon's kernel-libipsec
+(one ipsec0 for every CHILD SA, the SA picked by the packet's addresses) each BGP
+session stays on its own tunnel only if no other tunnel's local selector holds
+its source address: the site's prefixes must replace 0.0.0.0/0 in local_ts
+(vgw cannot know them: a marked edit, as in frr.conf), and the CGW inside
+addresses go on ipsec0, which also makes FRR see its neighbors directly
+connected; the header says both. The BGP speaker's configuration is frr.py's.
 
 Proposals follow the tunnel options: vgw takes the first combination of *its*
 lists the peer offers (README), so the customer gateway may offer them all; they
@@ -27,6 +38,7 @@ from cryptography import x509
 
 from ..config import ConnectionConfig, TunnelConfig
 from . import DPD_INTERVAL, TCP_MSS_ADJUSTMENT
+from .bgp import selector_gaps
 from .names import SWAN_DH, SWAN_ENCRYPTION, SWAN_INTEGRITY, SWAN_PRF, is_gcm
 
 
@@ -86,8 +98,10 @@ def _tunnel(connection: ConnectionConfig, tunnel: TunnelConfig, number: int) -> 
         "        }",
         "        children {",
         f"            {name} {{",
-        f"                local_ts = {connection.local_network_cidr}",
-        f"                remote_ts = {connection.remote_network_cidr}",
+        *(["                # kernel-libipsec: your site's prefixes in place of 0.0.0.0/0 (see the header)"]
+          if connection.dynamic and connection.local_network_cidr.prefixlen == 0 else []),
+        f"                local_ts = {_selectors(connection.local_network_cidr, connection, tunnel)}",
+        f"                remote_ts = {_selectors(connection.remote_network_cidr, connection, tunnel)}",
         f"                esp_proposals = {','.join(esp)}",
         f"                life_time = {tunnel.phase2_lifetime_seconds}s",
         f"                rekey_time = {tunnel.phase2_lifetime_seconds - margin}s",
@@ -111,6 +125,17 @@ def _tunnel(connection: ConnectionConfig, tunnel: TunnelConfig, number: int) -> 
     return name, conn, secret
 
 
+def _selectors(cidr, connection: ConnectionConfig, tunnel: TunnelConfig) -> str:
+    """The connection's CIDR, and on a dynamic connection the tunnel's inside /30
+    beside it (see the module docstring)."""
+    return f"{cidr},{tunnel.inside_cidr}" if connection.dynamic else str(cidr)
+
+
+def swanctl_path(connection: ConnectionConfig) -> str:
+    """Where the file goes: swanctl.conf includes conf.d/*.conf."""
+    return f"/etc/swanctl/conf.d/{connection.name}.conf"
+
+
 def vgw_identity(tunnel: TunnelConfig) -> str:
     """The ID vgw presents on a certificate tunnel: certificate_identity (a DNS
     name or an IPv4 address of its certificate) or its certificate's subject DN,
@@ -124,6 +149,20 @@ def vgw_identity(tunnel: TunnelConfig) -> str:
 
 def _quoted(identity: str) -> str:
     return f'"{identity}"' if ("," in identity or " " in identity or "=" in identity) else identity
+
+
+def _bgp_head(connection: ConnectionConfig) -> list[str]:
+    """The header's part for a dynamic connection (see the module docstring)."""
+    inside = " and ".join(f"{t.cgw_inside_ip}/{t.inside_cidr.prefixlen}" for t in connection.tunnels)
+    return [
+        "# Dynamic routing: BGP over both tunnels (frr.conf, printed with this file), so no route to the",
+        "# VPC above: FRR learns it from each tunnel's neighbor. Each tunnel's inside /30 is in its traffic",
+        "# selectors, so that each BGP session stays on its own tunnel. With charon's kernel-libipsec",
+        "# instead of XFRM interfaces (one ipsec0 for all tunnels, the SA chosen by the packet's",
+        "# addresses), put your site's prefixes in place of 0.0.0.0/0 in each local_ts, and the inside",
+        f"# addresses on ipsec0 once charon runs, before the tunnels come up: ip addr add {inside} dev ipsec0",
+        *[f"# WARNING: {gap}." for gap in selector_gaps(connection)],
+    ]
 
 
 def render_swanctl(connection: ConnectionConfig, i: dict[str, str], vpc_cidrs) -> str:
@@ -141,12 +180,15 @@ def render_swanctl(connection: ConnectionConfig, i: dict[str, str], vpc_cidrs) -
             f"#   ip link set aws-tun{number} up mtu 1419",
         ]
     vpc = " ".join(str(c) for c in vpc_cidrs)
+    if not connection.dynamic:
+        head.append(f"#   ip route add <each VPC CIDR: {vpc}> dev aws-tun1 metric 100   (aws-tun2: metric 200)")
     head += [
-        f"#   ip route add <each VPC CIDR: {vpc}> dev aws-tun1 metric 100   (aws-tun2: metric 200)",
         f"#   iptables -t mangle -A FORWARD -o aws-tun+ -p tcp --tcp-flags SYN,RST SYN -j TCPMSS --set-mss {TCP_MSS_ADJUSTMENT}",
         "#   sysctl -w net.ipv4.conf.aws-tun1.rp_filter=2 net.ipv4.conf.aws-tun2.rp_filter=2",
         "# (AWS answers on either tunnel: asymmetric routing is normal.) Load with: swanctl --load-all",
     ]
+    if connection.dynamic:
+        head += _bgp_head(connection)
     if any(t.auth_method == "certificate" for t in connection.tunnels):
         head += [
             "# Certificate tunnels: your certificate in swanctl/x509/cgw-cert.pem, its key in",

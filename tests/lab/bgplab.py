@@ -145,6 +145,16 @@ def start_cgw(lab: Lab, node: CgwNode, remote_prefixes: Sequence[str] = ("0.0.0.
     return node.charon
 
 
+def restart_cgw(lab: Lab, node: CgwNode, remote_prefixes: Sequence[str] = ("0.0.0.0/0",), **conf: Any) -> Charon:
+    """Start ``node``'s stopped charon again (its TUN, inside addresses and tunnels
+    are new), as a customer gateway that comes back; not initiated."""
+    assert node.charon is not None, "start_cgw first"
+    node.charon.start()
+    add_inside_addresses(lab, node)
+    node.charon.load(cgw_swanctl_conf(node, remote_prefixes, **conf))
+    return node.charon
+
+
 def bring_up_cgw(node: CgwNode, vgw: Vgw | None = None, timeout: float = 20.0) -> None:
     """Initiate both tunnels from the CGW (each returns once its CHILD SA is up);
     with ``vgw``, also wait until vgw reports them UP."""
@@ -186,27 +196,16 @@ def cgw_speaker(lab: Lab, node: CgwNode, daemon: str, amazon_side_asn: int = AMA
     return node.speaker
 
 
-def standin_speaker(lab: Lab, ns: str, nodes: Sequence[CgwNode], networks: Sequence[str] = (),
-                    amazon_side_asn: int = AMAZON_SIDE_ASN, **options: Any) -> Bird:
-    """BIRD standing in for vgw's BGP speaker (until vgw has its own), not started:
-    in vgw's namespace ``ns``, AS ``amazon_side_asn``, a neighbor at the CGW inside
-    address of every tunnel of ``nodes``, spoken to from the VGW inside address.
-    Its kernel protocol is off: vgw alone owns that namespace's routes.
-    ``export_learned=True`` makes it re-advertise what it learns, as a CloudHub does."""
-    neighbors = [Neighbor(t.cgw_inside_ip, n.asn, t.vgw_inside_ip) for n in nodes for t in n.tunnels]
-    return Bird(lab, ns, amazon_side_asn, nodes[0].tunnels[0].outside_ip, neighbors, networks,
-                kernel=False, name="bird-standin", **options)
-
-
 # -- vgw's config ----------------------------------------------------------------
 
 
-def cgw_connection_yaml(node: CgwNode, dynamic: bool = False, bgp_keys: bool = False) -> str:
+def cgw_connection_yaml(node: CgwNode, dynamic: bool = False, bgp_keys: bool = False,
+                        tunnel_options: Mapping[str, Any] | None = None) -> str:
     """vgw's connection entry for ``node``. Static: ``static_routes`` = the site's
     prefixes. Dynamic: no static routes; with ``bgp_keys`` also
     ``static_routes_only: false`` and ``customer_gateway.bgp_asn`` (keys today's vgw
     does not know yet: it refuses them)."""
-    tunnels = [tunnel_yaml(t.outside_ip, t.inside_cidr, t.psk) for t in node.tunnels]
+    tunnels = [tunnel_yaml(t.outside_ip, t.inside_cidr, t.psk, **(tunnel_options or {})) for t in node.tunnels]
     if not dynamic:
         return connection_yaml(node.name, node.wan_ip, node.site_prefixes, tunnels)
     return connection_yaml(node.name, node.wan_ip, None, tunnels,
@@ -216,13 +215,13 @@ def cgw_connection_yaml(node: CgwNode, dynamic: bool = False, bgp_keys: bool = F
 
 def vgw_config(control: str, nodes: Sequence[CgwNode], dynamic: Sequence[bool] | bool = False,
                vpc_cidrs: Sequence[str] | None = (VPC_CIDR,), bgp_keys: bool = False,
-               amazon_side_asn: int = AMAZON_SIDE_ASN) -> str:
+               amazon_side_asn: int = AMAZON_SIDE_ASN, tunnel_options: Mapping[str, Any] | None = None) -> str:
     """vgw's YAML: one connection per CGW node (``dynamic`` per node or for all);
     ``amazon_side_asn`` is written only with ``bgp_keys``."""
     flags = [dynamic] * len(nodes) if isinstance(dynamic, bool) else list(dynamic)
     return gateway_yaml_multi(
         control, list(vpc_cidrs) if vpc_cidrs is not None else None,
-        [cgw_connection_yaml(n, d, bgp_keys) for n, d in zip(nodes, flags)],
+        [cgw_connection_yaml(n, d, bgp_keys, tunnel_options) for n, d in zip(nodes, flags)],
         top_level={"amazon_side_asn": amazon_side_asn} if bgp_keys else None)
 
 

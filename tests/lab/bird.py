@@ -146,14 +146,17 @@ class Bird(BgpSpeaker):
         check_alive(self.name, {"bird": self.proc}, self._tail)
 
     def stop(self) -> None:
+        """SIGTERM (BIRD closes its sessions with a NOTIFICATION); start() may follow."""
         if self.proc is not None:
             self.lab.stop(self.proc)
+        self.proc = None
 
     def kill(self) -> None:
         """SIGKILL: no NOTIFICATION, and the routes bird exported stay in the kernel."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=5)
+        self.proc = None
 
     def birdc(self, command: str, check: bool = True, timeout: float = 15.0) -> str:
         """One birdc command; its output without the "BIRD x.y ready." banner ("" when

@@ -25,6 +25,12 @@ once, one per namespace):
   session exchanges nothing without in/out policies and shows "(Policy)".
   ``no bgp network import-check``: ``network`` statements are announced without
   a matching route in the RIB (the lab's prefixes need not exist).
+* A given configuration.  ``Frr(..., config=TEXT)`` runs TEXT as bgpd's
+  configuration byte for byte (e.g. what ``vgw cgw-config --file frr`` printed);
+  the instance's own paths stay on the command line as above, and its log goes
+  to the same file by ``--log file:PATH --log-level info`` instead of a ``log
+  file`` line.  ``bgpd -C -f FILE`` (:func:`frr_config_errors`) checks a file
+  without running it: it prints what it cannot parse and exits 0 all the same.
 * Logs.  ``bgp log-neighbor-changes`` makes bgpd log every NOTIFICATION with its
   data ("%NOTIFICATION: sent to neighbor X 6/1 (Cease/Maximum Number of Prefixes
   Reached) 7 bytes 00 01 01 00 00 00 64").
@@ -73,13 +79,35 @@ def frr_unavailable_reason() -> str | None:
     return None
 
 
+def frr_config_errors(lab: Any, ns: str, text: str) -> str:
+    """What bgpd's dry run (``-C``) says about ``text`` as its config: "" when it
+    parses (see the module docstring; bgpd reads it as frr, as when it runs)."""
+    folder = lab.tmpdir("frr-check")
+    path = os.path.join(folder, "bgpd.conf")
+    with open(path, "w") as f:
+        f.write(text)
+    _give_to_frr(folder)
+    res = lab.run(ns, os.path.join(FRR_DIR, "bgpd"), "-C", "-f", path, check=False)
+    return (res.stdout + res.stderr).strip()
+
+
+def _give_to_frr(folder: str) -> None:
+    """Make ``folder`` and its files FRR's (the daemons run as frr)."""
+    os.chmod(os.path.dirname(folder), 0o711)
+    for path in [folder] + [os.path.join(folder, f) for f in os.listdir(folder)]:
+        shutil.chown(path, FRR_USER, FRR_USER)
+
+
 class Frr(BgpSpeaker):
-    """zebra + bgpd in ``ns``; arguments as :class:`BgpSpeaker`."""
+    """zebra + bgpd in ``ns``; arguments as :class:`BgpSpeaker`; ``config``: a
+    bgpd configuration to run as given instead of one rendered from the options
+    (which then only describe it to the harness: asn, neighbors...)."""
 
     daemon = "frr"
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, config: str | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.config = config
         self.zebra: subprocess.Popen | None = None
         self.bgpd: subprocess.Popen | None = None
         self.log_path = os.path.join(self.dir, "bgpd.log")
@@ -88,7 +116,10 @@ class Frr(BgpSpeaker):
     # -- config ---------------------------------------------------------------
 
     def config_text(self) -> str:
-        """bgpd.conf: route map first (see the module docstring), then ``router bgp``."""
+        """bgpd.conf: the given one, or route map first (see the module docstring),
+        then ``router bgp``."""
+        if self.config is not None:
+            return self.config
         lines = ["frr defaults traditional", f"hostname {self.name}",
                  f"log file {self.log_path} informational", "log timestamp precision 3", "!"]
         for seq, prefix in enumerate(self.networks, 1):
@@ -138,15 +169,14 @@ class Frr(BgpSpeaker):
             f.write(f"hostname {self.name}\nlog file {self.zebra_log_path} informational\n")
         with open(os.path.join(self.dir, "bgpd.conf"), "w") as f:
             f.write(self.config_text())
-        # the daemons run as frr (see the module docstring)
-        os.chmod(os.path.dirname(self.dir), 0o711)
-        for path in [self.dir] + [os.path.join(self.dir, f) for f in os.listdir(self.dir)]:
-            shutil.chown(path, FRR_USER, FRR_USER)
+        _give_to_frr(self.dir)   # the daemons run as frr (see the module docstring)
         self.zebra = self._popen("zebra", "zebra.out", "-f", os.path.join(self.dir, "zebra.conf"),
                                  "-i", os.path.join(self.dir, "zebra.pid"))
         wait_until(lambda: self._check_alive() or os.path.exists(os.path.join(self.dir, "zserv.api")),
                    timeout, 0.05, f"{self.name}: zebra's API socket")
         extra = [] if self.kernel else ["-n"]
+        if self.config is not None:   # the given config has no log line of ours
+            extra += ["--log", f"file:{self.log_path}", "--log-level", "info"]
         self.bgpd = self._popen("bgpd", "bgpd.out", "-f", os.path.join(self.dir, "bgpd.conf"),
                                 "-i", os.path.join(self.dir, "bgpd.pid"), *extra)
         wait_until(lambda: self._check_alive() or self.show("show bgp summary json", check=False),
@@ -165,9 +195,19 @@ class Frr(BgpSpeaker):
         check_alive(self.name, {"bgpd": self.bgpd, "zebra": self.zebra}, self._tail)
 
     def stop(self) -> None:
+        """SIGTERM (bgpd closes its sessions with a NOTIFICATION); start() may follow."""
         for proc in (self.bgpd, self.zebra):
             if proc is not None:
                 self.lab.stop(proc)
+        self._stopped()
+
+    def _stopped(self) -> None:
+        self.bgpd = self.zebra = None
+        for name in ("zserv.api", "bgpd.pid", "zebra.pid"):
+            try:
+                os.unlink(os.path.join(self.dir, name))
+            except FileNotFoundError:
+                pass
 
     def kill(self) -> None:
         """SIGKILL bgpd and zebra: no NOTIFICATION, and the routes zebra installed stay."""
@@ -178,6 +218,7 @@ class Frr(BgpSpeaker):
                 # each daemon keeps /var/tmp/frr/<daemon>.<pid> while it runs and
                 # removes it on a clean exit only
                 shutil.rmtree(os.path.join(FRR_RUNTIME_DIR, f"{program}.{proc.pid}"), ignore_errors=True)
+        self._stopped()
 
     # -- vtysh -----------------------------------------------------------------
 

@@ -234,9 +234,14 @@ class Charon:
             raise GiveUp(f"charon {self.name} exited with {self.proc.returncode}:\n{self._tail()}")
 
     def stop(self) -> None:
-        """Stop charon by PID (SIGTERM, then SIGKILL); its routes and TUN go with it."""
+        """Stop charon by PID (SIGTERM, then SIGKILL); its routes and TUN go with it.
+        start() may follow (a customer gateway that comes back)."""
         if self.proc is not None:
             self.lab.stop(self.proc)
+        self.proc = None
+        for name in os.listdir(self.run_dir) if os.path.isdir(self.run_dir) else ():
+            if name.endswith((".pid", ".vici")):   # charon's, from its own /run
+                os.unlink(os.path.join(self.run_dir, name))
 
     def __enter__(self) -> "Charon":
         return self.start()

@@ -4,8 +4,9 @@ FRR and BIRD peer with each other directly (AS_PATH, MED, prepend, negotiated
 timers, a wrong peer AS, the prefix limit: each seen by the harness from both
 sides); today's vgw carries the CGW inside addresses over their own tunnels
 (ping, TCP to port 179: the path the BGP sessions will take), BGP sessions
-cross both tunnels to a stand-in speaker in vgw's namespace, and the many-site
-builder brings three sites up on one vgw.
+cross both tunnels, and the many-site builder brings three sites up on one vgw.
+The sessions against vgw's own speaker are tests/lab/test_bgp.py and
+test_cloudhub.py.
 """
 
 from __future__ import annotations
@@ -18,10 +19,8 @@ from tests.lab.bgplab import (
     SiteSpec,
     bring_up_cgw,
     cgw_of_topo,
-    cgw_speaker,
     counters,
     hub_topology,
-    standin_speaker,
     start_cgw,
     start_hub,
     vgw_config,
@@ -185,34 +184,6 @@ def test_inside_addresses_take_their_own_tunnel(lab):
     assert ping(lab, topo.onprem, topo.vpc_ip)
 
 
-@pytest.mark.parametrize("daemon", ["frr", "bird"])
-def test_bgp_over_both_tunnels_to_a_stand_in(bgp_lab, daemon):
-    """The CGW's speaker peers over both tunnels of today's vgw with BIRD standing in
-    for vgw's speaker in vgw's namespace (kernel protocol off: vgw alone owns that
-    namespace's routes)."""
-    lab = bgp_lab
-    topo, node, vgw = _static_pair(lab, dynamic=True)
-    before = counters(vgw)
-    cgw = cgw_speaker(lab, node, daemon).start()
-    stand_in = standin_speaker(lab, topo.vgw, [node], [VPC], med=100).start()
-    for t in node.tunnels:
-        cgw.wait_established(t.vgw_inside_ip, timeout=30)
-        stand_in.wait_established(t.cgw_inside_ip, timeout=10)
-    paths = cgw.wait_routes(VPC, lambda ps: len(ps) == 2 and any(p.best for p in ps))
-    assert {p.next_hop for p in paths} == {t.vgw_inside_ip for t in node.tunnels}, paths
-    assert all(p.as_path == (AMAZON_SIDE_ASN,) and p.med == 100 for p in paths), paths
-    best = next(p for p in paths if p.best)
-    # the learned route is in the CGW's main table, through ipsec0
-    route = lab.run(node.ns, "ip", "route", "show", VPC).stdout
-    assert f"via {best.next_hop} dev ipsec0" in route, route
-    paths = stand_in.wait_routes(SITE, lambda ps: len(ps) == 2)
-    assert all(p.as_path == (CGW_ASN,) for p in paths), paths
-    # each session's packets crossed its own tunnel
-    after = counters(vgw)
-    for t in node.tunnels:
-        assert _delta(before, after, t.outside_ip, "packets_in") > 0, (before, after)
-
-
 def test_three_static_sites_on_one_vgw(lab):
     hub = hub_topology(lab, [SiteSpec(f"172.16.{i}.0/24") for i in (1, 2, 3)])
     vgw = start_hub(lab, hub)
@@ -222,25 +193,6 @@ def test_three_static_sites_on_one_vgw(lab):
     for site in hub.sites:
         assert ping(lab, site.onprem, hub.vpc_ip), site.name
         assert ping(lab, hub.vpc, site.onprem_ip), site.name
-
-
-def test_dynamic_sites_exchange_prefixes_through_a_stand_in(bgp_lab):
-    """Two dynamic sites (FRR, BIRD) on one vgw; BIRD in vgw's namespace stands in for
-    vgw's speaker and re-advertises what it learns, as a CloudHub does: each site
-    learns the other's prefix over both of its tunnels with AS_PATH [64512, ASN]."""
-    lab = bgp_lab
-    hub = hub_topology(lab, [SiteSpec("172.16.1.0/24", asn=65001, bgp="frr"),
-                             SiteSpec("172.16.2.0/24", asn=65002, bgp="bird")], vpc=False)
-    start_hub(lab, hub)
-    stand_in = standin_speaker(lab, hub.vgw, hub.nodes, export_learned=True).start()
-    for node in hub.nodes:
-        for t in node.tunnels:
-            node.speaker.wait_established(t.vgw_inside_ip, timeout=30)
-    for node, other in ((hub.nodes[0], hub.nodes[1]), (hub.nodes[1], hub.nodes[0])):
-        paths = node.speaker.wait_routes(other.site_prefixes[0], lambda ps: len(ps) == 2)
-        assert all(p.as_path == (AMAZON_SIDE_ASN, other.asn) for p in paths), paths
-        assert {p.next_hop for p in paths} == {t.vgw_inside_ip for t in node.tunnels}, paths
-    assert len(stand_in.routes("172.16.1.0/24")) == 2 and len(stand_in.routes("172.16.2.0/24")) == 2
 
 
 def test_hub_topology_redundant_site(lab):

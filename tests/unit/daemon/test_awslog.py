@@ -51,7 +51,9 @@ def test_log_options_spelled_as_aws_in_snake_case():
     ("{cloudwatch_log_options: {log_output_format: Json}}", "did you mean json?"),
     ("{cloudwatch_log_options: {log_enabled: yes please}}", "must be true or false"),
     ("{cloudwatch_log_options: {log_group_arn: 'arn:aws:logs:x'}}", "vgw has no CloudWatch"),
-    ("{cloudwatch_log_options: {bgp_log_enabled: true}}", "no BGP log"),
+    ("{cloudwatch_log_options: {bgp_log_group_arn: 'arn:aws:logs:x'}}", "bgp_log_file"),
+    ("{cloudwatch_log_options: {bgp_log_output_format: xml}}", "json"),
+    ("{cloudwatch_log_options: {bgp_log_file: bgp.log}}", "absolute path"),
     ("{cloudwatch_log_options: {log_file: relative.log}}", "absolute path"),
     ("{cloudwatch_logs_options: {}}", "did you mean cloudwatch_log_options?"),
 ])

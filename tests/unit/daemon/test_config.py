@@ -357,7 +357,6 @@ RULES = [
     (_set("vpc.cidrs", []), "vpc.cidrs", ["is empty"]),
     (_set("vpc.cidrs", ["10.0.0.0/16", "10.0.128.0/17"]), "vpc.cidrs[1]", ["overlaps cidrs[0]"]),
     (_set("vpc", ["10.0.0.0/16"]), "vpc", ["vpc: {cidrs: [10.0.0.0/16]}"]),
-    (_delete("vpc"), "vpc", ["missing"]),
     (_set("connections", []), "connections", ["is empty"]),
     (_set("control_socket", "/" + "x" * 120), "control_socket", ["at most 107"]),
 ]
@@ -744,3 +743,73 @@ def test_readme_dos_protection_block_lists_every_key_with_its_default():
     block = readme.split("```yaml\ndos_protection:", 1)[1].split("```", 1)[0]
     documented = yaml.safe_load("dos_protection:" + block)["dos_protection"]
     assert documented == DosProtectionConfig().model_dump()
+
+
+# --- dynamic routing and many connections (docs/aws.md §1.11, §4.1, §7) --------------------
+
+def _dynamic(name="dyn", asn=65000, first_octet=20, cgw="198.51.100.10", **extra):
+    connection = {"name": name, "customer_gateway": {"ip": cgw, "bgp_asn": asn},
+                  "tunnels": [{"outside_ip": f"198.51.100.{first_octet}",
+                               "inside_cidr": f"169.254.{first_octet}.0/30",
+                               "pre_shared_key": "example_psk_tunnel1_abcdef"}]}
+    connection.update(extra)
+    return connection
+
+
+def test_a_connection_without_static_routes_is_dynamic_and_takes_aws_defaults():
+    config = parse_config(dump({"vpc": {"cidrs": ["10.0.0.0/16"]}, "connections": [_dynamic()]}))
+    connection = config.connections[0]
+    assert connection.dynamic and connection.static_routes_only is False
+    assert config.amazon_side_asn == 64512 and connection.customer_gateway.bgp_asn == 65000
+    static = parse_config(dump({"vpc": {"cidrs": ["10.0.0.0/16"]},
+                                "connections": [_dynamic(static_routes=["172.16.0.0/16"])]}))
+    assert static.connections[0].static_routes_only is True and not static.connections[0].dynamic
+
+
+def test_a_hub_without_a_vpc_is_valid():
+    config = parse_config(dump({"connections": [_dynamic("a"), _dynamic("b", 65001, 21, "198.51.100.11")]}))
+    assert config.vpc is None and config.vpc_cidrs == []
+
+
+@pytest.mark.parametrize("change, key, words", [
+    ({"static_routes_only": False, "static_routes": ["172.16.0.0/16"]}, "connections[0].static_routes",
+     ["cannot have static routes", "static_routes_only: true"]),
+    ({"customer_gateway": {"ip": "198.51.100.10", "bgp_asn": 7224}}, "connections[0].customer_gateway.bgp_asn",
+     ["reserved by AWS"]),
+    ({"customer_gateway": {"ip": "198.51.100.10", "bgp_asn": 0}}, "connections[0].customer_gateway.bgp_asn",
+     ["ASN"]),
+    ({"customer_gateway": {"ip": "198.51.100.10", "bgp_asn": 64512}}, "connections[0].customer_gateway.bgp_asn",
+     ["also amazon_side_asn"]),
+])
+def test_dynamic_routing_mistakes_name_the_key(change, key, words):
+    text = dump({"vpc": {"cidrs": ["10.0.0.0/16"]}, "connections": [_dynamic(**change)]})
+    messages = [i.format("f") for i in issues_of(text)]
+    assert any(key in m and all(w in m for w in words) for m in messages), messages
+
+
+@pytest.mark.parametrize("asn, ok", [(64512, True), (65534, True), (4200000000, True), (65535, False),
+                                     (64511, False), (4294967295, False), (100, False)])
+def test_amazon_side_asn_ranges(asn, ok):
+    text = dump({"amazon_side_asn": asn, "vpc": {"cidrs": ["10.0.0.0/16"]}, "connections": [_dynamic()]})
+    if ok:
+        assert parse_config(text).amazon_side_asn == asn
+    else:
+        messages = [i.format("f") for i in issues_of(text)]
+        assert any("amazon_side_asn" in m and "64512-65534" in m for m in messages), messages
+
+
+def test_more_than_ten_connections_is_refused_naming_the_quota():
+    connections = [_dynamic(f"c{i}", 65000 + i, 20 + i, f"198.51.100.{100 + i}") for i in range(11)]
+    messages = [i.format("f") for i in issues_of(dump({"connections": connections}))]
+    assert any("connections" in m and "quota of Site-to-Site VPN connections per virtual private gateway is 10" in m
+               and "max_connections" in m for m in messages), messages
+    assert len(parse_config(dump({"connections": connections[:10]})).connections) == 10
+    assert len(parse_config(dump({"max_connections": 11, "connections": connections})).connections) == 11
+
+
+def test_sites_with_one_asn_are_warned_about():
+    config = parse_config(dump({"connections": [_dynamic("a"), _dynamic("b", 65000, 21, "198.51.100.11")]}))
+    assert any("same bgp_asn 65000" in w.message and w.path == "connections[1].customer_gateway.bgp_asn"
+               for w in config.warnings)
+    two_connections_of_one_cgw = parse_config(dump({"connections": [_dynamic("a"), _dynamic("b", 65000, 21)]}))
+    assert two_connections_of_one_cgw.warnings == []

@@ -32,7 +32,7 @@ def fake_gateway():
     }
     packets = SimpleNamespace(stats=lambda ip: stats[ip], global_stats=lambda: {"drops": {"unknown_spi": 4}})
     gw = SimpleNamespace(tunnels={"198.51.100.1": t1, "198.51.100.2": t2}, primary={"vpn-lab": "198.51.100.1"},
-                         packets=packets, dropped_no_tunnel=2)
+                         packets=packets, dropped_no_tunnel=2, bgp=SimpleNamespace(sessions={}, status=lambda ip: None))
     return gw, stats
 
 
@@ -64,6 +64,27 @@ def test_aws_metrics_with_aws_names_and_dimensions():
     # read at scrape time: a later change shows in the next scrape
     stats["198.51.100.1"]["bytes_in"] = 5000
     assert samples(make_registry(gw))[("TunnelDataIn_total", L("198.51.100.1"))] == 5000
+
+
+def test_bgp_sessions_are_exported_per_tunnel():
+    from collections import Counter
+    gw, _ = fake_gateway()
+    counters = SimpleNamespace(notifications_sent=Counter({6: 2}), notifications_received=Counter({2: 1}),
+                               sessions_established=3)
+    session = SimpleNamespace(tunnel=gw.tunnels["198.51.100.1"], speaker=SimpleNamespace(peer=SimpleNamespace(
+        counters=counters)))
+    status = {"state": "Established", "prefixes": {"accepted": 7, "received": 9, "advertised": 2}}
+    gw.bgp = SimpleNamespace(sessions={"198.51.100.1": session}, status=lambda ip: status)
+    s = samples(make_registry(gw))
+    assert s[("vgw_bgp_session_established", L("198.51.100.1"))] == 1
+    assert s[("vgw_bgp_session_state", L("198.51.100.1", state="Established"))] == 1
+    assert s[("vgw_bgp_prefixes_accepted", L("198.51.100.1"))] == 7
+    assert s[("vgw_bgp_prefixes_received", L("198.51.100.1"))] == 9
+    assert s[("vgw_bgp_prefixes_advertised", L("198.51.100.1"))] == 2
+    assert s[("vgw_bgp_notifications_total", L("198.51.100.1", direction="sent", code="6"))] == 2
+    assert s[("vgw_bgp_notifications_total", L("198.51.100.1", direction="received", code="2"))] == 1
+    assert s[("vgw_bgp_sessions_established_total", L("198.51.100.1"))] == 3
+    assert not [k for k in s if k[0].startswith("vgw_bgp") and dict(k[1])["TunnelIpAddress"] == "198.51.100.2"]
 
 
 def test_rekeys_and_dpd_events_are_counted_from_the_core_events():

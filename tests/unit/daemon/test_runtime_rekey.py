@@ -30,6 +30,7 @@ vpc: {cidrs: [10.0.0.0/16]}
 connections:
   - name: vpn-lab
     customer_gateway: {ip: 198.51.100.10}
+    static_routes_only: true          # IPsec alone makes the tunnel UP (no BGP)
     tunnels:
       - outside_ip: 198.51.100.1
         pre_shared_key: example_psk_tunnel1_abcdef

@@ -20,6 +20,18 @@ def _connection(ec2, connection_id):
     return ec2.describe_vpn_connections(VpnConnectionIds=[connection_id])["VpnConnections"][0]
 
 
+def _bgp_asns(connection) -> list[tuple[str, str]]:
+    """(customer gateway ASN, VGW ASN) of each ipsec_tunnel of the XML; hold time 30
+    on both sides; no NoBGPVPNConnection."""
+    xml = ET.fromstring(connection["CustomerGatewayConfiguration"])
+    assert xml.find("vpn_connection_attributes") is None
+    out = []
+    for tunnel in xml.findall("ipsec_tunnel"):
+        assert tunnel.findtext("customer_gateway/bgp/hold_time") == tunnel.findtext("vpn_gateway/bgp/hold_time") == "30"
+        out.append((tunnel.findtext("customer_gateway/bgp/asn"), tunnel.findtext("vpn_gateway/bgp/asn")))
+    return out
+
+
 def test_static_connection_life(ec2, endpoint):
     view, clock = endpoint.view, endpoint.clock
     cgw_id, vgw_id, _ = make_gateways(ec2, endpoint)
@@ -63,6 +75,7 @@ def test_static_connection_life(ec2, endpoint):
     assert [t.findtext("vpn_gateway/tunnel_outside_address/ip_address") for t in rendered] == [str(i) for i in outside]
     assert [t.findtext("ike/pre_shared_key") for t in rendered] == [o["PreSharedKey"] for o in options]
     assert rendered[0].findtext("customer_gateway/tunnel_outside_address/ip_address") == "203.0.113.10"
+    assert xml.findtext("vpn_connection_attributes") == "NoBGPVPNConnection" and list(xml.iter("bgp")) == []
 
     # telemetry comes from the gateway
     assert [t["Status"] for t in described["VgwTelemetry"]] == ["DOWN", "DOWN"]
@@ -130,6 +143,8 @@ def test_dynamic_connection_life(ec2, endpoint):
         False, 65020, 64700)
     assert definition.config.local_network_cidr == IPv4Network("172.16.0.0/12")
     clock.advance(3)
+    # the XML carries BGP with the gateways' ASNs (docs/aws.md §6.1), as `vgw cgw-config` renders it
+    assert _bgp_asns(_connection(ec2, vpn_id)) == [("65020", "64700")] * 2
     # BGP connections take no static routes
     assert error_code(ec2.create_vpn_connection_route, VpnConnectionId=vpn_id,
                       DestinationCidrBlock="172.16.0.0/16") == "InvalidParameterValue"
@@ -170,6 +185,7 @@ def test_dynamic_connection_life(ec2, endpoint):
     assert change.replace == ips and change.definition.outside_ips == ips
     assert change.definition.config.customer_gateway.ip == IPv4Address("203.0.113.20")
     clock.advance(3)
+    assert _bgp_asns(_connection(ec2, vpn_id)) == [("65030", "64700")] * 2
 
     ec2.delete_vpn_connection(VpnConnectionId=vpn_id)
     assert view.changes[-1].kind == "deleted"
