@@ -228,7 +228,8 @@ def main(argv: list[str] | None = None) -> int:
         xs = [r.get(key) for r in results[scenario]]
         if any(x is None for x in xs):
             return "-"
-        return f"{statistics.median(xs):{fmt}}{' ' + unit if unit else ''} [" + ", ".join(f"{x:{fmt}}" for x in xs) + "]"
+        each = ", ".join(f"{x:{fmt}}" for x in xs)
+        return f"{statistics.median(xs):{fmt}}{' ' + unit if unit else ''} [{each}]"
 
     rows = [("", "static (reference)", "bgp")]
     rows.append((f"tunnels UP (of {n})", *(f"{min(r['up'] for r in results[s])}" for s in SCENARIOS)))
