@@ -43,6 +43,8 @@ from .update import UpdateOutcome, decide_update
 # A peer tracks its own connection, the peer's, and one more (a peer that
 # reconnected before the old one was cleared); a fourth is refused.
 MAX_CONNECTIONS = 3
+# after a collision both sides resolved at once, each keeping another connection
+COLLISION_RESTART = 1.0
 
 _FSM_SUBCODE = {State.OPENSENT: FsmError.UNEXPECTED_IN_OPENSENT,
                 State.OPENCONFIRM: FsmError.UNEXPECTED_IN_OPENCONFIRM,
@@ -416,7 +418,7 @@ class BgpPeer:
         elif action is Action.DAMP:
             c.damp = True
         elif action is Action.START_IDLE_HOLD:
-            self._idle_hold_timer.start(now, self._idle_hold.delay)
+            self._idle_hold_timer.start(now, self._restart_delay(c))
         elif action is Action.AUTOMATIC_START:
             self._fire(c, Event.AutomaticStart_with_PassiveTcpEstablishment if s.passive
                        else Event.AutomaticStart, now, detail="IdleHoldTimer expired")
@@ -452,6 +454,15 @@ class BgpPeer:
         elif action is Action.PROCESS_MESSAGE:
             self._process(c, payload, now)
         # TRACK_SECOND: the second connection got its own Connection in connection_made
+
+    def _restart_delay(self, c: Connection) -> float:
+        """The IdleHold back-off; but a peer whose last connection was lost to a
+        collision both sides resolved at once (each kept a different one, RFC
+        4271 §6.8 leaves that race open) comes back after COLLISION_RESTART:
+        nothing failed, and the full back-off only delayed the session."""
+        if c.ended_by is not None and _collision(c.ended_by[0]):
+            return min(COLLISION_RESTART, self._idle_hold.delay)
+        return self._idle_hold.delay
 
     def _show(self, reason: str) -> None:
         new = self.state

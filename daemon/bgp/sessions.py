@@ -186,10 +186,12 @@ class BgpSessions:
                                          "subcode": event.subcode, "name": event.name,
                                          "data": event.data.hex(), "at": time.time()}
             detail = getattr(event, "reason", "") if sent else ""
+            data = f" data {event.data.hex()}" if event.data else ""
+            # a collision's Cease (RFC 4271 §6.8) is routine: both ends connected at once
+            level = logging.INFO if (event.code, event.subcode) == (6, 7) else logging.WARNING
             write.session(f"AWS-side peer {'sent' if sent else 'received'} NOTIFICATION {event.code}/"
-                          f"{event.subcode} ({event.name}) {len(event.data)} bytes {event.data.hex()}"
-                          f" {'to' if sent else 'from'} neighbor {neighbor}" + (f": {detail}" if detail else ""),
-                          established, cfg, logging.WARNING)
+                          f"{event.subcode} ({event.name}){data} {'to' if sent else 'from'} neighbor {neighbor}"
+                          + (f": {detail}" if detail else ""), established, cfg, level)
         elif isinstance(event, (ev.OpenSent, ev.OpenReceived)):
             # docs/aws.md §3.4: OPEN "version 4, AS ..., holdtime ..., router-id ..."
             way = "sent OPEN to" if isinstance(event, ev.OpenSent) else "received OPEN from"

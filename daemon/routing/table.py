@@ -75,26 +75,43 @@ class VpcRouteTable:
     # --- inputs: they record; decide() acts --------------------------------------------
 
     def configure(self, vpc_cidrs: Iterable[IPv4Network], connections: Iterable[ConnectionPlan]) -> None:
-        """The gateway's configuration (at start and on every reload)."""
+        """The gateway's configuration (at start and on every reload). Only what
+        changed is decided again: a reload that adds one connection to a full
+        CloudHub leaves the others' routes and advertisements as they are. A change
+        of the VPC's CIDRs reconsiders every prefix (every refusal depends on them);
+        a customer gateway's new or gone address only the prefixes containing it."""
+        old_vpc, old = self.vpc_cidrs, self.connections
         self.vpc_cidrs = tuple(vpc_cidrs)
         self.connections = {c.name: c for c in connections}
         self._order = {name: i for i, name in enumerate(self.connections)}
         self._connection_of = {t: c.name for c in self.connections.values() for t in c.tunnels}
         self._up &= set(self._connection_of)
         self._draining &= set(self._connection_of)
+        everything = old_vpc != self.vpc_cidrs
+        old_ips = {c.customer_gateway_ip for c in old.values()}
+        new_ips = {c.customer_gateway_ip for c in self.connections.values()}
+        for ip in (old_ips ^ new_ips) - {None}:
+            # a learned prefix containing a customer gateway's address is refused
+            self._dirty.update(self._index.overlapping(IPv4Network(ip)))
+        changed = {name for name in set(old) | set(self.connections) if old.get(name) != self.connections.get(name)}
         for prefix in list(self._paths):
             for key, path in list(self._paths[prefix].items()):
-                # static paths are made again below; learned ones stay if their tunnel does
-                if path.source is Source.STATIC or path.tunnel not in self._connection_of:
+                # a changed connection's static paths are made again below; learned
+                # ones stay while their tunnel stays in the same connection
+                if (path.source is Source.STATIC and path.connection in changed) or \
+                        self._connection_of.get(path.tunnel or "") != path.connection and path.tunnel:
                     self._drop(prefix, key)
-        for index, connection in enumerate(self.connections.values()):
-            for prefix in connection.static_routes:
-                # static routes count as older than anything learned, in config order
-                self._put(Path(prefix=prefix, connection=connection.name, source=Source.STATIC,
-                               learned=index - len(self.connections)))
+        for name in changed & set(self.connections):
+            for prefix in self.connections[name].static_routes:
+                # static routes count as older than anything learned (learned -1);
+                # between two of them the configuration order decides
+                self._put(Path(prefix=prefix, connection=name, source=Source.STATIC, learned=-1))
         self.refused = {t: r for t, r in self.refused.items() if t in self._connection_of}
-        self._dirty |= set(self._paths) | set(self.routes)
-        self._rebuild |= set(self.connections)
+        if everything:
+            self._dirty |= set(self._paths) | set(self.routes)
+            self._rebuild |= set(self.connections)
+        else:
+            self._rebuild |= changed & set(self.connections)
 
     def set_up(self, tunnel: str, up: bool) -> None:
         """A tunnel can carry traffic (IPsec up; for a dynamic connection also its
@@ -156,6 +173,13 @@ class VpcRouteTable:
                      and self._advertised[t][prefix].learned_from is not None)
 
     # --- the decision ------------------------------------------------------------------
+
+    def decide_all(self) -> Changes:
+        """Decide every prefix and every advertisement anew (a check that the
+        incremental decisions agree with a full one: tests, `vgw routes --check`)."""
+        self._dirty |= set(self._paths) | set(self.routes)
+        self._rebuild |= set(self.connections)
+        return self.decide()
 
     def decide(self) -> Changes:
         """Decide what the recorded inputs changed; only what moved is returned.

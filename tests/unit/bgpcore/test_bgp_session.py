@@ -313,3 +313,32 @@ def test_deadlines_are_typed_and_ordered():
     assert ds[0].at == pair.now + 10 and ds[1].at == pair.now + 30
     assert ds[0].conn == pair.a.peer.connections[0][0]
     assert pair.a.peer.next_deadline() == ds[0].at
+
+
+def test_a_collision_each_side_resolved_its_own_way_restarts_after_a_second_not_the_back_off():
+    """RFC 4271 §6.8 leaves a race: the CGW reached Established on vgw's
+    connection and closed its own with Cease/7 just as vgw, going by the BGP
+    Identifiers, kept the CGW's and closed its own. Both connections are gone;
+    nothing failed, so vgw comes back after COLLISION_RESTART, not IdleHold's 5 s."""
+    from bgpcore.events import ConnectRequested
+    from bgpcore.messages import Notification
+    from bgpcore.peer import COLLISION_RESTART, BgpPeer
+    from .rawpeer import cgw_open, events, out
+    peer = BgpPeer(settings_a(idle_hold=5.0))                 # vgw, router ID 169.254.10.1
+    peer.start(0.0)
+    events(peer)
+    peer.connection_made("mine", 0.0, outbound=True)           # vgw's connection
+    peer.connection_made("theirs", 0.0, outbound=False)        # the CGW's
+    higher = "169.254.10.9"                                    # the CGW's ID is higher: keep "theirs"
+    peer.data_received("mine", cgw_open(rid=higher), 0.1)
+    peer.data_received("theirs", cgw_open(rid=higher), 0.1)
+    assert [c for c, _, _ in peer.connections] == ["theirs"]
+    out(peer)
+    # the CGW decided the other way: Cease/7 on the one vgw kept
+    peer.data_received("theirs", Notification(6, 7).encode(), 0.2)
+    assert peer.connections == [] or all(s.value == "Idle" for _, _, s in peer.connections)
+    events(peer)
+    peer.handle_timer(0.2 + COLLISION_RESTART - 0.01)
+    assert not any(isinstance(e, ConnectRequested) for e in events(peer))
+    peer.handle_timer(0.2 + COLLISION_RESTART)
+    assert any(isinstance(e, ConnectRequested) for e in events(peer))
