@@ -165,11 +165,11 @@ class TunnelRuntime:
 
     def _install_child(self, ev: ChildSaUp) -> None:
         encr, integ = esp_algorithms(ev.encr_id, ev.integ_id)
-        inbound = EspSa(ev.spi_in, encr, ev.encr_key_in, integ, ev.integ_key_in or None,
-                        replay_window=ev.replay_window)
         # RFC 4301 §5.2: what arrives on the SA must come from the CGW's selectors
         # and go to vgw's (nothing to check with AWS's default 0.0.0.0/0 both sides)
-        inbound.selectors = Selectors.for_inbound(_ranges(ev.remote_ts), _ranges(ev.local_ts))
+        inbound = EspSa(ev.spi_in, encr, ev.encr_key_in, integ, ev.integ_key_in or None,
+                        replay_window=ev.replay_window,
+                        selectors=Selectors.for_inbound(_ranges(ev.remote_ts), _ranges(ev.local_ts)))
         outbound = EspSa(ev.spi_out, encr, ev.encr_key_out, integ, ev.integ_key_out or None)
         # Make-before-break (RFC 7296 §2.8): the new inbound SA first; outbound moves
         # to it at once unless we answered the rekey, then only when the initiator

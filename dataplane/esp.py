@@ -190,6 +190,7 @@ class EspSa:
         integ: str | None = None,
         integ_key: bytes | None = None,
         replay_window: int = DEFAULT_WINDOW,
+        selectors=None,
     ) -> None:
         if not isinstance(spi, int) or not 0 < spi <= 0xFFFFFFFF:
             raise ValueError(f"SPI must be a 32-bit non-zero integer, got {spi!r}")
@@ -207,7 +208,7 @@ class EspSa:
         self.last_drop: DropReason | None = None
         # inbound: a dataplane.selectors.Selectors the inner packets must fit, or
         # None (the SA covers everything: nothing to check)
-        self.selectors = None
+        self.selectors = selectors
         self._spi_bytes = spi.to_bytes(4, "big")
         self._aead = self._enc = self._dec = self._mac = None
         self._salt = b""
