@@ -34,7 +34,7 @@ import sys
 import time
 
 from dataplane.esp import EspSa
-from dataplane.loop import PacketLoop
+from dataplane.datapath import DataPath
 from dataplane.offload import PLAIN_HDR
 
 KEY = bytes(range(20))  # AES128-GCM-16 key + salt, obviously fake
@@ -103,24 +103,24 @@ class FakeTun:
 
 def one_run(traffic: str, outside: str, packets: int, burst: int, batch: int | None) -> dict:
     kw = {} if batch is None else {"batch": batch}
-    a = PacketLoop(None, lambda *x: None, **kw)
-    b = PacketLoop(None, lambda *x: None, **kw)
+    a = DataPath(None, lambda *x: None, **kw)
+    b = DataPath(None, lambda *x: None, **kw)
     tun_a, tun_b = FakeTun(), FakeTun()
     try:
         if outside == "raw":
-            ep_a = a.add_endpoint("127.0.0.1", port=0, raw_esp=True)
-            ep_b = b.add_endpoint("127.0.0.2", port=0, raw_esp=True)
+            ep_a = a.add_outside_sockets("127.0.0.1", port=0, raw_esp=True)
+            ep_b = b.add_outside_sockets("127.0.0.2", port=0, raw_esp=True)
             dest, pump_b = ("127.0.0.2", 0), (lambda: b.pump_raw(ep_b))
         else:
             gso = outside == "gso"
-            ep_a = a.add_endpoint("127.0.0.1", port=0, raw_esp=False, gso=gso, gro=gso)
-            ep_b = b.add_endpoint("127.0.0.1", port=0, raw_esp=False, gso=gso, gro=gso)
+            ep_a = a.add_outside_sockets("127.0.0.1", port=0, raw_esp=False, gso=gso, gro=gso)
+            ep_b = b.add_outside_sockets("127.0.0.1", port=0, raw_esp=False, gso=gso, gro=gso)
             dest, pump_b = ep_b.local_addr, (lambda: b.pump_udp(ep_b))
         a.add_tunnel("a", tun_a)
         b.add_tunnel("b", tun_b)
         a.set_outbound("a", EspSa(SPI, "aes-gcm-16", KEY), ep_a.local_ip, dest, outside != "raw")
         b.install_inbound("b", EspSa(SPI, "aes-gcm-16", KEY))
-        binding_a = a._tunnels["a"]
+        binding_a = a.binding("a")
         frames = [PLAIN_HDR + p for p in inner_packets(traffic, burst)]
         send = tun_a.kernel.send
         clock = time.process_time

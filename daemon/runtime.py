@@ -12,9 +12,9 @@ import os
 import time
 from dataclasses import dataclass, field
 
+from dataplane.datapath import DataPath
 from dataplane.esp import EspSa
 from dataplane.selectors import Range, Selectors
-from dataplane.loop import PacketLoop
 from dataplane.tun import DEFAULT_TXQUEUELEN, TunDevice
 from ikecore.events import ChildSaDown, ChildSaUp, IkeSaDown, IkeSaUp, LogLine, NatKeepalive, PeerMoved
 from ikecore.tunnel import IkeTunnel
@@ -63,7 +63,7 @@ class ChildRecord:
 class TunnelRuntime:
     conn: ConnectionConfig
     cfg: TunnelConfig
-    loop: PacketLoop
+    datapath: DataPath
     ike: IkeTunnel = None
     tun: TunDevice | None = None
     admin_down: bool = False
@@ -120,12 +120,12 @@ class TunnelRuntime:
                             " net.ipv6.conf.default.disable_ipv6=1", self.name, self.tun.name, exc)
         self.tun.add_address(f"{self.cfg.vgw_inside_ip}/{self.cfg.inside_cidr.prefixlen}")
         self.tun.up()
-        self.loop.add_tunnel(self.id, self.tun, local_ip=self.id)
+        self.datapath.add_tunnel(self.id, self.tun, local_ip=self.id)
 
     def close(self) -> None:
         for spi in list(self.children):
             self._remove_child(spi)
-        self.loop.remove_tunnel(self.id)
+        self.datapath.remove_tunnel(self.id)
         if self.tun is not None:
             self.tun.close()
             self.tun = None
@@ -157,7 +157,7 @@ class TunnelRuntime:
         elif isinstance(ev, PeerMoved):
             self._follow_peer(ev)
         elif isinstance(ev, NatKeepalive):
-            self.loop.send_keepalive(self.id)   # RFC 3948 §2.3: vgw is behind a NAT
+            self.datapath.send_keepalive(self.id)   # RFC 3948 §2.3: vgw is behind a NAT
         if self.up != was_up:
             self.last_status_change = time.time()
             return True
@@ -174,9 +174,9 @@ class TunnelRuntime:
         # Make-before-break (RFC 7296 §2.8): the new inbound SA first; outbound moves
         # to it at once unless we answered the rekey, then only when the initiator
         # deletes the old SA (it cannot decrypt the new one before our answer)
-        self.loop.install_inbound(self.id, inbound)
+        self.datapath.install_inbound(self.id, inbound)
         if ev.outbound_ready or not self.children:
-            self.loop.set_outbound(self.id, outbound, self.id, ev.remote, ev.udp_encap)
+            self.datapath.set_outbound(self.id, outbound, self.id, ev.remote, ev.udp_encap)
         self.children[ev.spi_in] = ChildRecord(ev.spi_in, ev.spi_out, inbound, outbound, ev,
                                                time.monotonic())
 
@@ -189,13 +189,13 @@ class TunnelRuntime:
             # for a while (strongSwan's charon.delete_rekeyed_delay is 5 s)
             self.call_later(REKEYED_INBOUND_GRACE, self._retire_inbound, spi_in)
         else:
-            self.loop.remove_inbound(spi_in)
+            self.datapath.remove_inbound(spi_in)
         newest = self._newest()
         if newest is not None:
-            self.loop.set_outbound(self.id, newest.outbound, self.id, newest.event.remote,
+            self.datapath.set_outbound(self.id, newest.outbound, self.id, newest.event.remote,
                                    newest.event.udp_encap)
         else:
-            self.loop.clear_outbound(self.id)
+            self.datapath.clear_outbound(self.id)
 
     def _newest(self) -> ChildRecord | None:
         """The CHILD SA installed last: outbound traffic goes there (dicts keep
@@ -205,19 +205,19 @@ class TunnelRuntime:
 
     def _retire_inbound(self, spi_in: int) -> None:
         if spi_in not in self.children and self.tun is not None:
-            self.loop.remove_inbound(spi_in)
+            self.datapath.remove_inbound(spi_in)
 
     def _follow_peer(self, ev: PeerMoved) -> None:
         newest = self._newest()
         if newest is not None:
-            self.loop.set_outbound(self.id, newest.outbound, self.id, ev.remote,
+            self.datapath.set_outbound(self.id, newest.outbound, self.id, ev.remote,
                                    newest.event.udp_encap)
 
     # --- status -----------------------------------------------------------------------------
 
     def status(self, primary: bool) -> dict:
         core = self.ike.status(time.monotonic())   # the core's clock is the loop's: monotonic
-        stats = self.loop.stats(self.id) if self.tun is not None else {}
+        stats = self.datapath.stats(self.id) if self.tun is not None else {}
         if self.admin_down:
             message = "ADMINISTRATIVELY DOWN"
         elif self.up:

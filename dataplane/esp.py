@@ -148,7 +148,7 @@ class EspSa:
     Counters: ``packets`` and ``bytes`` count inner bytes (AWS TunnelDataOut counts
     before encryption, TunnelDataIn after decryption); ``drops[reason]`` per
     :class:`DropReason`.  ``seq`` is the last sequence number sent (0 before the first).
-    Not thread-safe: one SA belongs to one packet loop.
+    Not thread-safe: one SA belongs to one DataPath.
     """
 
     __slots__ = (
@@ -363,7 +363,7 @@ class _GcmSa(EspSa):
 
     def seal_batch(self, inners):
         # seal() for a list, with the per-packet attribute lookups and the method
-        # call hoisted out of the loop (the packet loop's TUN reads come in batches)
+        # call hoisted out of the per-packet code (the data path reads the TUN in batches)
         self.last_drop = None
         out = []
         add = out.append
@@ -396,7 +396,7 @@ class _GcmSa(EspSa):
         return out
 
     def open_batch(self, pkts):
-        # open() for a list (a UDP GRO run), lookups hoisted out of the loop; the
+        # open() for a list (a run of one SA), lookups hoisted out of the per-packet code; the
         # same checks in the same order
         self.last_drop = None
         out = []

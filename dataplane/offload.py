@@ -29,7 +29,7 @@ sum (RFC 1071) in Python: ``int.from_bytes`` and a reduction modulo 0xFFFF (2^16
 1 modulo 0xFFFF, so the 16-bit words can be summed as one big integer), folded in
 halves first because CPython's big-by-small division is slower than shifts.
 
-All functions here are pure (bytes in, bytes out): the loop calls them, the unit tests
+All functions here are pure (bytes in, bytes out): the data path calls them, the unit tests
 check them against scapy.
 """
 
