@@ -211,6 +211,67 @@ def one_run(traffic: str, outside: str, packets: int, burst: int, batch: int | N
             sock.close()
 
 
+def isolated(traffic: str, outside: str, burst: int, batch: int | None, reps: int) -> dict:
+    """Each side alone, over MemoryWire: the sender pumps ``burst`` frames out of its
+    TUN into the wire; the receiver pumps what one such burst put on the wire (same
+    packets every repetition, a fresh inbound SA each time).  ns per packet of each
+    repetition (process time), so min and median over ``reps``."""
+    kw = {} if batch is None else {"batch": batch}
+    a = DataPath(None, lambda *x: None, **kw)
+    b = DataPath(None, lambda *x: None, **kw)
+    tun_a, tun_b = FakeTun(), FakeTun()
+    udp_encap = outside == "mem-gso"
+    wire = MemoryWire(raw=not udp_encap)
+    ep_a = a.add_outside_sockets("127.0.0.1", port=0, raw_esp=False)
+    ep_b = b.add_outside_sockets("127.0.0.2", port=0, raw_esp=False)
+    replaced = [ep_a.udp, ep_b.udp]
+    try:
+        ep_a.gso = ep_b.gro = True
+        if udp_encap:
+            ep_a.udp = ep_b.udp = wire
+            pump_b = lambda: b.pump_udp(ep_b)  # noqa: E731
+        else:
+            ep_a.raw = ep_b.raw = wire
+            pump_b = lambda: b.pump_raw(ep_b)  # noqa: E731
+        a.add_tunnel("a", tun_a)
+        b.add_tunnel("b", tun_b)
+        a.set_outbound("a", EspSa(SPI, "aes-gcm-16", KEY), "127.0.0.1", ("127.0.0.2", 4500), udp_encap)
+        binding_a = a.binding("a")
+        frames = [PLAIN_HDR + p for p in inner_packets(traffic, burst)]
+        send = tun_a.kernel.send
+        clock = time.process_time
+        send_ns, recv_ns = [], []
+        wire_burst = None
+        for _ in range(reps):
+            for f in frames:
+                send(f)
+            t0 = clock()
+            while a.pump_tun(binding_a):
+                pass
+            send_ns.append((clock() - t0) / burst * 1e9)
+            if wire_burst is None:  # what the kernel would hand the receiver, copied once
+                wire_burst = [((b"".join(bufs),), seg) for bufs, seg in wire.queue]
+            wire.queue.clear()
+        for _ in range(reps):
+            b.install_inbound("b", EspSa(SPI, "aes-gcm-16", KEY))  # a fresh replay window
+            wire.queue.extend(wire_burst)
+            t0 = clock()
+            while pump_b():
+                pass
+            recv_ns.append((clock() - t0) / burst * 1e9)
+            tun_b.drain()
+        got = b.stats("b")
+        return {"send_ns": send_ns, "recv_ns": recv_ns, "packets_in": got["packets_in"],
+                "expected": burst * reps, "drops": {k: v for k, v in got["drops"].items() if v}}
+    finally:
+        a.close()
+        b.close()
+        tun_a.close()
+        tun_b.close()
+        for sock in replaced:
+            sock.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.datapath", description=__doc__.split("\n\n")[0])
     ap.add_argument("--traffic", choices=["tcp", "udp64", "udp1400"], default="tcp")
@@ -219,7 +280,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--burst", type=int, default=176, help="frames written into the TUN at a time")
     ap.add_argument("--batch", type=int, default=None, help="the loop's batch (default: its own)")
+    ap.add_argument("--isolated", action="store_true",
+                    help="each side alone over the in-memory wire (mem-gso or mem-raw): min and median "
+                         "over --runs repetitions of one --burst")
     a = ap.parse_args(argv)
+    if a.isolated:
+        outside = a.outside if a.outside in ("mem-gso", "mem-raw") else "mem-gso"
+        r = isolated(a.traffic, outside, a.burst, a.batch, a.runs)
+        load = " ".join(open("/proc/loadavg").read().split()[:3])
+        print(f"bench.datapath --isolated {a.traffic} over {outside}: {a.runs} x {a.burst} packets, "
+              f"load average {load}")
+        for key, label in (("send_ns", "sender"), ("recv_ns", "receiver")):
+            xs = r[key]
+            print(f"  {label:8s} {statistics.median(xs):7.0f} ns/packet median, {min(xs):.0f} best, "
+                  f"{max(xs):.0f} worst")
+        print(f"  received {r['packets_in']} of {r['expected']}; receiver drops {r['drops'] or 'none'}")
+        return 0
     if a.outside == "raw" and os.geteuid() != 0:
         print("--outside raw needs root (raw sockets)", file=sys.stderr)
         return 2
