@@ -4,7 +4,7 @@ The daemon's one entry into the data path.  It owns the tables both directions s
 and wires the parts together; the per-packet work lives in the parts:
 
     kernel -> TUN -> send.Sender.pump_tun -> EspSa.seal_batch -> sockets (UDP 4500 / raw ESP)
-    sockets -> receive.Receiver.pump_udp/pump_raw -> SPI table -> EspSa.open_batch -> TUN -> kernel
+    sockets -> receive.Receiver.pump_udp/pump_raw -> SPI table -> EspSa.open_spans -> TUN -> kernel
 
 * sockets.py: the outside sockets of one local address (OutsideSockets)
 * binding.py: one tunnel's TUN device bound to its SAs, with its counters (TunBinding)

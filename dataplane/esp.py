@@ -33,8 +33,14 @@ Why the hot path looks the way it does (all figures measured on this VM, Python
   getrandom syscall per packet (``os.urandom(16)``).
 * ``AESGCM.encrypt_into``/``decrypt_into`` into reused buffers was measured against
   the plain bytes API and LOST (1314 vs 980 ns seal, 1349 vs 1218 ns open): the
-  memoryview slices they need cost more than the ~50 ns memcpy they save.  So this
-  module uses ``encrypt``/``decrypt`` returning bytes.
+  memoryview slices they need cost more than the ~50 ns memcpy they save.  Measured
+  again for whole batches into one arena (cryptography 48, 2026-12-07): seal 11 %
+  and open 10 % slower, and views into a writable arena cannot be hashed, so GRO
+  could not use them as flow keys.  So this module uses ``encrypt``/``decrypt``
+  returning bytes.
+* ``open_spans`` hands GCM plaintexts over whole, with where each inner packet
+  ends: the GRO coalescer slices the payload out of the plaintext itself, one copy
+  of the packet fewer (receiver -2.4 % per 1436-byte packet).
 * A pre-keyed HMAC context is ``copy()``-ed per packet (1.09 us) rather than built
   anew (1.83 us).
 * Drops are reported by return value on the hot path: ``seal``/``open`` return
@@ -301,6 +307,14 @@ class EspSa:
         open_ = self.open
         return [p for p in map(open_, packets) if p is not None]
 
+    def open_spans(self, packets: list) -> tuple[list, list[int]]:
+        """``open_batch`` without cutting the inner packets out: (buffers, ends), the
+        inner packet of each passing packet being ``buffers[i][:ends[i]]``.  For the
+        GRO coalescer, which copies a packet's payload out of its buffer anyway, so
+        cutting the inner packet first would copy it twice."""
+        inners = self.open_batch(packets)
+        return inners, [len(p) for p in inners]
+
     def seal_batch(self, inners: list) -> list[bytes]:
         """``seal`` each of ``inners`` in order; the dropped ones are left out (counted,
         the last reason in ``last_drop``)."""
@@ -396,11 +410,18 @@ class _GcmSa(EspSa):
         return out
 
     def open_batch(self, pkts):
-        # open() for a list (a run of one SA), lookups hoisted out of the per-packet code; the
-        # same checks in the same order
+        bufs, ends = self.open_spans(pkts)
+        return [b[:e] for b, e in zip(bufs, ends)]
+
+    def open_spans(self, pkts):
+        # open() for a list (a run of one SA), lookups hoisted out of the per-packet
+        # code; the same checks in the same order.  A plaintext is returned whole:
+        # the inner packet is its start (GCM has no IV block in front of it).
         self.last_drop = None
         out = []
         add = out.append
+        ends = []
+        add_end = ends.append
         replay = self.replay
         decrypt = self._aead.decrypt
         salt = self._salt
@@ -433,16 +454,18 @@ class _GcmSa(EspSa):
                 inner = self._finish(pt, 0)  # counts what it passes
                 if inner is not None:
                     add(inner)
+                    add_end(len(inner))
                 continue
             if selectors is not None and not selectors.admits(pt):
                 drop(DropReason.POLICY)
                 continue
             packets += 1
             nbytes += end
-            add(pt[:end])
+            add(pt)
+            add_end(end)
         self.packets += packets
         self.bytes += nbytes
-        return out
+        return out, ends
 
     def open(self, pkt):
         n = len(pkt)

@@ -1,4 +1,4 @@
-"""The receive path: outside socket -> SPI -> EspSa.open_batch -> the tunnel's TUN.
+"""The receive path: outside socket -> SPI -> EspSa.open_spans -> the tunnel's TUN.
 
 Where an ESP packet comes from: the UDP 4500 or raw ESP socket of an OutsideSockets
 (sockets.py), read here when the asyncio loop reports it readable (DataPath registers
@@ -9,7 +9,7 @@ UDP GRO one read may return a run of one flow's datagrams, cut here into its seg
 Where it goes next: ``_dispatch`` looks each datagram's SPI up (RFC 4303 §2.1) in the
 SPI table DataPath fills (install_inbound) and cuts the batch into runs of one SA from
 one source address.  ``_deliver`` - the one deliver path of every socket kind - opens
-a run with one ``EspSa.open_batch`` call (esp.py: ICV, replay window, padding,
+a run with one ``EspSa.open_spans`` call (esp.py: ICV, replay window, padding,
 selectors) and writes each inner packet to the TUN of the SA's binding (binding.py):
 as it is, or, when the TUN has IFF_VNET_HDR, through the binding's GRO coalescer
 (offload.py), whose super-packets ``flush`` writes with one writev each when the pump
@@ -170,14 +170,14 @@ class Receiver:
             replay = sa.replay
             top = replay.top
             dummies = sa.drops[_DUMMY]
-            inners = sa.open_batch(pkts)
+            bufs, ends = sa.open_spans(pkts)  # inner packet i: bufs[i][:ends[i]]
             reason = sa.last_drop
             if reason is not None:
                 if sa.drops[_DUMMY] != dummies:
                     b.last_in = now  # a dummy packet is authentic: the peer is alive (RFC 4303 §2.6)
                 if reason is not _DUMMY:
                     self.accounting.log_drop(b, reason)
-            if not inners:
+            if not bufs:
                 return
             b.last_in = now
             if replay.top != top and addr is not None and addr != b.out_addr:
@@ -185,17 +185,18 @@ class Receiver:
             gro = b.gro
             if gro is None:
                 write, fd = os.write, b.fd
-                for inner in inners:
+                for buf, end in zip(bufs, ends):
                     try:
-                        write(fd, inner)
+                        write(fd, buf[:end])
                     except OSError:
                         b.drops[_TUN_ERROR] += 1
             else:
+                # the coalescer slices each payload out of the plaintext itself
                 if not gro.segs:
                     self._pending.append(b)
                 add = gro.add
-                for inner in inners:
-                    add(inner)
+                for buf, end in zip(bufs, ends):
+                    add(buf, end)
         except Exception:  # never let one packet stop the data path
             self.accounting.internal_error(b)
 
