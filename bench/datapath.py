@@ -1,48 +1,51 @@
 """CPU per packet of the data path, in one process: sender and receiver side by side.
 
-    python -m bench.datapath [--traffic tcp|udp64|udp1400] [--outside gso|udp|raw]
-                             [--packets 30000] [--runs 5] [--burst 176] [--batch N]
+    python -m bench.datapath [--traffic tcp|udp64|udp1400] [--outside gso|udp|raw|mem-gso|mem-raw]
+                             [--bursts 400] [--burst 176] [--batch N] [--against DIR]
 
-Two packet loops in this process: A reads inner packets from a fake TUN, seals them
-and sends them to B over loopback; B receives, opens and writes them to its fake TUN.
-A fake TUN is a datagram socketpair with IFF_VNET_HDR framing (one datagram = one TUN
-frame, as the daemon's default ``tun_offload: gro`` TUN), so the code under test is
-the daemon's hot path: TUN read, seal, send; receive, open, GRO coalescing, TUN writev.
+Two DataPaths in this process: A reads inner packets from a fake TUN, seals them and
+sends them to B; B receives, opens and writes them to its fake TUN.  A fake TUN is a
+datagram socketpair with IFF_VNET_HDR framing (one datagram = one TUN frame, as the
+daemon's default ``tun_offload: gro`` TUN), so the code under test is the daemon's
+hot path: TUN read, seal, send; receive, open, GRO coalescing, TUN writev.
 
-Outside: ``gso`` UDP 4500-style with UDP GSO and GRO (ESP in UDP), ``udp`` the same
-without GSO/GRO (one syscall per packet), ``raw`` raw ESP (IP protocol 50) from
-127.0.0.1 to 127.0.0.2 (root); ``mem-gso`` and ``mem-raw`` the same paths with the
-outside sockets replaced by an in-memory wire (MemoryWire: no outside syscalls, so
-the Python work alone, with far less noise).  Traffic: ``tcp`` one bulk flow of 1436-byte inner
-packets (TCP with timestamps, the MSS of AWS's 1436 MTU), ``udp64``/``udp1400`` one
-UDP flow of 64/1400-byte payloads.
+Outside: ``gso`` UDP with GSO and GRO (ESP in UDP), ``udp`` the same without them
+(one syscall per packet), ``raw`` raw ESP (IP protocol 50) between two loopback
+addresses (root); ``mem-gso``/``mem-raw`` the same paths over an in-memory wire
+(MemoryWire: no outside syscalls).  Traffic: ``tcp`` one bulk flow of 1436-byte inner
+packets (TCP with timestamps, AWS's 1436 MTU), ``udp64``/``udp1400`` one UDP flow.
 
-Each run writes ``--burst`` frames at a time into A's TUN, then lets A pump once (one
-wake-up: up to ``batch`` packets) and B pump until its socket is empty, until all
-``--packets`` went through.  CPU is ``time.process_time`` around the pump calls
-(user + system: the syscalls count, and on loopback so does the kernel's delivery
-into B's socket, which runs in A's send call).  Medians over ``--runs``; compare
-within one run of this command or between runs taken back to back.
+A burst writes ``--burst`` frames into A's TUN, then A pumps once per wake-up (up to
+``batch`` reads) and B pumps until its socket is empty, until the TUN is empty.  CPU
+is ``time.process_time`` around the pump calls (the syscalls count; on loopback so
+does the kernel's delivery into B's socket, which runs in A's send call).
+
+``--against DIR`` measures DIR's dataplane package (another checkout, before or after
+the DataPath rename) against this one in the same process, alternating burst by
+burst, and prints the median of the per-burst ratios with its quartiles: both see
+the same machine, so on a shared 2-core VM, where separate runs of one tree differ
+by 10-30 %, a change of 2 % shows (an A/A run gives 1.00 +- 0.005).
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import importlib
 import os
+import shutil
 import socket
 import statistics
 import struct
 import sys
+import tempfile
 import time
-
-from dataplane.esp import EspSa
-from dataplane.datapath import DataPath
-from dataplane.offload import PLAIN_HDR
+from types import SimpleNamespace
 
 KEY = bytes(range(20))  # AES128-GCM-16 key + salt, obviously fake
 SPI = 0x1001
 INNER_MTU = 1436  # AWS's tunnel interface MTU
+PLAIN_HDR = bytes(10)  # virtio_net_hdr of a plain packet (dataplane.offload.PLAIN_HDR)
 
 
 def _ip_header(total: int, proto: int, ident: int) -> bytes:
@@ -76,8 +79,8 @@ def inner_packets(traffic: str, n: int) -> list[bytes]:
 
 
 class FakeTun:
-    """A TUN with IFF_VNET_HDR as far as the loop can tell: a packet fd whose frames
-    start with a virtio_net_hdr; ``kernel`` is the other end of the socketpair."""
+    """A TUN with IFF_VNET_HDR as far as the data path can tell: a packet fd whose
+    frames start with a virtio_net_hdr; ``kernel`` is the other end of the socketpair."""
 
     def __init__(self) -> None:
         self.inside, self.kernel = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -89,15 +92,13 @@ class FakeTun:
         self.vnet_hdr = True
         self.uso = True
 
-    def drain(self) -> int:
-        n = 0
+    def drain(self) -> None:
         recv = self.kernel.recv
         try:
             while True:
                 recv(70000)
-                n += 1
         except BlockingIOError:
-            return n
+            pass
 
     def close(self) -> None:
         self.inside.close()
@@ -105,16 +106,14 @@ class FakeTun:
 
 
 class MemoryWire:
-    """Loopback in memory (``--outside mem-gso``/``mem-raw``): A's UDP or raw socket
-    queues what it sends; B's reads return it as the kernel would (a GSO send as one
-    UDP GRO run with its segment size; raw ESP behind a 20-byte IPv4 header), joined
-    into one bytes object as the kernel's copy would be.  No syscall on the outside:
-    the figures are the Python work alone, much steadier on a shared machine."""
+    """Loopback in memory: the sender's UDP or raw socket queues what it sends; the
+    receiver's reads return it as the kernel would (a GSO send as one UDP GRO run
+    with its segment size; raw ESP behind a 20-byte IPv4 header), joined into one
+    bytes object as the kernel's copy would be."""
 
     _IP = _ip_header(20, 50, 0)
 
-    def __init__(self, raw: bool) -> None:
-        self.raw = raw
+    def __init__(self) -> None:
         self.queue: collections.deque = collections.deque()
 
     def sendto(self, data, addr) -> int:
@@ -143,171 +142,133 @@ class MemoryWire:
         pass
 
 
-def one_run(traffic: str, outside: str, packets: int, burst: int, batch: int | None) -> dict:
-    kw = {} if batch is None else {"batch": batch}
-    a = DataPath(None, lambda *x: None, **kw)
-    b = DataPath(None, lambda *x: None, **kw)
-    tun_a, tun_b = FakeTun(), FakeTun()
-    udp_encap = outside not in ("raw", "mem-raw")
-    replaced: list = []  # real sockets a MemoryWire stands in for
+def load_dataplane(tree: str | None) -> SimpleNamespace:
+    """DataPath and EspSa of this checkout (None), or of ``tree``'s dataplane package
+    imported under another name (a copy in a temporary directory)."""
+    if tree is None:
+        name = "dataplane"
+    else:
+        tmp = tempfile.mkdtemp(prefix="bench-datapath-")
+        name = "dataplane_against"
+        shutil.copytree(os.path.join(tree, "dataplane"), os.path.join(tmp, name))
+        sys.path.insert(0, tmp)
     try:
-        if outside == "raw":
-            ep_a = a.add_outside_sockets("127.0.0.1", port=0, raw_esp=True)
-            ep_b = b.add_outside_sockets("127.0.0.2", port=0, raw_esp=True)
-            dest, pump_b = ("127.0.0.2", 0), (lambda: b.pump_raw(ep_b))
-        else:
-            gso = outside in ("gso", "mem-gso")
-            ep_a = a.add_outside_sockets("127.0.0.1", port=0, raw_esp=False, gso=gso, gro=gso)
-            ep_b = b.add_outside_sockets("127.0.0.1", port=0, raw_esp=False, gso=gso, gro=gso)
-            dest, pump_b = ep_b.local_addr, (lambda: b.pump_udp(ep_b))
-            if outside.startswith("mem-"):
-                wire = MemoryWire(raw=not udp_encap)
-                ep_a.gso = ep_b.gro = True
-                replaced += [ep_a.udp, ep_b.udp]
-                if udp_encap:
-                    ep_a.udp = ep_b.udp = wire
-                    dest = ("127.0.0.1", 4500)
-                else:
-                    ep_a.raw = ep_b.raw = wire
-                    dest, pump_b = ("127.0.0.2", 0), (lambda: b.pump_raw(ep_b))
-        a.add_tunnel("a", tun_a)
-        b.add_tunnel("b", tun_b)
-        a.set_outbound("a", EspSa(SPI, "aes-gcm-16", KEY), ep_a.local_ip, dest, udp_encap)
-        b.install_inbound("b", EspSa(SPI, "aes-gcm-16", KEY))
-        binding_a = a.binding("a")
-        frames = [PLAIN_HDR + p for p in inner_packets(traffic, burst)]
-        send = tun_a.kernel.send
+        datapath = importlib.import_module(f"{name}.datapath").DataPath
+    except ModuleNotFoundError:  # a tree from before the DataPath rename
+        datapath = importlib.import_module(f"{name}.loop").PacketLoop
+    return SimpleNamespace(DataPath=datapath, EspSa=importlib.import_module(f"{name}.esp").EspSa)
+
+
+class Pair:
+    """Sender A and receiver B of one dataplane package; ``ips`` keeps the outside
+    addresses of two pairs apart (raw sockets see every ESP packet to their address)."""
+
+    def __init__(self, dp: SimpleNamespace, outside: str, batch: int | None, ips: tuple[str, str]) -> None:
+        kw = {} if batch is None else {"batch": batch}
+        self.a, self.b = dp.DataPath(None, lambda *x: None, **kw), dp.DataPath(None, lambda *x: None, **kw)
+        self.tun_a, self.tun_b = FakeTun(), FakeTun()
+        self.replaced: list = []  # real sockets a MemoryWire stands in for
+        udp_encap = outside in ("gso", "udp", "mem-gso")
+        raw = outside == "raw"
+        gso = outside in ("gso", "mem-gso")
+        socks_a = self._add(self.a, ips[0], raw, gso)
+        socks_b = self._add(self.b, ips[1], raw, gso)
+        dest = (ips[1], socks_b.port if udp_encap else 0)
+        if outside.startswith("mem-"):
+            wire = MemoryWire()
+            self.replaced += [socks_a.udp, socks_b.udp]
+            socks_a.gso = socks_b.gro = True
+            if udp_encap:
+                socks_a.udp = socks_b.udp = wire
+            else:
+                socks_a.raw = socks_b.raw = wire
+        self.pump_b = (lambda: self.b.pump_udp(socks_b)) if udp_encap else (lambda: self.b.pump_raw(socks_b))
+        self.a.add_tunnel("a", self.tun_a)
+        self.b.add_tunnel("b", self.tun_b)
+        self.a.set_outbound("a", dp.EspSa(SPI, "aes-gcm-16", KEY), ips[0], dest, udp_encap)
+        self.b.install_inbound("b", dp.EspSa(SPI, "aes-gcm-16", KEY))
+        self.binding = self.a.binding("a") if hasattr(self.a, "binding") else self.a._tunnels["a"]
+
+    @staticmethod
+    def _add(dp, ip: str, raw: bool, gso: bool):
+        add = getattr(dp, "add_outside_sockets", None) or dp.add_endpoint
+        return add(ip, port=0, raw_esp=raw, gso=gso, gro=gso)
+
+    def burst(self, frames: list[bytes]) -> tuple[float, float]:
+        """One burst through A and B: CPU ns per packet on each side."""
+        send = self.tun_a.kernel.send
+        for f in frames:
+            send(f)
         clock = time.process_time
         cpu_a = cpu_b = 0.0
-        wakeups_a = 0
-        done = 0
-        while done < packets:
-            for f in frames:
-                send(f)
-            while True:
-                t0 = clock()
-                n = a.pump_tun(binding_a)
-                t1 = clock()
-                while pump_b():
-                    pass
-                t2 = clock()
-                cpu_a += t1 - t0
-                cpu_b += t2 - t1
-                tun_b.drain()
-                if not n:
-                    break
-                wakeups_a += 1
-            done += burst
-        s_a, s_b = a.stats("a"), b.stats("b")
-        lost = s_a["packets_out"] - s_b["packets_in"]
-        return {"send_ns": cpu_a / done * 1e9, "recv_ns": cpu_b / done * 1e9, "lost": lost,
-                "per_wakeup": done / max(1, wakeups_a), "drops": {k: v for k, v in s_b["drops"].items() if v}}
-    finally:
-        a.close()
-        b.close()
-        tun_a.close()
-        tun_b.close()
-        for sock in replaced:
-            sock.close()
+        while True:
+            t0 = clock()
+            n = self.a.pump_tun(self.binding)
+            t1 = clock()
+            while self.pump_b():
+                pass
+            t2 = clock()
+            cpu_a += t1 - t0
+            cpu_b += t2 - t1
+            self.tun_b.drain()
+            if not n:
+                return cpu_a / len(frames) * 1e9, cpu_b / len(frames) * 1e9
+
+    def lost(self) -> int:
+        return self.a.stats("a")["packets_out"] - self.b.stats("b")["packets_in"]
+
+    def close(self) -> None:
+        for x in (self.a, self.b, self.tun_a, self.tun_b, *self.replaced):
+            x.close()
 
 
-def isolated(traffic: str, outside: str, burst: int, batch: int | None, reps: int) -> dict:
-    """Each side alone, over MemoryWire: the sender pumps ``burst`` frames out of its
-    TUN into the wire; the receiver pumps what one such burst put on the wire (same
-    packets every repetition, a fresh inbound SA each time).  ns per packet of each
-    repetition (process time), so min and median over ``reps``."""
-    kw = {} if batch is None else {"batch": batch}
-    a = DataPath(None, lambda *x: None, **kw)
-    b = DataPath(None, lambda *x: None, **kw)
-    tun_a, tun_b = FakeTun(), FakeTun()
-    udp_encap = outside == "mem-gso"
-    wire = MemoryWire(raw=not udp_encap)
-    ep_a = a.add_outside_sockets("127.0.0.1", port=0, raw_esp=False)
-    ep_b = b.add_outside_sockets("127.0.0.2", port=0, raw_esp=False)
-    replaced = [ep_a.udp, ep_b.udp]
-    try:
-        ep_a.gso = ep_b.gro = True
-        if udp_encap:
-            ep_a.udp = ep_b.udp = wire
-            pump_b = lambda: b.pump_udp(ep_b)  # noqa: E731
-        else:
-            ep_a.raw = ep_b.raw = wire
-            pump_b = lambda: b.pump_raw(ep_b)  # noqa: E731
-        a.add_tunnel("a", tun_a)
-        b.add_tunnel("b", tun_b)
-        a.set_outbound("a", EspSa(SPI, "aes-gcm-16", KEY), "127.0.0.1", ("127.0.0.2", 4500), udp_encap)
-        binding_a = a.binding("a")
-        frames = [PLAIN_HDR + p for p in inner_packets(traffic, burst)]
-        send = tun_a.kernel.send
-        clock = time.process_time
-        send_ns, recv_ns = [], []
-        wire_burst = None
-        for _ in range(reps):
-            for f in frames:
-                send(f)
-            t0 = clock()
-            while a.pump_tun(binding_a):
-                pass
-            send_ns.append((clock() - t0) / burst * 1e9)
-            if wire_burst is None:  # what the kernel would hand the receiver, copied once
-                wire_burst = [((b"".join(bufs),), seg) for bufs, seg in wire.queue]
-            wire.queue.clear()
-        for _ in range(reps):
-            b.install_inbound("b", EspSa(SPI, "aes-gcm-16", KEY))  # a fresh replay window
-            wire.queue.extend(wire_burst)
-            t0 = clock()
-            while pump_b():
-                pass
-            recv_ns.append((clock() - t0) / burst * 1e9)
-            tun_b.drain()
-        got = b.stats("b")
-        return {"send_ns": send_ns, "recv_ns": recv_ns, "packets_in": got["packets_in"],
-                "expected": burst * reps, "drops": {k: v for k, v in got["drops"].items() if v}}
-    finally:
-        a.close()
-        b.close()
-        tun_a.close()
-        tun_b.close()
-        for sock in replaced:
-            sock.close()
+def _quartiles(xs: list[float]) -> tuple[float, float]:
+    xs = sorted(xs)
+    return xs[len(xs) // 4], xs[3 * len(xs) // 4]
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.datapath", description=__doc__.split("\n\n")[0])
     ap.add_argument("--traffic", choices=["tcp", "udp64", "udp1400"], default="tcp")
     ap.add_argument("--outside", choices=["gso", "udp", "raw", "mem-gso", "mem-raw"], default="gso")
-    ap.add_argument("--packets", type=int, default=30000, help="packets per run")
-    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--bursts", type=int, default=400, help="bursts (per tree with --against)")
     ap.add_argument("--burst", type=int, default=176, help="frames written into the TUN at a time")
-    ap.add_argument("--batch", type=int, default=None, help="the loop's batch (default: its own)")
-    ap.add_argument("--isolated", action="store_true",
-                    help="each side alone over the in-memory wire (mem-gso or mem-raw): min and median "
-                         "over --runs repetitions of one --burst")
+    ap.add_argument("--batch", type=int, default=None, help="the DataPath's batch (default: its own)")
+    ap.add_argument("--against", metavar="DIR", help="another checkout: its dataplane is A, this one B")
     a = ap.parse_args(argv)
-    if a.isolated:
-        outside = a.outside if a.outside in ("mem-gso", "mem-raw") else "mem-gso"
-        r = isolated(a.traffic, outside, a.burst, a.batch, a.runs)
-        load = " ".join(open("/proc/loadavg").read().split()[:3])
-        print(f"bench.datapath --isolated {a.traffic} over {outside}: {a.runs} x {a.burst} packets, "
-              f"load average {load}")
-        for key, label in (("send_ns", "sender"), ("recv_ns", "receiver")):
-            xs = r[key]
-            print(f"  {label:8s} {statistics.median(xs):7.0f} ns/packet median, {min(xs):.0f} best, "
-                  f"{max(xs):.0f} worst")
-        print(f"  received {r['packets_in']} of {r['expected']}; receiver drops {r['drops'] or 'none'}")
-        return 0
     if a.outside == "raw" and os.geteuid() != 0:
         print("--outside raw needs root (raw sockets)", file=sys.stderr)
         return 2
-    runs = [one_run(a.traffic, a.outside, a.packets, a.burst, a.batch) for _ in range(a.runs)]
+    frames = [PLAIN_HDR + p for p in inner_packets(a.traffic, a.burst)]
+    pairs = {"B": Pair(load_dataplane(None), a.outside, a.batch, ("127.0.0.1", "127.0.0.2"))}
+    if a.against:
+        pairs["A"] = Pair(load_dataplane(a.against), a.outside, a.batch, ("127.0.0.3", "127.0.0.4"))
+    results: dict[str, list] = {k: [] for k in pairs}
+    order = sorted(pairs)
+    try:
+        for i in range(a.bursts):
+            for k in (order if i % 2 else order[::-1]):
+                results[k].append(pairs[k].burst(frames))
+        lost = {k: p.lost() for k, p in pairs.items()}
+    finally:
+        for p in pairs.values():
+            p.close()
     load = " ".join(open("/proc/loadavg").read().split()[:3])
-    print(f"bench.datapath {a.traffic} over {a.outside}: {a.packets} packets x {a.runs} runs, "
-          f"burst {a.burst}, load average {load}")
-    for key, label in (("send_ns", "sender"), ("recv_ns", "receiver")):
-        xs = [r[key] for r in runs]
-        print(f"  {label:8s} {statistics.median(xs):7.0f} ns/packet median, {min(xs):.0f} best, {max(xs):.0f} worst")
-    print(f"  packets per sender wake-up {statistics.median(r['per_wakeup'] for r in runs):.0f}; "
-          f"lost {sum(r['lost'] for r in runs)}; receiver drops {runs[-1]['drops'] or 'none'}")
+    print(f"bench.datapath {a.traffic} over {a.outside}: {a.bursts} bursts of {a.burst}, "
+          f"load average {load}" + (f"; A = {a.against}, B = this checkout" if a.against else ""))
+    for side, label in ((0, "sender"), (1, "receiver")):
+        b = [r[side] for r in results["B"]]
+        if a.against:
+            ref = [r[side] for r in results["A"]]
+            ratios = [y / x for x, y in zip(ref, b)]
+            lo, hi = _quartiles(ratios)
+            print(f"  {label:8s} A {statistics.median(ref):6.0f}  B {statistics.median(b):6.0f} ns/packet "
+                  f"(medians); B/A {statistics.median(ratios):.3f} (quartiles {lo:.3f}-{hi:.3f})")
+        else:
+            lo, hi = _quartiles(b)
+            print(f"  {label:8s} {statistics.median(b):6.0f} ns/packet median (quartiles {lo:.0f}-{hi:.0f}), "
+                  f"{min(b):.0f} best")
+    print(f"  lost: {lost}")
     return 0
 
 
