@@ -33,8 +33,10 @@ from .sockets import OutsideSockets, open_outside_sockets
 
 __all__ = ["DataPath", "DEFAULT_BATCH"]
 
-#: Reads per wake-up and socket or TUN (until EAGAIN otherwise).
-DEFAULT_BATCH = 64
+#: Reads per wake-up and socket or TUN (until EAGAIN otherwise).  88 = two full UDP
+#: GSO runs of 1436-byte inner packets (44 ESP packets of 1472 bytes fit one 64 KB
+#: send): with 64 the second run of each batch carried 20.
+DEFAULT_BATCH = 88
 _MARKER = encap.NON_ESP_MARKER
 _KEEPALIVE = encap.NAT_KEEPALIVE
 
