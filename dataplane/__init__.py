@@ -4,7 +4,8 @@ Read in the order a packet travels.  Inbound:
 
     sockets   (OutsideSockets: UDP 4500 with GRO, raw ESP)
     receive   (Receiver: read a batch, SPI lookup, the one deliver path)
-    esp       (EspSa.open_spans: ICV, replay window, padding, selectors)
+    esp       (EspSa; esp_gcm/esp_cbc open_spans: ICV, replay window, padding,
+               selectors; esp_format: the wire format's shared pieces)
     binding   (TunBinding: the tunnel's TUN device and its SAs)
     offload   (Gro: coalesce into TUN super-packets) -> the TUN, the kernel
 
