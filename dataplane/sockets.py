@@ -129,7 +129,7 @@ def _probe_gso(sock: socket.socket) -> bool:
 
 def _tune(sock: socket.socket, family: int) -> None:
     """Big buffers (bursts at line rate) and DF clear on the outer packets: AWS VPN
-    does not do Path MTU Discovery and clears DF (reference/aws-facts.md §4.2)."""
+    does not do Path MTU Discovery and clears DF (docs/aws.md §4.2)."""
     for opt, force, size in ((socket.SO_RCVBUF, 33, _RCVBUF), (socket.SO_SNDBUF, 32, _SNDBUF)):
         try:
             sock.setsockopt(socket.SOL_SOCKET, force, size)  # SO_RCVBUFFORCE/SO_SNDBUFFORCE (root)
