@@ -17,7 +17,7 @@ import socket
 import time
 from typing import Callable
 
-from dataplane.loop import PacketLoop
+from dataplane.datapath import DataPath
 from ikecore.dos import DosGuard, DosSettings
 
 from .bgp.sessions import BgpSessions
@@ -54,7 +54,7 @@ class Gateway:
     def __init__(self, config: GatewayConfig, loop: asyncio.AbstractEventLoop):
         self.config = config
         self.loop = loop
-        self.packets = PacketLoop(loop, self._ike_from_4500, on_peer_moved=self._esp_from_new_address)
+        self.packets = DataPath(loop, self._ike_from_4500, on_peer_moved=self._esp_from_new_address)
         self.guard = DosGuard(_dos_settings(config))
         # IKE_SA_INIT requests (no responder SPI yet) are unauthenticated work:
         # bounded, droppable, and drained in small slices between the data
@@ -117,7 +117,7 @@ class Gateway:
         self.loop.add_reader(sock.fileno(), self._read_500, ip, sock)
         try:
             try:
-                self.packets.add_endpoint(ip)
+                self.packets.add_outside_sockets(ip)
             except OSError as exc:
                 raise StartupError(_bind_hint(ip, 4500, exc)) from None
             rt = TunnelRuntime(conn, tun, self.packets, guard=self.guard,
@@ -153,7 +153,7 @@ class Gateway:
         if sock is not None:
             self.loop.remove_reader(sock.fileno())
             sock.close()
-        self.packets.remove_endpoint(ip)
+        self.packets.remove_outside_sockets(ip)
 
     async def stop(self, send_delete: bool = True) -> None:
         """SIGTERM: DELETE every SA, remove routes and TUNs (DESIGN.md Interfaces)."""

@@ -12,9 +12,9 @@ import os
 import time
 from dataclasses import dataclass, field
 
+from dataplane.datapath import DataPath
 from dataplane.esp import EspSa
 from dataplane.selectors import Range, Selectors
-from dataplane.loop import PacketLoop
 from dataplane.tun import DEFAULT_TXQUEUELEN, TunDevice
 from ikecore.events import ChildSaDown, ChildSaUp, IkeSaDown, IkeSaUp, LogLine, NatKeepalive, PeerMoved
 from ikecore.endpoint import IkeEndpoint
@@ -63,7 +63,7 @@ class ChildRecord:
 class TunnelRuntime:
     conn: ConnectionConfig
     cfg: TunnelConfig
-    loop: PacketLoop
+    datapath: DataPath
     ike: IkeEndpoint = None
     tun: TunDevice | None = None
     admin_down: bool = False
@@ -133,12 +133,12 @@ class TunnelRuntime:
                             " net.ipv6.conf.default.disable_ipv6=1", self.name, self.tun.name, exc)
         self.tun.add_address(f"{self.cfg.vgw_inside_ip}/{self.cfg.inside_cidr.prefixlen}")
         self.tun.up()
-        self.loop.add_tunnel(self.id, self.tun, local_ip=self.id)
+        self.datapath.add_tunnel(self.id, self.tun, local_ip=self.id)
 
     def close(self) -> None:
         for spi in list(self.children):
             self._remove_child(spi)
-        self.loop.remove_tunnel(self.id)
+        self.datapath.remove_tunnel(self.id)
         if self.tun is not None:
             self.tun.close()
             self.tun = None
@@ -171,25 +171,25 @@ class TunnelRuntime:
         elif isinstance(ev, PeerMoved):
             self._follow_peer(ev)
         elif isinstance(ev, NatKeepalive):
-            self.loop.send_keepalive(self.id)   # RFC 3948 §2.3: vgw is behind a NAT
+            self.datapath.send_keepalive(self.id)   # RFC 3948 §2.3: vgw is behind a NAT
         if self.up != was_up:
             self.last_status_change = time.time()
         return self.ipsec_up != was_ipsec_up
 
     def _install_child(self, ev: ChildSaUp) -> None:
         encr, integ = esp_algorithms(ev.encr_id, ev.integ_id)
-        inbound = EspSa(ev.spi_in, encr, ev.encr_key_in, integ, ev.integ_key_in or None,
-                        replay_window=ev.replay_window)
         # RFC 4301 §5.2: what arrives on the SA must come from the CGW's selectors
         # and go to vgw's (nothing to check with AWS's default 0.0.0.0/0 both sides)
-        inbound.selectors = Selectors.for_inbound(_ranges(ev.remote_ts), _ranges(ev.local_ts))
+        inbound = EspSa(ev.spi_in, encr, ev.encr_key_in, integ, ev.integ_key_in or None,
+                        replay_window=ev.replay_window,
+                        selectors=Selectors.for_inbound(_ranges(ev.remote_ts), _ranges(ev.local_ts)))
         outbound = EspSa(ev.spi_out, encr, ev.encr_key_out, integ, ev.integ_key_out or None)
         # Make-before-break (RFC 7296 §2.8): the new inbound SA first; outbound moves
         # to it at once unless we answered the rekey, then only when the initiator
         # deletes the old SA (it cannot decrypt the new one before our answer)
-        self.loop.install_inbound(self.id, inbound)
+        self.datapath.install_inbound(self.id, inbound)
         if ev.outbound_ready or not self.children:
-            self.loop.set_outbound(self.id, outbound, self.id, ev.remote, ev.udp_encap)
+            self.datapath.set_outbound(self.id, outbound, self.id, ev.remote, ev.udp_encap)
         self.children[ev.spi_in] = ChildRecord(ev.spi_in, ev.spi_out, inbound, outbound, ev,
                                                time.monotonic())
 
@@ -202,13 +202,13 @@ class TunnelRuntime:
             # for a while (strongSwan's charon.delete_rekeyed_delay is 5 s)
             self.call_later(REKEYED_INBOUND_GRACE, self._retire_inbound, spi_in)
         else:
-            self.loop.remove_inbound(spi_in)
+            self.datapath.remove_inbound(spi_in)
         newest = self._newest()
         if newest is not None:
-            self.loop.set_outbound(self.id, newest.outbound, self.id, newest.event.remote,
+            self.datapath.set_outbound(self.id, newest.outbound, self.id, newest.event.remote,
                                    newest.event.udp_encap)
         else:
-            self.loop.clear_outbound(self.id)
+            self.datapath.clear_outbound(self.id)
 
     def _newest(self) -> ChildRecord | None:
         """The CHILD SA installed last: outbound traffic goes there (dicts keep
@@ -218,12 +218,12 @@ class TunnelRuntime:
 
     def _retire_inbound(self, spi_in: int) -> None:
         if spi_in not in self.children and self.tun is not None:
-            self.loop.remove_inbound(spi_in)
+            self.datapath.remove_inbound(spi_in)
 
     def _follow_peer(self, ev: PeerMoved) -> None:
         newest = self._newest()
         if newest is not None:
-            self.loop.set_outbound(self.id, newest.outbound, self.id, ev.remote,
+            self.datapath.set_outbound(self.id, newest.outbound, self.id, ev.remote,
                                    newest.event.udp_encap)
 
     # --- status -----------------------------------------------------------------------------
@@ -242,7 +242,7 @@ class TunnelRuntime:
 
     def status(self, primary: bool, bgp: dict | None = None) -> dict:
         core = self.ike.status(time.monotonic())   # the core's clock is the loop's: monotonic
-        stats = self.loop.stats(self.id) if self.tun is not None else {}
+        stats = self.datapath.stats(self.id) if self.tun is not None else {}
         accepted = (bgp or {}).get("prefixes", {}).get("accepted", 0)
         message = self.status_message(accepted)
         return {

@@ -29,7 +29,7 @@ sum (RFC 1071) in Python: ``int.from_bytes`` and a reduction modulo 0xFFFF (2^16
 1 modulo 0xFFFF, so the 16-bit words can be summed as one big integer), folded in
 halves first because CPython's big-by-small division is slower than shifts.
 
-All functions here are pure (bytes in, bytes out): the loop calls them, the unit tests
+All functions here are pure (bytes in, bytes out): the data path calls them, the unit tests
 check them against scapy.
 """
 
@@ -142,6 +142,8 @@ class Gro:
     ``add(pkt)`` for each packet in arrival order, then ``flush()`` returns the frames
     as lists of buffers (for ``os.writev``), in an order that keeps every flow's
     packets in sequence.  ``uso``: coalesce UDP too (the TUN takes GSO_UDP_L4).
+    ``add(buf, n)`` takes the packet as the first ``n`` bytes of ``buf`` (an ESP
+    plaintext with its trailer): payloads are sliced out of ``buf`` directly.
     """
 
     __slots__ = ("uso", "out", "runs", "segs")
@@ -152,15 +154,16 @@ class Gro:
         self.runs: dict[bytes, list] = {}  # flow key (addresses, ports) -> its open run (see add)
         self.segs = 0  # packets added since the last flush
 
-    def add(self, p) -> None:
+    def add(self, p, n: int | None = None) -> None:
         self.segs += 1
+        if n is None:
+            n = len(p)
         run = self.runs.get(p[12:24])
         if run is not None:
             # Fast path: the next packet of an open run, compared with whole header
             # slices (the run's first packet passed every check in _add).
             # run: [frame, ip[6:10], tcp[28:33], tcp[34:36], next_seq, gso_size, total,
             #       nsegs, tcp[38:hl], tos, psh, hl, proto, ip[:2], tcp[28:36]]
-            n = len(p)
             hl = run[11]
             plen = n - hl
             if (
@@ -175,7 +178,7 @@ class Gro:
                     if p[28:36] == run[14] and p[38:hl] == run[8]:
                         seq = _from_bytes(p[24:28], "big")
                         if seq == run[4]:
-                            run[0].append(p[hl:])
+                            run[0].append(p[hl:n])
                             run[4] = (seq + plen) & 0xFFFFFFFF
                             run[6] += plen
                             run[7] += 1
@@ -183,25 +186,24 @@ class Gro:
                                 del self.runs[p[12:24]]
                             return
                 elif (p[24] << 8 | p[25]) == n - 20:
-                    run[0].append(p[28:])
+                    run[0].append(p[28:n])
                     run[6] += plen
                     run[7] += 1
                     if plen < run[5]:
                         del self.runs[p[12:24]]
                     return
-        self._add(p)
+        self._add(p, n)
 
-    def _add(self, p) -> None:
+    def _add(self, p, n: int) -> None:
         """Everything but the fast path of add (which counted the packet)."""
-        n = len(p)
         # IPv4 without options, not a fragment, total length = packet length.
         if n < 28 or p[0] != 0x45 or p[6] & 0x3F or p[7] or _from_bytes(p[2:4], "big") != n:
-            self._alone(p, None)
+            self._alone(p, n, None)
             return
         proto = p[9]
         if proto == _PROTO_TCP:
             if n < 40:
-                self._alone(p, None)
+                self._alone(p, n, None)
                 return
             hl = 20 + ((p[32] >> 2) & 0x3C)
             flags = p[33]
@@ -209,7 +211,7 @@ class Gro:
             key = p[12:24]
             if plen <= 0 or hl < 40 or flags & 0xF7 != _TH_ACK:
                 # pure ACKs, SYN/FIN/RST/URG/ECE/CWR: alone, behind their flow's run
-                self._alone(p, key)
+                self._alone(p, n, key)
                 return
             seq = _from_bytes(p[24:28], "big")
             run = self.runs.get(key)
@@ -226,7 +228,7 @@ class Gro:
                     and p[6:10] == run[1]
                     and p[1] == run[9]
                 ):
-                    run[0].append(p[hl:])
+                    run[0].append(p[hl:n])
                     run[4] = (seq + plen) & 0xFFFFFFFF
                     run[6] += plen
                     run[7] += 1
@@ -236,7 +238,7 @@ class Gro:
                         del self.runs[key]  # closed: a shorter segment or PSH ends it
                     return
                 del self.runs[key]
-            frame = [p, p[hl:]]
+            frame = [p, p[hl:n]]
             # the header is rebuilt at flush time from frame[0]; frame[1:] are payloads
             run = [frame, p[6:10], p[28:33], p[34:36], (seq + plen) & 0xFFFFFFFF, plen, n, 1,
                    p[38:hl], p[1], bool(flags & _TH_PSH), hl, _PROTO_TCP, p[:2], p[28:36]]
@@ -248,7 +250,7 @@ class Gro:
             key = p[12:24]
             plen = n - 28
             if plen <= 0 or _from_bytes(p[24:26], "big") != n - 20:
-                self._alone(p, key)
+                self._alone(p, n, key)
                 return
             run = self.runs.get(key)
             if run is not None:
@@ -259,24 +261,24 @@ class Gro:
                     and p[6:10] == run[1]
                     and p[1] == run[9]
                 ):
-                    run[0].append(p[28:])
+                    run[0].append(p[28:n])
                     run[6] += plen
                     run[7] += 1
                     if plen < run[5]:
                         del self.runs[key]
                     return
                 del self.runs[key]
-            run = [[p, p[28:]], p[6:10], None, None, 0, plen, n, 1, None, p[1], False, 28, _PROTO_UDP,
+            run = [[p, p[28:n]], p[6:10], None, None, 0, plen, n, 1, None, p[1], False, 28, _PROTO_UDP,
                    p[:2], None]
             self.out.append(run)
             self.runs[key] = run
             return
-        self._alone(p, None)
+        self._alone(p, n, None)
 
-    def _alone(self, p, key) -> None:
+    def _alone(self, p, n: int, key) -> None:
         if key is not None:
             self.runs.pop(key, None)  # later packets of the flow must not join an earlier run
-        self.out.append(p)
+        self.out.append(p[:n])
 
     def flush(self) -> list[list]:
         """The frames for the packets added so far, each a list of buffers to writev."""
@@ -289,7 +291,7 @@ class Gro:
             first = frame[0]
             nsegs = item[7]
             if nsegs == 1:
-                frames.append([PLAIN_HDR, first])
+                frames.append([PLAIN_HDR, first[: item[6]]])  # item[6]: its IP length
                 continue
             hl = item[11]
             total = item[6]

@@ -6,10 +6,10 @@ netlink (pyroute2).  Both act on the network namespace the process is in.
 
 IFF_NO_PI: every read/write is exactly one IP packet, with no 4-byte packet-info
 header, which is what ESP tunnel mode carries (RFC 4303 §2.6: the inner IP packet).
-The fd is non-blocking so the packet loop can read until EAGAIN.
+The fd is non-blocking so the data path can read until EAGAIN.
 
 ``vnet_hdr=True`` adds IFF_VNET_HDR: every read and write then starts with a 10-byte
-``struct virtio_net_hdr`` (dataplane/offload.py), which lets the packet loop write
+``struct virtio_net_hdr`` (dataplane/offload.py), which lets the data path write
 GRO super-packets (TCP, and UDP where the kernel has TUN USO, Linux 6.2).
 ``tso=True`` also advertises checksum offload and TSO4 (TUNSETOFFLOAD), so reads may
 be TCP super-packets of up to 64 KB, cut into segments before encryption.

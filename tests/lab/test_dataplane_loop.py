@@ -1,8 +1,8 @@
-"""Lab: two PacketLoops in two network namespaces, ping and iperf3 across the ESP tunnel.
+"""Lab: two DataPaths in two network namespaces, ping and iperf3 across the ESP tunnel.
 
     ns a                                   ns b
     vgwlt0 169.254.10.1/30                 vgwlt0 169.254.10.2/30
-    PacketLoop  192.0.2.1 ===== veth ===== 192.0.2.2  PacketLoop
+    DataPath    192.0.2.1 ===== veth ===== 192.0.2.2  DataPath
 
 Static keys, no IKE.  Run once with UDP encapsulation (RFC 3948) and once with raw
 ESP (IP protocol 50).  Each peer is this file run as a script (``--peer``) inside its
@@ -47,7 +47,7 @@ def _keys(suite: str, direction: str) -> dict:
 
 
 class Peer:
-    """One PacketLoop process in a namespace, driven by JSON lines."""
+    """One DataPath process in a namespace, driven by JSON lines."""
 
     def __init__(self, lab, ns: str, side: str, suite: str, udp_encap: bool, tun_mode: str = "plain") -> None:
         other = "b" if side == "a" else "a"
@@ -211,7 +211,7 @@ def _peer_main(conf: dict) -> None:
     import asyncio
 
     from dataplane.esp import EspSa
-    from dataplane.loop import PacketLoop
+    from dataplane.datapath import DataPath
     from dataplane.tun import TunDevice
 
     def sa(c):
@@ -226,14 +226,14 @@ def _peer_main(conf: dict) -> None:
         loop = asyncio.get_running_loop()
         done = loop.create_future()
         ike = []
-        pl = PacketLoop(loop, lambda d, l, r: ike.append((d, l, r)))
+        pl = DataPath(loop, lambda d, l, r: ike.append((d, l, r)))
         mode = conf.get("tun_mode", "plain")
         tun = TunDevice.create(conf["tun"], vnet_hdr=mode in ("gro", "tso"), tso=mode == "tso")
         try:
             tun.disable_ipv6()
             tun.add_address(conf["inside"])
             tun.up()
-            pl.add_endpoint(conf["local_ip"], raw_esp=not conf["udp_encap"])
+            pl.add_outside_sockets(conf["local_ip"], raw_esp=not conf["udp_encap"])
             pl.add_tunnel("t", tun, local_ip=conf["local_ip"])
             pl.install_inbound("t", sa(conf["in"]))
             pl.set_outbound("t", sa(conf["out"]), conf["local_ip"], (conf["remote_ip"], 4500), conf["udp_encap"])

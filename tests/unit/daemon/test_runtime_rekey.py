@@ -41,7 +41,7 @@ STRONGSWAN_DELETE_REKEYED_DELAY = 5.0
 
 
 class FakeLoop:
-    """The PacketLoop calls TunnelRuntime makes, as data path state."""
+    """The DataPath calls TunnelRuntime makes, as data path state."""
 
     def __init__(self):
         self.inbound: dict[int, object] = {}

@@ -68,3 +68,19 @@ def test_open_batch_dummy_and_bad_padding_take_the_precise_path():
     rx = EspSa(0x1001, *GCM)
     assert rx.open_batch([dummy, tx.encrypt(inner(50))]) == [inner(50)]
     assert rx.drops[DropReason.DUMMY] == 1 and rx.packets == 1
+
+
+@pytest.mark.parametrize("suite", [GCM, CBC], ids=["gcm", "cbc"])
+def test_open_spans_are_open_batch_uncut(suite):
+    """open_spans: each inner packet is buffer[:end], the same packets, drops and
+    counters as open_batch (GCM hands over the plaintext with its trailer)."""
+    tx = EspSa(0x1001, *suite)
+    good = [tx.encrypt(inner(n, i)) for i, n in enumerate([64, 1400, 21])]
+    stream = [good[0], good[1], good[1], b"\x00" * 20, good[2]]
+    a, b = EspSa(0x1001, *suite), EspSa(0x1001, *suite)
+    bufs, ends = b.open_spans(stream)
+    assert [buf[:end] for buf, end in zip(bufs, ends)] == a.open_batch(stream) == [inner(64, 0), inner(1400, 1),
+                                                                                   inner(21, 2)]
+    assert (b.drops, b.packets, b.bytes, b.last_drop) == (a.drops, a.packets, a.bytes, a.last_drop)
+    if suite is GCM:
+        assert [len(buf) for buf in bufs] != ends   # the trailers are still there

@@ -27,11 +27,11 @@ def v4(cidr: str, protocol: int = 0, ports=(0, 65535)) -> Range:
 
 def pair(kind: str, selectors: Selectors | None):
     if kind == "gcm":
-        tx, rx = EspSa(0x1001, "aes-gcm-16", GCM_KEY), EspSa(0x1001, "aes-gcm-16", GCM_KEY)
+        tx = EspSa(0x1001, "aes-gcm-16", GCM_KEY)
+        rx = EspSa(0x1001, "aes-gcm-16", GCM_KEY, selectors=selectors)
     else:
         tx = EspSa(0x1001, "aes-cbc", CBC_KEY, "hmac-sha2-256-128", SHA_KEY)
-        rx = EspSa(0x1001, "aes-cbc", CBC_KEY, "hmac-sha2-256-128", SHA_KEY)
-    rx.selectors = selectors
+        rx = EspSa(0x1001, "aes-cbc", CBC_KEY, "hmac-sha2-256-128", SHA_KEY, selectors=selectors)
     return tx, rx
 
 

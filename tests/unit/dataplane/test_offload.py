@@ -215,6 +215,20 @@ def test_gro_object_is_reusable_and_counts():
     assert g.flush() == []
 
 
+def test_packets_given_inside_longer_buffers_give_the_same_frames():
+    """add(buf, n) - the packet is buf[:n], followed by an ESP trailer - writes
+    exactly what add(packet) writes: runs, lone packets, UDP and TCP alike."""
+    tcp, _ = segments(5, 1000, last_len=300)
+    mixed = tcp + [udp_dgram(b"u" * 64, ip_id=i) for i in range(3)] + [tcp_seg(9, b"", flags="FA")]
+    mixed.insert(2, tcp_seg(50, b"x" * 10, flags="A", sport=40005))   # a lone one between runs
+    for uso in (True, False):
+        plain, spans = Gro(uso), Gro(uso)
+        for p in mixed:
+            plain.add(p)
+            spans.add(p + bytes([1, 2, 3, 3, 4]), len(p))   # trailer: padding, pad length, next header
+        assert [b"".join(f) for f in spans.flush()] == [b"".join(f) for f in plain.flush()]
+
+
 def test_random_streams_round_trip():
     """Any mix of flows, sizes and gaps: splitting what GRO wrote gives back exactly
     the packets, in per-flow order."""

@@ -1,4 +1,4 @@
-"""PacketLoop with a TUN opened with IFF_VNET_HDR, without root: a datagram socketpair
+"""DataPath with a TUN opened with IFF_VNET_HDR, without root: a datagram socketpair
 stands in for the TUN fd, each datagram one TUN frame (virtio_net_hdr + packet).
 
 Inbound ESP is coalesced (dataplane.offload.Gro) and written as one frame per run;
@@ -12,7 +12,7 @@ import pytest
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 
 from dataplane.esp import EspSa
-from dataplane.loop import PacketLoop
+from dataplane.datapath import DataPath
 from dataplane.offload import (
     GSO_NONE,
     GSO_TCPV4,
@@ -59,8 +59,8 @@ class VnetTun:
 
 @pytest.fixture
 def rig():
-    pl = PacketLoop(None, lambda *a: None)
-    ep = pl.add_endpoint("127.0.0.1", port=0, raw_esp=False)
+    pl = DataPath(None, lambda *a: None)
+    ep = pl.add_outside_sockets("127.0.0.1", port=0, raw_esp=False)
     tun = VnetTun()
     pl.add_tunnel("t1", tun, local_ip="127.0.0.1")
     pl.install_inbound("t1", EspSa(0x1001, "aes-gcm-16", KEY_IN))
@@ -127,7 +127,7 @@ def test_outbound_plain_frame_and_tso_super_packet(rig):
     tun.kernel.send(PLAIN_HDR + ICMP_PKT)
     tun.kernel.send(vnet_hdr(VNET_F_NEEDS_CSUM, GSO_TCPV4, 40, 1400, 20, 16) + big)
     time.sleep(0.01)
-    assert pl.pump_tun(pl._tunnels["t1"]) == 2  # two frames read
+    assert pl.pump_tun(pl.binding("t1")) == 2  # two frames read
     got = [rx.decrypt(peer.recv(65535)) for _ in range(4)]
     assert got[0] == ICMP_PKT
     segs = [IP(p) for p in got[1:]]
@@ -146,7 +146,7 @@ def test_outbound_frame_that_cannot_be_split_is_dropped(rig):
     pl.set_outbound("t1", EspSa(0x2002, "aes-gcm-16", KEY_OUT), "127.0.0.1", peer.getsockname(), True)
     tun.kernel.send(vnet_hdr(VNET_F_NEEDS_CSUM, 4, 60, 1000, 40, 16) + bytes(3000))  # TCPv6 GSO
     time.sleep(0.01)
-    assert pl.pump_tun(pl._tunnels["t1"]) == 1
+    assert pl.pump_tun(pl.binding("t1")) == 1
     assert pl.stats("t1")["drops"]["not_ip"] == 1
     assert pl.stats("t1")["packets_out"] == 0
 
