@@ -1,4 +1,4 @@
-"""The tunnel activity log in AWS's format (aws-facts.md §3).
+"""The tunnel activity log in AWS's format (docs/aws.md §3).
 
 AWS Site-to-Site VPN writes one record per tunnel event to CloudWatch Logs when
 the tunnel's `LogOptions.CloudwatchLogOptions.LogEnabled` is true, as JSON or
@@ -70,7 +70,7 @@ def readable_timestamp(now: float) -> str:
 
 def make_record(details: str, *, now: float, dpd_enabled: bool, nat_t_detected: bool,
                 phase1: str | None, phase2: str | None) -> dict:
-    """One AWS tunnel log record (aws-facts §3.2), keys in the documented order."""
+    """One AWS tunnel log record (docs/aws.md §3.2), keys in the documented order."""
     return {
         "event_timestamp": int(now),
         "timestamp": readable_timestamp(now),

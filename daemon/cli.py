@@ -11,7 +11,7 @@ EXIT_OK, EXIT_CONFIG = 0, 2
 
 
 def _tunnel_name(text: str) -> str:
-    # A tunnel is named by its outside IP, AWS's own identifier for it (DESIGN.md).
+    # A tunnel is named by its outside IP, AWS's own identifier for it (docs/design.md §6.1).
     try:
         return str(IPv4Address(text))
     except ValueError:

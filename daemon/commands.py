@@ -144,7 +144,7 @@ def status(args) -> int:
     if answer is None:
         return EXIT_ERROR
     if args.json:
-        # {"tunnels": [...]} (DESIGN.md), plus what belongs to the whole gateway:
+        # {"tunnels": [...]} (docs/design.md §6.3), plus what belongs to the whole gateway:
         # IKE_SA_INIT defences, data path drops no tunnel could be charged with
         gateway = {k: v for k, v in answer.items() if k not in ("ok", "tunnels")}
         print(json.dumps({"tunnels": answer["tunnels"], "gateway": gateway}, indent=2, default=str))

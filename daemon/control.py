@@ -1,6 +1,6 @@
 """The control socket: one JSON request per connection, one JSON answer.
 
-A Unix stream socket (default /run/vgw/vgw.sock, DESIGN.md Interfaces), mode
+A Unix stream socket (default /run/vgw/vgw.sock, docs/design.md §6.2), mode
 0600: only root (or the daemon's user) may steer the gateway.
 Request: {"cmd": "status"} | {"cmd": "tunnel", "action": "up"|"down", "tunnel": IP}
 | {"cmd": "rekey", "tunnel": IP, "sa": "ike"|"child"}. Answer: {"ok": bool, ...}.

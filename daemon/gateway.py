@@ -156,7 +156,7 @@ class Gateway:
         self.packets.remove_outside_sockets(ip)
 
     async def stop(self, send_delete: bool = True) -> None:
-        """SIGTERM: DELETE every SA, remove routes and TUNs (DESIGN.md Interfaces)."""
+        """SIGTERM: DELETE every SA, remove routes and TUNs (docs/design.md §6)."""
         self.stopping = True
         await self.bgp.close()      # Cease goes out while the tunnels still carry it
         for ip in list(self.tunnels):
@@ -202,7 +202,7 @@ class Gateway:
         if data[8:16] == _NO_SPI:
             cgw = rt.policy.remote_ip
             if cgw and remote[0] != cgw:
-                # not the customer gateway (aws-facts.md §2): the core would drop it
+                # not the customer gateway (docs/aws.md §2): the core would drop it
                 # too; doing so here keeps the queue for the real one under a flood
                 rt.ike.counters.dropped_unknown_peer += 1
                 return
@@ -287,7 +287,7 @@ class Gateway:
         try:
             for rt in list(self.tunnels.values()):
                 try:
-                    # ESP from the peer counts as life for DPD (aws-facts.md §6.4)
+                    # ESP from the peer counts as life for DPD (docs/aws.md §6.4)
                     rt.ike.note_inbound(self.packets.last_inbound(rt.id) if rt.tun else None)
                     deadline = rt.ike.next_deadline()
                     if deadline is not None and deadline <= now:
@@ -303,7 +303,7 @@ class Gateway:
     # --- tunnel lifecycle ------------------------------------------------------------------
 
     def _initiate(self, rt: TunnelRuntime) -> None:
-        """startup_action start (aws-facts.md §1.7); later re-initiations (after DPD
+        """startup_action start (docs/aws.md §1.7); later re-initiations (after DPD
         restart, or a tunnel that went down) are decided by the core (IkeEndpoint)."""
         if self.stopping or rt.admin_down or rt.ike.current is not None:
             return
@@ -389,7 +389,7 @@ class Gateway:
     # --- reload -------------------------------------------------------------------------------
 
     def reload(self, new: GatewayConfig) -> dict:
-        """SIGHUP: tunnels whose settings did not change keep their SAs (DESIGN.md)."""
+        """SIGHUP: tunnels whose settings did not change keep their SAs (docs/design.md §5.6)."""
         from .policy import tunnel_policy
         wanted = {str(t.outside_ip): (c, t) for c, t in new.all_tunnels()}
         # A new tunnel whose address cannot be bound refuses the whole reload before

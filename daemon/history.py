@@ -7,7 +7,7 @@ the result at scrape/status time, so nothing here runs on the data path.
 Counted: IKE SAs and CHILD SAs that came up, rekeys (a ChildSaUp that replaces
 another SA; an IkeSaUp marked rekeyed), IKE SAs that went down by reason
 (IkeSaDown.reason), and DPD timeouts (DpdTimeout, AWS's "AWS tunnel DPD timed
-out after N retransmits", aws-facts §3.3) whatever the action: with
+out after N retransmits", docs/aws.md §3.3) whatever the action: with
 dpd_timeout_action none the SA stays up and only this count shows the outage.
 Times are wall-clock (time.time()), taken when the event arrives, so that people
 and scripts can read them.

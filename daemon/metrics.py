@@ -1,4 +1,4 @@
-"""AWS's tunnel metrics (aws-facts.md §5.1) and vgw's own, in Prometheus format.
+"""AWS's tunnel metrics (docs/aws.md §5.1) and vgw's own, in Prometheus format.
 
 CloudWatch publishes, in namespace AWS/VPN with dimensions VpnId and
 TunnelIpAddress (the AWS outside IP):

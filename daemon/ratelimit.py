@@ -3,7 +3,7 @@
 Anyone can make vgw log: an IKE_SA_INIT with no acceptable proposal logs "No
 Proposal Match Found by AWS", a half-open SA that times out logs a warning, a
 spoofed source vgw cannot reach logs a send error. At thousands of packets a
-second that would bury everything else (DESIGN.md: bad input is dropped,
+second that would bury everything else (docs/design.md §8: bad input is dropped,
 counted and logged *rate-limited*).
 
 `LogLimiter` lets through at most `lines` lines per key per `interval`

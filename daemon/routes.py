@@ -1,4 +1,4 @@
-"""Routes into the tunnels, as a VGW does them (aws-facts.md §7).
+"""Routes into the tunnels, as a VGW does them (docs/aws.md §7).
 
 Egress: a connection's static routes point at ONE tunnel, the primary; ingress
 is accepted on both. The primary is kept while it is up (no flapping back when
@@ -32,7 +32,7 @@ def check_ip_forward(proc_sys: str = PROC_SYS) -> bool:
     """False, with a warning naming the sysctl, when net.ipv4.ip_forward is 0.
 
     Traffic decrypted on either tunnel goes to the kernel, which must forward it
-    into the VPC (AWS accepts ingress on both tunnels, aws-facts.md §1.1, §7); with
+    into the VPC (AWS accepts ingress on both tunnels, docs/aws.md §1.1, §7); with
     forwarding off it stops at the host. Unreadable (no /proc/sys): no opinion."""
     try:
         with open(os.path.join(proc_sys, "net", "ipv4", "ip_forward")) as f:

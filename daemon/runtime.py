@@ -115,13 +115,13 @@ class TunnelRuntime:
 
     def open(self) -> None:
         """Create the TUN device with the VGW inside address (network+1 of the /30,
-        aws-facts.md §1.2); the kernel then answers pings on it, the AWS heartbeat
+        docs/aws.md §1.2); the kernel then answers pings on it, the AWS heartbeat
         target."""
         # data_path.tun_offload (config.py); VGW_TUN_OFFLOAD overrides it (benchmarks)
         mode = os.environ.get("VGW_TUN_OFFLOAD") or self.tun_offload
         self.tun = TunDevice.create(tun_name(self.id), vnet_hdr=mode in ("gro", "tso"), tso=mode == "tso",
                                     txqueuelen=DEFAULT_TXQUEUELEN)
-        # VGW tunnels are IPv4 inside (aws-facts.md §1.2: VGWs do not support IPv6);
+        # VGW tunnels are IPv4 inside (docs/aws.md §1.2: VGWs do not support IPv6);
         # without this the kernel sends router solicitations into the tunnel
         try:
             self.tun.disable_ipv6()

@@ -49,7 +49,7 @@ TUN_F_USO4 = 0x20
 TUN_F_USO6 = 0x40
 IFNAMSIZ = 16  # including the NUL: names are at most 15 characters
 
-#: AWS generated configs set "Tunnel interface MTU: 1436" (reference/aws-facts.md §4.2).
+#: AWS generated configs set "Tunnel interface MTU: 1436" (docs/aws.md §4.2).
 DEFAULT_MTU = 1436
 #: Packets the kernel queues for us to read (the TUN default is 500).  When the
 #: daemon is descheduled for a few ms on a busy machine, 500 packets overflow at
@@ -112,7 +112,7 @@ def loosen_rp_filter(ifname: str, proc_sys: str = PROC_SYS) -> bool:
     RFC 3704 §2.4); True if set.
 
     AWS accepts ingress on both tunnels while egress uses the primary only
-    (aws-facts.md §1.1, §7): a packet decrypted on the other TUN comes from a
+    (docs/aws.md §1.1, §7): a packet decrypted on the other TUN comes from a
     prefix routed out of the primary, and strict filtering (rp_filter=1, RFC 3704
     §2.2, the default of many distributions) drops it. The kernel filters with
     max(conf.all, conf.<dev>), so 2 on the device gives loose mode whatever `all`
@@ -202,7 +202,7 @@ class TunDevice:
         except BaseException:
             os.close(fd)
             raise
-        # ingress on both tunnels (aws-facts.md §1.1): see loosen_rp_filter
+        # ingress on both tunnels (docs/aws.md §1.1): see loosen_rp_filter
         loosen_rp_filter(name)
         return cls(fd, name, ifindex, vnet_hdr, uso, tso)
 

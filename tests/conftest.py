@@ -2,7 +2,7 @@
 
 Hypothesis: no per-example deadline and no "too slow" health check. The tests
 run two at a time on a shared 2-core machine next to lab tests that fill both
-cores; a slow example there says nothing about the code (DESIGN.md: speed goals
+cores; a slow example there says nothing about the code (docs/design.md §7.1: speed goals
 live in bench/, never as timed assertions in tests).
 """
 

@@ -15,7 +15,7 @@ without XFRM ESP, so every charon here runs the kernel-libipsec plugin):
   ``swanctl --load-all --file F`` reads credentials from the subdirectories
   next to F (x509/, private/, ...), so they are created empty.
 * Logging.  With a ``filelog`` section charon writes nothing to stdout;
-  ``flush_line = yes`` (DESIGN.md: without it the file fills in 4 KB chunks,
+  ``flush_line = yes`` (docs/design.md §7.2: without it the file fills in 4 KB chunks,
   so a failing test would show a stale log).
 * TUN.  kernel-libipsec creates ``ipsec0`` (MTU 1400, POINTOPOINT, NOARP) at
   start-up, before any SA; one per charon, so one per namespace.  5.9.8 has
@@ -538,7 +538,7 @@ def swanctl_conf_psk(
         conn.update(extra_conn or {})
         connections[name] = conn
         if not re.fullmatch(r"[\w.\-]+", psk):
-            # AWS's PSK alphabet is [0-9A-Za-z_.] (aws-facts 1.3); with '-' added
+            # AWS's PSK alphabet is [0-9A-Za-z_.] (docs/aws.md §1.3); with '-' added
             # it still needs no escaping inside the quoted secret.
             raise ValueError(f"PSK for {name} may contain only letters, digits, '.', '_' and '-'")
         secrets[f"ike-{name}"] = {"id-1": local, "id-2": remote, "secret": f'"{psk}"'}
@@ -562,7 +562,7 @@ def swanctl_conf_pubkey(
 ) -> str:
     """swanctl.conf for certificate tunnels (``auth = pubkey``): per connection
     ``local { auth = pubkey certs = CERT id = LOCAL_ID }`` and ``remote { auth =
-    pubkey id = REMOTE_ID }`` (peers.md §3, the ``net2net-cert`` layout). CERT is
+    pubkey id = REMOTE_ID }`` (docs/design.md §1.1, the ``net2net-cert`` layout). CERT is
     a file name in x509/ (see :meth:`Charon.add_credentials`); IDs are DNs or
     FQDNs, "%any" accepts any identity the CA vouches for. Connection i (default
     ``tun1``, ``tun2``...) takes remote_ips[i], certs[i], local_ids[i] (a single

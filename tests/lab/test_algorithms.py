@@ -1,5 +1,5 @@
 """Every algorithm of the AWS lists crosses real strongSwan at least once, in the
-IKE SA and in the ESP SA (aws-facts.md §0, §1.4), phase 2 DH groups (PFS) included.
+IKE SA and in the ESP SA (docs/aws.md §0, §1.4), phase 2 DH groups (PFS) included.
 
 vgw is configured with exactly one value per list, so the SA only comes up if
 that value was negotiated; strongSwan's own `list-sas` is the oracle for what
@@ -42,7 +42,7 @@ DH = {
     24: ("modp2048s256", "MODP_2048_256"),
 }
 ENCR_NAMES, INTEG_NAMES = list(ENCR), list(INTEG)
-# aws-facts §0: phase 1 DH groups 2, 14-24; phase 2 (PFS) also 5
+# docs/aws.md §0: phase 1 DH groups 2, 14-24; phase 2 (PFS) also 5
 PHASE1_DH = [g for g in DH if g != 5]
 PHASE2_DH = list(DH)
 

@@ -89,7 +89,7 @@ def test_rsa_chain_fragments_both_ways_and_refusals(lab):
 
 def test_vgw_initiates_with_ecdsa_classic_methods(lab):
     """startup_action start with customer_gateway.identity: vgw initiates (AWS
-    side, IKEv2), sends CERT, CERTREQ and IDr naming the CGW (aws-facts §1.7).
+    side, IKEv2), sends CERT, CERTREQ and IDr naming the CGW (docs/aws.md §1.7).
     strongSwan answers with RFC 7427 off (charon.signature_authentication = no),
     so it announces no SIGNATURE_HASH_ALGORITHMS: both sides sign with ECDSA on
     P-384 and SHA-384, AUTH method 10 (RFC 4754)."""

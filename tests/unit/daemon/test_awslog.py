@@ -1,4 +1,4 @@
-"""The AWS tunnel activity log (daemon/awslog.py, aws-facts.md §3): record shape in
+"""The AWS tunnel activity log (daemon/awslog.py, docs/aws.md §3): record shape in
 both formats, config keys, and no key material in any record of a whole tunnel
 life driven in-process (two IKE cores back to back, tests/unit/ikecore/ikepair.py)."""
 

@@ -1,4 +1,4 @@
-"""daemon.config and `vgw validate`: the DESIGN.md example, AWS defaults and ranges,
+"""daemon.config and `vgw validate`: the example of docs/design.md §6.4, AWS defaults and ranges,
 and error messages that name the bad key by its path in the file."""
 
 import copy
@@ -23,7 +23,7 @@ from daemon.config import (
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
-# The Interfaces section of DESIGN.md: this must keep loading as written.
+# docs/design.md §6.4: this must keep loading as written.
 DESIGN_EXAMPLE = """\
 control_socket: /run/vgw/vgw.sock
 vpc:
@@ -50,7 +50,7 @@ connections:
         pre_shared_key: example_psk_tunnel2_abcdef
 """
 
-# aws-facts §0: the defaults every omitted key must take.
+# docs/aws.md §0: the defaults every omitted key must take.
 AWS_DEFAULTS = {
     "phase1_encryption_algorithms": ["AES128", "AES256", "AES128-GCM-16", "AES256-GCM-16"],
     "phase2_encryption_algorithms": ["AES128", "AES256", "AES128-GCM-16", "AES256-GCM-16"],
@@ -117,7 +117,7 @@ T0 = "connections[0].tunnels[0]"
 
 
 # ---------------------------------------------------------------------------
-# The DESIGN.md example and the defaults
+# The example of docs/design.md §6.4 and the defaults
 
 
 def test_examples_vgw_yaml_is_the_design_example_verbatim():
@@ -594,7 +594,7 @@ def test_direct_model_validation_still_works():
 
 
 # ---------------------------------------------------------------------------
-# Inside CIDR chosen when omitted (AWS picks a random free /30, aws-facts §1.2)
+# Inside CIDR chosen when omitted (AWS picks a random free /30, docs/aws.md §1.2)
 
 
 def _omit_inside(data: dict) -> dict:

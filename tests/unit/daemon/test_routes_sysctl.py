@@ -1,4 +1,4 @@
-"""The sysctls that ingress on both tunnels needs (aws-facts.md §1.1, §7): loose
+"""The sysctls that ingress on both tunnels needs (docs/aws.md §1.1, §7): loose
 reverse-path filtering on each TUN (RFC 3704 §2.4) and IPv4 forwarding into the VPC.
 A temporary directory stands in for /proc/sys. rp_filter is set where the TUN is
 created (dataplane/tun.py); forwarding is checked once by the gateway's RouteTable."""

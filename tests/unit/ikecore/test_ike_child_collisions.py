@@ -10,7 +10,7 @@ of its own request first, then the one of its answer to the peer's request.
 Nonce order in the tables: (Ni of A's request, Ni of B's request, Nr of B's
 answer to A, Nr of A's answer to B). A's exchange holds Ni_A and Nr_B; when the
 lowest of the four is one of those, A's new SA is the redundant one and B's
-survives. AWS's log lines: aws-facts.md §3.3.
+survives. AWS's log lines: docs/aws.md §3.3.
 """
 
 import struct

@@ -1,15 +1,15 @@
 """CHILD SA rekeying (RFC 7296 §1.3.3, §2.8) between two cores, synthetic clock.
 
-- When: AWS rekeys at lifetime - margin x (1 + fuzz x random) (aws-facts.md §1.6);
+- When: AWS rekeys at lifetime - margin x (1 + fuzz x random) (docs/aws.md §1.6);
   the random value is fixed through the policy's random source, so each case
   below has one exact instant, worked out by hand. At the lifetime itself an SA
   that was not replaced is deleted (hard expiry).
-- How: new SPIs, PFS with a KE of a phase 2 group (aws-facts.md §1.4), KEYMAT =
+- How: new SPIs, PFS with a KE of a phase 2 group (docs/aws.md §1.4), KEYMAT =
   prf+(SK_d, g^ir | Ni | Nr) (§2.17) recomputed here from the wire and a known
   DH private value, the old SA deleted by the initiator (make-before-break).
 - Refusals: INVALID_KE_PAYLOAD and the retry (§1.3), NO_PROPOSAL_CHOSEN,
   TEMPORARY_FAILURE (§2.25), CHILD_SA_NOT_FOUND, NO_ADDITIONAL_SAS (§1.3,
-  aws-facts.md §1.8: one SA pair per tunnel).
+  docs/aws.md §1.8: one SA pair per tunnel).
 - Loss and duplication of each message of a rekey.
 
 Collisions (§2.8.1) are in test_ike_child_collisions.py.
@@ -39,7 +39,7 @@ from .lifecycle import (
     sent, spi_of,
 )
 
-LIFETIME = 3600   # phase 2 default (aws-facts.md §0)
+LIFETIME = 3600   # phase 2 default (docs/aws.md §0)
 
 
 @pytest.fixture
@@ -242,7 +242,7 @@ def test_child_rekey_by_either_side(who, dh):
     assert children(by) == {new_spi_by: new_spi_peer}
     assert children(peer) == {new_spi_peer: new_spi_by}
 
-    # AWS's log lines (aws-facts.md §3.3)
+    # AWS's log lines (docs/aws.md §3.3)
     assert by.logged(f"AWS tunnel is rekeying Phase 2 SA with SPI: {old_by.spi_in:08x}")
     assert by.logged(f"AWS tunnel is sending request (id={first_mid}) for CREATE_CHILD_SA")
     assert by.logged(f"AWS tunnel processed response (id={first_mid}) for CREATE_CHILD_SA")
@@ -351,7 +351,7 @@ def _rekey_payloads(pair, spi_in, dh_groups, ke_group=None, rekey=True):
     ((21, 19), 21, ("INVALID_KE_PAYLOAD", struct.pack("!H", 19))),  # KE of the wrong group
 ], ids=["pfs-without-ke", "no-pfs", "unconfigured-group", "wrong-ke"])
 def test_rekey_request_without_acceptable_ke_is_refused(dh_groups, ke_group, refusal):
-    """AWS requires PFS on a rekey with a configured phase 2 group (aws-facts.md
+    """AWS requires PFS on a rekey with a configured phase 2 group (docs/aws.md
     §1.4); the answer is the refusal and B's SA is untouched."""
     pair = make_pair()
     [ca] = pair.a.child_ups
@@ -398,7 +398,7 @@ def test_initiator_drops_the_sa_the_peer_does_not_know():
 
 
 def test_additional_child_sa_is_refused_and_the_existing_one_untouched():
-    """AWS: one SA pair per tunnel (aws-facts.md §1.8); RFC 7296 §1.3:
+    """AWS: one SA pair per tunnel (docs/aws.md §1.8); RFC 7296 §1.3:
     NO_ADDITIONAL_SAS."""
     pair = make_pair()
     [_ca], [cb] = pair.a.child_ups, pair.b.child_ups

@@ -1,4 +1,4 @@
-"""DPD and re-initiation as AWS does them (aws-facts.md §1.5, §1.7, §6.4).
+"""DPD and re-initiation as AWS does them (docs/aws.md §1.5, §1.7, §6.4).
 
 - "If AWS receives no traffic from a VPN peer for 10 seconds, AWS sends a DPD
   R-U-THERE message" (§6.4): in IKEv2 an empty INFORMATIONAL request (RFC 7296
@@ -462,7 +462,7 @@ def test_initiation_needs_the_cgw_address():
 
 
 def test_dpd_restart_keeps_trying_until_the_peer_is_back():
-    """restart 'Restart the IKE session' (aws-facts.md §1.5): with startup add, vgw
+    """restart 'Restart the IKE session' (docs/aws.md §1.5): with startup add, vgw
     keeps initiating with the backoff until an attempt succeeds, not only once."""
     retransmit = RetransmitSettings(timeout=1.0, base=2.0, tries=1)   # an attempt fails 3 s in
     pair = make_pair(a=dict(dpd_action="restart", retransmit=retransmit))

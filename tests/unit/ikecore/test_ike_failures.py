@@ -2,7 +2,7 @@
 common proposal in phase 1 or 2, INVALID_KE_PAYLOAD, traffic selector
 narrowing and TS_UNACCEPTABLE, a peer at the wrong address, NAT detection.
 
-Log lines are AWS's own wording (aws-facts.md §3.3).
+Log lines are AWS's own wording (docs/aws.md §3.3).
 """
 
 import ipaddress
@@ -177,7 +177,7 @@ def test_invalid_ke_answer_with_an_unconfigured_group_ends_the_attempt():
 
 def test_ts_narrowed_to_the_responders_networks():
     """RFC 7296 §2.9: the responder answers the intersection of what was proposed
-    and what its policy allows (AWS: local/remote_network_cidr, aws-facts.md §1.8)."""
+    and what its policy allows (AWS: local/remote_network_cidr, docs/aws.md §1.8)."""
     pair = IkePair(settings_a(vgw_ts="0.0.0.0/0", cgw_ts="0.0.0.0/0"),
                    settings_b(cgw_ts="172.16.0.0/16", vgw_ts="10.0.0.0/16"))
     pair.handshake()

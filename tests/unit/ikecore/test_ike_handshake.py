@@ -2,7 +2,7 @@
 resulting SAs on both sides, and ESP sealed with one side's keys opening with
 the other's (dataplane.esp), which proves the key directions end to end.
 
-Expected values come from the configuration (AWS names, aws-facts.md §0/§1.4)
+Expected values come from the configuration (AWS names, docs/aws.md §0/§1.4)
 and the IANA numbers typed in below, not from running the code.
 """
 
@@ -22,7 +22,7 @@ from .ikepair import ADDR_A, ADDR_B, IkePair, Side, settings_a, settings_b
 
 ENCRYPTION = ("AES128", "AES256", "AES128-GCM-16", "AES256-GCM-16")
 INTEGRITY = ("SHA1", "SHA2-256", "SHA2-384", "SHA2-512")
-DH_GROUPS = (2, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24)  # AWS phase 1 (aws-facts.md §0)
+DH_GROUPS = (2, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24)  # AWS phase 1 (docs/aws.md §0)
 
 # IANA "IKEv2 Parameters": ENCR 12 = AES-CBC, 20 = AES-GCM-16; INTEG 2 = HMAC-SHA1-96,
 # 12/13/14 = HMAC-SHA2-256-128/-384-192/-512-256.
@@ -137,7 +137,7 @@ def test_phase2_suite(encr, integ):
     for c in (ca, cb):
         assert (int(c.encr_id), c.encr_key_bits) == (encr_id, key_bits)
         assert c.encryption == encr
-        # AWS omits phase 2 integrity with GCM (aws-facts.md §1.4)
+        # AWS omits phase 2 integrity with GCM (docs/aws.md §1.4)
         assert int(c.integ_id) == (0 if gcm else INTEG_IANA[integ])
         assert c.integrity == (None if gcm else integ)
         assert c.dh_group == 0  # IKE_AUTH's CHILD SA has no KE (RFC 7296 §1.2)
@@ -146,7 +146,7 @@ def test_phase2_suite(encr, integ):
         integ_len = {"SHA1": 20, "SHA2-256": 32, "SHA2-384": 48, "SHA2-512": 64}[integ]
         assert len(c.integ_key_in) == len(c.integ_key_out) == (0 if gcm else integ_len)
         assert c.udp_encap is False
-        assert c.lifetime == 3600 and c.replay_window == 1024  # AWS defaults, aws-facts §0
+        assert c.lifetime == 3600 and c.replay_window == 1024  # AWS defaults, docs/aws.md §0
     assert (ca.local, ca.remote) == ((ADDR_A, 500), (ADDR_B, 500))
     assert (cb.local, cb.remote) == ((ADDR_B, 500), (ADDR_A, 500))
     assert_esp_flows(ca, cb)
@@ -154,7 +154,7 @@ def test_phase2_suite(encr, integ):
 
 def test_default_policies_agree_on_awss_first_choices():
     """With AWS's default lists on both sides, the responder's first entries win:
-    AES128, SHA1, DH 2 in phase 1 (aws-facts.md §0: the lists, in that order)."""
+    AES128, SHA1, DH 2 in phase 1 (docs/aws.md §0: the lists, in that order)."""
     from ikecore.settings import IkeSettings
     from .ikepair import PSK, seeded_random
     pa = IkeSettings(name="a", local_ip=ADDR_A, remote_ip=ADDR_B, psk=PSK,
@@ -184,7 +184,7 @@ def test_traffic_selectors_as_configured():
 
 
 def test_remote_identity_is_the_peers_outside_ip():
-    """ID_IPV4_ADDR of the outside IP by default (aws-facts.md §9.3)."""
+    """ID_IPV4_ADDR of the outside IP by default (docs/aws.md §9.3)."""
     pair = IkePair()
     pair.handshake()
     assert pair.a.ups[0].remote_id == ADDR_B
@@ -200,7 +200,7 @@ def test_remote_id_mismatch_fails_authentication():
     assert pair.a.sas == [] and pair.b.sas == []
 
 
-# --- proposal choice on the wire: vgw's order, then the DH group (aws-facts.md §1.1) ----------
+# --- proposal choice on the wire: vgw's order, then the DH group (docs/aws.md §1.1) ----------
 
 # IANA numbers (RFC 7296 §3.3.2): transform types, ENCR 12 AES-CBC, PRF 5 SHA2-256,
 # INTEG 12 SHA2-256-128; IKE_SA_INIT is exchange 34, INVALID_KE_PAYLOAD notify 17.

@@ -1,11 +1,11 @@
 """The tunnel's life as the status shows it, and DELETEs on the wire.
 
 - IkeEndpoint.status(now): rekey_in / expires_in of the IKE SA and of each CHILD
-  SA follow the deadlines of aws-facts.md §1.6 (lifetime - margin x (1 + fuzz x
+  SA follow the deadlines of docs/aws.md §1.6 (lifetime - margin x (1 + fuzz x
   random), the random value fixed here), phase 1 / phase 2 "rekeying" while a
   rekey is in flight.
 - DELETE (RFC 7296 §1.4.1, §3.11) both ways for IKE and CHILD SAs: the payloads,
-  the answers, AWS's log lines (aws-facts.md §3.3).
+  the answers, AWS's log lines (docs/aws.md §3.3).
 """
 
 import struct

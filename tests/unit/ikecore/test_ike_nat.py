@@ -34,7 +34,7 @@ def test_nat_detected_and_port_4500():
 
 def test_keepalives_come_from_the_side_behind_the_nat():
     """RFC 3948 §2.3: the node behind the NAT sends them (every 20 s here, as
-    strongSwan); the other side relies on its periodic DPD (aws-facts §6.4)."""
+    strongSwan); the other side relies on its periodic DPD (docs/aws.md §6.4)."""
     pair = nat_pair()
     start = pair.now
     pair.run_timers(start + 61)
@@ -149,7 +149,7 @@ def _dpd_from(pair, src):
 
 
 def test_ike_from_another_address_than_the_configured_cgw_is_not_followed():
-    """RFC 7296 §2.23 with AWS's registered CGW address (aws-facts §2): an
+    """RFC 7296 §2.23 with AWS's registered CGW address (docs/aws.md §2): an
     authenticated IKE message - a replayed capture, say - from another address
     answers nothing there and moves nothing, as for ESP."""
     pair = nat_pair()                               # customer_gateway.ip = PUBLIC

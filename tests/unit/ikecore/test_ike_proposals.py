@@ -1,4 +1,4 @@
-"""Proposal choice the AWS way (aws-facts.md §1.1): the responder walks its own
+"""Proposal choice the AWS way (docs/aws.md §1.1): the responder walks its own
 configured lists in order and takes the first entry the peer offers, whatever
 the peer's order. Plus INVALID_KE_PAYLOAD (RFC 7296 §1.2), AEAD without
 INTEG (§3.3), ESN, unknown attributes (§3.3.6), and the initiator's checks on
@@ -161,7 +161,7 @@ def test_right_suite_other_group_not_in_vgws_list_is_no_proposal():
 
 def test_ke_guess_does_not_buy_a_less_preferred_cipher():
     """vgw prefers AES128; the peer's KE group (14) is offered only with AES256.
-    The suite is chosen in vgw's order first (aws-facts.md §1.1), so the answer
+    The suite is chosen in vgw's order first (docs/aws.md §1.1), so the answer
     is INVALID_KE_PAYLOAD naming the group offered with AES128, not AES256."""
     peer = [ike(1, AES128, PRF_SHA1, I_SHA1, *dh(19)),
             ike(2, AES256, PRF_SHA1, I_SHA1, *dh(14))]

@@ -1,5 +1,5 @@
-"""Proposal choice in CREATE_CHILD_SA (issue 2, aws-facts.md §1.1): a CHILD SA
-rekey with PFS (a KE from phase2_dh_group_numbers, aws-facts.md §1.4) and an IKE
+"""Proposal choice in CREATE_CHILD_SA (issue 2, docs/aws.md §1.1): a CHILD SA
+rekey with PFS (a KE from phase2_dh_group_numbers, docs/aws.md §1.4) and an IKE
 SA rekey (RFC 7296 §1.3.2) choose the suite in vgw's order first, as
 IKE_SA_INIT does; the peer's KE group only decides the group.
 

@@ -1,7 +1,7 @@
 """IKE SA rekeying (RFC 7296 §1.3.2, §2.18) between two cores, synthetic clock.
 
 - When: lifetime - margin x (1 + fuzz x random) with the phase 1 lifetime
-  (aws-facts.md §1.6), worked out by hand for a fixed random value; hard expiry
+  (docs/aws.md §1.6), worked out by hand for a fixed random value; hard expiry
   at the lifetime.
 - How: new SPIs (the rekey's initiator is the new SA's initiator), SKEYSEED =
   prf(SK_d (old), g^ir (new) | Ni | Nr) with the old PRF and the seven keys from
@@ -55,7 +55,7 @@ def ike_requests(pair, side, since):
 
 # --- when ------------------------------------------------------------------------------------
 
-# phase 1 lifetime 3600 and phase 2 900 (both in AWS's ranges, aws-facts.md §0) so
+# phase 1 lifetime 3600 and phase 2 900 (both in AWS's ranges, docs/aws.md §0) so
 # that an hour of tunnel life, CHILD rekeys and DPD included, runs in the test
 WINDOW = [
     (270, 100, 0.5, 3195.0),    # 3600 - 270 x 1.5
