@@ -81,7 +81,7 @@ class GatewayCollector:
         primaries = set(gw.primary.values())
         for rt in list(gw.tunnels.values()):
             labels = [rt.conn.name, rt.id]
-            stats = gw.packets.stats(rt.id) if rt.tun is not None else {}
+            stats = gw.datapath.stats(rt.id) if rt.tun is not None else {}
             state.add_metric(labels, 1 if rt.up else 0)
             data_in.add_metric(labels, stats.get("bytes_in", 0))
             data_out.add_metric(labels, stats.get("bytes_out", 0))
@@ -90,7 +90,7 @@ class GatewayCollector:
             for reason, count in (stats.get("drops") or {}).items():
                 drops.add_metric(labels + [reason], count)
             primary.add_metric(labels, 1 if rt.id in primaries else 0)
-            by_state = Counter(getattr(sa.state, "value", str(sa.state)).lower() for sa in rt.ike.sas.values())
+            by_state = Counter(getattr(sa.state, "value", str(sa.state)).lower() for sa in rt.ike_endpoint.sas.values())
             for sa_state, count in sorted(by_state.items()):
                 ike_sas.add_metric(labels + [sa_state], count)
             child_sas.add_metric(labels, len(rt.children))
@@ -109,7 +109,7 @@ class GatewayCollector:
         yield unrouted
         global_drops = CounterMetricFamily("vgw_global_drops", "packets dropped that no tunnel could be charged"
                                            " with, by reason", labels=["reason"])
-        for reason, count in (gw.packets.global_stats().get("drops") or {}).items():
+        for reason, count in (gw.datapath.global_stats().get("drops") or {}).items():
             global_drops.add_metric([reason], count)
         yield global_drops
 

@@ -48,7 +48,7 @@ def peer_settings(amazon_side_asn: int, connection, tunnel) -> PeerSettings:
 class Session:
     """One tunnel's speaker with what the rest of vgw asks of it."""
 
-    tunnel: object                      # daemon TunnelRuntime: .id, .name, .conn, .cfg
+    tunnel: object                      # daemon Tunnel: .id, .name, .conn, .cfg
     speaker: BgpSpeaker
     log: BgpLog
     wanted: dict[IPv4Network, PathAttributes] = field(default_factory=dict)

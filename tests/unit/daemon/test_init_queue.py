@@ -199,7 +199,7 @@ def test_the_gateway_hands_no_queued_request_to_a_replaced_tunnel():
 
         class Runtime:
             def __init__(self, name):
-                self.id, self.name, self.ike = "198.51.100.1", name, Core(name)
+                self.id, self.name, self.ike_endpoint = "198.51.100.1", name, Core(name)
 
         old, new = Runtime("old"), Runtime("new")
         gw.tunnels[old.id] = old

@@ -20,7 +20,7 @@ def fake_gateway():
     def tunnel(name, ip, up, sas):
         history = TunnelHistory()
         return SimpleNamespace(conn=SimpleNamespace(name=name), id=ip, up=up, tun=object(), children={1: 0} if up else {},
-                               ike=SimpleNamespace(sas={i: SimpleNamespace(state=SimpleNamespace(value=s))
+                               ike_endpoint=SimpleNamespace(sas={i: SimpleNamespace(state=SimpleNamespace(value=s))
                                                         for i, s in enumerate(sas)}),
                                history=history)
     t1 = tunnel("vpn-lab", "198.51.100.1", True, ["ESTABLISHED"])
@@ -32,7 +32,7 @@ def fake_gateway():
     }
     packets = SimpleNamespace(stats=lambda ip: stats[ip], global_stats=lambda: {"drops": {"unknown_spi": 4}})
     gw = SimpleNamespace(tunnels={"198.51.100.1": t1, "198.51.100.2": t2}, primary={"vpn-lab": "198.51.100.1"},
-                         packets=packets, dropped_no_tunnel=2, bgp=SimpleNamespace(sessions={}, status=lambda ip: None))
+                         datapath=packets, dropped_no_tunnel=2, bgp=SimpleNamespace(sessions={}, status=lambda ip: None))
     return gw, stats
 
 

@@ -7,7 +7,7 @@ import logging
 
 from daemon.config import parse_config
 from daemon.ratelimit import OVERFLOW, LimitedLog, LogLimiter, template
-from daemon.runtime import TunnelRuntime
+from daemon.tunnel import Tunnel
 from ikecore.events import IkeSaDown, LogLine
 
 CONFIG = """
@@ -126,9 +126,9 @@ def test_limited_log_reports_a_burst_that_stopped_by_its_timer(caplog):
     assert len(lines) == 3 and len(timers) == 2
 
 
-def runtime() -> tuple[TunnelRuntime, list, list]:
+def runtime() -> tuple[Tunnel, list, list]:
     conn = parse_config(CONFIG).connections[0]
-    rt = TunnelRuntime(conn, conn.tunnels[0], None)
+    rt = Tunnel(conn, conn.tunnels[0], None)
     written, timers = [], []
     rt.tunnel_log.write = lambda text, level, cfg, ike: written.append((level, text))
     rt.call_later = lambda delay, fn: timers.append((delay, fn))

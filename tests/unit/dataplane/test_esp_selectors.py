@@ -13,7 +13,7 @@ from scapy.layers.inet6 import IPv6
 
 from dataplane.esp import DropReason, EspSa
 from dataplane.selectors import Range, Selectors
-from daemon.runtime import _ranges
+from daemon.tunnel import _ranges
 from ikecore.payloads import TrafficSelector
 
 GCM_KEY = bytes(range(20))

@@ -19,9 +19,9 @@ from types import SimpleNamespace
 
 import pytest
 
-import daemon.runtime as runtime
+import daemon.tunnel as runtime
 from daemon.config import parse_config
-from daemon.runtime import TunnelRuntime
+from daemon.tunnel import Tunnel
 from ikecore.constants import EncrId, IntegId
 from ikecore.events import ChildSaDown, ChildSaUp
 
@@ -41,7 +41,7 @@ STRONGSWAN_DELETE_REKEYED_DELAY = 5.0
 
 
 class FakeLoop:
-    """The DataPath calls TunnelRuntime makes, as data path state."""
+    """The DataPath calls Tunnel makes, as data path state."""
 
     def __init__(self):
         self.inbound: dict[int, object] = {}
@@ -82,7 +82,7 @@ def rig(monkeypatch):
     monkeypatch.setattr(runtime, "time", SimpleNamespace(monotonic=clock, time=lambda: 1.7e9))
     conn = parse_config(CONFIG).connections[0]
     loop = FakeLoop()
-    rt = TunnelRuntime(conn, conn.tunnels[0], loop)
+    rt = Tunnel(conn, conn.tunnels[0], loop)
     rt.tun = SimpleNamespace(name="vgwc6336401", ifindex=7)   # open() not called: no TUN needed
     timers: list[tuple] = []
     rt.call_later = lambda delay, fn, *args: timers.append((delay, fn, args))

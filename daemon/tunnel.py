@@ -60,11 +60,11 @@ class ChildRecord:
 
 
 @dataclass
-class TunnelRuntime:
+class Tunnel:
     conn: ConnectionConfig
     cfg: TunnelConfig
     datapath: DataPath
-    ike: IkeEndpoint = None
+    ike_endpoint: IkeEndpoint = None   # the IKE side of this tunnel (ikecore)
     tun: TunDevice | None = None
     admin_down: bool = False
     children: dict[int, ChildRecord] = field(default_factory=dict)
@@ -78,12 +78,12 @@ class TunnelRuntime:
 
     def __post_init__(self) -> None:
         self.policy = tunnel_policy(self.conn, self.cfg)
-        self.ike = IkeEndpoint(self.policy, self.guard)
+        self.ike_endpoint = IkeEndpoint(self.policy, self.guard)
         self.tunnel_log = TunnelLog(self.name)   # AWS's tunnel activity log (daemon/awslog.py)
         self.history = TunnelHistory()           # counts for metrics and status (daemon/history.py)
         # log lines per template and interval (daemon/ratelimit.py): whoever sends
         # IKE_SA_INIT can make the core log; they must not flood stdout or the journal
-        self.limited_log = LimitedLog(lambda level, text: self.tunnel_log.write(text, level, self.cfg, self.ike),
+        self.limited_log = LimitedLog(lambda level, text: self.tunnel_log.write(text, level, self.cfg, self.ike_endpoint),
                                       lambda: self.call_later, overflow_level="warning")
 
     @property
@@ -241,7 +241,7 @@ class TunnelRuntime:
         return "IPSEC IS UP"
 
     def status(self, primary: bool, bgp: dict | None = None) -> dict:
-        core = self.ike.status(time.monotonic())   # the core's clock is the loop's: monotonic
+        core = self.ike_endpoint.status(time.monotonic())   # the core's clock is the loop's: monotonic
         stats = self.datapath.stats(self.id) if self.tun is not None else {}
         accepted = (bgp or {}).get("prefixes", {}).get("accepted", 0)
         message = self.status_message(accepted)

@@ -1,4 +1,4 @@
-"""daemon.routes.RouteTable against a model of the kernel's main routing table.
+"""daemon.routing.kernel.KernelRoutes against a model of the kernel's main routing table.
 
 The model follows what Linux does (checked with pyroute2 in a network namespace):
 `add` fails with EEXIST when a route to the same prefix exists (same metric 0),
@@ -15,13 +15,13 @@ from ipaddress import IPv4Network
 import pytest
 from pyroute2.netlink.exceptions import NetlinkError
 
-from daemon.routes import PROTO_VGW, RouteTable, choose_primary
+from daemon.routing.kernel import PROTO_VGW, KernelRoutes, choose_primary
 
 PROTO_BOOT, PROTO_KERNEL = 3, 2
 
 
 class Msg(dict):
-    """Enough of a pyroute2 rtmsg for RouteTable: fields by key, attributes by get_attr."""
+    """Enough of a pyroute2 rtmsg for KernelRoutes: fields by key, attributes by get_attr."""
 
     def get_attr(self, name):
         return self["attrs"].get(name)
@@ -92,7 +92,7 @@ def kernel():
 
 
 def test_routes_move_between_tunnels_and_go_on_close(kernel):
-    table = RouteTable(FakeNetlink(kernel))
+    table = KernelRoutes(FakeNetlink(kernel))
     table.point(nets("172.16.0.0/16", "172.17.0.0/16"), 11)
     assert kernel.table[IPv4Network("172.16.0.0/16")] == {"proto": PROTO_VGW, "oif": 11, "type": "unicast"}
     table.point(nets("172.16.0.0/16", "172.17.0.0/16"), 12)      # primary moved
@@ -109,7 +109,7 @@ def test_a_route_vgw_did_not_install_is_neither_replaced_nor_deleted(kernel, cap
     so, and close() does not remove it."""
     kernel.preset(prefix, proto, oif=3)
     before = dict(kernel.table)
-    table = RouteTable(FakeNetlink(kernel))
+    table = KernelRoutes(FakeNetlink(kernel))
     with caplog.at_level(logging.ERROR, logger="vgw.routes"):
         table.point(nets(prefix, "172.16.0.0/16"), 11)
     assert kernel.table[IPv4Network(prefix)] == before[IPv4Network(prefix)]
@@ -126,7 +126,7 @@ def test_a_route_vgw_did_not_install_is_neither_replaced_nor_deleted(kernel, cap
 
 def test_a_route_left_by_an_earlier_vgw_run_is_taken_over(kernel):
     kernel.preset("172.16.0.0/16", PROTO_VGW, oif=5)
-    table = RouteTable(FakeNetlink(kernel))
+    table = KernelRoutes(FakeNetlink(kernel))
     table.point(nets("172.16.0.0/16"), 11)
     assert kernel.table[IPv4Network("172.16.0.0/16")]["oif"] == 11
     table.close()
@@ -136,7 +136,7 @@ def test_a_route_left_by_an_earlier_vgw_run_is_taken_over(kernel):
 def test_netlink_errors_are_logged_not_raised_and_nothing_is_deleted_later(kernel, caplog):
     kernel.fail_with = errno.EPERM
     netlink = FakeNetlink(kernel)
-    table = RouteTable(netlink)
+    table = KernelRoutes(netlink)
     with caplog.at_level(logging.ERROR, logger="vgw.routes"):
         table.point(nets("172.16.0.0/16"), 11)
     assert "cannot install route 172.16.0.0/16" in caplog.text

@@ -19,13 +19,13 @@ from ipaddress import IPv4Network
 
 from pyroute2.netlink.exceptions import NetlinkError
 
-from .netlink import NetlinkWorker
+from ..netlink import NetlinkWorker
 
 log = logging.getLogger("vgw.routes")
 
 PROTO_VGW = 190   # rtm_protocol for our routes (a private value, visible in `ip route`)
 MAIN_TABLE = 254  # RT_TABLE_MAIN, where `route add` without a table goes
-PROC_SYS = "/proc/sys"   # a parameter of check_ip_forward and RouteTable (tests)
+PROC_SYS = "/proc/sys"   # a parameter of check_ip_forward and KernelRoutes (tests)
 
 
 def check_ip_forward(proc_sys: str = PROC_SYS) -> bool:
@@ -46,7 +46,7 @@ def check_ip_forward(proc_sys: str = PROC_SYS) -> bool:
     return True
 
 
-class RouteTable:
+class KernelRoutes:
     """Owns the kernel routes for a set of prefixes; removes them on close().
 
     It never takes over a route it did not install: the first route to a prefix is

@@ -1,7 +1,7 @@
 """The sysctls that ingress on both tunnels needs (docs/aws.md §1.1, §7): loose
 reverse-path filtering on each TUN (RFC 3704 §2.4) and IPv4 forwarding into the VPC.
 A temporary directory stands in for /proc/sys. rp_filter is set where the TUN is
-created (dataplane/tun.py); forwarding is checked once by the gateway's RouteTable."""
+created (dataplane/tun.py); forwarding is checked once by the gateway's KernelRoutes."""
 
 import errno
 import logging
@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from daemon import routes
+from daemon.routing import kernel as routes
 from dataplane import tun
 
 DEV = "vgwc6336401"
@@ -90,7 +90,7 @@ def test_unreadable_ip_forward_is_no_warning(tmp_path, caplog):
 
 
 def test_the_gateway_route_table_checks_forwarding_once(tmp_path, caplog):
-    """RouteTable is made once per gateway at startup: one warning, not one per tunnel."""
+    """KernelRoutes is made once per gateway at startup: one warning, not one per tunnel."""
     root = sysctl_tree(tmp_path, ip_forward=0)
 
     class NoNetlink:
@@ -98,7 +98,7 @@ def test_the_gateway_route_table_checks_forwarding_once(tmp_path, caplog):
             pass
 
     with caplog.at_level(logging.WARNING, logger="vgw.routes"):
-        table = routes.RouteTable(NoNetlink(), proc_sys=str(root))
+        table = routes.KernelRoutes(NoNetlink(), proc_sys=str(root))
     [record] = caplog.records
     assert "net.ipv4.ip_forward=1" in record.getMessage()
     table.close()
