@@ -390,7 +390,7 @@ class Gateway:
 
     def reload(self, new: GatewayConfig) -> dict:
         """SIGHUP: tunnels whose settings did not change keep their SAs (DESIGN.md)."""
-        from .policy import tunnel_policy
+        from .config.ike_settings import tunnel_policy
         wanted = {str(t.outside_ip): (c, t) for c, t in new.all_tunnels()}
         # A new tunnel whose address cannot be bound refuses the whole reload before
         # anything changes, like an invalid file: the running tunnels stay as they are.

@@ -22,7 +22,7 @@ from ikecore.endpoint import IkeEndpoint
 from .awslog import TunnelLog
 from .config import ConnectionConfig, TunnelConfig
 from .history import TunnelHistory
-from .policy import esp_algorithms, tunnel_policy
+from .config.ike_settings import esp_algorithms, tunnel_policy
 from .ratelimit import LimitedLog
 
 log = logging.getLogger("vgw.tunnel")

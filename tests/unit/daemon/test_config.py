@@ -224,7 +224,7 @@ def test_psk_is_not_in_repr():
 
 
 def test_psk_is_not_in_the_core_policy_repr():
-    from daemon.policy import tunnel_policy
+    from daemon.config.ike_settings import tunnel_policy
     from ikecore.sa import IkeSa
 
     config = parse_config(DESIGN_EXAMPLE)

@@ -11,7 +11,7 @@ import pytest
 from daemon import pki
 from daemon.cli import main
 from daemon.config import ConfigError, load_config, parse_config
-from daemon.policy import tunnel_policy
+from daemon.config.ike_settings import tunnel_policy
 from ikecore.constants import IdType
 
 

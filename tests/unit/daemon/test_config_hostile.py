@@ -20,7 +20,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from daemon import yamlload
+from daemon.config import yaml_safe as yamlload
 from daemon.config import ConfigError, GatewayConfig, load_config, parse_config
 from .test_config import DESIGN_EXAMPLE
 

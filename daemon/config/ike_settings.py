@@ -13,7 +13,7 @@ from ikecore.certs import LocalCredentials, TrustAnchors
 from ikecore.constants import EncrId, IntegId
 from ikecore.settings import IkeSettings
 
-from .config import ConnectionConfig, TunnelConfig
+from . import ConnectionConfig, TunnelConfig
 
 
 def tunnel_policy(conn: ConnectionConfig, tun: TunnelConfig) -> IkeSettings:

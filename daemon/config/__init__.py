@@ -35,7 +35,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from . import yamlload
+from . import yaml_safe as yamlload
 
 __all__ = [
     "ConfigError",
@@ -591,7 +591,7 @@ class TunnelConfig(_Model):
         """Read and check the certificate files now, so `vgw validate` catches them."""
         if self.certificate is None or self.private_key is None:
             return self
-        from .credentials import identity_in_certificate, load_tunnel_credentials, resolve
+        from ..credentials import identity_in_certificate, load_tunnel_credentials, resolve
         base = (info.context or {}).get("base_dir")
         chain, key_der, problems = load_tunnel_credentials(resolve(self.certificate, base),
                                                            resolve(self.private_key, base))
@@ -863,7 +863,7 @@ def _check_ca_files(paths: list[str], info: ValidationInfo) -> list[str]:
     """Each CA file must be readable and hold CA certificates. Checked as a field,
     so that its problems are reported beside the tunnels' own (a model check runs
     only when every field passed)."""
-    from .credentials import read_ca, resolve
+    from ..credentials import read_ca, resolve
     base = (info.context or {}).get("base_dir")
     problems = []
     for index, path in enumerate(paths):
@@ -1040,7 +1040,7 @@ class GatewayConfig(_Model):
     @model_validator(mode="after")
     def _check_certificates(self, info: ValidationInfo) -> "GatewayConfig":
         """Read ca_certificates; every certificate tunnel's chain must lead to one of them."""
-        from .credentials import check_issued, read_ca, resolve
+        from ..credentials import check_issued, read_ca, resolve
         base = (info.context or {}).get("base_dir")
         problems: list[tuple[tuple, str]] = []
         ders: list[bytes] = []
