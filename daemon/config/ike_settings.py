@@ -13,7 +13,8 @@ from ikecore.certs import LocalCredentials, TrustAnchors
 from ikecore.constants import EncrId, IntegId
 from ikecore.settings import IkeSettings
 
-from . import ConnectionConfig, TunnelConfig
+from .connection import ConnectionConfig
+from .tunnel import TunnelConfig
 
 
 def tunnel_policy(conn: ConnectionConfig, tun: TunnelConfig) -> IkeSettings:
