@@ -23,6 +23,7 @@ from ikecore.dos import DosGuard, DosSettings
 from .bgp.sessions import BgpSessions
 from .cgwconfig import stable_id
 from .config import GatewayConfig
+from .config.ike_settings import ike_settings
 from .control import ControlServer
 from .initqueue import InitQueue
 from .ratelimit import LimitedLog
@@ -200,7 +201,7 @@ class Gateway:
             self.dropped_no_tunnel += 1
             return
         if data[8:16] == _NO_SPI:
-            cgw = rt.policy.remote_ip
+            cgw = rt.ike_settings.remote_ip
             if cgw and remote[0] != cgw:
                 # not the customer gateway (aws-facts.md §2): the core would drop it
                 # too; doing so here keeps the queue for the real one under a flood
@@ -390,7 +391,6 @@ class Gateway:
 
     def reload(self, new: GatewayConfig) -> dict:
         """SIGHUP: tunnels whose settings did not change keep their SAs (DESIGN.md)."""
-        from .config.ike_settings import tunnel_policy
         wanted = {str(t.outside_ip): (c, t) for c, t in new.all_tunnels()}
         # A new tunnel whose address cannot be bound refuses the whole reload before
         # anything changes, like an invalid file: the running tunnels stay as they are.
@@ -403,7 +403,7 @@ class Gateway:
             if pair is None:
                 self._remove_tunnel(ip, send_delete=True)
                 removed.append(ip)
-            elif (tunnel_policy(*pair) != rt.policy or pair[1].inside_cidr != rt.cfg.inside_cidr
+            elif (ike_settings(*pair) != rt.ike_settings or pair[1].inside_cidr != rt.cfg.inside_cidr
                   or pair[0].dynamic != rt.conn.dynamic):
                 self._remove_tunnel(ip, send_delete=True)
                 replaced.append(ip)
