@@ -23,6 +23,7 @@ from .values import (
     TrueOrFalse,
     fail,
     fail_many,
+    listed_twice,
 )
 
 MAX_TUNNELS_PER_CONNECTION = 2  # §1.1: AWS always creates exactly two
@@ -47,12 +48,7 @@ def _check_static_routes(routes: list[IPv4Network]) -> list[IPv4Network]:
     if len(routes) > MAX_STATIC_ROUTES:
         # docs/aws.md §4.1: 100 static routes per VGW connection, not adjustable.
         raise fail(f"has {len(routes)} routes; AWS allows at most {MAX_STATIC_ROUTES} static routes per VPN connection")
-    seen: dict[IPv4Network, int] = {}
-    problems = []
-    for index, route in enumerate(routes):
-        if route in seen:
-            problems.append(((index,), f"{route} is listed twice (also at [{seen[route]}]); list each route once"))
-        seen.setdefault(route, index)
+    problems = listed_twice(routes, "route")
     if problems:
         raise fail_many(problems)
     return routes

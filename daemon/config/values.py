@@ -187,6 +187,17 @@ def _dh_hint(phase: int):
     return hint
 
 
+def listed_twice(values: list, noun: str) -> list[tuple[tuple, str]]:
+    """A problem for each value that an earlier entry of the list already has."""
+    seen: dict[Any, int] = {}
+    problems = []
+    for index, value in enumerate(values):
+        if value in seen:
+            problems.append(((index,), f"{value} is listed twice (also at [{seen[value]}]); list each {noun} once"))
+        seen.setdefault(value, index)
+    return problems
+
+
 def _preference_list(allowed: tuple):
     """An AfterValidator for an AWS option list: non-empty, each value once, order kept."""
 
@@ -196,12 +207,7 @@ def _preference_list(allowed: tuple):
                 f"is empty; list at least one of: {', '.join(map(str, allowed))}"
                 " (or remove the key to accept all of AWS's defaults)"
             )
-        seen: dict[Any, int] = {}
-        problems = []
-        for index, value in enumerate(values):
-            if value in seen:
-                problems.append(((index,), f"{value} is listed twice (also at [{seen[value]}]); list each value once"))
-            seen.setdefault(value, index)
+        problems = listed_twice(values, "value")
         if problems:
             raise fail_many(problems)
         return values
