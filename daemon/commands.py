@@ -122,7 +122,7 @@ async def _run(config, path: str) -> int:
 async def read_config_off_loop(path: str):
     """load_config in a worker thread: the event loop goes on moving packets and
     answering IKE while the file is read, parsed and its certificates loaded
-    (bounded by daemon/yamlload.py's limits: ~2 s of CPU for 1 MiB at worst). The
+    (bounded by daemon/config/yaml_safe.py's limits: ~2 s of CPU for 1 MiB at worst). The
     result is applied on the loop by the caller."""
     return await asyncio.get_running_loop().run_in_executor(None, load_config, path)
 

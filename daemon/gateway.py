@@ -217,7 +217,7 @@ class Gateway:
             self.dropped_no_tunnel += 1
             return
         if data[8:16] == _NO_SPI:
-            cgw = tunnel.policy.remote_ip
+            cgw = tunnel.ike_settings.remote_ip
             if cgw and remote[0] != cgw:
                 # not the customer gateway (docs/aws.md §2): the core would drop it
                 # too; doing so here keeps the queue for the real one under a flood

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from .bind import StartupError, check_bindable
 from .config import GatewayConfig
-from .policy import tunnel_policy
+from .config.ike_settings import ike_settings
 
 if TYPE_CHECKING:                      # the gateway imports this module, not the reverse
     from .gateway import Gateway
@@ -34,7 +34,7 @@ def apply_reload(gw: "Gateway", new: GatewayConfig) -> dict:
         if pair is None:
             gw.remove_tunnel(ip, send_delete=True)
             removed.append(ip)
-        elif (tunnel_policy(*pair) != tunnel.policy or pair[1].inside_cidr != tunnel.cfg.inside_cidr
+        elif (ike_settings(*pair) != tunnel.ike_settings or pair[1].inside_cidr != tunnel.cfg.inside_cidr
               or pair[0].dynamic != tunnel.conn.dynamic):
             gw.remove_tunnel(ip, send_delete=True)
             replaced.append(ip)

@@ -22,7 +22,7 @@ from ikecore.endpoint import IkeEndpoint
 from .awslog import TunnelLog
 from .config import ConnectionConfig, TunnelConfig
 from .history import TunnelHistory
-from .policy import esp_algorithms, tunnel_policy
+from .config.ike_settings import esp_algorithms, ike_settings
 from .ratelimit import LimitedLog
 
 log = logging.getLogger("vgw.tunnel")
@@ -77,8 +77,8 @@ class Tunnel:
     bgp_established: bool = False   # a dynamic connection's session (daemon/bgp/sessions.py)
 
     def __post_init__(self) -> None:
-        self.policy = tunnel_policy(self.conn, self.cfg)
-        self.ike_endpoint = IkeEndpoint(self.policy, self.guard)
+        self.ike_settings = ike_settings(self.conn, self.cfg)
+        self.ike_endpoint = IkeEndpoint(self.ike_settings, self.guard)
         self.tunnel_log = TunnelLog(self.name)   # AWS's tunnel activity log (daemon/awslog.py)
         self.history = TunnelHistory()           # counts for metrics and status (daemon/history.py)
         # log lines per template and interval (daemon/ratelimit.py): whoever sends

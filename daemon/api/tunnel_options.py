@@ -2,7 +2,7 @@
 
 The API's VpnTunnelOptionsSpecification (create), ModifyVpnTunnelOptionsSpecification
 (modify) and TunnelOption (describe) carry the options the config spells in
-snake_case (daemon/config.py: phase1_dh_group_numbers, dpd_timeout_seconds, ...).
+snake_case (daemon/config/tunnel.py: phase1_dh_group_numbers, dpd_timeout_seconds, ...).
 Options a request sets are stored under their config keys; the config's own
 models then validate them and supply AWS's defaults, so the API and a YAML
 file accept and refuse exactly the same values, with the same messages.

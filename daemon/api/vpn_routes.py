@@ -3,7 +3,7 @@
 A route is pending, then available; deleting, then deleted (EC2 VpnStaticRoute;
 Terraform's aws_vpn_connection_route waits 15 s for each). Besides AWS's rules
 (a valid IPv4 CIDR, 100 routes per connection, docs/aws.md §4.1), vgw refuses
-the routes its config refuses (daemon/config.py): a default route (it would
+the routes its config refuses (daemon/config/gateway.py): a default route (it would
 carry vgw's own IKE/ESP packets into the tunnel), one inside the VPC, one that
 contains the customer gateway's address, one outside the connection's local
 network CIDR. Adding or removing a route replaces no tunnel.

@@ -5,7 +5,8 @@ daemon -> ikecore, daemon -> dataplane, daemon -> bgpcore; the sans-I/O cores
 ikecore the modules import one way (no cycle), in layers (endpoint -> exchanges
 -> sa_operations -> sa -> the rest), and every import sits at the top of its
 module: an import inside a function is how a cycle hides, so none is allowed
-there (no allow-list).
+there (no allow-list). The same holds inside daemon/config, whose modules import
+in one order (load -> gateway -> connection -> tunnel -> values, CONFIG_ORDER).
 
 Every module is parsed with `ast`, never imported, so all imports count: those
 at the top, inside functions, under `if TYPE_CHECKING` or `try`.
@@ -27,6 +28,11 @@ FORBIDDEN = {
 }
 # packages whose module graph must have no cycle and no import inside a function
 ONE_WAY = ("ikecore",)
+CONFIG = "daemon.config"
+# daemon/config's modules, top first: each imports only modules listed after it (its
+# __init__ only re-exports them); a new module must be placed here
+CONFIG_ORDER = tuple(f"{CONFIG}.{name}" for name in (
+    "load", "ike_settings", "gateway", "sections", "connection", "tunnel", "values", "errors", "yaml_safe"))
 # ikecore's layers, top first (ikecore/__init__.py): a module imports from its own
 # layer or those below, never above; everything not named here is the bottom layer
 IKECORE_LAYERS = ("ikecore.endpoint", "ikecore.exchanges", "ikecore.sa_operations", "ikecore.sa")
@@ -48,7 +54,8 @@ def module_name(root: Path, path: Path) -> str:
 
 
 def package_files(root: Path, package: str) -> list[Path]:
-    base = root / package
+    """The .py files of `package` ("ikecore", or dotted: "daemon.config")."""
+    base = root.joinpath(*package.split("."))
     return sorted(base.rglob("*.py")) if base.is_dir() else []
 
 
@@ -98,6 +105,11 @@ def top(name: str) -> str:
     return name.split(".")[0]
 
 
+def inside(name: str, package: str) -> bool:
+    """`name` is `package` or one of its modules ("daemon.config.load" is in "daemon.config")."""
+    return name == package or name.startswith(package + ".")
+
+
 def forbidden_imports(imports: list[Import]) -> list[str]:
     return [f"{i.module}:{i.line} imports {i.target}" for i in imports
             if top(i.target) in FORBIDDEN.get(top(i.module), ())]
@@ -105,7 +117,7 @@ def forbidden_imports(imports: list[Import]) -> list[str]:
 
 def function_imports(imports: list[Import], package: str) -> list[str]:
     return [f"{i.module}:{i.line} imports {i.target} inside a function" for i in imports
-            if i.in_function and top(i.module) == package]
+            if i.in_function and inside(i.module, package)]
 
 
 def layer(module: str) -> int:
@@ -127,9 +139,9 @@ def cycles(imports: list[Import], package: str) -> list[list[str]]:
     importing itself) of `package`'s module graph (Tarjan)."""
     graph: dict[str, set[str]] = {}
     for i in imports:
-        if top(i.module) == package:
+        if inside(i.module, package):
             graph.setdefault(i.module, set())
-            if top(i.target) == package and i.target != package:
+            if inside(i.target, package) and i.target != package:
                 graph[i.module].add(i.target)
     index: dict[str, int] = {}
     low: dict[str, int] = {}
@@ -161,6 +173,25 @@ def cycles(imports: list[Import], package: str) -> list[list[str]]:
     for v in sorted(graph):
         if v not in index:
             strongconnect(v)
+    return found
+
+
+def out_of_order_imports(imports: list[Import], package: str, order: tuple[str, ...]) -> list[str]:
+    """Imports between `package`'s modules that go up `order` (top first), that
+    import the package's __init__ (which imports them back), or that involve a
+    module `order` does not name; the __init__'s own imports are its re-exports."""
+    rank = {name: n for n, name in enumerate(order)}
+    found = []
+    for i in imports:
+        if not inside(i.module, package) or i.module == package or not inside(i.target, package):
+            continue
+        if i.target == package:
+            found.append(f"{i.module}:{i.line} imports {package} itself, whose __init__ imports it")
+        elif i.module not in rank or i.target not in rank:
+            unknown = i.module if i.module not in rank else i.target
+            found.append(f"{i.module}:{i.line} imports {i.target}: {unknown} has no place in the order")
+        elif rank[i.target] <= rank[i.module] and i.target != i.module:
+            found.append(f"{i.module}:{i.line} imports {i.target}, which comes before it")
     return found
 
 
@@ -196,6 +227,17 @@ def test_no_import_inside_a_function_in_ikecore():
     imports = scan(ROOT, ONE_WAY)
     for package in ONE_WAY:
         assert function_imports(imports, package) == []
+
+
+def test_daemon_config_imports_one_way():
+    """No cycle among daemon/config's modules, none hidden inside a function, and
+    every import down CONFIG_ORDER (values <- tunnel <- connection <- gateway <- load)."""
+    imports = scan(ROOT, (CONFIG,))
+    assert {i.module for i in imports} >= set(CONFIG_ORDER), "the scan missed daemon/config's modules"
+    assert {i.module for i in imports} - {CONFIG} <= set(CONFIG_ORDER), "place the new module in CONFIG_ORDER"
+    assert cycles(imports, CONFIG) == [], f"import cycles in {CONFIG}"
+    assert function_imports(imports, CONFIG) == []
+    assert out_of_order_imports(imports, CONFIG, CONFIG_ORDER) == []
 
 
 # --- the checker itself, on a made-up tree ------------------------------------------------
@@ -254,3 +296,29 @@ def test_the_checker_finds_an_upward_import(tmp_path):
 def test_a_module_importing_itself_is_a_cycle(tmp_path):
     root = _tree(tmp_path, {"ikecore/__init__.py": "", "ikecore/a.py": "from . import a\n"})
     assert cycles(scan(root, ("ikecore",)), "ikecore") == [["ikecore.a"]]
+
+
+def test_the_checker_finds_a_cycle_and_a_wrong_order_inside_a_subpackage(tmp_path):
+    root = _tree(tmp_path, {
+        "daemon/__init__.py": "",
+        "daemon/gateway.py": "from .config import load\n",
+        "daemon/config/__init__.py": "from .load import load_config\n",
+        "daemon/config/load.py": "from .gateway import GatewayConfig\nfrom ..gateway import x\n",
+        "daemon/config/gateway.py": "from .values import Cidr\nfrom . import ConfigError\n",
+        "daemon/config/values.py": "def f():\n    from .gateway import GatewayConfig\n",
+        "daemon/config/extra.py": "from .values import Cidr\n",
+    })
+    imports = scan(root, ("daemon.config",))
+    assert {i.module for i in imports} == {"daemon.config", "daemon.config.load", "daemon.config.gateway",
+                                           "daemon.config.values", "daemon.config.extra"}
+    assert cycles(imports, "daemon.config") == [["daemon.config.gateway", "daemon.config.values"]]
+    assert function_imports(imports, "daemon.config") == [
+        "daemon.config.values:2 imports daemon.config.gateway inside a function"]
+    order = ("daemon.config.load", "daemon.config.gateway", "daemon.config.values")
+    assert sorted(out_of_order_imports(imports, "daemon.config", order)) == [
+        "daemon.config.extra:1 imports daemon.config.values: daemon.config.extra has no place in the order",
+        "daemon.config.gateway:2 imports daemon.config itself, whose __init__ imports it",
+        "daemon.config.values:2 imports daemon.config.gateway, which comes before it",
+    ]
+    # load's import of daemon.gateway (outside the subpackage) counts in none of these
+    assert any(i.module == "daemon.config.load" and i.target == "daemon.gateway" for i in imports)

@@ -224,12 +224,12 @@ def test_psk_is_not_in_repr():
 
 
 def test_psk_is_not_in_the_core_policy_repr():
-    from daemon.policy import tunnel_policy
+    from daemon.config.ike_settings import ike_settings
     from ikecore.sa import IkeSa
 
     config = parse_config(DESIGN_EXAMPLE)
     conn = config.connections[0]
-    policy = tunnel_policy(conn, conn.tunnels[0])
+    policy = ike_settings(conn, conn.tunnels[0])
     assert policy.psk == PSK1.encode()
     sa = IkeSa(policy, initiator=True, local=("198.51.100.1", 500), remote=("198.51.100.10", 500), created=0.0)
     assert PSK1 not in repr(policy) and PSK1 not in repr(sa)

@@ -11,7 +11,7 @@ import pytest
 from daemon import pki
 from daemon.cli import main
 from daemon.config import ConfigError, load_config, parse_config
-from daemon.policy import tunnel_policy
+from daemon.config.ike_settings import ike_settings
 from ikecore.constants import IdType
 
 
@@ -66,15 +66,15 @@ def test_psk_and_certificate_tunnels_in_one_config(pkidir):
     cert_t, psk_t = conn.tunnels
     assert (cert_t.auth_method, psk_t.auth_method) == ("certificate", "psk")
     assert len(cert_t.certificate_chain) == 2            # vgw's certificate and the intermediate
-    p = tunnel_policy(conn, cert_t)
+    p = ike_settings(conn, cert_t)
     assert p.psk is None and p.credentials.chain == cert_t.certificate_chain
     assert p.credentials.id_body()[0] == IdType.DER_ASN1_DN
     assert len(p.trust.ders) == 1 and p.remote_id == "CN=cgw.example.net"
     assert p.wall_time is not None and p.fragment_size == 1280
-    q = tunnel_policy(conn, psk_t)
+    q = ike_settings(conn, psk_t)
     assert q.credentials is None and q.psk == b"example_psk_tunnel2_abcdef"
     # the policy compares by content: the same files give an equal policy (reload keeps the tunnel)
-    assert tunnel_policy(*load(pkidir, config(GOOD)).all_tunnels()[0]) == p
+    assert ike_settings(*load(pkidir, config(GOOD)).all_tunnels()[0]) == p
 
 
 def test_design_example_still_validates():
@@ -229,7 +229,7 @@ def test_certificate_identity_may_be_the_outside_ip(pkidir):
     from daemon.cgwconfig import render
     cfg = load(pkidir, config("certificate: vgw-ip.pem\nprivate_key: vgw-ip.key\ncertificate_identity: 198.51.100.1"))
     conn = cfg.connections[0]
-    policy = tunnel_policy(conn, conn.tunnels[0])
+    policy = ike_settings(conn, conn.tunnels[0])
     assert policy.credentials.id_body() == (IdType.IPV4_ADDR, bytes([198, 51, 100, 1]))
     swanctl = render(cfg, conn, "strongswan")
     remote = swanctl.split("remote {", 1)[1].split("}", 1)[0]
@@ -265,7 +265,7 @@ def test_a_missing_intermediate_is_a_warning_and_vgw_sends_what_it_has(pkidir, c
     assert "warning: " in err and "CN=vgw lab intermediate CA" in err and ":8: " in err
     # the tunnel, vgw as responder (B), against a CGW (A) that holds the intermediate
     conn = cfg.connections[0]
-    vgw_policy = tunnel_policy(conn, conn.tunnels[0])
+    vgw_policy = ike_settings(conn, conn.tunnels[0])
     assert len(vgw_policy.credentials.chain) == 1
     pems = [der(c) for c in load_pem_certificates((pkidir / "intermediate.pem").read_bytes()
                                                   + (pkidir / "ca.pem").read_bytes())]

@@ -1,5 +1,5 @@
 """Hostile config files (issue 16): `vgw validate` and `vgw run` end with exit 2
-and a message for ANY file, in bounded time and memory (daemon/yamlload.py).
+and a message for ANY file, in bounded time and memory (daemon/config/yaml_safe.py).
 
 The worst ones run `vgw validate` in a child process with an address-space
 limit (1 GiB) and a time limit (60 s, a generous bound against a hang on a busy
@@ -20,7 +20,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from daemon import yamlload
+from daemon.config import yaml_safe as yamlload
 from daemon.config import ConfigError, GatewayConfig, load_config, parse_config
 from .test_config import DESIGN_EXAMPLE
 

@@ -1,6 +1,6 @@
 """SIGHUP reads the new config off the event loop (issue 16): the loop keeps
 moving packets and answering IKE while a file is parsed, however long that
-takes within daemon/yamlload.py's limits; the result is applied on the loop."""
+takes within daemon/config/yaml_safe.py's limits; the result is applied on the loop."""
 
 import asyncio
 import threading

@@ -1,8 +1,10 @@
 """From the validated YAML config to what the IKE core and the data path need.
 
-ikecore never sees pydantic models; this is the one place that translates AWS
-option names (VpnTunnelOptionsSpecification) into an IkeSettings, and IANA
-algorithm numbers from ikecore's events into the data path's cipher names.
+Its own module because ikecore never sees pydantic models: this is the one place
+that translates AWS option names (VpnTunnelOptionsSpecification) into ikecore's
+IkeSettings, and IANA algorithm numbers from ikecore's events into the data
+path's cipher names. The package's other modules do not import it (it imports
+ikecore; they need only pydantic).
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ from ikecore.certs import LocalCredentials, TrustAnchors
 from ikecore.constants import EncrId, IntegId
 from ikecore.settings import IkeSettings
 
-from .config import ConnectionConfig, TunnelConfig
+from .connection import ConnectionConfig
+from .tunnel import TunnelConfig
 
 
-def tunnel_policy(conn: ConnectionConfig, tun: TunnelConfig) -> IkeSettings:
+def ike_settings(conn: ConnectionConfig, tun: TunnelConfig) -> IkeSettings:
+    """What ikecore needs to run this tunnel's IKE SA and CHILD SAs."""
     cgw_ip = conn.customer_gateway.ip
     return IkeSettings(
         name=f"{conn.name} {tun.outside_ip}",
@@ -29,7 +33,7 @@ def tunnel_policy(conn: ConnectionConfig, tun: TunnelConfig) -> IkeSettings:
         trust=TrustAnchors(tun.trust_anchors) if tun.auth_method == "certificate" else None,
         wall_time=time.time,   # certificate validity dates (the core has no clock)
         fragment_size=tun.ike_fragment_size,
-        # aws-facts.md §1.8: remote_network_cidr is the AWS side, local_ the customer's
+        # docs/aws.md §1.8: remote_network_cidr is the AWS side, local_ the customer's
         vgw_ts=str(conn.remote_network_cidr),
         cgw_ts=str(conn.local_network_cidr),
         phase1_encryption=tuple(tun.phase1_encryption_algorithms),
