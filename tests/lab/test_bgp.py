@@ -18,6 +18,7 @@ from daemon.cgwconfig import stable_id
 from tests.lab.bgplab import (AMAZON_SIDE_ASN, CGW_ASN, VPC_CIDR, bring_up_cgw, cgw_of_topo, cgw_speaker,
                               start_cgw, vgw_config, wait_tunnels_up)
 from tests.lab.bgpspeaker import many_prefixes
+from tests.lab.frr import ROUTE_MAP
 from tests.lab.netns import topology, wait_until
 from tests.lab.traffic import ping, tcp_probe
 from tests.lab.vgwproc import Vgw
@@ -86,6 +87,30 @@ def test_dynamic_connection_routes_by_bgp_and_fails_over(bgp_lab, daemon):
     tun_of = {ip: t["tun"] for ip, t in by_ip.items()}
     assert f"dev {tun_of[primary]}" in kernel_route(lab, topo.vgw, site)
     assert tunnel_status(vgw)[primary]["status_message"] == "1 BGP ROUTES"
+
+    if daemon == "frr":
+        # AWS's import policy (docs/aws.md §3.4, §11): a route with vgw's own AS in its
+        # AS_PATH and one whose next hop is not the CGW inside address are denied and
+        # logged as AWS logs them, and never installed
+        speaker.configure("ip prefix-list VGWLOOP seq 5 permit 192.0.2.0/24",
+                          f"route-map {ROUTE_MAP} permit 5", "match ip address prefix-list VGWLOOP",
+                          f"set as-path prepend {AMAZON_SIDE_ASN}", "exit",
+                          "ip prefix-list VGWHOP seq 5 permit 198.18.0.0/24",
+                          f"route-map {ROUTE_MAP} permit 6", "match ip address prefix-list VGWHOP",
+                          "set ip next-hop 169.254.10.99", "exit",
+                          f"router bgp {CGW_ASN}", "address-family ipv4 unicast",
+                          "network 192.0.2.0/24", "network 198.18.0.0/24")
+        wait_until(lambda: "Route 192.0.2.0/24 from neighbor" in vgw.log_text()
+                   and "Route 198.18.0.0/24 from neighbor" in vgw.log_text(), 30, 0.2, "the denials")
+        text = vgw.log_text()
+        assert any("192.0.2.0/24" in line and "DENIED due to: as-path contains our own AS" in line
+                   for line in text.splitlines()), text[-3000:]
+        assert any("198.18.0.0/24" in line and "DENIED due to: non-connected next-hop" in line
+                   for line in text.splitlines()), text[-3000:]
+        routes = vgw_routes(vgw)
+        assert "192.0.2.0/24" not in routes and "198.18.0.0/24" not in routes
+        assert kernel_route(lab, topo.vgw, "192.0.2.0/24") == kernel_route(lab, topo.vgw, "198.18.0.0/24") == ""
+        assert tunnel_status(vgw)[primary]["status_message"] == "1 BGP ROUTES"   # denied ones not counted
 
     # traffic crosses both ways, ping and TCP
     assert ping(lab, topo.onprem, topo.vpc_ip)
