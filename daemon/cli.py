@@ -86,9 +86,13 @@ def summarize(config: GatewayConfig) -> list[str]:
         cgw = connection.customer_gateway.ip or "any address"
         if connection.customer_gateway.identity:
             cgw = f"{cgw} with identity {connection.customer_gateway.identity}"
-        routes = ", ".join(map(str, connection.static_routes)) or "none"
+        if connection.dynamic:
+            routes = (f"BGP: the customer gateway's AS {connection.customer_gateway.bgp_asn} peers with AS"
+                      f" {config.amazon_side_asn} in each tunnel")
+        else:
+            routes = "static routes " + (", ".join(map(str, connection.static_routes)) or "none")
         lines.append(
-            f"connection {connection.name}: customer gateway {cgw}; static routes {routes};"
+            f"connection {connection.name}: customer gateway {cgw}; {routes};"
             f" traffic selectors {connection.local_network_cidr} (customer) <-> {connection.remote_network_cidr} (AWS)"
         )
         for t in connection.tunnels:
@@ -101,6 +105,7 @@ def summarize(config: GatewayConfig) -> list[str]:
                 f" / DH {_algorithms(t.phase2_dh_group_numbers)}, {t.phase2_lifetime_seconds}s;"
                 f" startup {t.startup_action}"
                 + (f"; certificate {t.certificate}" if t.auth_method == "certificate" else "")
+                + (f"; BGP {t.vgw_inside_ip} <-> {t.cgw_inside_ip}, hold time 30 s" if connection.dynamic else "")
             )
     return lines
 

@@ -672,6 +672,16 @@ def test_validate_ok(capsys):
     assert "OK, 1 connection, 2 tunnels" in out
 
 
+def test_validate_says_how_a_dynamic_connection_routes(tmp_path, capsys):
+    path = tmp_path / "dyn.yaml"
+    path.write_text(dump({"amazon_side_asn": 64700, "connections": [_dynamic(asn=65010)]}))
+    assert cli.main(["validate", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "connection dyn: customer gateway 198.51.100.10; BGP: the customer gateway's AS 65010 peers" \
+           " with AS 64700 in each tunnel;" in out
+    assert "; BGP 169.254.20.1 <-> 169.254.20.2, hold time 30 s" in out
+
+
 def test_validate_full_example_ok():
     assert cli.main(["validate", "--config", str(EXAMPLES / "vgw-full.yaml")]) == 0
 
