@@ -2,8 +2,9 @@
 
 A Unix stream socket (default /run/vgw/vgw.sock, docs/design.md §6.2), mode
 0600: only root (or the daemon's user) may steer the gateway.
-Request: {"cmd": "status"} | {"cmd": "tunnel", "action": "up"|"down", "tunnel": IP}
-| {"cmd": "rekey", "tunnel": IP, "sa": "ike"|"child"}. Answer: {"ok": bool, ...}.
+Request: {"cmd": "status"} | {"cmd": "routes"} | {"cmd": "tunnel", "action":
+"up"|"down", "tunnel": IP} | {"cmd": "rekey", "tunnel": IP, "sa": "ike"|"child"}
+(daemon/operator.py answers them). Answer: {"ok": bool, ...}.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """What happened to one tunnel: counts and times of its SA events.
 
-The IKE core reports events (ikecore/events.py); the tunnel's runtime hands each
+The IKE core reports events (ikecore/events.py); the tunnel (daemon/tunnel.py) hands each
 one to `TunnelHistory.record`. Metrics (daemon/metrics.py) and `vgw status` read
 the result at scrape/status time, so nothing here runs on the data path.
 

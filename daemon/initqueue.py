@@ -1,7 +1,7 @@
 """The queue of IKE_SA_INIT requests: unauthenticated work, bounded and droppable.
 
 Every IKE_SA_INIT request (no responder SPI yet) may cost a DH computation (up to
-~15 ms for group 18), and anyone can send them from any address. They wait here
+~30 ms for group 18, measured in README's bench.dh figures), and anyone can send them from any address. They wait here
 and are handed to the IKE cores only within a share of the event loop's time, so
 that a flood never starves ESP or the established IKE SAs (RFC 7296 §2.6 leaves
 the defence to the implementation; found by tests/lab/test_hardening.py's

@@ -140,11 +140,11 @@ class GatewayCollector:
             accepted.add_metric(labels, prefixes.get("accepted", 0))
             received.add_metric(labels, prefixes.get("received", 0))
             advertised.add_metric(labels, prefixes.get("advertised", 0))
-            for direction, counts in (("sent", s.speaker.peer.counters.notifications_sent),
-                                      ("received", s.speaker.peer.counters.notifications_received)):
+            for direction, counts in (("sent", s.transport.peer.counters.notifications_sent),
+                                      ("received", s.transport.peer.counters.notifications_received)):
                 for code, count in sorted(counts.items()):
                     notifications.add_metric(labels + [direction, str(code)], count)
-            established.add_metric(labels, s.speaker.peer.counters.sessions_established)
+            established.add_metric(labels, s.transport.peer.counters.sessions_established)
         yield from (session, state, accepted, received, advertised, notifications, established)
 
 

@@ -117,7 +117,7 @@ class Tunnel:
         """Create the TUN device with the VGW inside address (network+1 of the /30,
         docs/aws.md §1.2); the kernel then answers pings on it, the AWS heartbeat
         target."""
-        # data_path.tun_offload (config.py); VGW_TUN_OFFLOAD overrides it (benchmarks)
+        # data_path.tun_offload (daemon/config/sections.py); VGW_TUN_OFFLOAD overrides it (benchmarks)
         mode = os.environ.get("VGW_TUN_OFFLOAD") or self.tun_offload
         self.tun = TunDevice.create(tun_name(self.id), vnet_hdr=mode in ("gro", "tso"), tso=mode == "tso",
                                     txqueuelen=DEFAULT_TXQUEUELEN)

@@ -1,7 +1,7 @@
 """Authentication data (RFC 7296 §2.15): what AUTH signs, and the PSK MAC.
 
-Certificate-based methods (RFC 7427) will live beside this; the signed octets
-are the same for every method.
+Certificate-based methods (RFC 7427, RFC 7296's classic ones) live beside this
+in sigauth.py; the signed octets are the same for every method.
 """
 
 from __future__ import annotations

@@ -59,7 +59,9 @@ class IkeSaUp(Event):
 class IkeSaDown(Event):
     """The IKE SA is gone (with its CHILD SAs, which get ChildSaDown first).
     reason: "deleted", "deleted-by-peer", "auth-failed", "no-proposal",
-    "timeout", "dpd", "half-open", "replaced", "rekeyed", "error"."""
+    "invalid-ke" (and other refusals by the peer's NOTIFY, ikecore.sa), "timeout",
+    "dpd", "half-open", "expired" (its lifetime ran out unrekeyed), "peer-lost",
+    "replaced", "rekeyed", "redundant" (lost a rekey collision), "error"."""
 
     spi_i: bytes
     spi_r: bytes

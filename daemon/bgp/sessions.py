@@ -1,6 +1,6 @@
 """Every BGP session of the gateway, and what their events mean for the rest.
 
-One BgpSpeaker per tunnel of a dynamic connection (docs/aws.md §7, §11): it
+One BgpTransport per tunnel of a dynamic connection (docs/aws.md §7, §11): it
 listens from the moment the tunnel's TUN carries the VGW inside address, runs
 while the tunnel's IPsec is up (a session needs the tunnel to carry its TCP),
 and is stopped when IPsec goes down, so that AWS's "tunnel down" also ends the
@@ -29,7 +29,7 @@ from bgpcore.fsm import State
 
 from ..routing import Advertisement, Learned, VpcRouteTable
 from .awslog import BgpLog, resource_id, route_fields
-from .speaker import BgpSpeaker
+from .transport import BgpTransport
 
 log = logging.getLogger("vgw.bgp")
 
@@ -46,10 +46,10 @@ def peer_settings(amazon_side_asn: int, connection, tunnel) -> PeerSettings:
 
 @dataclass
 class Session:
-    """One tunnel's speaker with what the rest of vgw asks of it."""
+    """One tunnel's transport with what the rest of vgw asks of it."""
 
     tunnel: object                      # daemon Tunnel: .id, .name, .conn, .cfg
-    speaker: BgpSpeaker
+    transport: BgpTransport
     log: BgpLog
     wanted: dict[IPv4Network, PathAttributes] = field(default_factory=dict)
     last_notification: dict | None = None
@@ -73,25 +73,25 @@ class BgpSessions:
         """A tunnel of a dynamic connection exists (its TUN carries the inside address):
         listen at once (in a task: binding is asynchronous), start if IPsec is up."""
         settings = peer_settings(amazon_side_asn, tunnel.conn, tunnel.cfg)
-        speaker = BgpSpeaker(self.loop, settings, tunnel.name, self._on_event, port=self.port)
-        session = Session(tunnel, speaker, BgpLog(tunnel.name, resource_id(self.connection_id(tunnel.conn),
+        transport = BgpTransport(self.loop, settings, tunnel.name, self._on_event, port=self.port)
+        session = Session(tunnel, transport, BgpLog(tunnel.name, resource_id(self.connection_id(tunnel.conn),
                                                                              tunnel.id)))
         self.sessions[tunnel.id] = session
-        self.loop.create_task(speaker.listen())
+        self.loop.create_task(transport.listen())
         session.wanted = self._attributes_of(self.table.advertisements(tunnel.id))
-        speaker.set_advertised(session.wanted)
+        transport.set_advertised(session.wanted)
         if tunnel.ipsec_up:
-            speaker.start()
+            transport.start()
 
     async def remove(self, tunnel_id: str) -> None:
         session = self.sessions.pop(tunnel_id, None)
         if session is not None:
-            await session.speaker.close()
+            await session.transport.close()
             self._down(session)
 
     def settings_changed(self, tunnel, amazon_side_asn: int) -> bool:
         session = self.sessions.get(tunnel.id)
-        return session is not None and session.speaker.settings != peer_settings(amazon_side_asn, tunnel.conn,
+        return session is not None and session.transport.settings != peer_settings(amazon_side_asn, tunnel.conn,
                                                                                   tunnel.cfg)
 
     def ipsec(self, tunnel_id: str, up: bool) -> None:
@@ -100,9 +100,9 @@ class BgpSessions:
         if session is None:
             return
         if up:
-            session.speaker.start()
+            session.transport.start()
         else:
-            session.speaker.stop()
+            session.transport.stop()
             self._down(session)
 
     async def close(self) -> None:
@@ -122,7 +122,7 @@ class BgpSessions:
                     session.wanted.pop(prefix, None)
                 else:
                     session.wanted[prefix] = self._attribute(advert)
-            session.speaker.set_advertised(session.wanted)
+            session.transport.set_advertised(session.wanted)
 
     def _attributes_of(self, adverts: dict[IPv4Network, Advertisement]) -> dict[IPv4Network, PathAttributes]:
         return {prefix: self._attribute(a) for prefix, a in adverts.items()}
@@ -137,14 +137,14 @@ class BgpSessions:
 
     # --- events ------------------------------------------------------------------------
 
-    def _on_event(self, speaker: BgpSpeaker, event: ev.Event) -> None:
-        session = next((s for s in self.sessions.values() if s.speaker is speaker), None)
+    def _on_event(self, transport: BgpTransport, event: ev.Event) -> None:
+        session = next((s for s in self.sessions.values() if s.transport is transport), None)
         if session is None:
             return
-        tunnel, neighbor = session.tunnel, speaker.settings.peer_address
+        tunnel, neighbor = session.tunnel, transport.settings.peer_address
         write = session.log
         cfg = tunnel.cfg
-        established = speaker.peer.state is State.ESTABLISHED
+        established = transport.peer.state is State.ESTABLISHED
         if isinstance(event, ev.StateChanged):
             session.last_change = time.time()
             # docs/aws.md §3.4: "AWS-side peer BGP session state has changed from
@@ -227,7 +227,7 @@ class BgpSessions:
         session = self.sessions.get(tunnel_id)
         if session is None:
             return None
-        peer, settings = session.speaker.peer, session.speaker.settings
+        peer, settings = session.transport.peer, session.transport.settings
         since = peer.established_since
         return {
             "state": peer.state.value,
@@ -243,8 +243,8 @@ class BgpSessions:
                          "advertised": len(peer.advertised) if peer.state is State.ESTABLISHED else 0,
                          "limit": settings.max_prefixes},
             "last_notification": session.last_notification,
-            "listen_error": session.speaker.listen_error,
-            "refused_connections": session.speaker.refused_connections,
+            "listen_error": session.transport.listen_error,
+            "refused_connections": session.transport.refused_connections,
             "counters": {"messages_in": dict(peer.counters.messages_in),
                          "messages_out": dict(peer.counters.messages_out),
                          "notifications_sent": dict(peer.counters.notifications_sent),

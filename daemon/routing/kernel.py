@@ -1,12 +1,10 @@
-"""Routes into the tunnels, as a VGW does them (docs/aws.md §7).
+"""The kernel's routes that vgw owns: what the VPC route table decided, programmed.
 
-Egress: a connection's static routes point at ONE tunnel, the primary; ingress
-is accepted on both. The primary is kept while it is up (no flapping back when
-the other tunnel returns, AWS: the selection "may change at times"); when it
-goes down the routes move to another tunnel that is up. With no tunnel up the
-routes become `unreachable` rather than vanishing, so that traffic for the
-customer network is refused instead of leaking in clear text along some other
-route (e.g. a default route to the Internet).
+daemon/routing/table.py decides, per prefix, the tunnel (or `unreachable`: a
+static route of a connection with no tunnel up is refused rather than leaking in
+clear text along some other route, e.g. a default route to the Internet); this
+module installs, moves and removes those routes in the main table with protocol
+190, and never touches a route it did not install.
 """
 
 from __future__ import annotations
@@ -140,10 +138,3 @@ def _protocols_of(ipr, net: IPv4Network) -> list[int]:
         and not route.get_attr("RTA_PRIORITY")
     ]
 
-
-def choose_primary(current: str | None, up: list[str]) -> str | None:
-    """Keep the current primary while it is up; else the first tunnel that is up
-    (config order)."""
-    if current in up:
-        return current
-    return up[0] if up else None

@@ -28,7 +28,7 @@ redundancy, and selection decides.
 The table is sans-I/O and incremental: inputs record what changed and mark the
 prefixes they touch; `decide()` revisits only those (and their overlaps) and
 returns a `Changes` with only what moved, which the gateway programs into the
-kernel (daemon/routes.py) and the sessions. A full gateway (10 connections x 2
+kernel (daemon/routing/kernel.py) and the sessions. A full gateway (10 connections x 2
 sessions x 100 prefixes) is decided once at start; an UPDATE then costs work in
 proportion to its prefixes, not to the table.
 """
@@ -176,7 +176,7 @@ class VpcRouteTable:
 
     def decide_all(self) -> Changes:
         """Decide every prefix and every advertisement anew (a check that the
-        incremental decisions agree with a full one: tests, `vgw routes --check`)."""
+        incremental decisions agree with a full one; the tests use it)."""
         self._dirty |= set(self._paths) | set(self.routes)
         self._rebuild |= set(self.connections)
         return self.decide()

@@ -1,8 +1,9 @@
 """Cryptographic primitives of ikecore: PRF, integrity, SK payload, DH, KDF.
 
 Everything here is sans-I/O and stateless apart from the GCM IV counter held by
-an SkCipher. All math is done by `cryptography`; these modules add the IKEv2
-framing (RFC 7296) and the checks a peer's input must pass.
+an SkCipher. The math is done by `cryptography`, and by gmpy2's constant-time
+modular exponentiation for the MODP DH groups (dh.py says why); these modules add
+the IKEv2 framing (RFC 7296) and the checks a peer's input must pass.
 """
 
 from ikecore.crypto.dh import SUPPORTED_DH_GROUPS, DhGroup, DhKey, get_dh_group

@@ -6,7 +6,7 @@ ikecore the modules import one way (no cycle), in layers (endpoint -> exchanges
 -> sa_operations -> sa -> the rest), and every import sits at the top of its
 module: an import inside a function is how a cycle hides, so none is allowed
 there (no allow-list). The same holds inside daemon/config, whose modules import
-in one order (load -> gateway -> connection -> tunnel -> values, CONFIG_ORDER).
+in one order (CONFIG_ORDER below).
 
 Every module is parsed with `ast`, never imported, so all imports count: those
 at the top, inside functions, under `if TYPE_CHECKING` or `try`.

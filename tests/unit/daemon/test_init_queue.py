@@ -167,7 +167,7 @@ def test_work_that_raises_is_still_accounted():
 
 def test_the_gateway_hands_no_queued_request_to_a_replaced_tunnel():
     """A reload can replace a tunnel while IKE_SA_INIT requests for it wait in
-    the queue: they must not reach the old, closed runtime (whose core would
+    the queue: they must not reach the old, closed tunnel (whose core would
     open a half-open SA there that nothing ever expires), only the one the
     tunnel's outside IP names now."""
     import asyncio

@@ -15,7 +15,7 @@ from ipaddress import IPv4Network
 import pytest
 from pyroute2.netlink.exceptions import NetlinkError
 
-from daemon.routing.kernel import PROTO_VGW, KernelRoutes, choose_primary
+from daemon.routing.kernel import PROTO_VGW, KernelRoutes
 
 PROTO_BOOT, PROTO_KERNEL = 3, 2
 
@@ -147,7 +147,3 @@ def test_netlink_errors_are_logged_not_raised_and_nothing_is_deleted_later(kerne
     assert kernel.calls == [] and netlink.closed
 
 
-def test_choose_primary_keeps_the_current_one_while_it_is_up():
-    assert choose_primary("b", ["a", "b"]) == "b"
-    assert choose_primary("b", ["a"]) == "a"
-    assert choose_primary(None, []) is None

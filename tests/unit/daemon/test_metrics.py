@@ -71,7 +71,7 @@ def test_bgp_sessions_are_exported_per_tunnel():
     gw, _ = fake_gateway()
     counters = SimpleNamespace(notifications_sent=Counter({6: 2}), notifications_received=Counter({2: 1}),
                                sessions_established=3)
-    session = SimpleNamespace(tunnel=gw.tunnels["198.51.100.1"], speaker=SimpleNamespace(peer=SimpleNamespace(
+    session = SimpleNamespace(tunnel=gw.tunnels["198.51.100.1"], transport=SimpleNamespace(peer=SimpleNamespace(
         counters=counters)))
     status = {"state": "Established", "prefixes": {"accepted": 7, "received": 9, "advertised": 2}}
     gw.bgp = SimpleNamespace(sessions={"198.51.100.1": session}, status=lambda ip: status)

@@ -126,7 +126,7 @@ def test_limited_log_reports_a_burst_that_stopped_by_its_timer(caplog):
     assert len(lines) == 3 and len(timers) == 2
 
 
-def runtime() -> tuple[Tunnel, list, list]:
+def tunnel_under_test() -> tuple[Tunnel, list, list]:
     conn = parse_config(CONFIG).connections[0]
     rt = Tunnel(conn, conn.tunnels[0], None)
     written, timers = [], []
@@ -139,7 +139,7 @@ def runtime() -> tuple[Tunnel, list, list]:
 
 def test_a_tunnel_logs_noise_rate_limited_and_reports_it():
     """10,000 peers without a proposal in common: 20 lines and one summary, not 30,000."""
-    rt, written, timers = runtime()
+    rt, written, timers = tunnel_under_test()
     for i in range(10_000):
         ip = f"203.0.{i // 250}.{i % 250 + 1}"
         rt.on_event(LogLine("No Proposal Match Found by AWS", "error"))
@@ -159,7 +159,7 @@ def test_a_tunnel_logs_noise_rate_limited_and_reports_it():
 
 def test_real_events_are_not_suppressed():
     """A day of rekeys: a few lines per rekey, never near the limit."""
-    rt, written, _ = runtime()
+    rt, written, _ = tunnel_under_test()
     for n in range(24):
         rt._clock.now += 3600.0
         rt.on_event(LogLine(f"AWS tunnel is sending request (id={n}) for CREATE_CHILD_SA"))
@@ -168,7 +168,7 @@ def test_real_events_are_not_suppressed():
 
 
 def test_a_stray_half_open_sa_is_not_the_tunnel_error_while_it_is_up():
-    rt, _, _ = runtime()
+    rt, _, _ = tunnel_under_test()
     rt.children[1] = object()            # a CHILD SA up...
     rt.tun = object()                    # ...on its TUN: the tunnel is UP
     rt.on_event(IkeSaDown(b"\x01" * 8, b"\x02" * 8, "half-open", "IKE_AUTH did not arrive in time"))

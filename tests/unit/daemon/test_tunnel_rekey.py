@@ -1,5 +1,5 @@
-"""Make-before-break in daemon/runtime.py (RFC 7296 §2.8): how a CHILD SA rekey
-reaches the packet loop. A fake loop records the data path, a recorded call_later
+"""Make-before-break in daemon/tunnel.py (RFC 7296 §2.8): how a CHILD SA rekey
+reaches the data path. A fake loop records the data path, a recorded call_later
 stands in for the asyncio timer (fired by hand: no sleeps), and a synthetic
 monotonic clock orders the SAs.
 
@@ -19,7 +19,7 @@ from types import SimpleNamespace
 
 import pytest
 
-import daemon.tunnel as runtime
+import daemon.tunnel as tunnel_module
 from daemon.config import parse_config
 from daemon.tunnel import Tunnel
 from ikecore.constants import EncrId, IntegId
@@ -79,7 +79,7 @@ class Clock:
 @pytest.fixture
 def rig(monkeypatch):
     clock = Clock()
-    monkeypatch.setattr(runtime, "time", SimpleNamespace(monotonic=clock, time=lambda: 1.7e9))
+    monkeypatch.setattr(tunnel_module, "time", SimpleNamespace(monotonic=clock, time=lambda: 1.7e9))
     conn = parse_config(CONFIG).connections[0]
     loop = FakeLoop()
     rt = Tunnel(conn, conn.tunnels[0], loop)

@@ -1,4 +1,4 @@
-"""daemon.bgp.speaker: the asyncio shell around bgpcore, two speakers over real
+"""daemon.bgp.transport: the asyncio shell around bgpcore, two speakers over real
 TCP on loopback (127.0.0.2 and 127.0.0.3 stand in for the inside addresses; a
 free high port for 179, so no root is needed). Every wait is bounded."""
 
@@ -13,7 +13,7 @@ from bgpcore.aspath import AsPath
 from bgpcore.attributes import PathAttributes
 from bgpcore.fsm import State
 from bgpcore.settings import PeerSettings
-from daemon.bgp.speaker import BgpSpeaker
+from daemon.bgp.transport import BgpTransport
 
 VGW, CGW = IPv4Address("127.0.0.2"), IPv4Address("127.0.0.3")
 
@@ -35,9 +35,9 @@ async def until(predicate, timeout=10.0):
 def pair(port, cgw_asn_seen_by_vgw=65000):
     loop = asyncio.get_running_loop()
     seen = {"vgw": [], "cgw": []}
-    vgw = BgpSpeaker(loop, PeerSettings(64512, cgw_asn_seen_by_vgw, VGW, CGW, connect_retry=1.0, idle_hold=0.5),
+    vgw = BgpTransport(loop, PeerSettings(64512, cgw_asn_seen_by_vgw, VGW, CGW, connect_retry=1.0, idle_hold=0.5),
                      "vgw", lambda s, e: seen["vgw"].append(e), port=port)
-    cgw = BgpSpeaker(loop, PeerSettings(65000, 64512, CGW, VGW, connect_retry=1.0, idle_hold=0.5),
+    cgw = BgpTransport(loop, PeerSettings(65000, 64512, CGW, VGW, connect_retry=1.0, idle_hold=0.5),
                      "cgw", lambda s, e: seen["cgw"].append(e), port=port)
     return vgw, cgw, seen
 
@@ -107,7 +107,7 @@ def test_a_wrong_peer_as_is_refused_with_bad_peer_as():
 def test_listening_on_an_address_not_on_the_host_is_reported_not_raised():
     async def body():
         loop = asyncio.get_running_loop()
-        speaker = BgpSpeaker(loop, PeerSettings(64512, 65000, "192.0.2.77", "192.0.2.78"), "x",
+        speaker = BgpTransport(loop, PeerSettings(64512, 65000, "192.0.2.77", "192.0.2.78"), "x",
                              lambda s, e: None, port=free_port())
         await speaker.listen()
         assert "not on this host" in speaker.listen_error

@@ -33,9 +33,9 @@ CONNECT_TIMEOUT = 10.0          # one attempt; the core's ConnectRetryTimer pace
 MAX_WRITE_BUFFER = 1 << 20      # a peer that stops reading is cut off, not buffered for
 
 
-class BgpSpeaker:
+class BgpTransport:
     def __init__(self, loop: asyncio.AbstractEventLoop, settings: PeerSettings, name: str,
-                 on_event: Callable[["BgpSpeaker", Event], None], port: int = BGP_PORT):
+                 on_event: Callable[["BgpTransport", Event], None], port: int = BGP_PORT):
         self.loop = loop
         self.port = port                      # 179; tests on loopback use another
         self.settings = settings
@@ -206,7 +206,7 @@ class BgpSpeaker:
 class _Connection(asyncio.Protocol):
     """One TCP connection: forwards to the speaker under a small id."""
 
-    def __init__(self, speaker: BgpSpeaker, outbound: bool):
+    def __init__(self, speaker: BgpTransport, outbound: bool):
         self.speaker = speaker
         self.outbound = outbound
         self.conn: int | None = None
