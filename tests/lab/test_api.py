@@ -240,6 +240,8 @@ def test_short_life_with_the_aws_cli(lab):
     vpn = aws("create-vpn-connection", "--type", "ipsec.1", "--customer-gateway-id", cgw, "--vpn-gateway-id",
               gateway, "--options", "StaticRoutesOnly=true")["VpnConnection"]["VpnConnectionId"]
     aws("create-vpn-connection-route", "--vpn-connection-id", vpn, "--destination-cidr-block", topo.onprem_cidr)
+    rtb = aws("describe-route-tables", "--filters", f"Name=vpc-id,Values={vpc}")["RouteTables"][0]["RouteTableId"]
+    aws("enable-vgw-route-propagation", "--route-table-id", rtb, "--gateway-id", gateway)
     aws_cli(lab, topo.vgw, "wait", "vpn-connection-available", "--vpn-connection-ids", vpn)
     xml = aws("describe-vpn-connections", "--vpn-connection-ids", vpn, "--query",
               "VpnConnections[0].CustomerGatewayConfiguration")
