@@ -180,6 +180,21 @@ def vgw_routes(lab: Lab, ns: str, table: str = "main") -> str:
 # -- a flood of requests ------------------------------------------------------------
 
 
+def oversize_head(length: int = 2_000_000) -> bytes:
+    """A request head announcing a body over the endpoint's 1 MB limit."""
+    return f"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n".encode()
+
+
+def oversize_answer(ns: str) -> bytes:
+    """What the endpoint answers to `oversize_head()`, asked from a thread in `ns`."""
+    def ask() -> bytes:
+        with socket.create_connection(("127.0.0.1", API_PORT), timeout=10) as sock:
+            sock.sendall(oversize_head())
+            return sock.recv(4096)
+    with ThreadPoolExecutor(1, initializer=_enter, initargs=(ns,)) as pool:
+        return pool.submit(ask).result(20)
+
+
 def flood(ns: str, seconds: float = 10.0, clients: int = 64) -> dict[str, int]:
     """`clients` at once against the endpoint for `seconds` (bounded): three in four
     send signed DescribeVpnConnections as fast as they are answered, the others in
@@ -214,12 +229,13 @@ def flood(ns: str, seconds: float = 10.0, clients: int = 64) -> dict[str, int]:
             try:
                 with socket.create_connection(("127.0.0.1", API_PORT), timeout=12) as sock:
                     if n % 2:
-                        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n\r\n")
-                        count("too_large" if b" 413 " in sock.recv(4096) else "errors")
+                        sock.sendall(oversize_head())
+                        answer = sock.recv(4096)
+                        count("too_large" if b" 413 " in answer else "busy" if b" 503 " in answer else "errors")
                     else:
                         sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\n")   # and nothing more
                         count("cut" if not sock.recv(4096) else "busy")
-            except OSError:
+            except OSError:   # reset: refused at the client cap before the head was read
                 count("cut")
 
     with ThreadPoolExecutor(clients, initializer=_enter, initargs=(ns,)) as pool:
