@@ -118,6 +118,11 @@ def summarize(config: GatewayConfig) -> list[str]:
                 f" startup {t.startup_action}"
                 + (f"; certificate {t.certificate}" if t.auth_method == "certificate" else "")
             )
+    if config.api is not None:
+        api = config.api
+        lines.append(f"EC2 API on http://{api.listen} (docs/api.md): outside addresses from"
+                     f" {api.outside_ip_pool or 'nowhere (no outside_ip_pool: it cannot create connections)'},"
+                     f" objects in {api.database}, {'SigV4 checked' if api.access_keys else 'any signature accepted'}")
     return lines
 
 
