@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import re
+import sys
+import textwrap
 import time
 
 import pytest
@@ -35,7 +37,7 @@ from tests.lab.bgplab import bring_up_cgw, cgw_speaker, start_cgw
 from tests.lab.netns import require_tool, topology, wait_until
 from tests.lab.traffic import BackgroundPing, ping
 from tests.unit.daemon.api.terraform import replay
-from tests.lab.vgwproc import Vgw
+from tests.lab.vgwproc import Vgw, connection_yaml, tunnel_yaml
 
 pytestmark = pytest.mark.lab
 
@@ -381,3 +383,42 @@ def test_an_api_flood_costs_the_tunnel_no_ping(api_lab):
     assert oversize_answer(topo.vgw).startswith(b"HTTP/1.1 413 ")
     assert ec2.describe_vpn_connections(VpnConnectionIds=[vpn_id])["VpnConnections"][0]["State"] == "available"
     assert re.search(r"UP", vgw.cli("status").stdout)
+
+
+def test_yaml_and_api_connections_side_by_side(api_lab):
+    """A YAML connection beside an API one: both in `vgw status` with their source,
+    the YAML one rehearses maintenance too, and a YAML file that names the API's
+    connection is refused, at a reload (the running config stays) and at start (exit 2)."""
+    lab, topo, vgw, ec2 = api_lab
+    yaml_ips = topo.vgw_outside_ips
+    entry = connection_yaml("yaml-lab", topo.cgw_wan_ip, [topo.onprem_cidr], [
+        tunnel_yaml(yaml_ips[0], "169.254.10.0/30", "example_psk_yaml_lab_1", enable_tunnel_lifecycle_control=True),
+        tunnel_yaml(yaml_ips[1], "169.254.11.0/30", "example_psk_yaml_lab_2")])
+    vgw.write_config(api_config(vgw) + "connections:\n" + textwrap.indent(entry, "  ") + "\n")
+    vgw.reload()
+    vgw.wait_log("configuration reloaded")
+    cgw_id, vgw_id, _ = make_gateways(ec2, topo)
+    vpn_id = ec2.create_vpn_connection(Type="ipsec.1", CustomerGatewayId=cgw_id, VpnGatewayId=vgw_id,
+                                       Options={"StaticRoutesOnly": True})["VpnConnection"]["VpnConnectionId"]
+    sources = {t["outside_ip"]: (t["connection"], t["source"]) for t in vgw.status()}
+    assert [sources[ip] for ip in yaml_ips] == [("yaml-lab", "yaml")] * 2
+    assert sorted(v for v in sources.values() if v[1] == "api") == [(vpn_id, "api")] * 2
+
+    out = vgw.cli("maintenance", "schedule", "yaml-lab", "--apply-after", "1h").stdout
+    assert f"{yaml_ips[1]}: maintenance applied" in out and f"{yaml_ips[0]}: maintenance pending" in out, out
+    vgw.wait_log(f"endpoint replacement of tunnel {yaml_ips[1]}")
+    rows = {r["outside_ip"]: r for r in json.loads(vgw.cli("maintenance", "status", "--json").stdout)["maintenance"]}
+    assert rows[yaml_ips[0]]["pending"] and rows[yaml_ips[0]]["source"] == "yaml" and rows[yaml_ips[1]]["last_applied"]
+    assert f"{yaml_ips[0]}: maintenance applied" in vgw.cli("maintenance", "apply", "yaml-lab").stdout
+    vgw.wait_log(f"endpoint replacement of tunnel {yaml_ips[0]}")
+
+    taken = entry.replace("yaml-lab", vpn_id)
+    vgw.write_config(api_config(vgw) + "connections:\n" + textwrap.indent(taken, "  ") + "\n")
+    vgw.reload()
+    vgw.wait_log("cannot be edited in YAML")
+    assert {t["connection"] for t in vgw.status()} == {"yaml-lab", vpn_id}
+    vgw.stop()
+    refused = lab.run(topo.vgw, sys.executable, "-m", "daemon", "run", "--config", vgw.config_path, env=vgw.env,
+                      check=False, timeout=30)
+    assert refused.returncode == 2, refused.stderr
+    assert "connections[0].name" in refused.stderr and "cannot be edited in YAML" in refused.stderr
