@@ -54,6 +54,22 @@ def _parser() -> argparse.ArgumentParser:
     which.add_argument("--ike", dest="sa", action="store_const", const="ike", help="rekey the IKE SA")
     which.add_argument("--child", dest="sa", action="store_const", const="child", help="rekey the CHILD SA (default)")
     rekey.set_defaults(sa="child")
+    maintenance = sub.add_parser("maintenance", help="rehearse AWS's tunnel maintenance (endpoint replacement)")
+    steps = maintenance.add_subparsers(dest="action", required=True, metavar="ACTION")
+    schedule = steps.add_parser("schedule", parents=[control],
+                                help="plan a maintenance: pending until applied or due with lifecycle control,"
+                                     " else applied at once")
+    schedule.add_argument("connection", metavar="CONNECTION", help="a YAML connection's name or a vpn- id")
+    schedule.add_argument("--tunnel", type=_tunnel_name, metavar="IP", help="one tunnel (default: each, in turn)")
+    schedule.add_argument("--apply-after", metavar="TIME", dest="apply_after",
+                          help="when it is applied if not accepted before: a duration (90s, 10m, 2h, 7d) or an"
+                               " ISO 8601 time (2026-12-08T10:00:00Z); default in 1 hour")
+    apply = steps.add_parser("apply", parents=[control],
+                             help="apply a pending maintenance now (as ReplaceVpnTunnel ApplyPendingMaintenance)")
+    apply.add_argument("connection", metavar="CONNECTION", help="a YAML connection's name or a vpn- id")
+    apply.add_argument("--tunnel", type=_tunnel_name, metavar="IP", help="one tunnel (default: each)")
+    shown = steps.add_parser("status", parents=[control], help="each tunnel's pending and last maintenance")
+    shown.add_argument("--json", action="store_true", help='print {"maintenance": [...]} as JSON')
     from daemon import pki
     pki.add_parser(sub)   # vgw pki init|issue: a lab CA and certificates
     return parser
@@ -107,6 +123,11 @@ def summarize(config: GatewayConfig) -> list[str]:
                 + (f"; certificate {t.certificate}" if t.auth_method == "certificate" else "")
                 + (f"; BGP {t.vgw_inside_ip} <-> {t.cgw_inside_ip}, hold time 30 s" if connection.dynamic else "")
             )
+    if config.api is not None:
+        api = config.api
+        lines.append(f"EC2 API on http://{api.listen} (docs/api.md): outside addresses from"
+                     f" {api.outside_ip_pool or 'nowhere (no outside_ip_pool: it cannot create connections)'},"
+                     f" objects in {api.database}, {'SigV4 checked' if api.access_keys else 'any signature accepted'}")
     return lines
 
 

@@ -6,7 +6,10 @@ import asyncio
 import json
 import logging
 import os
+import re
 import sys
+import time
+from datetime import datetime, timezone
 
 from .config import ConfigError, load_config
 from .control import request
@@ -65,6 +68,10 @@ async def _run(config, path: str) -> int:
     notifier = Notifier()   # sd_notify; does nothing outside systemd (daemon/systemd.py)
     try:
         await gw.start()
+    except ConfigError as exc:
+        # the file is valid alone but takes what the EC2 API's connections hold
+        print(ConfigError(path, exc.issues), file=sys.stderr)
+        return EXIT_CONFIG
     except (StartupError, OSError) as exc:
         # StartupError says what to change; an OSError here (e.g. the control
         # socket in use, netlink refused) carries its own message
@@ -94,6 +101,9 @@ async def _run(config, path: str) -> int:
             _log_warnings(new, path)
             try:
                 gw.reload(new)
+            except ConfigError as exc:
+                log.error("reload refused, the running configuration stays: %s", ConfigError(path, exc.issues))
+                return
             except StartupError as exc:
                 log.error("reload refused, the running configuration stays: %s", exc)
                 return
@@ -180,4 +190,56 @@ def rekey(args) -> int:
     if answer is None:
         return EXIT_ERROR
     print(f"tunnel {args.tunnel}: {args.sa} rekey started")
+    return EXIT_OK
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_time(text: str, now: float) -> float:
+    """--apply-after: a duration from now (90s, 10m, 2h, 7d) or an ISO 8601 time (UTC
+    when it names no zone); ValueError says what is accepted."""
+    found = _DURATION.fullmatch(text.strip())
+    if found:
+        return now + float(found.group(1)) * _UNIT[found.group(2)]
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"--apply-after {text!r}: give a duration (90s, 10m, 2h, 7d) or an ISO 8601 time"
+                         " (2026-12-08T10:00:00Z)") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
+
+
+def maintenance(args) -> int:
+    """`vgw maintenance schedule|apply|status` (docs/aws.md §1.10, §13)."""
+    payload = {"cmd": "maintenance", "action": args.action}
+    if args.action in ("schedule", "apply"):
+        payload.update(connection=args.connection, tunnel=args.tunnel)
+    if args.action == "schedule" and args.apply_after:
+        try:
+            payload["apply_after"] = parse_time(args.apply_after, time.time())
+        except ValueError as exc:
+            print(f"vgw: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
+    answer = _ask(args, payload)
+    if answer is None:
+        return EXIT_ERROR
+    if args.action == "status":
+        if args.json:
+            print(json.dumps({"maintenance": answer["maintenance"]}, indent=2, default=str))
+        else:
+            from .statusfmt import maintenance_table
+            print(maintenance_table(answer["maintenance"]))
+        return EXIT_OK
+    for ip in answer.get("applied", []):
+        print(f"{answer['connection']} {ip}: maintenance applied (endpoint replaced)")
+    for ip in answer.get("pending", []):
+        when = datetime.fromtimestamp(answer["apply_after"]).astimezone().isoformat(timespec="seconds")
+        print(f"{answer['connection']} {ip}: maintenance pending (lifecycle control on), applied after {when}"
+              " unless applied before")
+    if not answer.get("applied") and not answer.get("pending"):
+        print(f"{answer['connection']}: no maintenance pending")
     return EXIT_OK

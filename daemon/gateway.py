@@ -9,6 +9,11 @@ table (daemon/routing) decides the routes whenever a tunnel's state changes; the
 kernel and the BGP sessions follow. Operator commands (daemon/operator.py) and
 reloads (daemon/reload.py) act through the methods here, so the same rules hold
 for them as for network input.
+
+With an `api:` section the EC2 API's connections run beside the file's
+(daemon/api/host.py): `config` is then what runs (the file's connections and the
+API's), `file_config` the file alone, and every change of either is applied by
+`apply`, as a reload.
 """
 
 from __future__ import annotations
@@ -23,16 +28,19 @@ from typing import Callable
 from dataplane.datapath import DataPath
 from ikecore.dos import DosGuard, DosSettings
 
+from .api.host import ApiHost, DatabaseError
 from .bgp.sessions import BgpSessions
 from .bind import StartupError, bind_hint
 from .cgwconfig import stable_id
-from .config import GatewayConfig
+from .config import ConfigError, ConfigIssue, GatewayConfig
 from .control import ControlServer
 from .initqueue import InitQueue
+from .maintenance import Replacer, YamlMaintenance
+from .netlink import NetlinkWorker
 from .operator import Operator
 from .ratelimit import LimitedLog
 from .reload import apply_reload
-from .routing.kernel import KernelRoutes
+from .routing.kernel import VPC_TABLE, KernelRoutes, SourceRules
 from .routing import ConnectionPlan, VpcRouteTable
 from .tunnel import Tunnel
 
@@ -40,13 +48,15 @@ log = logging.getLogger("vgw")
 
 _NO_SPI = bytes(8)
 IKE_BATCH = 64
+HOUSEKEEPING_SECONDS = 1.0   # maintenance deadlines (the API's and the YAML connections')
 
 __all__ = ["Gateway", "StartupError"]    # StartupError: daemon/bind.py, here for the commands
 
 
 class Gateway:
     def __init__(self, config: GatewayConfig, loop: asyncio.AbstractEventLoop):
-        self.config = config
+        self.config = config          # what runs: the file's connections and the API's
+        self.file_config = config     # the YAML file alone
         self.loop = loop
         self.datapath = DataPath(loop, self._ike_from_4500, on_peer_moved=self._esp_from_new_address)
         self.guard = DosGuard(self.dos_settings(config))
@@ -61,8 +71,16 @@ class Gateway:
         # the VPC route table: AWS's path selection and what each BGP session
         # announces (daemon/routing); the kernel follows its decisions
         self.vpc_table = VpcRouteTable()
+        # with the EC2 API: the VPC's route table in the kernel, for traffic from the VPC
+        # (an API connection's routes there only while its gateway propagates them)
+        self.vpc_kernel: KernelRoutes | None = None
+        self.vpc_rules: SourceRules | None = None
         self.bgp = BgpSessions(loop, self.vpc_table, self._decide_soon, connection_id=self.connection_id)
         self._decide_scheduled = False
+        self.api: ApiHost | None = None
+        self.replacer = Replacer(self)           # endpoint replacement (daemon/maintenance.py)
+        self.maintenance = YamlMaintenance(self.replacer)
+        self._housekeeping: asyncio.TimerHandle | None = None
         self.operator = Operator(self)
         self.control = ControlServer(config.control_socket, self.handle_control)
         self._timer: asyncio.TimerHandle | None = None
@@ -84,10 +102,20 @@ class Gateway:
                            max_half_open=d.max_half_open, max_half_open_per_source=d.max_half_open_per_source,
                            max_new_per_second=d.max_new_per_second, max_reassembly_bytes=d.max_reassembly_bytes)
 
-    @staticmethod
-    def connection_id(connection) -> str:
-        """The stable vpn- id of a YAML connection (the one `vgw cgw-config` prints)."""
+    def connection_id(self, connection) -> str:
+        """The connection's vpn- id: an API connection's own (its name), a YAML
+        connection's stable one (the one `vgw cgw-config` prints)."""
+        if self.api is not None and self.api.owns(connection.name):
+            return connection.name
         return stable_id("vpn", connection.name)
+
+    def amazon_side_asn_of(self, connection, config: GatewayConfig | None = None) -> int:
+        """The ASN of the virtual private gateway the connection belongs to: an API
+        connection's gateway's AmazonSideAsn, else the config's amazon_side_asn."""
+        definition = self.api.owns(connection.name) if self.api is not None else None
+        if definition is not None:
+            return definition.amazon_side_asn
+        return (config or self.config).amazon_side_asn
 
     def configure_routes(self) -> None:
         """Tell the route table the connections of the configuration."""
@@ -103,10 +131,14 @@ class Gateway:
 
     async def start(self) -> None:
         try:
+            if self.file_config.api is not None:
+                self._open_api()
             self.configure_routes()
             for conn, tunnel_cfg in self.config.all_tunnels():
                 self.add_tunnel(conn, tunnel_cfg)
             await self.control.start()
+            if self.api is not None:
+                await self.api.start()
         except BaseException:
             await self.stop(send_delete=False)
             raise
@@ -115,8 +147,41 @@ class Gateway:
             if tunnel.cfg.startup_action == "start":
                 self.initiate(tunnel)
         self.flush()
+        self._housekeeping = self.loop.call_later(HOUSEKEEPING_SECONDS, self._housekeep)
         log.info("vgw is running: %d tunnel(s), control socket %s", len(self.tunnels),
                  self.config.control_socket)
+
+    def _open_api(self) -> None:
+        """The EC2 API's database, its connections beside the file's and their
+        outside addresses on the host (daemon/api/host.py)."""
+        try:
+            self.api = ApiHost(self, self.file_config.api)
+        except DatabaseError as exc:
+            raise ConfigError("the config", [ConfigIssue("api.database", str(exc))]) from None
+        conflicts = self.api.conflicts(self.file_config)
+        if conflicts:
+            raise ConfigError("the config", conflicts)
+        self.api.add_addresses()
+        self.config = self.api.effective(self.file_config)
+        if self.file_config.vpc_cidrs:
+            netlink = NetlinkWorker()
+            self.vpc_rules = SourceRules(netlink)
+            self.vpc_kernel = KernelRoutes(netlink, table=VPC_TABLE)
+            self.vpc_rules.set(self.file_config.vpc_cidrs)
+
+    def _housekeep(self) -> None:
+        """Once a second: maintenance whose deadline passed, the API's and the YAML's."""
+        if self.stopping:
+            return
+        now = time.time()
+        try:
+            for ip in self.maintenance.advance(now):
+                log.info("maintenance of tunnel %s applied: its deadline passed", ip)
+            if self.api is not None:
+                self.api.advance(now)
+        except Exception:   # noqa: BLE001 - the timer must stay armed
+            log.exception("maintenance timer failed")
+        self._housekeeping = self.loop.call_later(HOUSEKEEPING_SECONDS, self._housekeep)
 
     def add_tunnel(self, conn, tunnel_cfg) -> Tunnel:
         """Bind the tunnel's outside address, create its TUN device and its IKE
@@ -147,7 +212,7 @@ class Gateway:
                 raise StartupError(f"cannot create the TUN device for tunnel {ip}: {exc}") from None
             if conn.dynamic:
                 # BGP between the inside addresses, over this tunnel (docs/aws.md §11)
-                self.bgp.add(tunnel, self.config.amazon_side_asn)
+                self.bgp.add(tunnel, self.amazon_side_asn_of(conn))
         except BaseException:
             # leave nothing half-made behind: on a reload the tunnel is skipped and
             # the next reload must be able to bind its sockets again
@@ -173,8 +238,14 @@ class Gateway:
         self.datapath.remove_outside_sockets(ip)
 
     async def stop(self, send_delete: bool = True) -> None:
-        """SIGTERM: DELETE every SA, remove routes and TUNs (docs/design.md §6)."""
+        """SIGTERM: DELETE every SA, remove routes and TUNs (docs/design.md §6); with
+        the EC2 API, its endpoint closes first and the outside addresses go last."""
         self.stopping = True
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+        if self.api is not None:
+            await self.api.close_server()
+        await self.replacer.close()
         await self.bgp.close()      # Cease goes out while the tunnels still carry it
         for ip in list(self.tunnels):
             self.remove_tunnel(ip, send_delete)
@@ -183,6 +254,12 @@ class Gateway:
             sock.close()
         self.ike_socks.clear()
         self.kernel_routes.close()
+        if self.vpc_rules is not None:
+            self.vpc_rules.close()
+        if self.vpc_kernel is not None:
+            self.vpc_kernel.close()
+        if self.api is not None:
+            self.api.close()        # the outside addresses vgw added, the database
         self.datapath.close()
         if self._timer:
             self._timer.cancel()
@@ -360,10 +437,32 @@ class Gateway:
         for line in changes.lines:
             log.info("%s", line)
         for prefix, tunnel_id in changes.kernel.items():
-            tunnel = self.tunnels.get(tunnel_id) if tunnel_id else None
-            self.kernel_routes.point([prefix], tunnel.tun.ifindex if tunnel is not None and tunnel.tun else None)
+            self.kernel_routes.point([prefix], self._ifindex(tunnel_id))
+            self._point_vpc(prefix)
         self.kernel_routes.remove(sorted(changes.removed))
+        if self.vpc_kernel is not None:
+            self.vpc_kernel.remove(sorted(changes.removed))
         self.bgp.advertise(changes.advertisements)
+
+    def _ifindex(self, tunnel_id: str | None) -> int | None:
+        tunnel = self.tunnels.get(tunnel_id) if tunnel_id else None
+        return tunnel.tun.ifindex if tunnel is not None and tunnel.tun else None
+
+    def _point_vpc(self, prefix) -> None:
+        """The VPC's route table (traffic from the VPC, daemon/routing/kernel.py's
+        SourceRules): the route as in the main table, or unreachable while the
+        connection's gateway does not propagate into it (AWS: no route in the VPC's
+        table). CloudHub traffic between sites sees the main table only."""
+        route = self.vpc_table.routes.get(prefix)
+        if self.vpc_kernel is None or route is None:
+            return
+        propagates = self.api is None or self.api.propagates(route.path.connection)
+        self.vpc_kernel.point([prefix], self._ifindex(route.tunnel) if propagates else None)
+
+    def refresh_vpc_routes(self) -> None:
+        """Route propagation was turned on or off: the VPC's table follows."""
+        for prefix in list(self.vpc_table.routes):
+            self._point_vpc(prefix)
 
     async def restart_session(self, tunnel: Tunnel, amazon_side_asn: int) -> None:
         """A tunnel's BGP settings changed (a reload): the session starts over."""
@@ -372,8 +471,30 @@ class Gateway:
             self.bgp.add(tunnel, amazon_side_asn)
 
     def reload(self, new: GatewayConfig) -> dict:
-        """SIGHUP (daemon/reload.py)."""
-        return apply_reload(self, new)
+        """SIGHUP (daemon/reload.py): the new file, beside the API's connections. A file
+        that takes what an API connection holds is refused (ConfigError), as an
+        invalid one is."""
+        if self.api is not None:
+            conflicts = self.api.conflicts(new)
+            if conflicts:
+                raise ConfigError("the config", conflicts)
+            self.api.reload(new.api)
+        summary = self.apply(new)
+        self.maintenance.forget({str(t.outside_ip) for _, t in self.config.all_tunnels()})
+        return summary
+
+    def apply(self, file_config: GatewayConfig | None = None, force: frozenset[str] = frozenset(),
+              what: str = "configuration reloaded") -> dict:
+        """Run `file_config` (default: the current file) beside the API's connections;
+        tunnels waiting for their endpoint replacement stay as they are, those in
+        `force` are replaced (daemon/maintenance.py)."""
+        base = file_config or self.file_config
+        new = self.api.effective(base) if self.api is not None else base
+        summary = apply_reload(self, new, hold=self.replacer.held - force, force=force, what=what)
+        self.file_config = base      # (a refused reload raised before anything changed)
+        if self.vpc_rules is not None:
+            self.vpc_rules.set(new.vpc_cidrs)
+        return summary
 
     def handle_control(self, req: dict) -> dict:
         """A request from the control socket (daemon/operator.py)."""

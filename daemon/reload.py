@@ -22,8 +22,14 @@ if TYPE_CHECKING:                      # the gateway imports this module, not th
 log = logging.getLogger("vgw")
 
 
-def apply_reload(gw: "Gateway", new: GatewayConfig) -> dict:
-    """Make the running gateway `new`'s; returns what happened to each tunnel."""
+def apply_reload(gw: "Gateway", new: GatewayConfig, hold: frozenset[str] = frozenset(),
+                 force: frozenset[str] = frozenset(), what: str = "configuration reloaded") -> dict:
+    """Make the running gateway `new`'s; returns what happened to each tunnel.
+
+    The EC2 API's changes come here too (its connections are in `new` beside the
+    file's): `hold` names tunnels that keep running as they are for now (an
+    endpoint replacement that has not reached them yet, daemon/maintenance.py),
+    `force` tunnels replaced even with unchanged settings (their turn came)."""
     wanted = {str(t.outside_ip): (c, t) for c, t in new.all_tunnels()}
     for ip in wanted:
         if ip not in gw.tunnels:
@@ -34,16 +40,19 @@ def apply_reload(gw: "Gateway", new: GatewayConfig) -> dict:
         if pair is None:
             gw.remove_tunnel(ip, send_delete=True)
             removed.append(ip)
-        elif (ike_settings(*pair) != tunnel.ike_settings or pair[1].inside_cidr != tunnel.cfg.inside_cidr
-              or pair[0].dynamic != tunnel.conn.dynamic):
+        elif ip in hold:
+            kept.append(ip)
+        elif (ip in force or ike_settings(*pair) != tunnel.ike_settings
+              or pair[1].inside_cidr != tunnel.cfg.inside_cidr or pair[0].dynamic != tunnel.conn.dynamic):
             gw.remove_tunnel(ip, send_delete=True)
             replaced.append(ip)
         else:
             tunnel.conn, tunnel.cfg = pair
             kept.append(ip)
-            if pair[0].dynamic and gw.bgp.settings_changed(tunnel, new.amazon_side_asn):
+            asn = gw.amazon_side_asn_of(pair[0], new)
+            if pair[0].dynamic and gw.bgp.settings_changed(tunnel, asn):
                 # a new ASN: the session starts over, the IPsec SAs stay
-                gw.loop.create_task(gw.restart_session(tunnel, new.amazon_side_asn))
+                gw.loop.create_task(gw.restart_session(tunnel, asn))
     gw.guard.settings = gw.dos_settings(new)
     if new.control_socket != gw.config.control_socket:
         log.warning("control_socket changed to %s: takes effect after a restart", new.control_socket)
@@ -66,5 +75,5 @@ def apply_reload(gw: "Gateway", new: GatewayConfig) -> dict:
     gw.flush()
     summary = {"kept": kept, "replaced": replaced, "removed": removed,
                "added": [i for i in added if i not in replaced]}
-    log.info("configuration reloaded: %s", summary)
+    log.info("%s: %s", what, summary)
     return summary

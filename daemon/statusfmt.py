@@ -88,8 +88,26 @@ def connection_line(c: dict) -> str:
     routes = ""
     if c.get("routing") == "static":
         routes = f"; static routes {', '.join(c.get('static_routes') or []) or '(none)'}"
-    return (f"{c['name']} ({c.get('vpn_connection_id', '-')}): {c.get('routing', '-')} routing, customer gateway"
+    if c.get("source") == "api":   # made by the EC2 API: its ids, not a YAML entry
+        origin = f"EC2 API, {c.get('vpn_gateway_id', '-')}, {c.get('customer_gateway_id', '-')}"
+    else:
+        origin = c.get("vpn_connection_id", "-")
+    return (f"{c['name']} ({origin}): {c.get('routing', '-')} routing, customer gateway"
             f" {where}{asn}; primary tunnel {c.get('primary') or 'none'}{routes}")
+
+
+def maintenance_table(rows: list[dict], now: float | None = None) -> str:
+    """`vgw maintenance status`: each tunnel's pending and last maintenance."""
+    now = time.time() if now is None else now
+    table_rows = [("CONNECTION", "TUNNEL", "SOURCE", "LIFECYCLE CONTROL", "PENDING", "APPLIED AFTER", "LAST APPLIED")]
+    for r in rows:
+        after = r.get("apply_after")
+        table_rows.append((r["connection"], r["outside_ip"], r.get("source", "-"),
+                           "on" if r.get("lifecycle_control") else "off",
+                           (r.get("pending") or "-") + (" (replacing)" if r.get("replacing") else ""),
+                           f"{_clock(after)} (in {_duration(after - now)})" if after else "-",
+                           _clock(r.get("last_applied"))))
+    return "\n".join(_columns(table_rows))
 
 
 def bgp_lines(b: dict, now: float) -> list[str]:

@@ -159,9 +159,18 @@ def _telemetry(ctx: Context, record: Record, tunnel) -> dict[str, Any]:
     return item
 
 
+def state_of(ctx: Context, record: Record) -> str:
+    """The connection's state: `modifying` also while the gateway still replaces its
+    tunnels, one at a time (docs/aws.md §1.10), after the 2 s AWS shows it anyway."""
+    state = ctx.state(record.row)
+    if state == "available" and ctx.view.replacing(record.id):
+        return "modifying"
+    return state
+
+
 def describe(ctx: Context, record: Record) -> dict[str, Any]:
     row = record.row
-    state = ctx.state(row)
+    state = state_of(ctx, record)
     config = validate_connection(entry(ctx, record), lambda p: f"TunnelOptions.{p + 1}.")
     tunnel_options = [tunnel_option(tc, loads(t["aws_only"])) for tc, t in zip(config.tunnels, record.tunnels)]
     result: dict[str, Any] = {

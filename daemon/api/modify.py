@@ -22,6 +22,7 @@ from .connections import (
     entry,
     find_tunnel,
     load,
+    state_of,
     used_inside_cidrs,
 )
 from .context import Context
@@ -32,7 +33,7 @@ from .tunnel_options import options_from_request, validate_connection
 
 def _modifiable(ctx: Context, connection_id: str):
     record = load(ctx, connection_id)
-    state = ctx.state(record.row)
+    state = state_of(ctx, record)
     if state != "available":
         raise incorrect_state(f"The VPN connection {connection_id} is {state}; it can be modified when available")
     return record

@@ -176,6 +176,18 @@ class ApiService:
         self._announce(ctx)
         return applied
 
+    def propagating_gateways(self, now: float) -> set[str]:
+        """The virtual private gateways whose routes propagate into the VPC's route
+        table (EnableVgwRoutePropagation)."""
+        ctx = self._context(now)
+        return set(vpc.propagating(ctx)) if ctx.vpc else set()
+
+    def maintenance(self, now: float) -> list[dict]:
+        """Every live tunnel's maintenance (`vgw maintenance status`)."""
+        ctx = self._context(now)
+        with self.store.transaction():
+            return tunnels.maintenance_of(ctx)
+
     def definitions(self, now: float) -> list:
         """Every live API connection as the gateway runs it (for startup: rebuild them all)."""
         ctx = self._context(now)

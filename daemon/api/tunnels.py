@@ -61,6 +61,21 @@ def apply_due(ctx: Context) -> list[tuple[str, str]]:
     return done
 
 
+def maintenance_of(ctx: Context) -> list[dict]:
+    """Each tunnel of the live connections with its maintenance (None when none)."""
+    rows = []
+    for connection in ctx.db.execute("SELECT * FROM vpn_connections ORDER BY created").fetchall():
+        if not ctx.live(connection):
+            continue
+        for tunnel in ctx.db.execute("SELECT * FROM tunnels WHERE connection_id = ? ORDER BY position",
+                                     (connection["id"],)):
+            rows.append({"connection": connection["id"], "outside_ip": tunnel["outside_ip"],
+                         "lifecycle_control": _lifecycle_control(tunnel),
+                         "pending": tunnel["pending_maintenance"], "apply_after": tunnel["maintenance_after"],
+                         "last_applied": tunnel["last_maintenance"]})
+    return rows
+
+
 def replace_vpn_tunnel(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     record = load(ctx, params["VpnConnectionId"])
     tunnel = find_tunnel(record, params["VpnTunnelOutsideIpAddress"])

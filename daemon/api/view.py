@@ -120,6 +120,10 @@ class GatewayView(Protocol):
     def route_propagation_changed(self, vpn_gateway_id: str, enabled: bool) -> None:
         """Enable/DisableVgwRoutePropagation on the VPC's route table."""
 
+    def replacing(self, connection_id: str) -> bool:
+        """A Modify*'s tunnel replacements are still under way (one tunnel at a time,
+        docs/aws.md §1.10): the connection shows `modifying` until they are done."""
+
 
 @dataclass
 class InMemoryGatewayView:
@@ -132,6 +136,7 @@ class InMemoryGatewayView:
     yaml_outside_ips: set[IPv4Address] = field(default_factory=set)
     changes: list[ConnectionChange] = field(default_factory=list)
     propagation: dict[str, bool] = field(default_factory=dict)
+    busy: set[str] = field(default_factory=set)
 
     def telemetry(self, outside_ip: IPv4Address) -> TunnelTelemetry | None:
         return self.telemetry_by_ip.get(outside_ip)
@@ -153,6 +158,9 @@ class InMemoryGatewayView:
 
     def route_propagation_changed(self, vpn_gateway_id: str, enabled: bool) -> None:
         self.propagation[vpn_gateway_id] = enabled
+
+    def replacing(self, connection_id: str) -> bool:
+        return connection_id in self.busy
 
     def set_up(self, outside_ip: IPv4Address, message: str = "IPSEC IS UP", routes: int = 0,
                at: datetime | None = None) -> None:

@@ -54,7 +54,7 @@ def describe_vpcs(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     return {"Vpcs": [_vpc(ctx)]}
 
 
-def _propagating(ctx: Context) -> list[str]:
+def propagating(ctx: Context) -> list[str]:
     rows = ctx.db.execute("SELECT vpn_gateway_id FROM route_propagation WHERE route_table_id = ? ORDER BY 1",
                           (ctx.vpc.route_table_id,))
     return [row[0] for row in rows]
@@ -85,13 +85,13 @@ def describe_route_tables(ctx: Context, params: dict[str, Any]) -> dict[str, Any
     if ctx.vpc is None:
         return {"RouteTables": []}
     table_id = ctx.vpc.route_table_id
-    propagating = _propagating(ctx)
-    routes = _routes(ctx, propagating)
+    gateways = propagating(ctx)
+    routes = _routes(ctx, gateways)
     attributes = {
         "route-table-id": [table_id], "vpc-id": [ctx.vpc.vpc_id], "association.main": ["true"],
         "route.destination-cidr-block": [r["DestinationCidrBlock"] for r in routes],
         "route.gateway-id": [r["GatewayId"] for r in routes], "route.origin": [r["Origin"] for r in routes],
-        "route.state": [r["State"] for r in routes], "propagating-vgw.gateway-id": propagating,
+        "route.state": [r["State"] for r in routes], "propagating-vgw.gateway-id": gateways,
     }
     if not filters.matches(params.get("Filters"), attributes, ctx.tags(table_id)):
         return {"RouteTables": []}
@@ -99,7 +99,7 @@ def describe_route_tables(ctx: Context, params: dict[str, Any]) -> dict[str, Any
                    "RouteTableId": table_id, "AssociationState": {"State": "associated"}}
     return {"RouteTables": [{
         "RouteTableId": table_id, "VpcId": ctx.vpc.vpc_id, "OwnerId": OWNER_ID, "Associations": [association],
-        "PropagatingVgws": [{"GatewayId": g} for g in propagating] or None, "Routes": routes,
+        "PropagatingVgws": [{"GatewayId": g} for g in gateways] or None, "Routes": routes,
         "Tags": ctx.tag_list(table_id),
     }]}
 

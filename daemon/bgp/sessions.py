@@ -18,7 +18,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network
-from typing import Callable
+from typing import Awaitable, Callable
 
 from bgpcore.settings import PeerSettings
 from bgpcore import events as ev
@@ -83,11 +83,19 @@ class BgpSessions:
         if tunnel.ipsec_up:
             transport.start()
 
-    async def remove(self, tunnel_id: str) -> None:
+    def remove(self, tunnel_id: str) -> Awaitable[None]:
+        """End the tunnel's session: it leaves at once, with its routes (a tunnel
+        replaced in the same event-loop turn adds its new session beside a closing
+        one, never under it); its transport closes in the awaitable returned."""
         session = self.sessions.pop(tunnel_id, None)
         if session is not None:
-            await session.transport.close()
             self._down(session)
+        return self._close(session)
+
+    @staticmethod
+    async def _close(session: Session | None) -> None:
+        if session is not None:
+            await session.transport.close()
 
     def settings_changed(self, tunnel, amazon_side_asn: int) -> bool:
         session = self.sessions.get(tunnel.id)

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, Field, PrivateAttr, ValidationInfo, model_validator
 
+from ..api.settings import ApiConfig
 from ..credentials import check_issued, read_ca, resolve
 from .connection import ConnectionConfig
 from .errors import ConfigIssue, path_text
@@ -60,12 +61,6 @@ def _check_ca_files(paths: list[str], info: ValidationInfo) -> list[str]:
     return paths
 
 
-def _check_connection_list(connections: list[ConnectionConfig]) -> list[ConnectionConfig]:
-    if not connections:
-        raise fail("is empty; add at least one connection with a name and its tunnels")
-    return connections
-
-
 class GatewayConfig(ConfigModel):
     """One vgw process: the virtual private gateway, its VPC and its VPN connections."""
 
@@ -85,9 +80,10 @@ class GatewayConfig(ConfigModel):
     amazon_side_asn: AmazonSideAsn = DEFAULT_AMAZON_SIDE_ASN
     # omitted: a VPN CloudHub hub with no VPC behind it (docs/aws.md §7)
     vpc: VpcConfig | None = None
-    connections: Annotated[list[ConnectionConfig], AfterValidator(_check_connection_list)] = Field(
-        description="a list of VPN connections, each with a name and its tunnels"
-    )
+    # the EC2 API (docs/api.md): its connections run beside these; with it, the
+    # file may have no connection at all (vgw waits for the API's)
+    api: ApiConfig | None = None
+    connections: list[ConnectionConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _check_gateway(self) -> "GatewayConfig":
@@ -95,6 +91,7 @@ class GatewayConfig(ConfigModel):
         of them are reported together."""
         outside = self._outside_ips()
         problems = [
+            *self._presence_problems(),
             *self._quota_problems(),
             *self._name_problems(),
             *self._outside_ip_problems(outside),
@@ -107,6 +104,12 @@ class GatewayConfig(ConfigModel):
         if problems:
             raise fail_many(problems)
         return self
+
+    def _presence_problems(self) -> list[tuple[tuple, str]]:
+        if self.connections or self.api is not None:
+            return []
+        return [(("connections",), "is empty; add at least one connection with a name and its tunnels,"
+                 " or an api section to create connections through the EC2 API (docs/api.md)")]
 
     def _quota_problems(self) -> list[tuple[tuple, str]]:
         # §4.1: "Site-to-Site VPN connections per virtual private gateway: 10" (adjustable)
