@@ -113,7 +113,7 @@ class Sender:
     def _police(self, b: TunBinding, inners: list) -> list:
         """The inner packets the tunnel's outbound bucket admits (one clock read per
         batch); the rest are counted as rate_limit drops."""
-        keep = b.limit_out.take(list(map(len, inners)), time.monotonic())
+        keep = b.limit_out.take_packets(inners, time.monotonic())
         if keep is None:
             return inners
         b.drops[_RATE_LIMIT] += len(inners) - len(keep)

@@ -156,3 +156,14 @@ def test_no_drift_under_a_flood(pps, start, pattern, rounds):
         passed += admitted(bucket.take(offer, now), len(offer))
     elapsed = int(now * NS) - int(start * NS)
     assert passed == Fraction(depth + pps * elapsed, NS).__floor__()
+
+
+def test_take_packets_charges_as_take_does_with_their_sizes():
+    limits = TunnelLimits(bits_per_second=8 * 100_000, packets_per_second=1000, burst_seconds=1.0)
+    by_size, by_packet = TokenBucket(limits, T0), TokenBucket(limits, T0)
+    batches = [[b"x" * n for n in sizes] for sizes in ([1000] * 10, [60_000, 50_000, 20_000, 100], [500] * 30)]
+    for i, batch in enumerate(batches):
+        now = T0 + i * 0.01
+        assert by_packet.take_packets(batch, now) == by_size.take([len(p) for p in batch], now)
+    # 100,000 bytes, +1,000 per 10 ms: the 50,000 of batch 2 and 7 of the 30 of batch 3 are over
+    assert by_packet.level() == by_size.level() and by_packet.dropped == by_size.dropped == 1 + 7
