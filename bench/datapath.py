@@ -1,7 +1,7 @@
 """CPU per packet of the data path, in one process: sender and receiver side by side.
 
     python -m bench.datapath [--traffic tcp|udp64|udp1400] [--outside gso|udp|raw|mem-gso|mem-raw]
-                             [--bursts 400] [--burst 176] [--batch N] [--against DIR]
+                             [--bursts 400] [--burst 176] [--batch N] [--against DIR | --limits]
 
 Two DataPaths in this process: A reads inner packets from a fake TUN, seals them and
 sends them to B; B receives, opens and writes them to its fake TUN.  A fake TUN is a
@@ -25,6 +25,12 @@ the DataPath rename) against this one in the same process, alternating burst by
 burst, and prints the median of the per-burst ratios with its quartiles: both see
 the same machine, so on a shared 2-core VM, where separate runs of one tree differ
 by 10-30 %, a change of 2 % shows (an A/A run gives 1.00 +- 0.005).
+
+``--limits`` measures the emulated per-tunnel limits (dataplane/limits.py) the same
+way: A is this checkout without limits, B the same with limits on both tunnels
+(sender's outbound bucket, receiver's inbound one) at 100 times AWS's figures, so
+that every batch pays the bookkeeping and nothing is dropped.  What the option
+costs when it is off is ``--against`` a checkout from before it.
 """
 
 from __future__ import annotations
@@ -163,7 +169,8 @@ class Pair:
     """Sender A and receiver B of one dataplane package; ``ips`` keeps the outside
     addresses of two pairs apart (raw sockets see every ESP packet to their address)."""
 
-    def __init__(self, dp: SimpleNamespace, outside: str, batch: int | None, ips: tuple[str, str]) -> None:
+    def __init__(self, dp: SimpleNamespace, outside: str, batch: int | None, ips: tuple[str, str],
+                 limits=None) -> None:
         kw = {} if batch is None else {"batch": batch}
         self.a, self.b = dp.DataPath(None, lambda *x: None, **kw), dp.DataPath(None, lambda *x: None, **kw)
         self.tun_a, self.tun_b = FakeTun(), FakeTun()
@@ -188,6 +195,9 @@ class Pair:
         self.a.set_outbound("a", dp.EspSa(SPI, "aes-gcm-16", KEY), ips[0], dest, udp_encap)
         self.b.install_inbound("b", dp.EspSa(SPI, "aes-gcm-16", KEY))
         self.binding = self.a.binding("a") if hasattr(self.a, "binding") else self.a._tunnels["a"]
+        if limits is not None:
+            self.a.set_limits("a", limits)
+            self.b.set_limits("b", limits)
 
     @staticmethod
     def _add(dp, ip: str, raw: bool, gso: bool):
@@ -217,6 +227,9 @@ class Pair:
     def lost(self) -> int:
         return self.a.stats("a")["packets_out"] - self.b.stats("b")["packets_in"]
 
+    def rate_limited(self) -> int:
+        return sum(dp.stats(t)["drops"].get("rate_limit", 0) for dp, t in ((self.a, "a"), (self.b, "b")))
+
     def close(self) -> None:
         for x in (self.a, self.b, self.tun_a, self.tun_b, *self.replaced):
             x.close()
@@ -235,7 +248,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--burst", type=int, default=176, help="frames written into the TUN at a time")
     ap.add_argument("--batch", type=int, default=None, help="the DataPath's batch (default: its own)")
     ap.add_argument("--against", metavar="DIR", help="another checkout: its dataplane is A, this one B")
+    ap.add_argument("--limits", action="store_true",
+                    help="A: no limits, B: per-tunnel limits on (100x AWS's figures: nothing dropped)")
     a = ap.parse_args(argv)
+    if a.against and a.limits:
+        ap.error("--against and --limits each make a pair A; give one of them")
     if a.outside == "raw" and os.geteuid() != 0:
         print("--outside raw needs root (raw sockets)", file=sys.stderr)
         return 2
@@ -243,6 +260,12 @@ def main(argv: list[str] | None = None) -> int:
     pairs = {"B": Pair(load_dataplane(None), a.outside, a.batch, ("127.0.0.1", "127.0.0.2"))}
     if a.against:
         pairs["A"] = Pair(load_dataplane(a.against), a.outside, a.batch, ("127.0.0.3", "127.0.0.4"))
+    elif a.limits:
+        from dataplane.limits import TunnelLimits
+        aws = TunnelLimits(bits_per_second=1_250_000_000, packets_per_second=140_000)  # docs/aws.md §4.1
+        pairs["A"] = pairs["B"]
+        pairs["B"] = Pair(load_dataplane(None), a.outside, a.batch, ("127.0.0.3", "127.0.0.4"),
+                          limits=TunnelLimits(aws.bits_per_second * 100, aws.packets_per_second * 100))
     results: dict[str, list] = {k: [] for k in pairs}
     order = sorted(pairs)
     try:
@@ -250,15 +273,17 @@ def main(argv: list[str] | None = None) -> int:
             for k in (order if i % 2 else order[::-1]):
                 results[k].append(pairs[k].burst(frames))
         lost = {k: p.lost() for k, p in pairs.items()}
+        limited = pairs["B"].rate_limited() if a.limits else 0
     finally:
         for p in pairs.values():
             p.close()
     load = " ".join(open("/proc/loadavg").read().split()[:3])
     print(f"bench.datapath {a.traffic} over {a.outside}: {a.bursts} bursts of {a.burst}, "
-          f"load average {load}" + (f"; A = {a.against}, B = this checkout" if a.against else ""))
+          f"load average {load}" + (f"; A = {a.against}, B = this checkout" if a.against else "")
+          + ("; A = limits off, B = limits on (100x AWS's)" if a.limits else ""))
     for side, label in ((0, "sender"), (1, "receiver")):
         b = [r[side] for r in results["B"]]
-        if a.against:
+        if "A" in results:
             ref = [r[side] for r in results["A"]]
             ratios = [y / x for x, y in zip(ref, b)]
             lo, hi = _quartiles(ratios)
@@ -268,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
             lo, hi = _quartiles(b)
             print(f"  {label:8s} {statistics.median(b):6.0f} ns/packet median (quartiles {lo:.0f}-{hi:.0f}), "
                   f"{min(b):.0f} best")
-    print(f"  lost: {lost}")
+    print(f"  lost: {lost}" + (f"; dropped by the limits: {limited}" if a.limits else ""))
     return 0
 
 

@@ -6,6 +6,7 @@ import sys
 from ipaddress import IPv4Address
 
 from daemon.config import DEFAULT_CONTROL_SOCKET, ConfigError, GatewayConfig, load_config
+from daemon.config.values import TUNNEL_BANDWIDTH_LIMITS
 
 EXIT_OK, EXIT_CONFIG = 0, 2
 
@@ -95,6 +96,11 @@ def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
+def _limits_note(bandwidth: str) -> str:
+    bps, pps = TUNNEL_BANDWIDTH_LIMITS[bandwidth]   # docs/aws.md §1.9, §4.1
+    return f"; {bandwidth} tunnels' limits emulated ({bps / 1e9:g} Gbit/s and {pps:,} packets/s each way)"
+
+
 def summarize(config: GatewayConfig) -> list[str]:
     """One line per connection and per tunnel: what a customer gateway must match."""
     lines = []
@@ -110,6 +116,7 @@ def summarize(config: GatewayConfig) -> list[str]:
         lines.append(
             f"connection {connection.name}: customer gateway {cgw}; {routes};"
             f" traffic selectors {connection.local_network_cidr} (customer) <-> {connection.remote_network_cidr} (AWS)"
+            + (_limits_note(connection.tunnel_bandwidth) if config.limits_emulated(connection) else "")
         )
         for t in connection.tunnels:
             chosen = ", chosen from the outside IP" if t.inside_cidr_is_auto else ""

@@ -30,11 +30,21 @@ def run(args) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return EXIT_CONFIG
+    from .tunnel import TEST_LIMITS_ENV, limits_from_env
+    try:
+        limits_override = limits_from_env(os.environ)   # tests only
+    except ValueError as exc:
+        print(f"vgw: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     _setup_logging()
     _log_warnings(config, args.config)
+    if limits_override is not None:
+        log.warning("%s is set: tunnels that emulate AWS's limits enforce %d packets/s and %d bit/s instead"
+                    " (a setting for tests only)", TEST_LIMITS_ENV, limits_override.packets_per_second,
+                    limits_override.bits_per_second)
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            return runner.run(_run(config, args.config))
+            return runner.run(_run(config, args.config, limits_override))
     except KeyboardInterrupt:
         return EXIT_OK
 
@@ -59,12 +69,12 @@ def _loop_factory():
     return uvloop.new_event_loop
 
 
-async def _run(config, path: str) -> int:
+async def _run(config, path: str, limits_override=None) -> int:
     from .gateway import Gateway, StartupError
     from .metrics import MetricsServer
     from .systemd import Notifier, tunnels_summary
     loop = asyncio.get_running_loop()
-    gw = Gateway(config, loop)
+    gw = Gateway(config, loop, limits_override)
     notifier = Notifier()   # sd_notify; does nothing outside systemd (daemon/systemd.py)
     try:
         await gw.start()

@@ -26,6 +26,7 @@ import time
 from typing import Callable
 
 from dataplane.datapath import DataPath
+from dataplane.limits import TunnelLimits
 from ikecore.dos import DosGuard, DosSettings
 
 from .api.host import ApiHost, DatabaseError
@@ -42,7 +43,7 @@ from .ratelimit import LimitedLog
 from .reload import apply_reload
 from .routing.kernel import VPC_TABLE, KernelRoutes, SourceRules
 from .routing import ConnectionPlan, VpcRouteTable
-from .tunnel import Tunnel
+from .tunnel import Tunnel, tunnel_limits
 
 log = logging.getLogger("vgw")
 
@@ -54,10 +55,13 @@ __all__ = ["Gateway", "StartupError"]    # StartupError: daemon/bind.py, here fo
 
 
 class Gateway:
-    def __init__(self, config: GatewayConfig, loop: asyncio.AbstractEventLoop):
+    def __init__(self, config: GatewayConfig, loop: asyncio.AbstractEventLoop,
+                 limits_override: TunnelLimits | None = None):
         self.config = config          # what runs: the file's connections and the API's
         self.file_config = config     # the YAML file alone
         self.loop = loop
+        # tests only (VGW_TEST_TUNNEL_LIMITS): enforced instead of AWS's figures
+        self.limits_override = limits_override
         self.datapath = DataPath(loop, self._ike_from_4500, on_peer_moved=self._esp_from_new_address)
         self.guard = DosGuard(self.dos_settings(config))
         # IKE_SA_INIT requests (no responder SPI yet) are unauthenticated work:
@@ -123,6 +127,13 @@ class Gateway:
             ConnectionPlan(name=c.name, tunnels=tuple(str(t.outside_ip) for t in c.tunnels), dynamic=c.dynamic,
                            static_routes=tuple(c.static_routes), customer_gateway_ip=c.customer_gateway.ip)
             for c in self.config.connections])
+
+    def tunnel_limits(self, conn) -> TunnelLimits | None:
+        """What the connection's tunnels enforce: AWS's limits for its tunnel_bandwidth
+        when emulate_limits (its own, else the top level's) is true; else None."""
+        if not self.config.limits_emulated(conn):
+            return None
+        return tunnel_limits(conn.tunnel_bandwidth, self.limits_override)
 
     @property
     def primary(self) -> dict[str, str | None]:
@@ -203,7 +214,7 @@ class Gateway:
             except OSError as exc:
                 raise StartupError(bind_hint(ip, 4500, exc)) from None
             tunnel = Tunnel(conn, tunnel_cfg, self.datapath, guard=self.guard,
-                            tun_offload=self.config.data_path.tun_offload)
+                            tun_offload=self.config.data_path.tun_offload, limits=self.tunnel_limits(conn))
             tunnel.call_later = self.loop.call_later
             self.tunnels[ip] = tunnel
             try:

@@ -60,6 +60,11 @@ def apply_reload(gw: "Gateway", new: GatewayConfig, hold: frozenset[str] = froze
         # the TUN devices were opened with the old offload mode; new tunnels get the new one
         log.warning("data_path changed: existing tunnels keep the old setting until a restart")
     gw.config = new
+    for ip in kept:
+        # emulate_limits (or the top level's) may have flipped: the data path takes it
+        # over for the running tunnel, SAs and traffic untouched
+        tunnel = gw.tunnels[ip]
+        tunnel.apply_limits(gw.tunnel_limits(tunnel.conn))
     gw.configure_routes()
     for ip, (connection, tunnel_cfg) in wanted.items():
         if ip not in gw.tunnels:

@@ -19,6 +19,13 @@ def _bytes(n: float) -> str:
     return str(n)
 
 
+def _bit_rate(bps: float) -> str:
+    for unit, scale in (("Gbit/s", 1e9), ("Mbit/s", 1e6), ("kbit/s", 1e3)):
+        if bps >= scale:
+            return f"{bps / scale:g} {unit}"
+    return f"{bps:g} bit/s"
+
+
 def _age(since: float | None, now: float) -> str:
     """Time since `since`, the way swanctl writes durations: 45s, 12m03s, 5h02m, 3d04h."""
     if not since:
@@ -170,6 +177,11 @@ def block(t: dict, now: float) -> list[str]:
     lines.append(f"  in {_bytes(k.get('bytes_in', 0))} / {k.get('packets_in', 0)} pkts,"
                  f" out {_bytes(k.get('bytes_out', 0))} / {k.get('packets_out', 0)} pkts"
                  + (f"; drops {', '.join(f'{r} {n}' for r, n in drops.items())}" if drops else ""))
+    limits = t.get("limits")
+    if limits:
+        lines.append(f"  limits emulated: {_bit_rate(limits['bits_per_second'])} and"
+                     f" {limits['packets_per_second']} packets/s each way; rate_limit dropped"
+                     f" in {limits['dropped_in']}, out {limits['dropped_out']}")
     downs = {r: n for r, n in (h.get("ike_sa_down") or {}).items() if n}
     if downs:
         lines.append("  IKE SAs ended: " + ", ".join(f"{r} {n}" for r, n in sorted(downs.items())))

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from dataplane.datapath import DataPath
 from dataplane.esp import EspSa
+from dataplane.limits import TunnelLimits
 from dataplane.selectors import Range, Selectors
 from dataplane.tun import DEFAULT_TXQUEUELEN, TunDevice
 from ikecore.events import ChildSaDown, ChildSaUp, IkeSaDown, IkeSaUp, LogLine, NatKeepalive, PeerMoved
@@ -23,11 +24,41 @@ from .awslog import TunnelLog
 from .config import ConnectionConfig, TunnelConfig
 from .history import TunnelHistory
 from .config.ike_settings import esp_algorithms, ike_settings
+from .config.values import TUNNEL_BANDWIDTH_LIMITS
 from .ratelimit import LimitedLog
 
 log = logging.getLogger("vgw.tunnel")
 
 REKEYED_INBOUND_GRACE = 5.0
+#: Tests only: "PACKETS_PER_SECOND,BITS_PER_SECOND" replaces AWS's figures for every
+#: tunnel that emulates the limits, read once when vgw starts (a lab machine may not
+#: reach 140,000 packets per second; the mechanism is the same at any rate).
+TEST_LIMITS_ENV = "VGW_TEST_TUNNEL_LIMITS"
+
+
+def limits_from_env(environ) -> TunnelLimits | None:
+    """The limits VGW_TEST_TUNNEL_LIMITS asks for, or None; ValueError says what to write."""
+    text = environ.get(TEST_LIMITS_ENV, "").strip()
+    if not text:
+        return None
+    try:
+        pps, bps = (int(part) for part in text.split(","))
+        return TunnelLimits(bits_per_second=bps, packets_per_second=pps)
+    except ValueError:
+        raise ValueError(f"{TEST_LIMITS_ENV}={text!r}: write PACKETS_PER_SECOND,BITS_PER_SECOND as two positive"
+                         " whole numbers, e.g. 5000,20000000 (a setting for tests only), or unset it") from None
+
+
+def tunnel_limits(bandwidth: str, override: TunnelLimits | None = None) -> TunnelLimits:
+    """What one tunnel of AWS's TunnelBandwidth ``bandwidth`` carries at most in each
+    direction (docs/aws.md §1.9, §4.1: standard = 1.25 Gbps and 140,000 packets per
+    second per tunnel). AWS gives the figures per tunnel without a direction; vgw
+    limits each direction on its own (inference: the reading that never refuses
+    what AWS would carry), with a burst of 10 ms of each rate (dataplane/limits.py)."""
+    if override is not None:
+        return override
+    bps, pps = TUNNEL_BANDWIDTH_LIMITS[bandwidth]
+    return TunnelLimits(bits_per_second=bps, packets_per_second=pps)
 
 
 def _ipv6_disabled(ifname: str) -> bool:
@@ -42,6 +73,11 @@ def _ranges(selectors) -> tuple[Range, ...]:
     """ikecore TrafficSelectors as the data path's plain ranges."""
     return tuple(Range(t.start.version, int(t.start), int(t.end), t.ip_proto, t.start_port, t.end_port)
                  for t in selectors)
+
+
+def _limits_text(limits: TunnelLimits) -> str:
+    return (f"{limits.bits_per_second / 1e9:g} Gbit/s and {limits.packets_per_second} packets/s"
+            f" in each direction, bursts of {limits.burst_seconds * 1000:g} ms")
 
 
 def tun_name(outside_ip: str) -> str:
@@ -75,6 +111,7 @@ class Tunnel:
     guard: object = None        # the gateway's DosGuard, shared by all tunnels
     tun_offload: str = "gro"    # data_path.tun_offload: gro | tso | none (at TUN creation)
     bgp_established: bool = False   # a dynamic connection's session (daemon/bgp/sessions.py)
+    limits: TunnelLimits | None = None  # emulate_limits: what the data path enforces, or None
 
     def __post_init__(self) -> None:
         self.ike_settings = ike_settings(self.conn, self.cfg)
@@ -134,6 +171,19 @@ class Tunnel:
         self.tun.add_address(f"{self.cfg.vgw_inside_ip}/{self.cfg.inside_cidr.prefixlen}")
         self.tun.up()
         self.datapath.add_tunnel(self.id, self.tun, local_ip=self.id)
+        if self.limits is not None:
+            self.datapath.set_limits(self.id, self.limits)
+
+    def apply_limits(self, limits: TunnelLimits | None) -> None:
+        """Enforce ``limits`` from now on (a reload flipped emulate_limits); the SAs,
+        the TUN device and the counters stay."""
+        if limits == self.limits:
+            return
+        self.limits = limits
+        if self.tun is not None:
+            self.datapath.set_limits(self.id, limits)
+        log.info("[%s] %s", self.name, "AWS's per-tunnel limits are emulated now: " + _limits_text(limits)
+                 if limits else "AWS's per-tunnel limits are no longer emulated")
 
     def close(self) -> None:
         for spi in list(self.children):
@@ -273,6 +323,8 @@ class Tunnel:
             "counters": {k: stats.get(k, 0) for k in ("bytes_in", "bytes_out", "packets_in",
                                                       "packets_out")},
             "drops": stats.get("drops", {}),
+            # emulate_limits: the rates and what rate_limit dropped per direction, or None
+            "limits": stats.get("limits"),
             "last_error": self.last_error,
             "history": self.history.status(core),
             "bgp": bgp,

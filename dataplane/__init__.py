@@ -13,7 +13,8 @@ Outbound: the TUN -> send (Sender.pump_tun; offload.tso_split) -> esp
 (EspSa.seal_batch) -> send's one GSO run builder -> sockets -> the wire.
 
 ``datapath`` (DataPath) wires these together and is what the daemon uses;
-``accounting`` counts drops and logs them rate-limited.  Beside the path: ``replay``
+``accounting`` counts drops and logs them rate-limited; ``limits`` holds the token
+buckets of a tunnel's emulated AWS limits (send and receive charge them per batch).  Beside the path: ``replay``
 (anti-replay window, RFC 4303 §3.4.3), ``encap`` (UDP encapsulation on port 4500,
 RFC 3948), ``selectors`` (inbound traffic selector check, RFC 4301 §5.2), ``tun``
 (TUN devices).  Importing this package imports none of them, so ``dataplane.esp``

@@ -37,6 +37,8 @@ class DataPathDropReason(IntEnum):
     # recv on an outside socket failed, e.g. ECONNREFUSED from an ICMP port
     # unreachable: no packet was read, so nothing malformed was received
     SOCKET_ERROR = len(DropReason)
+    # over the tunnel's emulated AWS limits, bits or packets per second (limits.py)
+    RATE_LIMIT = len(DropReason) + 1
 
 
 #: Every drop reason, in counter order; stats report them by lower-case name.

@@ -4,13 +4,15 @@ The daemon's tunnel (one AWS tunnel: IKE, routes, status) owns one TUN device; t
 data path binds that device to the tunnel's SAs: packets read from the TUN leave on
 ``out_sa`` (send.py), ESP opened by one of the ``inbound`` SAs is written to the TUN
 (receive.py).  The binding also keeps what must survive a rekey: counters of retired
-SAs (so totals never go back), drops, and when authentic ESP last arrived (DPD).
+SAs (so totals never go back), drops, and when authentic ESP last arrived (DPD),
+and the tunnel's emulated limits: a token bucket per direction, or None (limits.py).
 """
 
 from __future__ import annotations
 
 from .accounting import add_counts, named_counts, new_counts
 from .esp import EspSa
+from .limits import TokenBucket, TunnelLimits
 from .offload import Gro
 
 __all__ = ["TunBinding", "PEER_MOVE_INTERVAL"]
@@ -26,13 +28,15 @@ class TunBinding:
 
     Outbound: ``out_sa`` seals, ``out_send(packet, out_addr)`` sends (the bound
     ``sendto`` of ``out_sockets.udp`` or ``.raw``; ``out_udp`` says which).
-    Inbound: ``inbound`` maps SPI -> EspSa (the DataPath's SPI table points here)."""
+    Inbound: ``inbound`` maps SPI -> EspSa (the DataPath's SPI table points here).
+    Limits: ``limit_in`` and ``limit_out`` are the TokenBuckets of each direction,
+    both None when the tunnel has no limits (the packet paths test them per batch)."""
 
     __slots__ = (
         "id", "tun", "fd", "out_sa", "out_send", "out_addr", "out_sockets", "out_udp",
         "inbound", "drops", "last_in",
         "old_in_packets", "old_in_bytes", "old_out_packets", "old_out_bytes", "reader",
-        "vnet", "gro", "moved_at",
+        "vnet", "gro", "moved_at", "limits", "limit_in", "limit_out",
     )
 
     def __init__(self, tunnel_id: str, tun) -> None:
@@ -56,6 +60,18 @@ class TunBinding:
         self.vnet = bool(getattr(tun, "vnet_hdr", False))
         self.gro: Gro | None = Gro(uso=bool(getattr(tun, "uso", False))) if self.vnet else None
         self.moved_at = -PEER_MOVE_INTERVAL  # when ESP from a new peer address was last reported
+        self.limits: TunnelLimits | None = None
+        self.limit_in: TokenBucket | None = None
+        self.limit_out: TokenBucket | None = None
+
+    def set_limits(self, limits: TunnelLimits | None, now: float) -> None:
+        """Enforce ``limits`` from now on (None: none).  The same limits again keep
+        the buckets as they are; new ones start full."""
+        if limits == self.limits:
+            return
+        self.limits = limits
+        self.limit_in = None if limits is None else TokenBucket(limits, now)
+        self.limit_out = None if limits is None else TokenBucket(limits, now)
 
     def set_out(self, sa: EspSa, send, addr: tuple, sockets, udp: bool) -> None:
         if self.out_sa is not None and self.out_sa is not sa:
@@ -105,4 +121,7 @@ class TunBinding:
             "last_inbound": self.last_in,
             "inbound_spis": sorted(self.inbound),
             "outbound_spi": None if self.out_sa is None else self.out_sa.spi,
+            # what rate_limit dropped in each direction since these limits were set
+            "limits": None if self.limits is None else {
+                **self.limits.as_dict(), "dropped_in": self.limit_in.dropped, "dropped_out": self.limit_out.dropped},
         }

@@ -10,6 +10,7 @@ and wires the parts together; the per-packet work lives in the parts:
 * binding.py: one tunnel's TUN device bound to its SAs, with its counters (TunBinding)
 * receive.py and send.py: the two packet paths
 * accounting.py: drops by reason, global counters, rate-limited drop logs
+* limits.py: emulated per-tunnel limits (a token bucket per direction)
 * esp.py (EspSa), offload.py (GRO/TSO with virtio_net_hdr), encap.py (RFC 3948)
 
 The pumps are plain code that knows nothing of asyncio: given an event loop, DataPath
@@ -21,12 +22,14 @@ IKE datagrams that share port 4500 with ESP are handed to ``on_ike`` as they are
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Callable
 
 from . import encap
 from .accounting import Accounting, named_counts
 from .binding import TunBinding
 from .esp import DropReason, EspSa
+from .limits import TunnelLimits
 from .receive import Receiver
 from .send import Sender
 from .sockets import OutsideSockets, open_outside_sockets
@@ -206,6 +209,13 @@ class DataPath:
     def clear_outbound(self, tunnel_id: str) -> None:
         """Stop sending: packets read from the TUN are dropped (NO_OUTBOUND_SA)."""
         self.binding(tunnel_id).clear_out()
+
+    def set_limits(self, tunnel_id: str, limits: TunnelLimits | None, now: float | None = None) -> None:
+        """Enforce ``limits`` on the tunnel's traffic in each direction, each with its
+        own token bucket (limits.py); None lifts them.  Takes effect with the next
+        batch, SAs and counters untouched; the same limits again change nothing.
+        ``now``: time.monotonic() (the clock the packet paths use) unless given."""
+        self.binding(tunnel_id).set_limits(limits, time.monotonic() if now is None else now)
 
     def send_keepalive(self, tunnel_id: str) -> bool:
         """Send one NAT-keepalive (RFC 3948 §2.3) to the peer; False if not UDP-encapsulated."""

@@ -10,7 +10,9 @@ Where it goes next: ``_dispatch`` looks each datagram's SPI up (RFC 4303 §2.1) 
 SPI table DataPath fills (install_inbound) and cuts the batch into runs of one SA from
 one source address.  ``_deliver`` - the one deliver path of every socket kind - opens
 a run with one ``EspSa.open_spans`` call (esp.py: ICV, replay window, padding,
-selectors) and writes each inner packet to the TUN of the SA's binding (binding.py):
+selectors), lets the binding's inbound token bucket charge what opened when the
+tunnel has limits (limits.py), and writes each inner packet to the TUN of the SA's
+binding (binding.py):
 as it is, or, when the TUN has IFF_VNET_HDR, through the binding's GRO coalescer
 (offload.py), whose super-packets ``flush`` writes with one writev each when the pump
 ends.  There the packet leaves vgw into the kernel's routing ("the VPC").
@@ -43,6 +45,7 @@ _MIN_ESP = 8  # SPI and sequence number (RFC 4303 §2)
 _DUMMY = DropReason.DUMMY
 _TUN_ERROR = DropReason.TUN_ERROR
 _SOCKET_ERROR = DataPathDropReason.SOCKET_ERROR
+_RATE_LIMIT = DataPathDropReason.RATE_LIMIT
 
 
 class Receiver:
@@ -184,6 +187,12 @@ class Receiver:
             b.last_in = now
             if replay.top != top and addr is not None and addr != b.out_addr:
                 self._peer_moved(b, addr, now)
+            if b.limit_in is not None:
+                keep = b.limit_in.take(ends, now)
+                if keep is not None:
+                    bufs, ends = self._police(b, sa, bufs, ends, keep)
+                    if not bufs:
+                        return
             gro = b.gro
             if gro is None:
                 write, fd = os.write, b.fd
@@ -201,6 +210,16 @@ class Receiver:
                     add(buf, end)
         except Exception:  # never let one packet stop the data path
             self.accounting.internal_error(b)
+
+    def _police(self, b: TunBinding, sa, bufs: list, ends: list, keep: list[int]) -> tuple[list, list]:
+        """Keep the packets ``keep`` names; the others are rate_limit drops, taken
+        back out of the SA's counters (TunnelDataIn counts what entered the VPC)."""
+        dropped = len(ends) - len(keep)
+        sa.packets -= dropped
+        sa.bytes -= sum(ends) - sum(ends[i] for i in keep)
+        b.drops[_RATE_LIMIT] += dropped
+        self.accounting.log_drop(b, _RATE_LIMIT, "(inbound, over the tunnel's limits)")
+        return [bufs[i] for i in keep], [ends[i] for i in keep]
 
     def flush(self) -> None:
         """Write every pending GRO frame (one writev each) of the bindings that have some."""

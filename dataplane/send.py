@@ -5,7 +5,8 @@ Where an ESP packet comes from: the kernel routes a packet into a tunnel's TUN d
 ``pump_tun`` with the asyncio loop for the TUN's fd.  A pump reads up to ``batch``
 packets, until EAGAIN; with IFF_VNET_HDR each read starts with a virtio_net_hdr, and a
 TSO super-packet (or a partial checksum) is cut into finished segments first
-(offload.tso_split).
+(offload.tso_split).  When the tunnel has limits (limits.py), its outbound token
+bucket then charges the batch, segment by segment, and what is over is dropped.
 
 Where it goes next: the binding's outbound SA (binding.py) seals the whole batch in one
 ``EspSa.seal_batch`` call (esp.py), and the ESP packets leave on the binding's outside
@@ -22,8 +23,9 @@ import logging
 import os
 import socket
 import struct
+import time
 
-from .accounting import Accounting
+from .accounting import Accounting, DataPathDropReason
 from .binding import TunBinding
 from .esp import DropReason
 from .offload import VNET_HDR_LEN, tso_split
@@ -46,6 +48,7 @@ _GSO_UNSUPPORTED = {errno.EIO, errno.ENOPROTOOPT, errno.EOPNOTSUPP}
 _GSO_TOO_BIG = {errno.EINVAL, errno.EMSGSIZE}
 _pack_u16 = struct.Struct("=H").pack
 _SEND_ERROR = DropReason.SEND_ERROR
+_RATE_LIMIT = DataPathDropReason.RATE_LIMIT
 
 
 class Sender:
@@ -72,6 +75,8 @@ class Sender:
             return n
         try:
             inners = self._cut_vnet(b, frames) if b.vnet else frames
+            if b.limit_out is not None:
+                inners = self._police(b, inners)
             pkts = sa.seal_batch(inners)
             if len(pkts) < len(inners):
                 self.accounting.log_drop(b, sa.last_drop)
@@ -104,6 +109,16 @@ class Sender:
                 b.drops[DropReason.TUN_ERROR] += 1
                 break
         return frames
+
+    def _police(self, b: TunBinding, inners: list) -> list:
+        """The inner packets the tunnel's outbound bucket admits (one clock read per
+        batch); the rest are counted as rate_limit drops."""
+        keep = b.limit_out.take_packets(inners, time.monotonic())
+        if keep is None:
+            return inners
+        b.drops[_RATE_LIMIT] += len(inners) - len(keep)
+        self.accounting.log_drop(b, _RATE_LIMIT, "(outbound, over the tunnel's limits)")
+        return [inners[i] for i in keep]
 
     def _cut_vnet(self, b: TunBinding, frames: list) -> list:
         """The IP packets in TUN frames that start with a virtio_net_hdr (offload.py)."""

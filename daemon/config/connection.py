@@ -21,6 +21,7 @@ from .values import (
     Name,
     PeerIdentity,
     TrueOrFalse,
+    TunnelBandwidth,
     fail,
     fail_many,
     listed_twice,
@@ -74,6 +75,11 @@ class ConnectionConfig(ConfigModel):
     static_routes: Annotated[list[Cidr], AfterValidator(_check_static_routes)] = Field(default_factory=list)
     # AWS's StaticRoutesOnly; omitted: true when static_routes are listed, else false (BGP)
     static_routes_only: TrueOrFalse | None = None
+    # §1.9: AWS's TunnelBandwidth, set per connection for both tunnels; standard only on a VGW
+    tunnel_bandwidth: TunnelBandwidth = "standard"
+    # vgw only: enforce the tunnel_bandwidth's limits (§1.9, §4.1) on each tunnel, each
+    # direction on its own; omitted: the top level's emulate_limits (false by default)
+    emulate_limits: TrueOrFalse | None = None
     # §1.8: traffic selectors; local is the customer side, remote the AWS side.
     local_network_cidr: Cidr = IPv4Network("0.0.0.0/0")
     remote_network_cidr: Cidr = IPv4Network("0.0.0.0/0")

@@ -23,6 +23,7 @@ from .values import (
     AmazonSideAsn,
     ConfigModel,
     CredentialFile,
+    TrueOrFalse,
     fail,
     fail_many,
     show,
@@ -73,6 +74,8 @@ class GatewayConfig(ConfigModel):
     metrics: MetricsConfig | None = None  # vgw only; off by default
     dos_protection: DosProtectionConfig = Field(default_factory=DosProtectionConfig)  # vgw only
     data_path: DataPathConfig = Field(default_factory=DataPathConfig)  # vgw only
+    # vgw only: the emulate_limits of every connection that does not set its own
+    emulate_limits: TrueOrFalse = False
     # §4.1: "Site-to-Site VPN connections per virtual private gateway", 10 by default and
     # adjustable (a quota increase at AWS); vgw only: raise it here
     max_connections: Annotated[int, whole_number(1, 1000)] = MAX_CONNECTIONS
@@ -275,6 +278,11 @@ class GatewayConfig(ConfigModel):
                                          f"connections {names} have customer gateways with the same bgp_asn {asn}:"
                                          " with VPN CloudHub each site drops the others' routes (their AS_PATH"
                                          " holds its own ASN); give each site's customer gateway its own ASN"))
+
+    def limits_emulated(self, connection: ConnectionConfig) -> bool:
+        """Whether the connection's tunnels enforce AWS's per-tunnel limits: its own
+        emulate_limits, else the top level's."""
+        return self.emulate_limits if connection.emulate_limits is None else connection.emulate_limits
 
     def _indexed_tunnels(self):
         for ci, connection in enumerate(self.connections):

@@ -20,9 +20,10 @@ from pydantic import AliasChoices, BaseModel, ValidationError
 from pydantic_core import PydanticCustomError
 
 from . import yaml_safe
-from .connection import CustomerGatewayConfig
+from .connection import ConnectionConfig, CustomerGatewayConfig
 from .errors import MAX_ISSUES, ConfigError, ConfigIssue, KeyPath, path_text
 from .gateway import GatewayConfig
+from .tunnel import TunnelConfig
 from .values import (
     ENCRYPTION_ALGORITHMS,
     IKE_VERSIONS,
@@ -40,13 +41,12 @@ _RAW_TEXT_KEYS = frozenset({"pre_shared_key", "name"})
 # AWS options that exist in the EC2 API but make no sense for a VGW emulator: an
 # unknown-key error for them says why instead of guessing a near spelling.
 _UNSUPPORTED_AWS_KEYS = {
-    # docs/aws.md §1.2, §1.8, §1.9: IPv6, acceleration and large tunnels are transit-gateway only.
+    # docs/aws.md §1.2, §1.8, §1.9: IPv6 and acceleration are transit-gateway only.
     "tunnel_inside_ipv6_cidr": "IPv6 inside addresses exist only on a transit gateway; a VGW has none",
     "tunnel_inside_ip_version": "a VGW carries IPv4 inside its tunnels only",
     "local_ipv6_network_cidr": "IPv6 traffic selectors exist only on a transit gateway",
     "remote_ipv6_network_cidr": "IPv6 traffic selectors exist only on a transit gateway",
     "enable_acceleration": "acceleration exists only on a transit gateway",
-    "tunnel_bandwidth": "large tunnels exist only on a transit gateway; a VGW tunnel is standard",
     "outside_ip_address_type": "vgw listens on the IPv4 outside_ip you give each tunnel",
     # docs/aws.md §3.1: CloudwatchLogOptions keys that name AWS resources vgw does not have.
     "log_group_arn": "vgw has no CloudWatch; the tunnel log goes to stdout/journal, and to log_file if you set it",
@@ -168,6 +168,10 @@ def _unknown_key(loc: KeyPath) -> tuple[str, str | None]:
     model = _model_at(loc[:-1])
     if key in _UNSUPPORTED_AWS_KEYS:
         return f"{key} is an AWS option vgw does not support: {_UNSUPPORTED_AWS_KEYS[key]}; remove it", None
+    # a connection option under a tunnel (tunnel_bandwidth, AWS sets it for both tunnels)
+    if model is TunnelConfig and _field_for(ConnectionConfig, key) is not None:
+        return (f"{key} is a connection option: it applies to both tunnels of the connection;"
+                " move it up to the connection, beside tunnels"), None
     if model is None:
         return f"unknown key {key}; remove it", None
     same = _field_for(model, key)

@@ -29,12 +29,18 @@ IKE_VERSIONS = ("ikev1", "ikev2")
 DPD_TIMEOUT_ACTIONS = ("clear", "none", "restart")  # §1.5
 LOG_OUTPUT_FORMATS = ("json", "text")  # §3.1: CloudwatchLogOptions.LogOutputFormat
 STARTUP_ACTIONS = ("add", "start")  # §1.7
+# §1.9, §4.1: AWS's TunnelBandwidth and what a tunnel of it carries at most ("estimated
+# maximums"): (bits per second, packets per second). A virtual private gateway has
+# standard tunnels only; large (5 Gbps) exists on a transit gateway or Cloud WAN.
+TUNNEL_BANDWIDTH_LIMITS = {"standard": (1_250_000_000, 140_000)}
+TUNNEL_BANDWIDTHS = tuple(TUNNEL_BANDWIDTH_LIMITS)
 
 EncryptionAlgorithm = Literal["AES128", "AES256", "AES128-GCM-16", "AES256-GCM-16"]
 IntegrityAlgorithm = Literal["SHA1", "SHA2-256", "SHA2-384", "SHA2-512"]
 IkeVersion = Literal["ikev1", "ikev2"]
 DpdTimeoutAction = Literal["clear", "none", "restart"]
 StartupAction = Literal["add", "start"]
+TunnelBandwidthValue = Literal["standard"]
 LogOutputFormat = Literal["json", "text"]
 
 # docs/aws.md §1.2: inside CIDRs are /30s in 169.254.0.0/16, minus these reserved blocks.
@@ -187,6 +193,14 @@ def _dh_hint(phase: int):
     return hint
 
 
+def _bandwidth_hint(value: Any) -> str:
+    if value == "large":
+        # docs/aws.md §1.9: large tunnels exist only on a transit gateway or Cloud WAN
+        return ("large tunnels (up to 5 Gbps) exist only on a transit gateway or Cloud WAN, never on a"
+                " virtual private gateway, which vgw is: use standard or remove the key")
+    return ""
+
+
 def listed_twice(values: list, noun: str) -> list[tuple[tuple, str]]:
     """A problem for each value that an earlier entry of the list already has."""
     seen: dict[Any, int] = {}
@@ -329,6 +343,7 @@ Integrity = Annotated[IntegrityAlgorithm, one_of(INTEGRITY_ALGORITHMS)]
 Phase1DhGroup = Annotated[int, one_of(PHASE1_DH_GROUPS, _dh_hint(1))]
 Phase2DhGroup = Annotated[int, one_of(PHASE2_DH_GROUPS, _dh_hint(2))]
 IkeVersionValue = Annotated[IkeVersion, one_of(IKE_VERSIONS)]
+TunnelBandwidth = Annotated[TunnelBandwidthValue, one_of(TUNNEL_BANDWIDTHS, _bandwidth_hint)]
 EncryptionList = Annotated[list[Encryption], _preference_list(ENCRYPTION_ALGORITHMS)]
 IntegrityList = Annotated[list[Integrity], _preference_list(INTEGRITY_ALGORITHMS)]
 Phase1DhGroupList = Annotated[list[Phase1DhGroup], _preference_list(PHASE1_DH_GROUPS)]
