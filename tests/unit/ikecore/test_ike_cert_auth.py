@@ -22,9 +22,6 @@ from ikecore.message import decode_message
 from ikecore.payloads import AuthPayload, CertPayload, CertReqPayload, IdrPayload
 from .ikepair import ADDR_A, ADDR_B, IkePair, settings_a, settings_b
 
-CLOCK = time.time()
-
-
 class Lab:
     """A root CA, an intermediate, and end-entities for side A and side B."""
 
@@ -34,6 +31,10 @@ class Lab:
         self.issuer = pki.make_ca("Test Intermediate CA", kind, issuer=self.root) if intermediate else self.root
         self.a = pki.make_end_entity("vgw-a.example.net", self.issuer, kind)
         self.b = pki.make_end_entity("vgw-b.example.net", self.issuer, kind)
+        # the wall time the cores check validity against: taken when the
+        # certificates were made (valid from 5 minutes before), not at import:
+        # a module fixture may be built many minutes after collection
+        self.clock = time.time()
 
     @property
     def trust(self) -> TrustAnchors:
@@ -48,9 +49,9 @@ def creds(issued, fqdn=None, key=None) -> LocalCredentials:
 def cert_policies(lab: Lab, a: dict | None = None, b: dict | None = None):
     """Both sides with certificates. Fragments only from 4000 bytes on, so that the
     tests read whole messages off the wire (test_chain_with_intermediate_... lowers it)."""
-    pa = dict(psk=None, credentials=creds(lab.a), trust=lab.trust, wall_time=lambda: CLOCK,
+    pa = dict(psk=None, credentials=creds(lab.a), trust=lab.trust, wall_time=lambda: lab.clock,
               fragment_size=4000)
-    pb = dict(psk=None, credentials=creds(lab.b), trust=lab.trust, wall_time=lambda: CLOCK,
+    pb = dict(psk=None, credentials=creds(lab.b), trust=lab.trust, wall_time=lambda: lab.clock,
               fragment_size=4000)
     pa.update(a or {})
     pb.update(b or {})
@@ -236,7 +237,7 @@ def test_expired_certificate(ecdsa):
 
 
 def test_the_core_clock_decides_validity(ecdsa):
-    later = CLOCK + 400 * 86400   # past the end-entity's 365 days
+    later = ecdsa.clock + 400 * 86400   # past the end-entity's 365 days
     pair = IkePair(*cert_policies(ecdsa, b=dict(wall_time=lambda: later)))
     pair.handshake()
     refused_by_b(pair, "certificate CN=vgw-a.example.net expired on")
@@ -315,8 +316,8 @@ def test_psk_and_certificate_tunnels_side_by_side(ecdsa):
 
 def test_wall_time_is_only_read_for_certificates(ecdsa):
     calls = []
-    pair = IkePair(*cert_policies(ecdsa, b=dict(wall_time=lambda: calls.append(1) or CLOCK)))
+    pair = IkePair(*cert_policies(ecdsa, b=dict(wall_time=lambda: calls.append(1) or ecdsa.clock)))
     pair.handshake()
     up(pair)
     assert calls == [1]
-    datetime.datetime.fromtimestamp(CLOCK)  # the clock value is a POSIX time
+    datetime.datetime.fromtimestamp(ecdsa.clock)  # the clock value is a POSIX time

@@ -27,7 +27,6 @@ from ikecore.message import Header, SaKeys, decode_chain
 from ikecore.payloads import CertPayload, NotifyPayload
 from .ikepair import ADDR_A, IkePair, Nat, settings_a, settings_b
 
-CLOCK = time.time()
 SIZE = 576          # the IPv4 minimum: IKE_AUTH needs several fragments
 
 
@@ -40,13 +39,15 @@ def chain():
 
     def creds(i):
         return LocalCredentials(tuple(der(c) for c in (i.cert, *i.chain)), private_key_der(i.key))
-    return {"a": creds(a), "b": creds(b), "trust": TrustAnchors((der(root.cert),))}
+    # the wall time for validity checks: when the certificates were made (valid
+    # from 5 minutes before), not at import (a module fixture may come much later)
+    return {"a": creds(a), "b": creds(b), "trust": TrustAnchors((der(root.cert),)), "clock": time.time()}
 
 
 def make_pair(chain, size=SIZE, nat=False):
     """A offers every AWS algorithm (a large IKE_SA_INIT, so B answers without a
     cookie round trip); B picks AES128 / SHA2-256, which open_fragment reads."""
-    common = dict(psk=None, trust=chain["trust"], wall_time=lambda: CLOCK, fragment_size=size)
+    common = dict(psk=None, trust=chain["trust"], wall_time=lambda: chain["clock"], fragment_size=size)
     return IkePair(settings_a(credentials=chain["a"], **common),
                    settings_b(credentials=chain["b"], phase1_encryption=("AES128",),
                             phase1_integrity=("SHA2-256",), remote_ip=None, **common),
