@@ -6,6 +6,8 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
 import pytest
+import re
+
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -173,8 +175,10 @@ def test_connection_and_gateway_defaults():
 
 
 def test_full_example_spells_out_exactly_the_defaults():
+    from daemon.config import DosProtectionConfig
     full = load_config(EXAMPLES / "vgw-full.yaml")
     first, second = full.connections[0].tunnels
+    assert full.dos_protection == DosProtectionConfig()
     for key, value in AWS_DEFAULTS.items():
         assert getattr(first, key) == value, key
     assert first.model_dump(exclude={"outside_ip", "pre_shared_key", "inside_cidr"}) == second.model_dump(
@@ -188,6 +192,12 @@ def test_full_example_spells_out_exactly_the_defaults():
     for key in cert_keys:
         assert f"# {key}:" in (EXAMPLES / "vgw-full.yaml").read_text()
     assert "inside_cidr" in (EXAMPLES / "vgw-full.yaml").read_text()
+    # every top-level, connection, customer gateway and log option key is written or shown commented
+    from daemon.config import (CloudwatchLogOptions, ConnectionConfig, CustomerGatewayConfig, GatewayConfig)
+    text = (EXAMPLES / "vgw-full.yaml").read_text()
+    for model in (GatewayConfig, ConnectionConfig, CustomerGatewayConfig, CloudwatchLogOptions):
+        for key in model.model_fields:
+            assert re.search(rf"^\s*#?\s*-?\s*{key}:", text, re.M), f"{model.__name__}.{key} not in vgw-full.yaml"
 
 
 def test_list_order_is_kept_as_preference_order():
