@@ -31,7 +31,7 @@ from ikecore.dos import DosGuard, DosSettings
 
 from .api.host import ApiHost, DatabaseError
 from .bgp.sessions import BgpSessions
-from .bind import StartupError, bind_hint
+from .startup import StartupError, bind_hint
 from .cgwconfig import stable_id
 from .config import ConfigError, ConfigIssue, GatewayConfig
 from .control import ControlServer
@@ -51,7 +51,7 @@ _NO_SPI = bytes(8)
 IKE_BATCH = 64
 HOUSEKEEPING_SECONDS = 1.0   # maintenance deadlines (the API's and the YAML connections')
 
-__all__ = ["Gateway", "StartupError"]    # StartupError: daemon/bind.py, here for the commands
+__all__ = ["Gateway", "StartupError"]    # StartupError: daemon/startup.py, here for the commands
 
 
 class Gateway:

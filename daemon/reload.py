@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from .bind import StartupError, check_bindable
+from .startup import StartupError, check_bindable
 from .config import GatewayConfig
 from .config.ike_settings import ike_settings
 

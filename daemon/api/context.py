@@ -18,7 +18,7 @@ from daemon.cgwconfig import stable_id
 
 from . import states
 from .errors import ApiError, invalid_value, not_found
-from .settings import ApiConfig
+from ..config.api import ApiConfig
 from .view import GatewayView
 
 MAX_TAGS = 50           # EC2: 50 tags per resource

@@ -30,7 +30,7 @@ from .errors import ApiError
 from .live_view import LiveGatewayView
 from .server import ApiServer
 from .service import ApiService
-from .settings import ApiConfig
+from ..config.api import ApiConfig
 from .store import DatabaseError
 from .view import ConnectionChange, ConnectionDefinition
 

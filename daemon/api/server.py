@@ -28,7 +28,7 @@ from urllib.parse import parse_qsl, urlsplit
 from . import sigv4, wire
 from .errors import ApiError
 from .service import ApiService
-from .settings import ApiConfig
+from ..config.api import ApiConfig
 
 log = logging.getLogger("vgw.api")
 

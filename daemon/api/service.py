@@ -31,7 +31,7 @@ from . import (
 )
 from .context import Context, Vpc
 from .errors import ApiError
-from .settings import ApiConfig
+from ..config.api import ApiConfig
 from .store import Store
 from .view import GatewayView
 

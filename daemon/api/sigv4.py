@@ -20,7 +20,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from .errors import ApiError
-from .settings import ApiConfig
+from ..config.api import ApiConfig
 
 MAX_SKEW_SECONDS = 15 * 60
 _AUTHORIZATION = re.compile(

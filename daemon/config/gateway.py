@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, Field, PrivateAttr, ValidationInfo, model_validator
 
-from ..api.settings import ApiConfig
+from .api import ApiConfig
 from ..credentials import check_issued, read_ca, resolve
 from .connection import ConnectionConfig
 from .errors import ConfigIssue, path_text

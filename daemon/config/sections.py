@@ -5,12 +5,13 @@ Its own module so that gateway.py holds the gateway and the checks across its
 connections only. Section numbers (§N) are docs/aws.md's.
 """
 
-from ipaddress import IPv4Address, IPv4Network, IPv6Address
-from typing import Annotated, Any, Literal
+from ipaddress import IPv4Network
+from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic import AfterValidator, Field
 
-from .values import Cidr, ConfigModel, TrueOrFalse, fail, fail_many, one_of, show, whole_number
+from .values import (Cidr, ConfigModel, Listening, TrueOrFalse, fail, fail_many, listen_address, one_of,
+                     whole_number)
 
 
 def _check_vpc_cidrs(cidrs: list[IPv4Network]) -> list[IPv4Network]:
@@ -37,40 +38,12 @@ class VpcConfig(ConfigModel):
     )
 
 
-def _check_listen(value: Any) -> str:
-    """host:port (IPv4 or [IPv6]) for the metrics endpoint."""
-    if not isinstance(value, str):
-        raise fail(f"must be host:port, e.g. 127.0.0.1:9700; got {show(value)}")
-    host, sep, port = value.rpartition(":")
-    if not sep or not host:
-        raise fail(f"{value} has no port; write host:port, e.g. 127.0.0.1:9700")
-    if not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise fail(f"{port} is not a port number (1-65535); write host:port, e.g. 127.0.0.1:9700")
-    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    try:
-        IPv4Address(bare)
-    except ValueError:
-        try:
-            IPv6Address(bare)
-        except ValueError:
-            raise fail(f"{host} is not an IP address; listen on an address, e.g. 127.0.0.1:9700") from None
-    return value
-
-
-class MetricsConfig(ConfigModel):
+class MetricsConfig(Listening, ConfigModel):
     """vgw only: serve AWS's tunnel metrics (docs/aws.md §5.1) in Prometheus format."""
 
-    listen: Annotated[str, BeforeValidator(_check_listen)] = Field(
+    listen: Annotated[str, listen_address("127.0.0.1:9700")] = Field(
         description="the address and port to serve metrics on, e.g. listen: 127.0.0.1:9700"
     )
-
-    @property
-    def host(self) -> str:
-        return self.listen.rpartition(":")[0].strip("[]")
-
-    @property
-    def port(self) -> int:
-        return int(self.listen.rpartition(":")[2])
 
 
 TUN_OFFLOADS = ("gro", "tso", "none")  # dataplane/tun.py, dataplane/offload.py

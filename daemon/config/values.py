@@ -12,7 +12,7 @@ spells them; section numbers (§N) are docs/aws.md's.
 import difflib
 import re
 from collections.abc import Callable, Iterable
-from ipaddress import IPv4Address, IPv4Network, IPv6Address
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, ip_address
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
@@ -358,3 +358,37 @@ def _require_ikev2(versions: list) -> list:
 
 
 IkeVersionList = Annotated[list[IkeVersionValue], _preference_list(IKE_VERSIONS), AfterValidator(_require_ikev2)]
+
+
+def listen_address(example: str, any_port: bool = False) -> BeforeValidator:
+    """A BeforeValidator for `listen: host:port` (an IPv4 address, or an IPv6 one in
+    brackets); `any_port`: 0 too (a free port: what tests use)."""
+    lowest = 0 if any_port else 1
+
+    def check(value: Any) -> str:
+        if not isinstance(value, str):
+            raise fail(f"must be host:port, e.g. {example}; got {show(value)}")
+        host, sep, port = value.rpartition(":")
+        if not sep or not host:
+            raise fail(f"{value} has no port; write host:port, e.g. {example}")
+        if not port.isdigit() or not lowest <= int(port) <= 65535:
+            raise fail(f"{port} is not a port number ({lowest}-65535); write host:port, e.g. {example}")
+        try:
+            ip_address(host[1:-1] if host.startswith("[") and host.endswith("]") else host)
+        except ValueError:
+            raise fail(f"{host} is not an IP address; listen on an address, e.g. {example}") from None
+        return value
+
+    return BeforeValidator(check)
+
+
+class Listening:
+    """`host` and `port` of a model's `listen` (see listen_address)."""
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])

@@ -32,7 +32,7 @@ CONFIG = "daemon.config"
 # daemon/config's modules, top first: each imports only modules listed after it (its
 # __init__ only re-exports them); a new module must be placed here
 CONFIG_ORDER = tuple(f"{CONFIG}.{name}" for name in (
-    "load", "ike_settings", "gateway", "sections", "connection", "tunnel", "values", "errors", "yaml_safe"))
+    "load", "ike_settings", "gateway", "api", "sections", "connection", "tunnel", "values", "errors", "yaml_safe"))
 # ikecore's layers, top first (ikecore/__init__.py): a module imports from its own
 # layer or those below, never above; everything not named here is the bottom layer
 IKECORE_LAYERS = ("ikecore.endpoint", "ikecore.exchanges", "ikecore.sa_operations", "ikecore.sa")

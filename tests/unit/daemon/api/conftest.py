@@ -16,7 +16,7 @@ from botocore.config import Config
 
 from daemon.api.server import ApiServer
 from daemon.api.service import ApiService
-from daemon.api.settings import ApiConfig
+from daemon.config.api import ApiConfig
 from daemon.api.view import InMemoryGatewayView
 
 VPC_CIDRS = [IPv4Network("10.0.0.0/16")]

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from daemon.api.host import ApiHost
-from daemon.api.settings import ApiConfig
+from daemon.config.api import ApiConfig
 from daemon.config import parse_config
 
 from .conftest import make_settings

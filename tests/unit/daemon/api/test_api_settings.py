@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from daemon.api.settings import ApiConfig
+from daemon.config.api import ApiConfig
 
 
 def _problem(**data) -> str:

@@ -22,48 +22,30 @@ from ipaddress import IPv4Network, ip_address
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
-from pydantic_core import PydanticCustomError
+
+from .values import Listening, fail_many, listen_address
 
 DEFAULT_DATABASE = "/var/lib/vgw/api.sqlite3"
 # AWS access key ids are 16-128 word characters (IAM AccessKey API reference).
 _KEY_ID = re.compile(r"\w{16,128}")
 
 
-def _fail(problems: list[tuple[tuple, str]]) -> PydanticCustomError:
-    text = "; ".join(message for _, message in problems)
-    return PydanticCustomError("vgw", "{message}", {"message": text, "problems": problems})
-
-
-def _check_listen(value: Any) -> str:
-    example = "e.g. listen: 127.0.0.1:8787"
-    if not isinstance(value, str):
-        raise _fail([((), f"must be host:port, {example}")])
-    host, sep, port = value.rpartition(":")
-    # port 0: any free port (what the tests use; the server reports the port it got)
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise _fail([((), f"{value} is not host:port with a port 1-65535; {example}")])
-    try:
-        ip_address(host.strip("[]"))
-    except ValueError:
-        raise _fail([((), f"{host} is not an IP address; listen on an address, {example}")]) from None
-    return value
-
 
 def _check_pool(value: Any) -> IPv4Network:
     if not isinstance(value, str):
-        raise _fail([((), "must be an IPv4 CIDR, e.g. outside_ip_pool: 198.51.100.0/28")])
+        raise fail_many([((), "must be an IPv4 CIDR, e.g. outside_ip_pool: 198.51.100.0/28")])
     try:
         pool = IPv4Network(value.strip())
     except ValueError as exc:
-        raise _fail([((), f"{value} is not an IPv4 CIDR ({exc}); e.g. 198.51.100.0/28")]) from None
+        raise fail_many([((), f"{value} is not an IPv4 CIDR ({exc}); e.g. 198.51.100.0/28")]) from None
     if pool.num_addresses < 2:
-        raise _fail([((), f"{pool} has one address; each VPN connection needs two (one per tunnel)")])
+        raise fail_many([((), f"{pool} has one address; each VPN connection needs two (one per tunnel)")])
     return pool
 
 
 def _check_path(value: Any) -> str:
     if not isinstance(value, str) or not value.startswith("/"):
-        raise _fail([((), f"must be an absolute file path, e.g. {DEFAULT_DATABASE}")])
+        raise fail_many([((), f"must be an absolute file path, e.g. {DEFAULT_DATABASE}")])
     return value
 
 
@@ -82,15 +64,16 @@ class AccessKey(BaseModel):
         if len(self.secret_access_key) < 16:
             problems.append((("secret_access_key",), "must be at least 16 characters long"))
         if problems:
-            raise _fail(problems)
+            raise fail_many(problems)
         return self
 
 
-class ApiConfig(BaseModel):
+class ApiConfig(Listening, BaseModel):
     """vgw only: the EC2 Query API endpoint (docs/api.md); off unless configured."""
 
     model_config = ConfigDict(extra="forbid")
-    listen: Annotated[str, BeforeValidator(_check_listen)] = Field(
+    # port 0: any free port (what the tests use; the server reports the port it got)
+    listen: Annotated[str, listen_address("127.0.0.1:8787", any_port=True)] = Field(
         description="the address and port to serve the EC2 API on, e.g. listen: 127.0.0.1:8787"
     )
     outside_ip_pool: Annotated[IPv4Network, BeforeValidator(_check_pool)] | None = None
@@ -104,26 +87,18 @@ class ApiConfig(BaseModel):
     @model_validator(mode="after")
     def _check_exposure(self) -> "ApiConfig":
         if not self.access_keys and not ip_address(self.host).is_loopback:
-            raise _fail([(("listen",), f"{self.listen} is not a loopback address and access_keys is empty:"
+            raise fail_many([(("listen",), f"{self.listen} is not a loopback address and access_keys is empty:"
                           " anyone who reaches it could create tunnels; add access_keys (clients then sign"
                           " with SigV4) or listen on 127.0.0.1")])
         ids = [key.access_key_id for key in self.access_keys]
         repeated = sorted({key for key in ids if ids.count(key) > 1})
         if repeated:
-            raise _fail([(("access_keys",), f"{', '.join(repeated)} is listed twice; list each access_key_id once")])
+            raise fail_many([(("access_keys",), f"{', '.join(repeated)} is listed twice; list each access_key_id once")])
         if (self.certificate is None) != (self.private_key is None):
             missing = "private_key" if self.private_key is None else "certificate"
-            raise _fail([((missing,), "certificate and private_key go together: vgw's own certificate and its"
+            raise fail_many([((missing,), "certificate and private_key go together: vgw's own certificate and its"
                           " key (PEM) for tunnels to customer gateways that have a certificate")])
         return self
-
-    @property
-    def host(self) -> str:
-        return self.listen.rpartition(":")[0].strip("[]")
-
-    @property
-    def port(self) -> int:
-        return int(self.listen.rpartition(":")[2])
 
     def secret_for(self, access_key_id: str) -> str | None:
         for key in self.access_keys:

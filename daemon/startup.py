@@ -1,4 +1,5 @@
-"""Binding a tunnel's outside address, and what to tell the user when it fails.
+"""What stops vgw from starting a tunnel, and what to tell the user: StartupError,
+and whether a tunnel's outside address can be bound (with the advice for each errno).
 
 Shared by the gateway (at start and for a new tunnel) and a reload (which checks
 a new tunnel's address before it changes anything, so that an address that is

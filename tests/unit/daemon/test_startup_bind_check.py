@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from daemon.bind import StartupError, check_bindable
+from daemon.startup import StartupError, check_bindable
 
 
 def test_an_address_this_host_does_not_have_is_named():
