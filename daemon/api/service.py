@@ -62,6 +62,7 @@ ACTIONS: dict[str, Handler] = {
     "ModifyVpnTunnelOptions": modify.modify_vpn_tunnel_options,
     "CreateTags": tags.create_tags,
     "DeleteTags": tags.delete_tags,
+    "DescribeTags": tags.describe_tags,
     "GetVpnConnectionDeviceTypes": device_configs.get_vpn_connection_device_types,
     "GetVpnConnectionDeviceSampleConfiguration": device_configs.get_vpn_connection_device_sample_configuration,
     "GetActiveVpnTunnelStatus": tunnels.get_active_vpn_tunnel_status,

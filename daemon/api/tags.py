@@ -1,4 +1,4 @@
-"""CreateTags and DeleteTags on the API's resources (EC2 tagging).
+"""CreateTags, DeleteTags and DescribeTags on the API's resources (EC2 tagging).
 
 A resource id names its kind by prefix; one that does not exist is that kind's
 *.NotFound, one of a kind vgw does not have is InvalidID.
@@ -10,10 +10,16 @@ from typing import Any
 
 from .context import Context
 from .errors import ApiError
+from .filters import check_names, matches
 
 _TABLES = {"cgw": ("customer_gateways", "InvalidCustomerGatewayID"),
            "vgw": ("vpn_gateways", "InvalidVpnGatewayID"),
            "vpn": ("vpn_connections", "InvalidVpnConnectionID")}
+
+# EC2's ResourceType for each id prefix (DescribeTags' resource-type filter and answer).
+_RESOURCE_TYPES = {"cgw": "customer-gateway", "vgw": "vpn-gateway", "vpn": "vpn-connection",
+                   "vpc": "vpc", "rtb": "route-table"}
+_DESCRIBE_FILTERS = ("key", "value", "resource-id", "resource-type")
 
 
 def _check(ctx: Context, resource_id: str) -> None:
@@ -48,3 +54,27 @@ def delete_tags(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
             else:
                 ctx.db.execute("DELETE FROM tags WHERE resource_id = ? AND key = ?", (resource_id, tag.get("Key")))
     return {}
+
+
+def describe_tags(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+    """Every tag of a resource the API still lists (filters key, value,
+    resource-id, resource-type, tag:<key>), in one page: vgw holds at most a few
+    thousand tags, so NextToken is never needed."""
+    filters = params.get("Filters")
+    check_names(filters, _DESCRIBE_FILTERS)
+    rows = ctx.db.execute("SELECT resource_id, key, value FROM tags ORDER BY resource_id, key").fetchall()
+    out = []
+    for row in rows:
+        resource_id = row["resource_id"]
+        prefix = resource_id.partition("-")[0]
+        table = _TABLES.get(prefix)
+        if table is not None:
+            found = ctx.db.execute(f"SELECT state, since FROM {table[0]} WHERE id = ?", (resource_id,)).fetchone()
+            if found is None or not ctx.listed(found):
+                continue
+        kind = _RESOURCE_TYPES.get(prefix, "")
+        attributes = {"key": [row["key"]], "value": [row["value"]], "resource-id": [resource_id],
+                      "resource-type": [kind]}
+        if matches(filters, attributes, ctx.tags(resource_id)):
+            out.append({"Key": row["key"], "ResourceId": resource_id, "ResourceType": kind, "Value": row["value"]})
+    return {"Tags": out}
