@@ -46,7 +46,8 @@ from .selection import Key, path_key, select
 
 def choose_primary(current: str | None, up: list[str]) -> str | None:
     """Keep the current primary while it is up (AWS: the selection "may change at
-    times", not at every flap); else the first tunnel up."""
+    times", not at every flap); else the tunnel that came up first (`up` is in
+    the order the tunnels came up)."""
     if current in up:
         return current
     return up[0] if up else None
@@ -59,6 +60,8 @@ class VpcRouteTable:
         self._connection_of: dict[str, str] = {}          # tunnel -> connection
         self._order: dict[str, int] = {}                  # connection -> position in the config
         self._up: set[str] = set()
+        self._up_since: dict[str, int] = {}               # tunnel -> when it came up (a count)
+        self._ups = 0
         self._draining: set[str] = set()
         self.primaries: dict[str, str | None] = {}
         self._paths: dict[IPv4Network, dict[Key, Path]] = {}     # every candidate, by prefix
@@ -86,6 +89,7 @@ class VpcRouteTable:
         self._order = {name: i for i, name in enumerate(self.connections)}
         self._connection_of = {t: c.name for c in self.connections.values() for t in c.tunnels}
         self._up &= set(self._connection_of)
+        self._up_since = {t: n for t, n in self._up_since.items() if t in self._up}
         self._draining &= set(self._connection_of)
         everything = old_vpc != self.vpc_cidrs
         old_ips = {c.customer_gateway_ip for c in old.values()}
@@ -118,6 +122,11 @@ class VpcRouteTable:
         BGP session Established, docs/aws.md §5.2) or no longer can."""
         if tunnel in self._connection_of and (tunnel in self._up) != up:
             (self._up.add if up else self._up.discard)(tunnel)
+            if up:
+                self._ups += 1
+                self._up_since[tunnel] = self._ups
+            else:
+                del self._up_since[tunnel]
             self._dirty |= {p.prefix for p in self._paths_of(tunnel)}
             self._rebuild.add(self._connection_of[tunnel])
 
@@ -196,7 +205,9 @@ class VpcRouteTable:
 
     def _choose_primaries(self, changes: Changes) -> None:
         for name, connection in self.connections.items():
-            up = [t for t in connection.tunnels if t in self._up]
+            # the first session up was offered MED 100 (no primary yet): it becomes
+            # the primary, so the MEDs it was sent stay true
+            up = sorted((t for t in connection.tunnels if t in self._up), key=self._up_since.__getitem__)
             preferred = [t for t in up if t not in self._draining] or up
             current = self.primaries.get(name)
             new = choose_primary(current if current in preferred else None, preferred)

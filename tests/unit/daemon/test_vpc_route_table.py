@@ -81,6 +81,19 @@ def test_before_any_session_is_up_every_tunnel_offers_med_100():
     assert t.advertisements(A1)[VPC].med == t.advertisements(A2)[VPC].med == MED_PRIMARY
 
 
+def test_the_tunnel_that_came_up_first_stays_primary_when_both_come_up_in_one_decision():
+    """Two sessions Established within the same moment, the second tunnel's first:
+    it was sent MED 100 (no primary yet), so it becomes the primary and the MED
+    it was sent stays true; the other is moved to 200, not the first one flipped."""
+    t = table(conn("d", A1, A2))
+    t.set_up(A2, True)
+    t.set_up(A1, True)
+    ch = t.decide()
+    assert ch.primaries == {"d": A2}
+    assert A2 not in ch.advertisements                  # nothing to resend: it already has 100
+    assert ch.advertisements[A1][VPC].med == MED_OTHER
+
+
 def test_a_prefix_learned_on_both_tunnels_moves_without_a_gap():
     t = table(conn("d", A1, A2))
     for tunnel in (A1, A2):
