@@ -172,7 +172,8 @@ def describe(ctx: Context, record: Record) -> dict[str, Any]:
     row = record.row
     state = state_of(ctx, record)
     config = validate_connection(entry(ctx, record), lambda p: f"TunnelOptions.{p + 1}.")
-    tunnel_options = [tunnel_option(tc, loads(t["aws_only"])) for tc, t in zip(config.tunnels, record.tunnels)]
+    tunnel_options = [tunnel_option(tc, loads(t["aws_only"]), loads(t["options"]))
+                      for tc, t in zip(config.tunnels, record.tunnels)]
     result: dict[str, Any] = {
         "VpnConnectionId": record.id,
         "State": state,

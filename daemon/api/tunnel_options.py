@@ -15,7 +15,7 @@ does nothing else with them (docs/api.md).
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Mapping
 
 from pydantic import ValidationError
 
@@ -92,8 +92,12 @@ def options_from_request(spec: dict[str, Any]) -> tuple[dict[str, Any], dict[str
     return options, own, aws_only
 
 
-def tunnel_option(tunnel: TunnelConfig, aws_only: dict[str, Any]) -> dict[str, Any]:
-    """The describe form (TunnelOption) of a validated tunnel, defaults included."""
+def tunnel_option(tunnel: TunnelConfig, aws_only: dict[str, Any], stored: Mapping[str, Any]) -> dict[str, Any]:
+    """The describe form (TunnelOption) of a validated tunnel: its addresses, its key,
+    and of the options only those a request set (`stored`, by config key), as
+    EC2 answers: an option left to AWS's default is absent, so Terraform's
+    aws_vpn_connection, which reads each one back, sees no change to make
+    (docs/api.md)."""
     result: dict[str, Any] = {
         "OutsideIpAddress": str(tunnel.outside_ip),
         "TunnelInsideCidr": str(tunnel.inside_cidr),
@@ -101,9 +105,11 @@ def tunnel_option(tunnel: TunnelConfig, aws_only: dict[str, Any]) -> dict[str, A
     if tunnel.pre_shared_key is not None:
         result["PreSharedKey"] = tunnel.pre_shared_key
     for _, name, key in SCALARS:
-        result[name] = getattr(tunnel, key)
+        if key in stored:
+            result[name] = getattr(tunnel, key)
     for _, name, key in LISTS:
-        result[name] = [{"Value": value} for value in getattr(tunnel, key)]
+        if key in stored:
+            result[name] = [{"Value": value} for value in getattr(tunnel, key)]
     cloudwatch = tunnel.log_options.cloudwatch_log_options
     log = {"LogEnabled": cloudwatch.log_enabled, "LogOutputFormat": cloudwatch.log_output_format}
     log.update(aws_only)

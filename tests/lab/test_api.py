@@ -127,7 +127,8 @@ def test_static_connection_life_with_boto3(api_lab):
     wait_replaced(vgw, before, ips[0])
     assert child_spis(vgw)[ips[1]] == before[ips[1]]
     options = wait_state(ec2, vpn_id, "available")["Options"]["TunnelOptions"]
-    assert [o["DpdTimeoutSeconds"] for o in options] == [40, 30]
+    # tunnel 2's DPD timeout is left to AWS's default: applied, not echoed (docs/api.md)
+    assert [o.get("DpdTimeoutSeconds") for o in options] == [40, None]
     wait_telemetry(ec2, vpn_id, up(), what="UP after the replacement")
 
     # the connection's options: both tunnels replaced, one at a time, the connection modifying meanwhile
