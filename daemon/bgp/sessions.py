@@ -58,10 +58,12 @@ class Session:
 
 class BgpSessions:
     def __init__(self, loop, table: VpcRouteTable, on_change: Callable[[], None],
-                 connection_id: Callable[[object], str], port: int = 179):
+                 connection_id: Callable[[object], str], port: int = 179,
+                 decide_now: Callable[[], None] | None = None):
         self.loop = loop
         self.table = table
         self.on_change = on_change                  # the route table has input to decide
+        self.decide_now = decide_now or on_change   # ... and must decide before the next packet
         self.connection_id = connection_id          # a connection's vpn- id, for resource_id
         self.port = port
         self.sessions: dict[str, Session] = {}
@@ -162,7 +164,12 @@ class BgpSessions:
         elif isinstance(event, ev.Established):
             tunnel.set_bgp_established(True)
             self.table.set_up(tunnel.id, True)
-            self.on_change()
+            # at once, not at the end of this event-loop turn: the other tunnel's
+            # session may reach Established in the same turn, and its first UPDATE
+            # must carry MED 200 now that this one is the primary, not the MED 100
+            # every tunnel offers while there is none (seen against ExaBGP: 100,
+            # then 200 five milliseconds later)
+            self.decide_now()
         elif isinstance(event, ev.SessionDown):
             self._down(session)
             write.session(f"BGP session with neighbor {neighbor} ended: {event.reason}", False, cfg,
