@@ -2,9 +2,9 @@
 many sites on one vgw (redundant CGWs, VPN CloudHub).
 
 A customer gateway here is strongSwan (kernel-libipsec) plus, for a dynamic
-connection, FRR or BIRD (tests/lab/frr.py, tests/lab/bird.py) peering with the
-VGW inside address of each tunnel (docs/aws.md §1.2: VGW = network+1 of the
-tunnel's /30, CGW = network+2). What it takes with libipsec, established here:
+connection, FRR, BIRD, GoBGP or ExaBGP (tests/lab/frr.py, bird.py, gobgp.py,
+exabgp.py) peering with the VGW inside address of each tunnel (docs/aws.md §1.2:
+VGW = network+1 of the tunnel's /30, CGW = network+2). What it takes with libipsec, established here:
 
 * One ``ipsec0`` carries every CHILD SA of a charon, and libipsec picks the SA
   by the packet's addresses. Each tunnel's inside /30 goes into that tunnel's
@@ -42,19 +42,23 @@ the standard lab's addresses.
 from __future__ import annotations
 
 import ipaddress
+import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from tests.lab.bgpspeaker import BgpSpeaker, Neighbor
 from tests.lab.bird import Bird, bird_unavailable_reason
+from tests.lab.exabgp import ExaBgp, exabgp_unavailable_reason
 from tests.lab.frr import Frr, frr_unavailable_reason
-from tests.lab.netns import Lab, Topo, wait_until
+from tests.lab.gobgp import GoBgp, gobgp_unavailable_reason
+from tests.lab.netns import Lab, Topo, topology, wait_until
 from tests.lab.strongswan import Charon, swanctl_conf_psk
+from tests.lab.traffic import ping
 from tests.lab.vgwproc import Vgw, connection_yaml, gateway_yaml_multi, tunnel_yaml
 
 AMAZON_SIDE_ASN = 64512   # docs/aws.md §5.2: AWS's default amazon-side ASN
 CGW_ASN = 65000           # docs/aws.md §5.2: AWS's default customer gateway ASN
-SPEAKERS = {"frr": Frr, "bird": Bird}
+SPEAKERS = {"frr": Frr, "bird": Bird, "gobgp": GoBgp, "exabgp": ExaBgp}
 # libipsec routes table 220 after main, so main's connected and BGP routes win
 # (tests/lab/strongswan.py)
 CGW_SETTINGS = {"routing_table_prio": 32767}
@@ -184,7 +188,7 @@ def wait_tunnels_up(vgw: Vgw, outside_ips: Sequence[str], timeout: float = 20.0)
 
 def cgw_speaker(lab: Lab, node: CgwNode, daemon: str, amazon_side_asn: int = AMAZON_SIDE_ASN,
                 networks: Sequence[str] | None = None, **options: Any) -> BgpSpeaker:
-    """An FRR or BIRD speaker (``daemon`` "frr" or "bird") for ``node``, not started:
+    """A BGP speaker (``daemon``: a key of SPEAKERS) for ``node``, not started:
     AS ``node.asn``, router ID its WAN address, a neighbor at each tunnel's VGW
     inside address (AS ``amazon_side_asn``) spoken to from the CGW inside address,
     announcing the site's prefixes (or ``networks``). ``options`` as
@@ -355,5 +359,72 @@ def counters(vgw: Vgw) -> dict[str, dict]:
 
 
 def bgp_unavailable_reason() -> str | None:
-    """Why FRR and BIRD cannot run here, or None."""
-    return frr_unavailable_reason() or bird_unavailable_reason()
+    """Why FRR, BIRD, GoBGP and ExaBGP cannot all run here, or None."""
+    return (frr_unavailable_reason() or bird_unavailable_reason() or gobgp_unavailable_reason()
+            or exabgp_unavailable_reason())
+
+
+# -- one dynamic connection and what vgw says of it ----------------------------
+
+
+def dynamic_pair(lab: Lab, daemon: str, cgw_asn: int = CGW_ASN, speaker_asn: int | None = None,
+                 tunnel_options: Mapping[str, Any] | None = None,
+                 **speaker_options: Any) -> tuple[Topo, CgwNode, Vgw, BgpSpeaker]:
+    """vgw with one dynamic connection and a dual-tunnel CGW running ``daemon`` over
+    both tunnels (the standard topology); IPsec up, BGP may still be coming."""
+    topo = topology(lab)
+    node = cgw_of_topo(topo, asn=cgw_asn)
+    vgw = Vgw(lab, topo.vgw)
+    vgw.write_config(vgw_config(vgw.control, [node], dynamic=True, bgp_keys=True, tunnel_options=tunnel_options))
+    vgw.start()
+    start_cgw(lab, node)
+    if speaker_asn is not None:
+        node.asn = speaker_asn      # the CGW speaks another AS than vgw expects
+    speaker = cgw_speaker(lab, node, daemon, **speaker_options).start()
+    bring_up_cgw(node)
+    return topo, node, vgw, speaker
+
+
+def wait_dynamic_up(vgw: Vgw, node: CgwNode, timeout: float = 45.0) -> tuple[dict[str, dict], str, str]:
+    """Wait until vgw reports both of ``node``'s tunnels UP; check each BGP session
+    Established with the CGW's AS and AWS's hold time of 30 s (docs/aws.md §5.2).
+    Returns vgw's status by outside IP, then the primary's and the other's outside IP."""
+    status = wait_tunnels_up(vgw, [t.outside_ip for t in node.tunnels], timeout)
+    by_ip = {t["outside_ip"]: t for t in status}
+    for t in node.tunnels:
+        bgp = by_ip[t.outside_ip]["bgp"]
+        assert bgp["state"] == "Established" and bgp["peer_asn"] == node.asn and bgp["hold_time"] == 30, bgp
+    primary = next(ip for ip, t in by_ip.items() if t["primary"])
+    other = next(t.outside_ip for t in node.tunnels if t.outside_ip != primary)
+    return by_ip, primary, other
+
+
+def take_primary_down(lab: Lab, topo: Topo, vgw: Vgw, node: CgwNode, speaker: BgpSpeaker,
+                      primary: str, other: str) -> None:
+    """``vgw tunnel down`` on the primary; check that the site's route moves to the
+    other tunnel's TUN, that the CGW then holds the VPC CIDR only from the other
+    tunnel with MED 100 (docs/aws.md §7), and that the VPC still reaches the site."""
+    tuns = {t["outside_ip"]: t["tun"] for t in vgw.status()}
+    vgw.cli("tunnel", "down", primary)
+    wait_until(lambda: f"dev {tuns[other]}" in kernel_route(lab, topo.vgw, topo.onprem_cidr), 20, 0.2,
+               "the site's route on the other tunnel")
+    paths = speaker.wait_routes(VPC_CIDR, lambda ps: [p.med for p in ps] == [100], timeout=45)
+    inside = {t.outside_ip: t.vgw_inside_ip for t in node.tunnels}
+    assert paths[0].next_hop == inside[other], paths
+    assert ping(lab, topo.vpc, topo.onprem_ip)
+
+
+def tunnel_status(vgw: Vgw) -> dict[str, dict]:
+    """``vgw status --json`` by outside IP."""
+    return {t["outside_ip"]: t for t in vgw.status()}
+
+
+def vgw_routes(vgw: Vgw) -> dict[str, dict]:
+    """``vgw routes --json`` by destination."""
+    return {r["destination"]: r for r in json.loads(vgw.cli("routes", "--json").stdout)["routes"]}
+
+
+def kernel_route(lab: Lab, ns: str, prefix: str) -> str:
+    """vgw's route to ``prefix`` (protocol 190; FRR's rt_protos names 190 "ripng",
+    so the number is matched, not the name)."""
+    return lab.run(ns, "ip", "route", "show", prefix, "proto", "190").stdout.strip()

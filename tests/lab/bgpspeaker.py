@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import subprocess
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
@@ -277,6 +278,31 @@ class BgpSpeaker:
     def _exported(self) -> tuple[str, ...]:
         """The AS numbers ``prepend`` adds before the daemon adds its own once."""
         return (str(self.asn),) * self.prepend
+
+
+class OneProcessSpeaker(BgpSpeaker):
+    """A speaker that is one daemon process (``self.proc``, named ``daemon``):
+    BIRD, GoBGP, ExaBGP. Subclasses start it in :meth:`start`."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.proc: subprocess.Popen | None = None
+
+    def _check_alive(self) -> None:
+        check_alive(self.name, {self.daemon: self.proc}, self._tail)
+
+    def stop(self) -> None:
+        """SIGTERM: the daemon closes its sessions with a NOTIFICATION Cease; start() may follow."""
+        if self.proc is not None:
+            self.lab.stop(self.proc)
+        self.proc = None
+
+    def kill(self) -> None:
+        """SIGKILL: no NOTIFICATION, and routes the daemon exported stay in the kernel."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+        self.proc = None
 
 
 def check_alive(name: str, procs: dict, tail: Callable[[], str]) -> None:

@@ -32,7 +32,7 @@ import shutil
 import subprocess
 from typing import Any, Sequence
 
-from tests.lab.bgpspeaker import BgpSpeaker, Notification, Path, Session, as_numbers, check_alive
+from tests.lab.bgpspeaker import Notification, OneProcessSpeaker, Path, Session, as_numbers
 from tests.lab.netns import LabError, wait_until
 
 BIRD = "bird"
@@ -64,7 +64,7 @@ def bird_unavailable_reason() -> str | None:
     return None
 
 
-class Bird(BgpSpeaker):
+class Bird(OneProcessSpeaker):
     """One bird in ``ns``; arguments as :class:`BgpSpeaker`. Neighbor i is the
     BGP protocol ``peer<i+1>``."""
 
@@ -72,7 +72,6 @@ class Bird(BgpSpeaker):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.proc: subprocess.Popen | None = None
         self.conf_path = os.path.join(self.dir, "bird.conf")
         self.sock = os.path.join(self.dir, "bird.ctl")
         self.log_path = os.path.join(self.dir, "bird.log")
@@ -141,22 +140,6 @@ class Bird(BgpSpeaker):
         wait_until(lambda: self._check_alive() or self.birdc("show status", check=False),
                    timeout, 0.1, f"{self.name}: bird's control socket")
         return self
-
-    def _check_alive(self) -> None:
-        check_alive(self.name, {"bird": self.proc}, self._tail)
-
-    def stop(self) -> None:
-        """SIGTERM (BIRD closes its sessions with a NOTIFICATION); start() may follow."""
-        if self.proc is not None:
-            self.lab.stop(self.proc)
-        self.proc = None
-
-    def kill(self) -> None:
-        """SIGKILL: no NOTIFICATION, and the routes bird exported stay in the kernel."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=5)
-        self.proc = None
 
     def birdc(self, command: str, check: bool = True, timeout: float = 15.0) -> str:
         """One birdc command; its output without the "BIRD x.y ready." banner ("" when

@@ -1,5 +1,6 @@
 """Self-tests of the BGP harness's parsers and config rendering (no root): the
-texts are what BIRD 2.0.12 and FRR 8.4.4 printed in this lab."""
+texts are what BIRD 2.0.12, FRR 8.4.4, GoBGP 3.10 and ExaBGP 4.2.21 printed in
+this lab."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import pytest
 
 from tests.lab.bgpspeaker import as_numbers, many_prefixes
 from tests.lab.bird import Bird, parse_protocol, parse_routes
+from tests.lab.exabgp import _as_path, replay_messages
 from tests.lab.frr import Frr, _path, _session
+from tests.lab.gobgp import parse_peer, parse_rib
 
 # two paths of one prefix: the second header line has no prefix, only the best has "*"
 BIRD_ROUTES = (
@@ -139,3 +142,72 @@ def test_vgw_config_writes_dynamic_keys_only_when_asked():
     assert later["amazon_side_asn"] == 64512 and "vpc" not in later
     assert [(c["static_routes_only"], c["customer_gateway"]) for c in later["connections"]] == [
         (False, {"ip": "198.51.100.101", "bgp_asn": 65001}), (False, {"ip": "198.51.100.102", "bgp_asn": 65002})]
+
+
+# what gobgp 3.10 printed in this lab (`gobgp global rib -a ipv4 -j`, one neighbor of
+# `gobgp neighbor -j`, cut to the fields read)
+GOBGP_RIB = {
+    "10.0.0.0/16": [
+        {"nlri": {"prefix": "10.0.0.0/16"}, "best": True, "neighbor-ip": "169.254.10.1",
+         "attrs": [{"type": 1, "value": 0}, {"type": 2, "as_paths": [{"segment_type": 2, "num": 1, "asns": [64512]}]},
+                   {"type": 3, "nexthop": "169.254.10.1"}, {"type": 4, "metric": 100}]},
+        {"nlri": {"prefix": "10.0.0.0/16"}, "best": False, "neighbor-ip": "169.254.11.1",
+         "attrs": [{"type": 1, "value": 0}, {"type": 2, "as_paths": [{"segment_type": 2, "num": 1, "asns": [64512]}]},
+                   {"type": 3, "nexthop": "169.254.11.1"}, {"type": 4, "metric": 200}]}],
+    "172.16.1.0/24": [{"nlri": {"prefix": "172.16.1.0/24"}, "best": True,
+                       "attrs": [{"type": 1, "value": 0}, {"type": 3, "nexthop": "0.0.0.0"}]}],
+}
+GOBGP_PEER = {"conf": {"local_asn": 65000, "neighbor_address": "169.254.11.1", "peer_asn": 64512},
+              "state": {"neighbor_address": "169.254.11.1", "peer_asn": 64512, "session_state": 6},
+              "timers": {"config": {"hold_time": 30, "keepalive_interval": 10},
+                         "state": {"keepalive_interval": 10, "negotiated_hold_time": 30}},
+              "afi_safis": [{"state": {"family": {"afi": 1, "safi": 1}, "received": 1, "accepted": 1}}]}
+
+
+def test_gobgp_rib_and_peer():
+    paths = parse_rib(GOBGP_RIB)
+    vpc = [p for p in paths if p.prefix == "10.0.0.0/16"]
+    assert [(p.as_path, p.med, p.next_hop, p.best, p.origin, p.peer) for p in vpc] == [
+        ((64512,), 100, "169.254.10.1", True, "IGP", "169.254.10.1"),
+        ((64512,), 200, "169.254.11.1", False, "IGP", "169.254.11.1")]
+    own = next(p for p in paths if p.prefix == "172.16.1.0/24")
+    assert (own.as_path, own.med, own.peer) == ((), None, None)
+    session = parse_peer("169.254.11.1", GOBGP_PEER)
+    assert (session.state, session.peer_as, session.hold_time, session.keepalive, session.prefixes_accepted) == (
+        "Established", 64512, 30, 10, 1)
+    idle = parse_peer("169.254.11.1", {**GOBGP_PEER, "state": {**GOBGP_PEER["state"], "session_state": 3}})
+    assert (idle.state, idle.hold_time) == ("Active", None)
+
+
+def _exabgp(kind: str, peer: str, **content) -> dict:
+    """An ExaBGP 4.2 API message as its JSON encoder writes it (fields read)."""
+    return {"exabgp": "4.0.1", "type": kind,
+            "neighbor": {"address": {"local": "169.254.10.2", "peer": peer}, "asn": {"local": 65000, "peer": 64512},
+                         **content}}
+
+
+def test_exabgp_replay():
+    peer = "169.254.10.1"
+    update = {"update": {"attribute": {"origin": "igp", "as-path": [64512], "confederation-path": [], "med": 100},
+                         "announce": {"ipv4 unicast": {peer: [{"nlri": "10.0.0.0/16"}, {"nlri": "10.1.0.0/16"}]}}}}
+    messages = [_exabgp("state", peer, state="connected"),
+                _exabgp("negotiated", peer, negotiated={"hold_time": 30}),
+                _exabgp("state", peer, state="up"),
+                _exabgp("update", peer, direction="receive", message=update),
+                _exabgp("update", peer, direction="receive",
+                        message={"update": {"withdraw": {"ipv4 unicast": [{"nlri": "10.1.0.0/16"}]}}}),
+                _exabgp("update", peer, direction="receive", message={"eor": {"afi": "ipv4", "safi": "unicast"}})]
+    replay = replay_messages(messages)
+    session = replay.session(peer)
+    assert (session.state, session.peer_as, session.hold_time, session.keepalive, session.prefixes_accepted) == (
+        "Established", 64512, 30, 10, 1)
+    [path] = replay.rib[peer].values()
+    assert (path.prefix, path.as_path, path.med, path.next_hop, path.origin) == (
+        "10.0.0.0/16", (64512,), 100, peer, "IGP")
+    # segments keyed by position (newer encoders), and a NOTIFICATION's "0x" data
+    assert _as_path({"0": {"element": "as-sequence", "value": [64512, 65001]}}) == (64512, 65001)
+    down = replay_messages(messages + [
+        _exabgp("notification", peer, direction="receive", notification={"code": 6, "subcode": 2, "data": "0x"}),
+        _exabgp("state", peer, state="down", reason="peer reset")])
+    assert down.session(peer).state == "down" and peer not in down.rib
+    assert [(n.code, n.subcode, n.data) for n in down.notifications] == [(6, 2, b"")]

@@ -13,7 +13,6 @@ namespaces on a shared WAN (tests/lab/bgplab.py's hub topology).
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -21,8 +20,8 @@ import time
 
 import pytest
 
-from tests.lab.bgplab import (AMAZON_SIDE_ASN, SiteSpec, bring_up_cgw, cgw_speaker, hub_topology, restart_cgw,
-                              start_cgw, start_hub, vgw_config, wait_tunnels_up)
+from tests.lab.bgplab import (AMAZON_SIDE_ASN, SiteSpec, bring_up_cgw, cgw_speaker, hub_topology, kernel_route,
+                              restart_cgw, start_cgw, start_hub, vgw_config, vgw_routes, wait_tunnels_up)
 from tests.lab.netns import wait_until
 from tests.lab.traffic import ping, tcp_probe
 from tests.lab.vgwproc import Vgw
@@ -30,15 +29,6 @@ from tests.lab.vgwproc import Vgw
 pytestmark = pytest.mark.lab
 
 HOLD_TIME = 30
-
-
-def vgw_routes(vgw) -> dict[str, dict]:
-    return {r["destination"]: r for r in json.loads(vgw.cli("routes", "--json").stdout)["routes"]}
-
-
-def kernel_route(lab, ns: str, prefix: str) -> str:
-    """vgw's route to `prefix` (protocol 190, matched by number)."""
-    return lab.run(ns, "ip", "route", "show", prefix, "proto", "190").stdout.strip()
 
 
 def tun_of(vgw) -> dict[str, str]:
