@@ -124,10 +124,15 @@ def test_redundant_customer_gateways_fail_over_within_the_hold_time(bgp_lab):
     def via(tuns_: set[str]) -> bool:
         return any(f"dev {name}" in kernel_route(lab, hub.vgw, prefix) for name in tuns_)
 
-    wait_until(lambda: via(on_first), 30, 0.2, "the site's route via the first CGW")
+    def both_learned() -> bool:
+        # "UP" means Established; the second CGW's UPDATE may come a moment later
+        row = vgw_routes(vgw).get(prefix)
+        return row is not None and second.name in {a["connection"] for a in row.get("alternatives", [])}
+
+    wait_until(lambda: via(on_first) and both_learned(), 30, 0.2,
+               "the site's route via the first CGW, the second's path beside it")
     row = vgw_routes(vgw)[prefix]
     assert row["connection"] == first.name and row["reason"].startswith("shorter AS_PATH"), row
-    assert second.name in {a["connection"] for a in row["alternatives"]}
     assert ping(lab, hub.vpc, site.onprem_ip)
 
     # the first CGW dies (no NOTIFICATION, no IKE DELETE, not even a TCP FIN: its
@@ -151,6 +156,10 @@ def test_redundant_customer_gateways_fail_over_within_the_hold_time(bgp_lab):
     bring_up_cgw(first)
     site.use_cgw(lab, 0)
     wait_until(lambda: via(on_first), 45, 0.2, "the site's route back via the first CGW")
+    # the way back: FRR on the restarted CGW installs the VPC's route (zebra, a moment
+    # after the session that just carried the site's route to vgw)
+    wait_until(lambda: lab.run(first.ns, "ip", "route", "show", hub.vpc_cidr).stdout.strip(), 15, 0.2,
+               "the VPC's route in the first CGW's kernel")
     assert ping(lab, hub.vpc, site.onprem_ip)
 
 
