@@ -275,6 +275,14 @@ class BgpSpeaker:
     def _tail(self, lines: int = 30) -> str:
         return f"{self.name} log tail:\n" + "\n".join(self.log_text().splitlines()[-lines:])
 
+    def _refuse(self, *options: str) -> None:
+        """ValueError if any of ``options`` (kernel, max_prefixes, export_learned) is
+        asked of a runner whose daemon or adapter has no such thing."""
+        asked = [o for o in options if getattr(self, o) not in (None, False)]
+        if asked:
+            raise ValueError(f"the {self.daemon} runner has no {', '.join(asked)}: leave "
+                             + ("kernel=False" if "kernel" in asked else "it unset"))
+
     def _exported(self) -> tuple[str, ...]:
         """The AS numbers ``prepend`` adds before the daemon adds its own once."""
         return (str(self.asn),) * self.prepend
@@ -287,6 +295,19 @@ class OneProcessSpeaker(BgpSpeaker):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.proc: subprocess.Popen | None = None
+
+    def _launch(self, *argv: str, output: str, env: dict[str, str] | None = None) -> None:
+        """Write the config to ``self.conf_path`` and start ``argv`` in the namespace,
+        its stdout and stderr to ``output``."""
+        if self.proc is not None:
+            raise RuntimeError(f"{self.name} already started")
+        with open(self.conf_path, "w") as f:
+            f.write(self.config_text())
+        out = open(output, "w")
+        try:
+            self.proc = self.lab.popen(self.ns, *argv, stdout=out, stderr=subprocess.STDOUT, env=env)
+        finally:
+            out.close()
 
     def _check_alive(self) -> None:
         check_alive(self.name, {self.daemon: self.proc}, self._tail)

@@ -29,7 +29,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 from typing import Any, Sequence
 
 from tests.lab.bgpspeaker import Notification, OneProcessSpeaker, Path, Session, as_numbers
@@ -126,17 +125,8 @@ class Bird(OneProcessSpeaker):
     # -- lifecycle -------------------------------------------------------------
 
     def start(self, timeout: float = 15.0) -> "Bird":
-        if self.proc is not None:
-            raise RuntimeError(f"{self.name} already started")
-        with open(self.conf_path, "w") as f:
-            f.write(self.config_text())
-        out = open(os.path.join(self.dir, "bird.out"), "w")
-        try:
-            self.proc = self.lab.popen(self.ns, BIRD, "-f", "-c", self.conf_path, "-s", self.sock,
-                                       "-P", os.path.join(self.dir, "bird.pid"),
-                                       stdout=out, stderr=subprocess.STDOUT)
-        finally:
-            out.close()
+        self._launch(BIRD, "-f", "-c", self.conf_path, "-s", self.sock, "-P", os.path.join(self.dir, "bird.pid"),
+                     output=os.path.join(self.dir, "bird.out"))
         wait_until(lambda: self._check_alive() or self.birdc("show status", check=False),
                    timeout, 0.1, f"{self.name}: bird's control socket")
         return self

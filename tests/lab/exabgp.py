@@ -30,7 +30,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 from typing import Any, Sequence
 
 from tests.lab.bgpspeaker import Notification, OneProcessSpeaker, Path, Session
@@ -57,10 +56,7 @@ class ExaBgp(OneProcessSpeaker):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if self.kernel:
-            raise ValueError("exabgp writes no kernel routes: pass kernel=False")
-        if self.max_prefixes is not None or self.export_learned:
-            raise ValueError("the ExaBGP adapter has no max_prefixes or export_learned")
+        self._refuse("kernel", "max_prefixes", "export_learned")
         if self.keepalive is not None and self.keepalive != self.hold_time // 3:
             raise ValueError("exabgp's keepalive is a third of the hold time")
         self.conf_path = os.path.join(self.dir, "exabgp.conf")
@@ -102,18 +98,9 @@ class ExaBgp(OneProcessSpeaker):
         return env
 
     def start(self, timeout: float = 15.0) -> "ExaBgp":
-        if self.proc is not None:
-            raise RuntimeError(f"{self.name} already started")
-        with open(self.conf_path, "w") as f:
-            f.write(self.config_text())
         if not os.path.exists(self.fifo):
             os.mkfifo(self.fifo, 0o600)
-        out = open(self.out_path, "w")
-        try:
-            self.proc = self.lab.popen(self.ns, EXABGP, self.conf_path, env=self._environment(),
-                                       stdout=out, stderr=subprocess.STDOUT)
-        finally:
-            out.close()
+        self._launch(EXABGP, self.conf_path, output=self.out_path, env=self._environment())
         wait_until(lambda: self._check_alive() or self._pipe_running(), timeout, 0.1,
                    f"{self.name}: exabgp's API process")
         return self
@@ -162,6 +149,11 @@ class ExaBgp(OneProcessSpeaker):
     def notifications(self) -> list[Notification]:
         return replay_messages(self.messages()).notifications
 
+    def announcements(self, prefix: str) -> list[Path]:
+        """Every path of ``prefix`` received, in order, also those replaced or
+        withdrawn since (ExaBGP's API passes on every UPDATE)."""
+        return [p for p in replay_messages(self.messages()).announced if p.prefix == prefix]
+
     def log_files(self) -> list[str]:
         return [self.log_path, self.out_path]
 
@@ -175,6 +167,7 @@ class Replay:
         self.hold: dict[str, int] = {}
         self.rib: dict[str, dict[str, Path]] = {}
         self.notifications: list[Notification] = []
+        self.announced: list[Path] = []     # every path announced, in order (withdrawn or not)
 
     def session(self, peer: str) -> Session:
         up = self.state.get(peer) == "up"
@@ -217,6 +210,7 @@ class Replay:
                 rib[prefix] = Path(prefix=prefix, as_path=_as_path(attrs.get("as-path")), med=attrs.get("med"),
                                    next_hop=next_hop, best=False, origin=(attrs.get("origin") or "").upper() or None,
                                    peer=peer)
+                self.announced.append(rib[prefix])
 
 
 def replay_messages(messages: list[dict]) -> Replay:

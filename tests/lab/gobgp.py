@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 from typing import Any, Sequence
 
 from tests.lab.bgpspeaker import OneProcessSpeaker, Path, Session
@@ -57,10 +56,7 @@ class GoBgp(OneProcessSpeaker):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if self.kernel:
-            raise ValueError("gobgpd writes no kernel routes here: pass kernel=False")
-        if self.max_prefixes is not None or self.export_learned:
-            raise ValueError("the GoBGP adapter has no max_prefixes or export_learned")
+        self._refuse("kernel", "max_prefixes", "export_learned")
         self.conf_path = os.path.join(self.dir, "gobgpd.toml")
         self.log_path = os.path.join(self.dir, "gobgpd.log")
 
@@ -80,17 +76,8 @@ class GoBgp(OneProcessSpeaker):
         return "\n".join(lines) + "\n"
 
     def start(self, timeout: float = 15.0) -> "GoBgp":
-        if self.proc is not None:
-            raise RuntimeError(f"{self.name} already started")
-        with open(self.conf_path, "w") as f:
-            f.write(self.config_text())
-        log = open(self.log_path, "w")
-        try:
-            self.proc = self.lab.popen(self.ns, GOBGPD, "-f", self.conf_path, "-t", "toml",
-                                       "--api-hosts", f"127.0.0.1:{API_PORT}", "--log-plain",
-                                       stdout=log, stderr=subprocess.STDOUT)
-        finally:
-            log.close()
+        self._launch(GOBGPD, "-f", self.conf_path, "-t", "toml", "--api-hosts", f"127.0.0.1:{API_PORT}",
+                     "--log-plain", output=self.log_path)
         wait_until(lambda: self._check_alive() or self.gobgp("global", check=False), timeout, 0.1,
                    f"{self.name}: gobgpd's API")
         # the configured neighbors are read at start; the prefixes go in by the API

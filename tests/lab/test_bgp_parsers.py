@@ -204,6 +204,7 @@ def test_exabgp_replay():
     [path] = replay.rib[peer].values()
     assert (path.prefix, path.as_path, path.med, path.next_hop, path.origin) == (
         "10.0.0.0/16", (64512,), 100, peer, "IGP")
+    assert [p.prefix for p in replay.announced] == ["10.0.0.0/16", "10.1.0.0/16"]   # withdrawn one kept
     # segments keyed by position (newer encoders), and a NOTIFICATION's "0x" data
     assert _as_path({"0": {"element": "as-sequence", "value": [64512, 65001]}}) == (64512, 65001)
     down = replay_messages(messages + [

@@ -24,21 +24,6 @@ pytestmark = pytest.mark.lab
 RUNTIME_PREFIX = "192.168.50.0/24"
 
 
-def vpc_meds_from(speaker, neighbor: str) -> list[int | None]:
-    """The MED of every UPDATE for the VPC CIDR that ExaBGP received from
-    ``neighbor``, in order (its API keeps every message, not only the last)."""
-    meds = []
-    for message in speaker.messages():
-        n = message.get("neighbor", {})
-        if message.get("type") != "update" or n.get("address", {}).get("peer") != neighbor:
-            continue
-        update = n.get("message", {}).get("update", {})
-        for nlris in update.get("announce", {}).get("ipv4 unicast", {}).values():
-            if any(nlri.get("nlri") == VPC_CIDR for nlri in nlris):
-                meds.append(update.get("attribute", {}).get("med"))
-    return meds
-
-
 @pytest.mark.parametrize("daemon", ["gobgp", "exabgp"])
 def test_dynamic_connection_with_gobgp_and_exabgp(bgp_lab, daemon):
     lab = bgp_lab
@@ -82,7 +67,7 @@ def test_dynamic_connection_with_gobgp_and_exabgp(bgp_lab, daemon):
     if daemon == "exabgp":
         # the other tunnel never offered MED 100 while the primary was up: not even
         # in its first UPDATE when both sessions came up in one moment
-        meds = vpc_meds_from(speaker, inside[other].vgw_inside_ip)
+        meds = [p.med for p in speaker.announcements(VPC_CIDR) if p.peer == inside[other].vgw_inside_ip]
         assert meds and set(meds) == {200}, meds
 
     # the primary goes down: the route and MED 100 move to the other tunnel
