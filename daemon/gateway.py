@@ -79,8 +79,8 @@ class Gateway:
         # (an API connection's routes there only while its gateway propagates them)
         self.vpc_kernel: KernelRoutes | None = None
         self.vpc_rules: SourceRules | None = None
-        self.bgp = BgpSessions(loop, self.vpc_table, self._decide_soon, connection_id=self.connection_id,
-                               decide_now=self._decide)
+        self.bgp = BgpSessions(loop, self.vpc_table, self._decide_soon, self._decide,
+                               connection_id=self.connection_id)
         self._decide_scheduled = False
         self.api: ApiHost | None = None
         self.replacer = Replacer(self)           # endpoint replacement (daemon/maintenance.py)

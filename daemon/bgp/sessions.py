@@ -58,12 +58,11 @@ class Session:
 
 class BgpSessions:
     def __init__(self, loop, table: VpcRouteTable, on_change: Callable[[], None],
-                 connection_id: Callable[[object], str], port: int = 179,
-                 decide_now: Callable[[], None] | None = None):
+                 decide_now: Callable[[], None], connection_id: Callable[[object], str], port: int = 179):
         self.loop = loop
         self.table = table
         self.on_change = on_change                  # the route table has input to decide
-        self.decide_now = decide_now or on_change   # ... and must decide before the next packet
+        self.decide_now = decide_now                # ... and must decide before the next packet
         self.connection_id = connection_id          # a connection's vpn- id, for resource_id
         self.port = port
         self.sessions: dict[str, Session] = {}
